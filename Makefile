@@ -1,0 +1,65 @@
+# The two set-up commands are `make run` and `make test`; everything else is for contributors.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(HOME)/.local/bin/uv
+endif
+RUN := $(UV) run --locked
+
+.PHONY: help uv sync run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+uv: ## install uv if this machine has none
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+
+sync: uv ## install every workspace package and dev tool from uv.lock
+	@$(UV) sync --locked --all-packages --quiet
+
+run: sync ## the whole product in one process on embedded defaults; prints the URL
+	@$(RUN) python -m chat_localinfra up --only postgres,mongo
+	@$(RUN) chat up
+
+test: sync lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
+	@$(RUN) pytest
+
+unit: sync ## unit tests only (no servers)
+	@$(RUN) pytest libs services apps deploy
+
+integration: sync ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
+	@$(RUN) pytest tests/integration
+
+lint: sync ## ruff lint and format check
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+fmt: sync ## apply ruff fixes and formatting
+	@$(RUN) ruff check --fix .
+	@$(RUN) ruff format .
+
+typecheck: sync ## mypy --strict over every package
+	@$(RUN) mypy libs services apps deploy tests
+
+contracts-check: sync ## committed JSON Schemas and AsyncAPI document match the contract models
+	@$(RUN) python -m chat_contracts.schema_export --check
+	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json --check
+
+schemas: sync ## regenerate the committed JSON Schemas and the AsyncAPI document from the contract models
+	@$(RUN) python -m chat_contracts.schema_export
+	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json
+
+infra-up: sync ## start PostgreSQL 18, Kafka 4 (KRaft) and SecantusDB on this machine
+	@$(RUN) python -m chat_localinfra up
+
+infra-down: sync ## stop them
+	@$(RUN) python -m chat_localinfra down
+
+infra-status: sync ## show what runs and where
+	@$(RUN) python -m chat_localinfra status
+
+clean: ## remove caches (not data: see infra-down and .infra/)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache

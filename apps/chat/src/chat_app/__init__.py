@@ -1,0 +1,1 @@
+"""The launcher: the only package that imports every service, to compose them."""

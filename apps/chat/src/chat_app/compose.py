@@ -1,0 +1,89 @@
+"""Build the modules a target names, on one bus (Loki's -target=all pattern)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from chat_auth.bootstrap import bootstrap as bootstrap_auth
+from chat_auth.settings import AuthSettings
+from chat_contracts.topics import TOPICS
+from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
+from chat_gateway.settings import GatewaySettings
+from chat_messages.bootstrap import bootstrap as bootstrap_messages
+from chat_messages.settings import MessagesSettings
+from chat_rooms.bootstrap import bootstrap as bootstrap_rooms
+from chat_rooms.settings import RoomsSettings
+from chat_runtime.app import build_app
+from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
+from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.port import Bus
+from chat_runtime.module import ServiceModule
+from chat_runtime.settings import ChatSettings, load_settings
+
+Target = Literal["all", "auth", "rooms", "messages", "gateway"]
+SERVICES: tuple[Target, ...] = ("auth", "rooms", "messages", "gateway")
+
+
+class LauncherError(RuntimeError):
+    """A combination of target and settings that cannot run."""
+
+
+def services_for(target: Target) -> Sequence[Target]:
+    """The services a target runs."""
+    return SERVICES if target == "all" else (target,)
+
+
+def make_bus(settings: ChatSettings, target: Target, registry: CollectorRegistry) -> Bus:
+    """The in-process bus for the all-in-one mode, Kafka otherwise."""
+    metrics = BusMetrics(registry)
+    if settings.bus == "inprocess":
+        if target != "all":
+            raise LauncherError(
+                f"--target {target} runs one service, which needs the Kafka bus (set CHAT_BUS=kafka); "
+                "the in-process bus only connects services running in the same process (--target all)"
+            )
+        return InProcessBus(InProcessBroker(), metrics=metrics)
+    config = KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        client_id=f"chat-{target}",
+        replication_factor=settings.kafka_replication_factor,
+    )
+    return KafkaBus(config, metrics=metrics)
+
+
+def build_modules(target: Target, bus: Bus) -> list[ServiceModule]:
+    """Bootstrap each service of ``target`` with its own validated settings."""
+    modules: list[ServiceModule] = []
+    for service in services_for(target):
+        if service == "auth":
+            modules.append(bootstrap_auth(load_settings(AuthSettings), bus=bus))
+        elif service == "rooms":
+            modules.append(bootstrap_rooms(load_settings(RoomsSettings), bus=bus))
+        elif service == "messages":
+            modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus))
+        elif service == "gateway":
+            modules.append(bootstrap_gateway(load_settings(GatewaySettings), bus=bus))
+    return modules
+
+
+def build(target: Target, settings: ChatSettings) -> FastAPI:
+    """The ASGI app for ``target``."""
+    registry = CollectorRegistry()
+    bus = make_bus(settings, target, registry)
+    modules = build_modules(target, bus)
+    return build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
+
+
+async def create_topics(settings: ChatSettings) -> list[str]:
+    """Create every registered topic and its dead-letter topic on Kafka."""
+    config = KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        client_id="chat-admin",
+        replication_factor=settings.kafka_replication_factor,
+    )
+    return await ensure_topics(config, TOPICS.values())

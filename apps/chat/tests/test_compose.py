@@ -1,0 +1,58 @@
+"""The launcher composes the same modules for every target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from chat_app.cli import main
+from chat_app.compose import LauncherError, build, make_bus, services_for
+from chat_runtime.bus.inprocess import InProcessBus
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.settings import ChatSettings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHAT_DATA_DIR", str(tmp_path))
+
+
+def test_target_all_serves_every_service_under_its_prefix_on_one_app() -> None:
+    app = build("all", load_settings(ChatSettings, bus="inprocess"))
+    paths = set(app.openapi()["paths"])
+    assert {"/api/auth/", "/api/rooms/", "/api/messages/", "/api/gateway/", "/healthz", "/readyz"} <= paths
+
+
+def test_a_single_service_target_serves_only_that_service() -> None:
+    app = build("rooms", load_settings(ChatSettings, bus="kafka"))
+    paths = set(app.openapi()["paths"])
+    assert "/api/rooms/" in paths
+    assert "/api/auth/" not in paths
+
+
+def test_the_in_process_bus_is_refused_for_a_single_service() -> None:
+    with pytest.raises(LauncherError, match="needs the Kafka bus"):
+        make_bus(load_settings(ChatSettings, bus="inprocess"), "auth", CollectorRegistry())
+
+
+def test_the_bus_follows_the_settings() -> None:
+    assert isinstance(
+        make_bus(load_settings(ChatSettings, bus="inprocess"), "all", CollectorRegistry()), InProcessBus
+    )
+    assert isinstance(
+        make_bus(load_settings(ChatSettings, bus="kafka"), "gateway", CollectorRegistry()), KafkaBus
+    )
+
+
+def test_target_all_means_the_four_services() -> None:
+    assert list(services_for("all")) == ["auth", "rooms", "messages", "gateway"]
+
+
+def test_the_cli_explains_bad_settings_instead_of_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHAT_BUS", "carrier-pigeon")
+    assert main(["serve", "--target", "auth"]) == 2
+    assert "CHAT_BUS" in capsys.readouterr().err

@@ -1,0 +1,3 @@
+from chat_localinfra.cli import main
+
+raise SystemExit(main())

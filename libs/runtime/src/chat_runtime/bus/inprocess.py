@@ -1,0 +1,301 @@
+"""The in-process bus for the all-in-one mode.
+
+It keeps the semantics callers rely on from Kafka: a partitioned log per topic (same key → same partition as
+Kafka's default partitioner), consumer groups with committed offsets and rebalancing, at-least-once delivery
+with redelivery of uncommitted records after a member leaves, and every record round-tripped through the same
+serialization as on Kafka. Records every subscribed group has committed are dropped from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+
+import structlog
+
+from chat_contracts.base import Contract
+from chat_contracts.envelope import Envelope, Record, encode
+from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.partitioner import partition_for
+from chat_runtime.bus.port import Handler, RetryPolicy
+from chat_runtime.bus.processing import RecordProcessor
+from chat_runtime.logging import current_correlation_id
+
+log = structlog.get_logger("chat.bus.inprocess")
+
+DEFAULT_PARTITIONS_FOR_UNKNOWN = 1
+MAX_UNCONSUMED_PER_PARTITION = 200_000
+
+
+class _Partition:
+    def __init__(self) -> None:
+        self.base = 0
+        self.records: list[Record] = []
+        self.changed = asyncio.Condition()
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.records)
+
+    def read(self, offset: int) -> Record:
+        return self.records[offset - self.base]
+
+    def trim_below(self, offset: int) -> None:
+        drop = min(max(0, offset - self.base), len(self.records))
+        if drop:
+            del self.records[:drop]
+            self.base += drop
+
+
+@dataclass
+class _Member:
+    member_id: int
+    processor: RecordProcessor
+
+
+@dataclass
+class _StopFlag:
+    requested: bool = False
+
+
+@dataclass
+class _Worker:
+    partition: int
+    member_id: int
+    task: asyncio.Task[None]
+    flag: _StopFlag
+
+
+@dataclass
+class _Group:
+    name: str
+    topic: str
+    committed: list[int]
+    members: dict[int, _Member] = field(default_factory=dict)
+    workers: dict[int, _Worker] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class InProcessBroker:
+    """The shared log of one process; every InProcessBus of the process talks to the same broker."""
+
+    def __init__(self, *, max_unconsumed_per_partition: int = MAX_UNCONSUMED_PER_PARTITION) -> None:
+        self._topics: dict[str, list[_Partition]] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._member_ids = itertools.count(1)
+        self._max_unconsumed = max_unconsumed_per_partition
+
+    def ensure_topic(self, name: str, partitions: int) -> list[_Partition]:
+        """Create the topic with ``partitions`` partitions unless it exists."""
+        if name not in self._topics:
+            self._topics[name] = [_Partition() for _ in range(partitions)]
+        return self._topics[name]
+
+    async def append(
+        self, record: Record, *, partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN
+    ) -> tuple[int, int]:
+        """Append a record; returns (partition, offset)."""
+        parts = self.ensure_topic(record.topic, partitions)
+        index = partition_for(record.key, len(parts)) if record.key else 0
+        part = parts[index]
+        async with part.changed:
+            part.records.append(record)
+            offset = part.end - 1
+            part.changed.notify_all()
+        self._trim(record.topic, index)
+        return index, offset
+
+    def records(self, topic: str) -> list[Record]:
+        """Every retained record of ``topic`` in partition then offset order (inspection and tests)."""
+        return [r for part in self._topics.get(topic, []) for r in part.records]
+
+    def committed(self, group: str, topic: str) -> list[int]:
+        """Committed offsets of ``group`` on ``topic`` by partition."""
+        found = self._groups.get((group, topic))
+        return list(found.committed) if found else []
+
+    def end_offsets(self, topic: str) -> list[int]:
+        """The next offset of each partition of ``topic``."""
+        return [part.end for part in self._topics.get(topic, [])]
+
+    def _trim(self, topic: str, index: int) -> None:
+        part = self._topics[topic][index]
+        groups = [g for (_, t), g in self._groups.items() if t == topic]
+        if groups:
+            part.trim_below(min(g.committed[index] for g in groups))
+        elif len(part.records) > self._max_unconsumed:
+            part.trim_below(part.end - self._max_unconsumed)
+
+    async def join(self, spec: TopicSpec, group: str, processor: RecordProcessor) -> int:
+        parts = self.ensure_topic(spec.name, spec.partitions)
+        state = self._groups.get((group, spec.name))
+        if state is None:
+            state = _Group(name=group, topic=spec.name, committed=[part.base for part in parts])
+            self._groups[(group, spec.name)] = state
+        member_id = next(self._member_ids)
+        async with state.lock:
+            state.members[member_id] = _Member(member_id, processor)
+            await self._rebalance(state)
+        return member_id
+
+    async def leave(self, group: str, topic: str, member_id: int, *, crash: bool) -> None:
+        state = self._groups[(group, topic)]
+        async with state.lock:
+            if member_id not in state.members:
+                return
+            if crash:
+                for worker in [w for w in state.workers.values() if w.member_id == member_id]:
+                    worker.task.cancel()
+                    await asyncio.gather(worker.task, return_exceptions=True)
+                    del state.workers[worker.partition]
+            del state.members[member_id]
+            await self._rebalance(state)
+
+    async def _rebalance(self, state: _Group) -> None:
+        """Round-robin assignment; a moved partition finishes its record before the next owner starts."""
+        parts = self._topics[state.topic]
+        member_ids = sorted(state.members)
+        wanted = {p: member_ids[p % len(member_ids)] for p in range(len(parts))} if member_ids else {}
+        for index, worker in list(state.workers.items()):
+            if wanted.get(index) != worker.member_id:
+                await self._stop_worker(parts[index], worker)
+                del state.workers[index]
+        for index, member_id in wanted.items():
+            if index not in state.workers:
+                flag = _StopFlag()
+                task = asyncio.create_task(
+                    self._work(state, index, state.members[member_id].processor, flag),
+                    name=f"inprocess:{state.name}:{state.topic}[{index}]",
+                )
+                state.workers[index] = _Worker(index, member_id, task, flag)
+        log.debug("bus.rebalanced", group=state.name, topic=state.topic, assignment=wanted)
+
+    async def _stop_worker(self, part: _Partition, worker: _Worker) -> None:
+        worker.flag.requested = True
+        async with part.changed:
+            part.changed.notify_all()
+        await asyncio.gather(worker.task, return_exceptions=True)
+
+    async def _work(self, state: _Group, index: int, processor: RecordProcessor, flag: _StopFlag) -> None:
+        part = self._topics[state.topic][index]
+        position = max(state.committed[index], part.base)
+        while not flag.requested:
+            if position >= part.end:
+
+                def readable(at: int = position) -> bool:
+                    return flag.requested or at < part.end
+
+                async with part.changed:
+                    await part.changed.wait_for(readable)
+                continue
+            record = part.read(position)
+            done = await processor.process(
+                record, partition=index, offset=position, stopping=lambda: flag.requested
+            )
+            if not done:
+                break
+            position += 1
+            state.committed[index] = position
+            self._trim(state.topic, index)
+
+    async def stop_all(self) -> None:
+        """Stop every worker gracefully (tests and shutdown)."""
+        for state in self._groups.values():
+            async with state.lock:
+                for index, worker in list(state.workers.items()):
+                    await self._stop_worker(self._topics[state.topic][index], worker)
+                    del state.workers[index]
+                state.members.clear()
+
+
+class InProcessSubscription:
+    """A group member on the in-process broker."""
+
+    def __init__(self, broker: InProcessBroker, spec: TopicSpec, group: str, member_id: int) -> None:
+        self._broker = broker
+        self._spec = spec
+        self._group = group
+        self._member_id = member_id
+        self._closed = False
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    @property
+    def topic(self) -> str:
+        return self._spec.name
+
+    async def stop(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._broker.leave(self._group, self._spec.name, self._member_id, crash=False)
+
+    async def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._broker.leave(self._group, self._spec.name, self._member_id, crash=True)
+
+
+class InProcessBus:
+    """Bus adapter over an InProcessBroker."""
+
+    def __init__(
+        self,
+        broker: InProcessBroker,
+        *,
+        metrics: BusMetrics | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.broker = broker
+        self.metrics = metrics or BusMetrics()
+        self.retry = retry or RetryPolicy()
+        self._subscriptions: list[InProcessSubscription] = []
+        self._partitions: dict[str, int] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for subscription in reversed(self._subscriptions):
+            await subscription.stop()
+        self._subscriptions.clear()
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        data: Contract,
+        *,
+        key: str | None = None,
+        correlation_id: str | None = None,
+        source: str,
+    ) -> Envelope:
+        envelope = Envelope.wrap(
+            data,
+            source=source,
+            key=key or spec.key_of(data),
+            correlation_id=correlation_id or current_correlation_id(),
+        )
+        await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions)
+        self.metrics.published.labels(spec.name).inc()
+        return envelope
+
+    async def publish_record(self, record: Record, *, partitions: int = 1) -> None:
+        """Append an already-encoded record (dead letters, tests injecting bad records)."""
+        await self.broker.append(record, partitions=partitions)
+
+    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> InProcessSubscription:
+        processor = RecordProcessor(
+            spec=spec,
+            group=group,
+            handler=handler,
+            policy=self.retry,
+            metrics=self.metrics,
+            dead_letter=self.publish_record,
+        )
+        member_id = await self.broker.join(spec, group, processor)
+        subscription = InProcessSubscription(self.broker, spec, group, member_id)
+        self._subscriptions.append(subscription)
+        return subscription

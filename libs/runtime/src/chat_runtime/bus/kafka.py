@@ -1,0 +1,273 @@
+"""The Kafka bus adapter (aiokafka).
+
+Producer: idempotent, acks=all, so a publish that returned is on every in-sync replica and a retried send is
+not written twice. Consumers: one AIOKafkaConsumer per subscription, auto-commit off; each polled batch is
+processed partition by partition (partitions concurrently, records of one partition in order) and committed
+after every record in it is handled or dead-lettered. A rebalance waits for the batch in flight to finish and
+commit before partitions move, so a clean hand-over re-delivers nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from chat_contracts.base import Contract
+from chat_contracts.envelope import Envelope, Record, encode, headers_from
+from chat_contracts.spec import TopicSpec
+from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
+from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.port import Handler, RetryPolicy
+from chat_runtime.bus.processing import RecordProcessor
+from chat_runtime.logging import current_correlation_id
+
+log = structlog.get_logger("chat.bus.kafka")
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    """Connection and group timing; the defaults suit a production cluster, tests shorten them."""
+
+    bootstrap: str
+    client_id: str = "chat"
+    replication_factor: int = 1
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    max_batch: int = 500
+    poll_timeout_ms: int = 200
+    linger_ms: int = 2
+
+
+async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create each topic and its dead-letter topic if missing; returns the names created."""
+    wanted: list[NewTopic] = []
+    for spec in specs:
+        configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
+        if spec.retention_ms is not None:
+            configs["retention.ms"] = str(spec.retention_ms)
+        wanted.append(NewTopic(spec.name, spec.partitions, config.replication_factor, topic_configs=configs))
+        wanted.append(
+            NewTopic(
+                spec.dlq,
+                DLQ_PARTITIONS,
+                config.replication_factor,
+                topic_configs={"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)},
+            )
+        )
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=f"{config.client_id}-admin")
+    await admin.start()
+    created: list[str] = []
+    try:
+        response: Any = await admin.create_topics(wanted)
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TOPIC_ALREADY_EXISTS:
+                raise KafkaError(f"creating topic {name} failed: error {code} {rest[0] if rest else ''}")
+    finally:
+        await admin.close()
+    if created:
+        log.info("bus.topics_created", topics=created)
+    return created
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Completed batches are committed under this lock; waiting for it lets the batch in flight finish
+        # and commit before another member takes its partitions.
+        if revoked and not self._subscription.aborted:
+            async with self._subscription.batch_lock:
+                log.info("bus.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("bus.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+class KafkaSubscription:
+    """One consumer-group member: a consumer and the task that polls, dispatches and commits."""
+
+    def __init__(
+        self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor
+    ) -> None:
+        self._config = config
+        self._spec = spec
+        self._group = group
+        self._processor = processor
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=config.bootstrap,
+            group_id=group,
+            client_id=f"{config.client_id}-{group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            max_poll_interval_ms=config.max_poll_interval_ms,
+            isolation_level="read_committed",
+        )
+        self.batch_lock = asyncio.Lock()
+        self.aborted = False
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    @property
+    def topic(self) -> str:
+        return self._spec.name
+
+    async def start(self) -> None:
+        self._consumer.subscribe([self._spec.name], listener=_Listener(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            batches = await self._consumer.getmany(
+                timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+            )
+            if not batches:
+                continue
+            async with self.batch_lock:
+                results = await asyncio.gather(
+                    *(self._handle(tp, records) for tp, records in batches.items())
+                )
+                offsets = {tp: offset for tp, offset in results if offset is not None}
+                if offsets:
+                    try:
+                        await self._consumer.commit(offsets)
+                    except CommitFailedError as exc:
+                        # The group moved on; the new owner re-processes from the last commit (at-least-once).
+                        log.warning("bus.commit_failed", error=str(exc))
+
+    async def _handle(self, tp: TopicPartition, records: list[Any]) -> tuple[TopicPartition, int | None]:
+        next_offset: int | None = None
+        for consumed in records:
+            record = Record(
+                topic=consumed.topic,
+                key=consumed.key or b"",
+                value=consumed.value or b"",
+                headers=headers_from(consumed.headers or ()),
+            )
+            done = await self._processor.process(
+                record, partition=tp.partition, offset=consumed.offset, stopping=lambda: self._stopping
+            )
+            if not done:
+                self._consumer.seek(tp, consumed.offset)
+                break
+            next_offset = consumed.offset + 1
+        return tp, next_offset
+
+    async def stop(self) -> None:
+        """Finish and commit the batch in flight, then leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await self._task
+            finally:
+                self._task = None
+        await self._consumer.stop()
+
+    async def abort(self) -> None:
+        """Drop the batch in flight uncommitted and leave, as a crash would."""
+        self.aborted = True
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._consumer.stop()
+
+
+class KafkaBus:
+    """Bus adapter over Apache Kafka."""
+
+    def __init__(
+        self, config: KafkaConfig, *, metrics: BusMetrics | None = None, retry: RetryPolicy | None = None
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or BusMetrics()
+        self.retry = retry or RetryPolicy()
+        self._producer: AIOKafkaProducer | None = None
+        self._subscriptions: list[KafkaSubscription] = []
+
+    async def start(self) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.config.bootstrap,
+                client_id=f"{self.config.client_id}-producer",
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=self.config.linger_ms,
+            )
+            await producer.start()
+            self._producer = producer
+
+    async def stop(self) -> None:
+        for subscription in reversed(self._subscriptions):
+            await subscription.stop()
+        self._subscriptions.clear()
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.start() must be awaited before publishing")
+        return self._producer
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        data: Contract,
+        *,
+        key: str | None = None,
+        correlation_id: str | None = None,
+        source: str,
+    ) -> Envelope:
+        envelope = Envelope.wrap(
+            data,
+            source=source,
+            key=key or spec.key_of(data),
+            correlation_id=correlation_id or current_correlation_id(),
+        )
+        await self.publish_record(encode(envelope, topic=spec.name))
+        self.metrics.published.labels(spec.name).inc()
+        return envelope
+
+    async def publish_record(self, record: Record) -> None:
+        """Send an already-encoded record and wait for acks=all."""
+        await self._require_producer().send_and_wait(
+            record.topic, value=record.value, key=record.key or None, headers=list(record.headers)
+        )
+
+    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> KafkaSubscription:
+        await self.start()
+        processor = RecordProcessor(
+            spec=spec,
+            group=group,
+            handler=handler,
+            policy=self.retry,
+            metrics=self.metrics,
+            dead_letter=self.publish_record,
+        )
+        subscription = KafkaSubscription(config=self.config, spec=spec, group=group, processor=processor)
+        await subscription.start()
+        self._subscriptions.append(subscription)
+        return subscription

@@ -1,0 +1,133 @@
+"""What callers of the bus rely on, whichever adapter carries the records.
+
+- ``publish`` returns once the record is durably accepted (Kafka: acks=all on an idempotent producer).
+- Records with the same key keep their order for every consumer group.
+- Every consumer group sees every record; within a group each record goes to one member.
+- At least once: a record's offset is committed only after its handler returned (or after it was
+  dead-lettered), so a crash or rebalance re-delivers it. Handlers must therefore be idempotent.
+- A record that does not decode into its topic's contracts, or whose handler raises ``PoisonRecord`` or keeps
+  failing for ``RetryPolicy.max_attempts``, is written to ``<topic>.dlq`` with the reason, and the consumer
+  moves on. ``RetryableError`` (a dependency is down) is retried with capped backoff without limit, because
+  a valid record must not be dead-lettered because of an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat_contracts.base import Contract
+from chat_contracts.envelope import Envelope
+from chat_contracts.spec import TopicSpec
+from chat_contracts.topics import DLQ_HEADER_OFFSET, DLQ_HEADER_PARTITION, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+DLQ_REASON = DLQ_HEADER_REASON
+DLQ_SOURCE_TOPIC = DLQ_HEADER_TOPIC
+DLQ_PARTITION = DLQ_HEADER_PARTITION
+DLQ_OFFSET = DLQ_HEADER_OFFSET
+DLQ_GROUP = "dlq.group"
+DLQ_ATTEMPTS = "dlq.attempts"
+DLQ_AT = "dlq.at"
+
+
+class PoisonRecord(Exception):
+    """Raised by a handler for a record that can never succeed; it goes straight to the dead-letter topic."""
+
+
+class RetryableError(Exception):
+    """Raised by a handler when a dependency is unavailable; the record is retried until it succeeds."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff for failing handlers: exponential with full jitter, capped."""
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.05
+    max_backoff: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1)."""
+        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+class Subscription(Protocol):
+    """One consumer-group member's subscription to a topic."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    async def stop(self) -> None:
+        """Finish and commit in-flight work, then leave the group."""
+
+    async def abort(self) -> None:
+        """Leave without committing in-flight work, as a crash would (tests and chaos only)."""
+
+
+class Bus(Protocol):
+    """The port every service talks to."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Drain subscriptions (finish and commit in-flight records), flush the producer."""
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        data: Contract,
+        *,
+        key: str | None = None,
+        correlation_id: str | None = None,
+        source: str,
+    ) -> Envelope:
+        """Wrap ``data`` in an envelope keyed by the topic's key field and publish it durably."""
+
+    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> Subscription:
+        """Join ``group`` on ``spec``'s topic and start handing records to ``handler``."""
+
+
+async def run_with_retries(
+    handler: Handler,
+    envelope: Envelope,
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[int, BaseException], None],
+    stopping: Callable[[], bool] = lambda: False,
+) -> tuple[bool, str | None, int]:
+    """Run ``handler`` until it succeeds or must be dead-lettered.
+
+    Returns (succeeded, dead-letter reason, attempts). Stops retrying, returning (False, None, n), when
+    ``stopping()`` becomes true so a shutting-down consumer leaves the record uncommitted for redelivery.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handler(envelope)
+        except PoisonRecord as exc:
+            return False, f"poison: {exc}", attempt
+        except RetryableError as exc:
+            on_retry(attempt, exc)
+            if stopping():
+                return False, None, attempt
+            await asyncio.sleep(policy.backoff(min(attempt, 30)))
+            continue
+        except Exception as exc:
+            if attempt >= policy.max_attempts:
+                return False, f"handler_failed: {type(exc).__name__}: {exc}", attempt
+            on_retry(attempt, exc)
+            if stopping():
+                return False, None, attempt
+            await asyncio.sleep(policy.backoff(attempt))
+            continue
+        return True, None, attempt

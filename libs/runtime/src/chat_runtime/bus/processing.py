@@ -1,0 +1,125 @@
+"""Turning one consumed record into handler calls, retries, dead letters and metrics (both adapters)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from chat_contracts.envelope import Record, decode
+from chat_contracts.errors import ContractError
+from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.port import (
+    DLQ_AT,
+    DLQ_ATTEMPTS,
+    DLQ_GROUP,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_SOURCE_TOPIC,
+    Handler,
+    RetryPolicy,
+    run_with_retries,
+)
+from chat_runtime.logging import CORRELATION_KEY
+
+log = structlog.get_logger("chat.bus")
+
+MAX_REASON_LENGTH = 2000
+
+
+def dead_letter_record(
+    record: Record, spec: TopicSpec, *, reason: str, group: str, partition: int, offset: int, attempts: int
+) -> Record:
+    """The record as consumed (key, value and headers untouched) with the reason and origin added."""
+    extra = (
+        (DLQ_REASON, reason[:MAX_REASON_LENGTH].encode()),
+        (DLQ_SOURCE_TOPIC, record.topic.encode()),
+        (DLQ_PARTITION, str(partition).encode()),
+        (DLQ_OFFSET, str(offset).encode()),
+        (DLQ_GROUP, group.encode()),
+        (DLQ_ATTEMPTS, str(attempts).encode()),
+        (DLQ_AT, datetime.now(UTC).isoformat().encode()),
+    )
+    return Record(topic=spec.dlq, key=record.key, value=record.value, headers=record.headers + extra)
+
+
+class RecordProcessor:
+    """Decode, dispatch with retries, dead-letter; says whether the record may be committed."""
+
+    def __init__(
+        self,
+        *,
+        spec: TopicSpec,
+        group: str,
+        handler: Handler,
+        policy: RetryPolicy,
+        metrics: BusMetrics,
+        dead_letter: Callable[[Record], Awaitable[None]],
+    ) -> None:
+        self.spec = spec
+        self.group = group
+        self.handler = handler
+        self.policy = policy
+        self.metrics = metrics
+        self._dead_letter = dead_letter
+
+    async def process(
+        self, record: Record, *, partition: int, offset: int, stopping: Callable[[], bool]
+    ) -> bool:
+        """True when the record is done with (handled or dead-lettered) and its offset may be committed."""
+        context = {
+            "topic": record.topic,
+            "partition": partition,
+            "offset": offset,
+            "group": self.group,
+            CORRELATION_KEY: record.header("correlation_id") or "-",
+        }
+        with bound_contextvars(**context):
+            try:
+                envelope = decode(record, self.spec)
+            except ContractError as exc:
+                await self._send_to_dlq(record, exc.reason, partition=partition, offset=offset, attempts=0)
+                return True
+            with bound_contextvars(event_type=envelope.type):
+                started = time.perf_counter()
+                ok, reason, attempts = await run_with_retries(
+                    self.handler, envelope, self.policy, on_retry=self._on_retry, stopping=stopping
+                )
+                self.metrics.handler_seconds.labels(record.topic, self.group).observe(
+                    time.perf_counter() - started
+                )
+                if ok:
+                    self.metrics.consumed.labels(record.topic, self.group, "ok").inc()
+                    return True
+                if reason is None:
+                    log.info("bus.record_left_for_redelivery", attempts=attempts)
+                    return False
+                await self._send_to_dlq(record, reason, partition=partition, offset=offset, attempts=attempts)
+                return True
+
+    def _on_retry(self, attempt: int, exc: BaseException) -> None:
+        self.metrics.retries.labels(self.spec.name, self.group).inc()
+        log.warning("bus.handler_retry", attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+
+    async def _send_to_dlq(
+        self, record: Record, reason: str, *, partition: int, offset: int, attempts: int
+    ) -> None:
+        dead = dead_letter_record(
+            record,
+            self.spec,
+            reason=reason,
+            group=self.group,
+            partition=partition,
+            offset=offset,
+            attempts=attempts,
+        )
+        await self._dead_letter(dead)
+        kind = reason.split(":", 1)[0]
+        self.metrics.dead_lettered.labels(record.topic, self.group, kind).inc()
+        self.metrics.consumed.labels(record.topic, self.group, "dead_lettered").inc()
+        log.error("bus.dead_lettered", reason=reason, attempts=attempts, dlq=self.spec.dlq)

@@ -1,0 +1,64 @@
+"""structlog set-up and the correlation id carried through requests and records."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from typing import Any, Literal
+
+import structlog
+from structlog.contextvars import bind_contextvars, get_contextvars, merge_contextvars
+
+CORRELATION_KEY = "correlation_id"
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def configure_logging(
+    *, level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", service: str | None = None
+) -> None:
+    """JSON lines when not on a terminal (split mode, CI), pretty output on a terminal."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    processors: list[Any] = [
+        merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if service:
+        processors.append(_add_service(service))
+    if use_json:
+        processors.append(structlog.processors.dict_tracebacks)
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _add_service(service: str) -> Any:
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("service", service)
+        return event
+
+    return processor
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id."""
+    return uuid.uuid4().hex
+
+
+def bind_correlation_id(value: str | None) -> str:
+    """Bind ``value`` (or a fresh id) as the correlation id of the current task and return it."""
+    correlation_id = value or new_correlation_id()
+    bind_contextvars(**{CORRELATION_KEY: correlation_id})
+    return correlation_id
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound to the current task, if any."""
+    value = get_contextvars().get(CORRELATION_KEY)
+    return value if isinstance(value, str) else None

@@ -1,0 +1,45 @@
+"""The small interface every service exposes, so one launcher can run any subset of them (Loki's -target)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from fastapi import APIRouter
+
+from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.port import Handler
+from chat_runtime.health import ReadinessCheck
+
+
+@dataclass(frozen=True, slots=True)
+class BusHandler:
+    """A consumer a module wants: ``handler`` gets records of ``spec`` as a member of ``group``."""
+
+    spec: TopicSpec
+    group: str
+    handler: Handler
+
+
+class ServiceModule(Protocol):
+    """What a service gives the launcher. Nothing here starts at import time; ``bootstrap`` builds it."""
+
+    @property
+    def name(self) -> str:
+        """Short service name; its routes are mounted under ``/api/<name>``."""
+
+    def router(self) -> APIRouter:
+        """HTTP routes, relative to ``/api/<name>``."""
+
+    def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        """Checks of this module's own dependencies, by name."""
+
+    def bus_handlers(self) -> Sequence[BusHandler]:
+        """Consumers to subscribe once the module has started."""
+
+    async def start(self) -> None:
+        """Open connections and start background work."""
+
+    async def stop(self) -> None:
+        """Finish background work and close connections."""

@@ -1,0 +1,138 @@
+"""RFC 9457 problem details with a stable machine ``code`` for every REST error."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_JSON = "application/problem+json"
+
+log = structlog.get_logger("chat.http")
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(self, status: int, code: str, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(
+    status: int, code: str, detail: str | None = None, *, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response; ``type`` is a stable URN built from the code."""
+    body: dict[str, Any] = {
+        "type": f"urn:chat:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(max(1, round(float(extra["retry_after"]))))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error a problem document: our own, validation, routing and unexpected ones."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, ProblemError):  # pragma: no cover - registered for ProblemError only
+            raise exc
+        return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path, **exc.extra)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, RequestValidationError):  # pragma: no cover
+            raise exc
+        errors = [
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": err.get("type"),
+            }
+            for err in exc.errors()
+        ]
+        return problem_response(
+            422,
+            "validation_failed",
+            "The request does not match the schema.",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+            raise exc
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(exc.status_code, code, detail, instance=request.url.path)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an unhandled exception with a 500 problem that leaks nothing, and log it once.
+
+    Starlette's own last-resort handler re-raises after answering; this keeps the error inside the app.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"))
+            if started:
+                raise
+            response = problem_response(
+                500, "internal_error", "An unexpected error occurred.", instance=scope.get("path")
+            )
+            await response(scope, receive, send)

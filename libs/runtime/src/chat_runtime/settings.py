@@ -1,0 +1,130 @@
+"""Settings base: a per-service prefix (``CHAT_AUTH_…``) over a shared one (``CHAT_…``).
+
+Every field can be given as ``CHAT_<SERVICE>_<FIELD>`` or, for all services at once, ``CHAT_<FIELD>``; the
+service-prefixed variable wins. Secrets are ``SecretStr`` fields: in dev mode a missing one is generated once
+and kept under the data folder; outside dev a missing, short or well-known value stops the start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, TypeVar, get_args
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+SHARED_PREFIX = "CHAT_"
+MIN_SECRET_LENGTH = 32
+_WELL_KNOWN_SECRETS = frozenset(
+    {"", "secret", "changeme", "change-me", "password", "dev", "development", "test", "insecure"}
+)
+
+Mode = Literal["dev", "test", "prod"]
+BusKind = Literal["inprocess", "kafka"]
+
+
+class SettingsError(RuntimeError):
+    """Settings that do not validate; the message lists each problem by environment variable."""
+
+
+class ChatSettings(BaseSettings):
+    """Fields every service has. Subclasses set ``SERVICE`` and ``model_config['env_prefix']``."""
+
+    SERVICE: ClassVar[str] = "chat"
+
+    model_config = SettingsConfigDict(
+        env_prefix=SHARED_PREFIX, extra="ignore", validate_default=True, case_sensitive=False
+    )
+
+    mode: Mode = "dev"
+    data_dir: Path = Path(".data")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    bus: BusKind = "inprocess"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_replication_factor: int = Field(default=1, ge=1, le=5)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, case_sensitive=False)
+        return init_settings, env_settings, shared, file_secret_settings
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Self:
+        for name, value in self._secret_fields().items():
+            if value is None:
+                if self.mode == "prod":
+                    raise ValueError(f"{name}: required outside dev mode")
+                setattr(self, name, SecretStr(_dev_secret(self.data_dir, f"{self.SERVICE}.{name}")))
+                continue
+            if self.mode == "prod" and not is_strong_secret(value.get_secret_value()):
+                raise ValueError(
+                    f"{name}: a default or weak secret is refused outside dev mode "
+                    f"(need {MIN_SECRET_LENGTH}+ random characters)"
+                )
+        return self
+
+    def _secret_fields(self) -> dict[str, SecretStr | None]:
+        found: dict[str, SecretStr | None] = {}
+        for name, info in type(self).model_fields.items():
+            if info.annotation is SecretStr or SecretStr in get_args(info.annotation):
+                found[name] = getattr(self, name)
+        return found
+
+    def env_name(self, field: str) -> str:
+        """The service-prefixed environment variable for ``field``."""
+        prefix = str(self.model_config.get("env_prefix", SHARED_PREFIX))
+        return f"{prefix}{field}".upper()
+
+
+def is_strong_secret(value: str) -> bool:
+    """Long enough and not a well-known placeholder."""
+    return (
+        len(value) >= MIN_SECRET_LENGTH
+        and value.lower() not in _WELL_KNOWN_SECRETS
+        and not (value.lower().startswith(("dev-", "changeme", "insecure")))
+    )
+
+
+def _dev_secret(data_dir: Path, name: str) -> str:
+    """A random secret generated on first use and kept in ``data_dir/dev-secrets.json`` (mode 0600)."""
+    path = data_dir / "dev-secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if name not in stored:
+        stored[name] = secrets.token_urlsafe(48)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle, indent=2, sort_keys=True)
+        tmp.replace(path)
+    return stored[name]
+
+
+S = TypeVar("S", bound=ChatSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Validate settings at start-up; raise SettingsError naming each bad environment variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", SHARED_PREFIX)).upper()
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            where = f"{prefix}{field.upper()} (or {SHARED_PREFIX}{field.upper()})" if field else "settings"
+            lines.append(f"  {where}: {err['msg']}")
+        raise SettingsError(f"invalid {cls.SERVICE} settings:\n" + "\n".join(lines)) from None

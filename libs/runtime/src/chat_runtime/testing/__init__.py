@@ -1,0 +1,1 @@
+"""Test support shipped with the runtime: the bus contract suite every adapter must pass."""

@@ -1,0 +1,361 @@
+"""One suite, every bus adapter (the in-process bus in unit tests, Kafka in integration tests).
+
+A test module subclasses ``BusContract`` and provides a ``harness`` fixture returning a ``BusHarness``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
+
+from pydantic import Field
+
+from chat_contracts.base import Contract
+from chat_contracts.envelope import Envelope, Record
+from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.port import (
+    DLQ_ATTEMPTS,
+    DLQ_GROUP,
+    DLQ_REASON,
+    DLQ_SOURCE_TOPIC,
+    Bus,
+    PoisonRecord,
+    RetryableError,
+)
+from chat_runtime.logging import bind_correlation_id, current_correlation_id
+
+SOURCE = "contract-test"
+
+
+class Ping(Contract):
+    """A test payload keyed by ``key``."""
+
+    type: Literal["test.ping"] = "test.ping"
+    key: str = Field(max_length=50)
+    n: int
+
+
+class Pong(Contract):
+    """A second test payload on the same topic."""
+
+    type: Literal["test.pong"] = "test.pong"
+    key: str = Field(max_length=50)
+    note: str = Field(default="", max_length=50)
+
+
+def make_spec(partitions: int = 6) -> TopicSpec:
+    """A fresh topic for one test, so tests never see each other's records."""
+    return TopicSpec(
+        name=f"test.contract.{uuid.uuid4().hex[:12]}",
+        key_field="key",
+        partitions=partitions,
+        cleanup_policy="delete",
+        retention_ms=3_600_000,
+        producers=frozenset({SOURCE}),
+        consumers=frozenset({SOURCE}),
+        payloads=(Ping, Pong),
+    )
+
+
+class BusHarness(Protocol):
+    """What the suite needs from an adapter's test set-up."""
+
+    async def new_bus(self) -> Bus:
+        """A started bus, as a separate process would have; stopped by the harness at the end."""
+
+    async def create(self, spec: TopicSpec) -> None:
+        """Make ``spec``'s topic and dead-letter topic exist."""
+
+    async def inject(self, spec: TopicSpec, record: Record) -> None:
+        """Publish raw bytes on ``record.topic``, bypassing the contracts (bad records)."""
+
+    async def read_raw(self, topic: str, *, count: int, timeout: float) -> list[Record]:
+        """Read ``count`` records of ``topic`` from the beginning, failing after ``timeout`` seconds."""
+
+
+class Collector:
+    """Collects handled envelopes and lets a test wait for a condition on them."""
+
+    def __init__(self) -> None:
+        self.seen: list[Envelope] = []
+        self._changed = asyncio.Condition()
+
+    async def add(self, envelope: Envelope) -> None:
+        async with self._changed:
+            self.seen.append(envelope)
+            self._changed.notify_all()
+
+    def numbers(self) -> list[int]:
+        return [e.data.n for e in self.seen if isinstance(e.data, Ping)]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        async def waiting() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(waiting(), timeout)
+
+
+async def publish_many(bus: Bus, spec: TopicSpec, count: int, *, keys: int = 20, start: int = 0) -> None:
+    """Publish Ping n=start..start+count-1 spread over ``keys`` keys."""
+    for n in range(start, start + count):
+        await bus.publish(spec, Ping(key=f"k{n % keys}", n=n), source=SOURCE)
+
+
+async def settle(seconds: float) -> None:
+    """Give a consumer time to (wrongly) deliver more; used only to prove something did NOT happen."""
+    await asyncio.sleep(seconds)
+
+
+class BusContract:
+    """The behaviour every bus adapter guarantees (see chat_runtime.bus.port)."""
+
+    quiet_period: float = 1.0
+
+    async def test_every_consumer_group_receives_every_published_record(self, harness: BusHarness) -> None:
+        spec = make_spec()
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        first, second = Collector(), Collector()
+        await bus.subscribe(spec, group="g-first", handler=first.add)
+        await bus.subscribe(spec, group="g-second", handler=second.add)
+        await publish_many(bus, spec, 100)
+        await first.wait_for(lambda: len(first.seen) >= 100)
+        await second.wait_for(lambda: len(second.seen) >= 100)
+        assert sorted(first.numbers()) == list(range(100))
+        assert sorted(second.numbers()) == list(range(100))
+
+    async def test_records_with_the_same_key_arrive_in_publish_order(self, harness: BusHarness) -> None:
+        spec = make_spec()
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        await bus.subscribe(spec, group="g-order", handler=got.add)
+        await publish_many(bus, spec, 300, keys=7)
+        await got.wait_for(lambda: len(got.seen) >= 300)
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for envelope in got.seen:
+            assert isinstance(envelope.data, Ping)
+            by_key[envelope.key].append(envelope.data.n)
+        assert len(by_key) == 7
+        for numbers in by_key.values():
+            assert numbers == sorted(numbers)
+
+    async def test_handlers_receive_the_envelope_with_its_metadata_and_correlation_id(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec()
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        inner_correlation: list[str | None] = []
+
+        async def handler(envelope: Envelope) -> None:
+            inner_correlation.append(current_correlation_id())
+            await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-meta", handler=handler)
+        bind_correlation_id("corr-123")
+        sent = await bus.publish(spec, Pong(key="room-1", note="hi"), source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) == 1)
+        received = got.seen[0]
+        assert received == sent
+        assert received.correlation_id == "corr-123"
+        assert received.type == "test.pong"
+        assert received.key == "room-1"
+        assert received.source == SOURCE
+        assert received.occurred_at.tzinfo is not None
+        assert inner_correlation == ["corr-123"]
+
+    async def test_two_members_of_a_group_share_the_work_and_a_killed_member_loses_nothing(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=6)
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        bus_a, bus_b = await harness.new_bus(), await harness.new_bus()
+        handled_by: dict[str, Collector] = {"a": Collector(), "b": Collector()}
+        done = Collector()
+
+        def handler_for(name: str) -> Callable[[Envelope], Awaitable[None]]:
+            async def handler(envelope: Envelope) -> None:
+                await asyncio.sleep(0.001)
+                await handled_by[name].add(envelope)
+                await done.add(envelope)
+
+            return handler
+
+        sub_a = await bus_a.subscribe(spec, group="g-shared", handler=handler_for("a"))
+        await bus_b.subscribe(spec, group="g-shared", handler=handler_for("b"))
+        await publish_many(producer, spec, 1000, keys=50)
+        await done.wait_for(lambda: len(done.seen) >= 300)
+        await sub_a.abort()
+        await done.wait_for(lambda: len(set(done.numbers())) >= 1000, timeout=60)
+        assert set(done.numbers()) == set(range(1000))
+        assert handled_by["a"].seen, "member a never got a partition"
+        assert handled_by["b"].seen, "member b never got a partition"
+
+    async def test_a_restarted_consumer_resumes_after_its_last_commit_without_redelivery(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec()
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        first = Collector()
+        consumer = await harness.new_bus()
+        subscription = await consumer.subscribe(spec, group="g-restart", handler=first.add)
+        await publish_many(producer, spec, 200)
+        await first.wait_for(lambda: len(first.seen) >= 200)
+        await subscription.stop()
+        await publish_many(producer, spec, 50, start=200)
+        second = Collector()
+        restarted = await harness.new_bus()
+        await restarted.subscribe(spec, group="g-restart", handler=second.add)
+        await second.wait_for(lambda: len(second.seen) >= 50)
+        await settle(self.quiet_period)
+        assert sorted(second.numbers()) == list(range(200, 250))
+
+    async def test_a_graceful_stop_finishes_and_commits_the_record_in_flight(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        started = asyncio.Event()
+        finished: list[int] = []
+
+        async def slow(envelope: Envelope) -> None:
+            started.set()
+            await asyncio.sleep(0.5)
+            assert isinstance(envelope.data, Ping)
+            finished.append(envelope.data.n)
+
+        subscription = await bus.subscribe(spec, group="g-graceful", handler=slow)
+        await bus.publish(spec, Ping(key="k", n=1), source=SOURCE)
+        await asyncio.wait_for(started.wait(), 30)
+        await subscription.stop()
+        assert finished == [1]
+        again = Collector()
+        other = await harness.new_bus()
+        await other.subscribe(spec, group="g-graceful", handler=again.add)
+        await bus.publish(spec, Ping(key="k", n=2), source=SOURCE)
+        await again.wait_for(lambda: len(again.seen) >= 1)
+        await settle(self.quiet_period)
+        assert again.numbers() == [2]
+
+    async def _dead_letter_case(self, harness: BusHarness, bad: Record, expected_reason: str) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        await bus.subscribe(spec, group="g-dlq", handler=got.add)
+        await harness.inject(spec, Record(topic=spec.name, key=bad.key, value=bad.value, headers=bad.headers))
+        await bus.publish(spec, Ping(key="k", n=7), source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 1)
+        assert got.numbers() == [7], "the consumer must carry on past a bad record"
+        dead = await harness.read_raw(spec.dlq, count=1, timeout=30)
+        assert dead[0].value == bad.value
+        reason = dead[0].header(DLQ_REASON)
+        assert reason is not None
+        assert reason.startswith(expected_reason), reason
+        assert dead[0].header(DLQ_SOURCE_TOPIC) == spec.name
+        assert dead[0].header(DLQ_GROUP) == "g-dlq"
+
+    async def test_a_record_that_is_not_json_goes_to_the_dead_letter_topic_with_its_reason(
+        self, harness: BusHarness
+    ) -> None:
+        await self._dead_letter_case(
+            harness, Record(topic="", key=b"k", value=b"\xff{not json"), "invalid_json"
+        )
+
+    async def test_a_record_of_an_unknown_type_goes_to_the_dead_letter_topic(
+        self, harness: BusHarness
+    ) -> None:
+        value = _envelope_json(type_="test.unknown", data={"key": "k"})
+        await self._dead_letter_case(harness, Record(topic="", key=b"k", value=value), "unknown_type")
+
+    async def test_a_record_with_data_that_breaks_its_schema_goes_to_the_dead_letter_topic(
+        self, harness: BusHarness
+    ) -> None:
+        value = _envelope_json(type_="test.ping", data={"key": "k", "n": "not-a-number", "extra": 1})
+        await self._dead_letter_case(harness, Record(topic="", key=b"k", value=value), "invalid_data")
+
+    async def test_a_handler_that_keeps_failing_dead_letters_the_record_and_the_consumer_continues(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        attempts: list[int] = []
+
+        async def handler(envelope: Envelope) -> None:
+            assert isinstance(envelope.data, Ping)
+            if envelope.data.n == 1:
+                attempts.append(1)
+                raise ValueError("boom")
+            await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-fail", handler=handler)
+        await publish_many(bus, spec, 3, keys=1)
+        await got.wait_for(lambda: len(got.seen) >= 2)
+        assert got.numbers() == [0, 2]
+        dead = await harness.read_raw(spec.dlq, count=1, timeout=30)
+        reason = dead[0].header(DLQ_REASON) or ""
+        assert reason.startswith("handler_failed: ValueError: boom")
+        assert dead[0].header(DLQ_ATTEMPTS) == str(len(attempts))
+        assert len(attempts) >= 2
+
+    async def test_a_poison_record_is_dead_lettered_without_retries(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        calls: list[int] = []
+
+        async def handler(envelope: Envelope) -> None:
+            calls.append(1)
+            raise PoisonRecord("room does not exist")
+
+        await bus.subscribe(spec, group="g-poison", handler=handler)
+        await bus.publish(spec, Ping(key="k", n=1), source=SOURCE)
+        dead = await harness.read_raw(spec.dlq, count=1, timeout=30)
+        assert (dead[0].header(DLQ_REASON) or "").startswith("poison: room does not exist")
+        assert calls == [1]
+
+    async def test_a_retryable_error_is_retried_until_the_handler_succeeds(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        failures = {"left": 8}
+
+        async def handler(envelope: Envelope) -> None:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise RetryableError("store unavailable")
+            await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-retry", handler=handler)
+        await bus.publish(spec, Ping(key="k", n=1), source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 1, timeout=60)
+        assert got.numbers() == [1]
+        assert failures["left"] == 0
+
+
+def _envelope_json(*, type_: str, data: dict[str, object]) -> bytes:
+    return json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "type": type_,
+            "version": 1,
+            "source": SOURCE,
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "key": "k",
+            "correlation_id": "c",
+            "data": data,
+        }
+    ).encode()

@@ -1,0 +1,150 @@
+"""Problem documents, correlation ids, health, readiness and metrics of a composed app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict
+
+from chat_runtime.app import build_app
+from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
+from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.health import ReadinessCheck
+from chat_runtime.module import BusHandler
+from chat_runtime.problems import ProblemError
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+@dataclass
+class DemoModule:
+    healthy: bool = True
+    events: list[str] = field(default_factory=list)
+    name: str = "demo"
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+
+        @router.post("/things")
+        async def create(body: Body) -> dict[str, str]:
+            if body.name == "taken":
+                raise ProblemError(409, "name_taken", "That name is taken.")
+            if body.name == "crash":
+                raise RuntimeError("secret internals")
+            return {"name": body.name}
+
+        return router
+
+    def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        async def dependency() -> None:
+            if not self.healthy:
+                raise ConnectionError("refused")
+
+        return {"dependency": dependency}
+
+    def bus_handlers(self) -> Sequence[BusHandler]:
+        return ()
+
+    async def start(self) -> None:
+        self.events.append("start")
+
+    async def stop(self) -> None:
+        self.events.append("stop")
+
+
+@pytest.fixture
+def module() -> DemoModule:
+    return DemoModule()
+
+
+@pytest.fixture
+async def client(module: DemoModule) -> AsyncIterator[httpx.AsyncClient]:
+    registry = CollectorRegistry()
+    bus = InProcessBus(InProcessBroker(), metrics=BusMetrics(registry))
+    app = build_app([module], bus=bus, registry=registry)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def test_modules_start_with_the_app_and_stop_with_it(
+    module: DemoModule, client: httpx.AsyncClient
+) -> None:
+    assert module.events == ["start"]
+
+
+async def test_a_module_route_is_served_under_its_api_prefix(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/demo/things", json={"name": "x"})
+    assert response.status_code == 200
+    assert response.json() == {"name": "x"}
+
+
+async def test_a_raised_problem_becomes_problem_json_with_a_stable_code(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/demo/things", json={"name": "taken"})
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "name_taken"
+    assert body["status"] == 409
+    assert body["type"] == "urn:chat:problem:name_taken"
+    assert body["instance"] == "/api/demo/things"
+
+
+async def test_unknown_fields_are_rejected_as_a_validation_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/demo/things", json={"name": "x", "admin": True})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_failed"
+    assert any(err["loc"][-1] == "admin" for err in body["errors"])
+
+
+async def test_an_unknown_path_is_a_not_found_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/nowhere")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+async def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/demo/things", json={"name": "crash"})
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "secret internals" not in response.text
+
+
+async def test_a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced(
+    client: httpx.AsyncClient,
+) -> None:
+    kept = await client.get("/healthz", headers={"X-Correlation-ID": "abc-123"})
+    assert kept.headers["x-correlation-id"] == "abc-123"
+    replaced = await client.get("/healthz", headers={"X-Correlation-ID": "bad value\n<script>"})
+    assert replaced.headers["x-correlation-id"] != "bad value\n<script>"
+    assert len(replaced.headers["x-correlation-id"]) == 32
+
+
+async def test_liveness_answers_while_readiness_reflects_dependencies(
+    module: DemoModule, client: httpx.AsyncClient
+) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["demo.dependency"]["ok"] is True
+    module.healthy = False
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"]["demo.dependency"] == {"ok": False, "error": "ConnectionError: refused"}
+
+
+async def test_metrics_are_exposed_in_prometheus_format(client: httpx.AsyncClient) -> None:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "chat_bus_published_total" in response.text

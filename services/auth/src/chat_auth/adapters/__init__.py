@@ -1,0 +1,1 @@
+"""Adapters of the auth service to the outside world (PostgreSQL, Kafka, …)."""

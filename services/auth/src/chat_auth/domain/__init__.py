@@ -1,0 +1,1 @@
+"""Pure models and rules of the auth service (no I/O)."""

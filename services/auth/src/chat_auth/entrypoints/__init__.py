@@ -1,0 +1,1 @@
+"""How the outside reaches the auth service: HTTP routes and bus handlers."""

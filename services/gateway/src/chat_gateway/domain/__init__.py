@@ -1,0 +1,1 @@
+"""Pure models and rules of the gateway service (no I/O)."""

@@ -1,0 +1,1 @@
+"""Use cases of the gateway service, one function per command."""

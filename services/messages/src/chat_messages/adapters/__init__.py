@@ -1,0 +1,1 @@
+"""Adapters of the messages service to the outside world (MongoDB, Kafka, …)."""

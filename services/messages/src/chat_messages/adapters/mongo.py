@@ -1,0 +1,17 @@
+"""The messages service's own MongoDB database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+
+def client(url: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A MongoDB client with majority writes, so an acknowledged write survives a primary failover."""
+    return AsyncMongoClient(url, w="majority", tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+async def ping(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    """Raise unless the server answers ``ping``."""
+    await mongo.admin.command("ping")

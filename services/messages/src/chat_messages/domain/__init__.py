@@ -1,0 +1,1 @@
+"""Pure models and rules of the messages service (no I/O)."""

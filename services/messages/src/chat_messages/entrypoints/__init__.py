@@ -1,0 +1,1 @@
+"""How the outside reaches the messages service: HTTP routes and bus handlers."""

@@ -1,0 +1,1 @@
+"""Use cases of the messages service, one function per command."""

@@ -1,0 +1,51 @@
+"""The messages module: settings, routes, liveness and readiness, without a database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from prometheus_client import CollectorRegistry
+
+from chat_messages.adapters import mongo
+from chat_messages.bootstrap import bootstrap
+from chat_messages.settings import MessagesSettings
+from chat_runtime.app import build_app
+from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
+from chat_runtime.settings import SettingsError, load_settings
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = load_settings(MessagesSettings, data_dir=tmp_path)
+    unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
+    bus = InProcessBus(InProcessBroker())
+    app = build_app(
+        [bootstrap(settings, bus=bus, mongo_client=unreachable)], bus=bus, registry=CollectorRegistry()
+    )
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        yield http
+
+
+async def test_the_service_says_who_it_is_under_its_api_prefix(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/messages/")
+    assert response.json()["service"] == "messages"
+
+
+async def test_liveness_is_ok_while_readiness_reports_mongo_down(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["messages.mongo"]["ok"] is False
+
+
+def test_a_database_name_that_could_escape_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_MESSAGES_MONGO_DATABASE", "chat$evil.db")
+    with pytest.raises(SettingsError, match="CHAT_MESSAGES_MONGO_DATABASE"):
+        load_settings(MessagesSettings)

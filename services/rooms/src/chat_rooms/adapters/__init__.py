@@ -1,0 +1,1 @@
+"""Adapters of the rooms service to the outside world (PostgreSQL, Kafka, …)."""

@@ -1,0 +1,1 @@
+"""Pure models and rules of the rooms service (no I/O)."""

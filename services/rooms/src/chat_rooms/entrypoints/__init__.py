@@ -1,0 +1,1 @@
+"""How the outside reaches the rooms service: HTTP routes and bus handlers."""

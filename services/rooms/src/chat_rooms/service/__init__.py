@@ -1,0 +1,1 @@
+"""Use cases of the rooms service, one function per command."""
