@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from chat_localinfra import InfraError, Service, ensure_started, stop
 from chat_localinfra.config import URL_ENV
 from chat_localinfra.docker_engine import docker_endpoint, docker_engine_answers
 from chat_localinfra.probes import probe_kafka, probe_mongo, probe_postgres, wait_until_ready
+from chat_localinfra.smtp import SmtpInbox
 
 _HERE = Path(__file__).resolve().parent
 _ENV_URL_TIMEOUT = 15.0
@@ -200,3 +202,20 @@ async def kafka_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
 
 def _with_database(url: str, database: str) -> str:
     return urlsplit(url)._replace(path=f"/{database}").geturl()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd), its port, and what it received."""
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield "127.0.0.1", port, inbox
+    finally:
+        controller.stop()

@@ -34,9 +34,7 @@ async def test_every_contract_on_a_topic_round_trips_through_kafka(kafka_bootstr
 
     try:
         await bus.subscribe(spec, group="contracts-it", handler=handler)
-        sent = [
-            await bus.publish(spec, payload, source="it", correlation_id="it-corr") for payload in payloads
-        ]
+        sent = [await bus.publish(spec, payload, source="it", correlation_id="it-corr") for payload in payloads]
         await asyncio.wait_for(all_in.wait(), 60)
     finally:
         await bus.stop()

@@ -45,9 +45,7 @@ class KafkaHarness:
         producer = AIOKafkaProducer(bootstrap_servers=self.config.bootstrap, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(
-                record.topic, value=record.value, key=record.key, headers=list(record.headers)
-            )
+            await producer.send_and_wait(record.topic, value=record.value, key=record.key, headers=list(record.headers))
         finally:
             await producer.stop()
 

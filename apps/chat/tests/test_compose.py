@@ -38,12 +38,8 @@ def test_the_in_process_bus_is_refused_for_a_single_service() -> None:
 
 
 def test_the_bus_follows_the_settings() -> None:
-    assert isinstance(
-        make_bus(load_settings(ChatSettings, bus="inprocess"), "all", CollectorRegistry()), InProcessBus
-    )
-    assert isinstance(
-        make_bus(load_settings(ChatSettings, bus="kafka"), "gateway", CollectorRegistry()), KafkaBus
-    )
+    assert isinstance(make_bus(load_settings(ChatSettings, bus="inprocess"), "all", CollectorRegistry()), InProcessBus)
+    assert isinstance(make_bus(load_settings(ChatSettings, bus="kafka"), "gateway", CollectorRegistry()), KafkaBus)
 
 
 def test_target_all_means_the_four_services() -> None:

@@ -36,9 +36,7 @@ def as_record(value: dict[str, Any] | bytes) -> Record:
 @pytest.mark.parametrize("payload", all_examples(), ids=lambda payload: type(payload).__name__)
 def test_every_contract_round_trips_through_a_record_on_its_topic(payload: Contract) -> None:
     spec = topic_for(payload)
-    envelope = Envelope.wrap(
-        payload, source=min(spec.producers), key=spec.key_of(payload), correlation_id="c-1"
-    )
+    envelope = Envelope.wrap(payload, source=min(spec.producers), key=spec.key_of(payload), correlation_id="c-1")
 
     record = encode(envelope, topic=spec.name)
     decoded = decode(record, spec)

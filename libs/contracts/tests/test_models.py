@@ -45,10 +45,7 @@ def unbounded(schema: Mapping[str, Any], root: Mapping[str, Any], path: str = ""
         yield from unbounded(member, root, path)
     kind = schema.get("type")
     if kind == "string" and not (
-        "maxLength" in schema
-        or "const" in schema
-        or "enum" in schema
-        or schema.get("format") in {"uuid", "date-time"}
+        "maxLength" in schema or "const" in schema or "enum" in schema or schema.get("format") in {"uuid", "date-time"}
     ):
         yield path
     if kind == "array":
@@ -157,9 +154,7 @@ def test_a_body_up_to_the_wire_bound_is_accepted_even_above_the_product_limit() 
 
 
 def test_a_send_without_attachments_reply_or_body_text_is_still_well_formed() -> None:
-    command = SendMessage(
-        room_id=uuid.uuid4(), sender_id=ALICE_ID, client_msg_id="c:1", body="", request_id="r.1"
-    )
+    command = SendMessage(room_id=uuid.uuid4(), sender_id=ALICE_ID, client_msg_id="c:1", body="", request_id="r.1")
     assert command.attachment_ids == ()
     assert command.reply_to is None
 

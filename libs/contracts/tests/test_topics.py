@@ -26,10 +26,7 @@ HOUR_MS = 60 * 60 * 1000
 
 
 def test_the_registry_holds_the_five_topics_with_their_keys_and_owners() -> None:
-    table = {
-        name: (spec.key_field, sorted(spec.producers), sorted(spec.consumers))
-        for name, spec in TOPICS.items()
-    }
+    table = {name: (spec.key_field, sorted(spec.producers), sorted(spec.consumers)) for name, spec in TOPICS.items()}
     assert table == {
         "chat.users.events": ("user_id", ["auth"], ["gateway", "messages", "rooms"]),
         "chat.rooms.events": ("room_id", ["rooms"], ["gateway", "messages"]),

@@ -54,6 +54,9 @@ class DemoModule:
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
 
+    def body_limits(self) -> Mapping[str, int]:
+        return {}
+
     async def start(self) -> None:
         self.events.append("start")
 
@@ -77,9 +80,7 @@ async def client(module: DemoModule) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-async def test_modules_start_with_the_app_and_stop_with_it(
-    module: DemoModule, client: httpx.AsyncClient
-) -> None:
+async def test_modules_start_with_the_app_and_stop_with_it(module: DemoModule, client: httpx.AsyncClient) -> None:
     assert module.events == ["start"]
 
 

@@ -16,6 +16,7 @@ from chat_runtime.settings import ChatSettings, SettingsError, is_strong_secret,
 
 class DemoSettings(ChatSettings):
     SERVICE: ClassVar[str] = "demo"
+    GENERATED_SECRETS: ClassVar[tuple[str, ...]] = ("signing_secret",)
     model_config = SettingsConfigDict(env_prefix="CHAT_DEMO_", extra="ignore", validate_default=True)
 
     database_url: str = "postgresql://localhost/demo"

@@ -1,4 +1,4 @@
-"""The auth module: settings, routes, liveness and readiness, without a database."""
+"""The auth module: settings, liveness and readiness when its database is down."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
-from chat_auth.bootstrap import bootstrap
+from chat_auth.bootstrap import AuthModule, build_context
 from chat_auth.settings import AuthSettings
+from chat_auth.testing.fakes import FakeAuthStore, RecordingMailer
+from chat_runtime import postgres
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.settings import SettingsError, load_settings
@@ -21,12 +23,11 @@ UNREACHABLE_DB = "postgresql+psycopg://postgres@127.0.0.1:9/chat_auth?connect_ti
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(
-        AuthSettings, database_url=UNREACHABLE_DB, migrate_on_start=False, data_dir=tmp_path
-    )
+    settings = load_settings(AuthSettings, database_url=UNREACHABLE_DB, migrate_on_start=False, data_dir=tmp_path)
+    ctx = build_context(settings, store=FakeAuthStore(), mailer=RecordingMailer())
+    module = AuthModule(settings=settings, context=ctx, engine=postgres.async_engine(UNREACHABLE_DB))
     bus = InProcessBus(InProcessBroker())
-    registry = CollectorRegistry()
-    app = build_app([bootstrap(settings, bus=bus)], bus=bus, registry=registry)
+    app = build_app([module], bus=bus, registry=CollectorRegistry())
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
@@ -38,6 +39,7 @@ async def test_the_service_says_who_it_is_under_its_api_prefix(client: httpx.Asy
     response = await client.get("/api/auth/")
     assert response.status_code == 200
     assert response.json()["service"] == "auth"
+    assert response.json()["oidc_enabled"] is False
 
 
 async def test_liveness_is_ok_while_readiness_reports_the_database_down(client: httpx.AsyncClient) -> None:
@@ -55,4 +57,19 @@ def test_settings_read_the_service_prefix(monkeypatch: pytest.MonkeyPatch) -> No
 def test_settings_reject_a_bad_value_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAT_AUTH_MIGRATE_ON_START", "perhaps")
     with pytest.raises(SettingsError, match="CHAT_AUTH_MIGRATE_ON_START"):
+        load_settings(AuthSettings)
+
+
+def test_production_refuses_printing_codes_to_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_MODE", "prod")
+    monkeypatch.setenv("CHAT_AUTH_SEALING_SECRET", "Zq8" * 16)
+    monkeypatch.setenv("CHAT_AUTH_CODE_PEPPER", "Pk4" * 16)
+    with pytest.raises(SettingsError, match="email_transport"):
+        load_settings(AuthSettings)
+
+
+def test_production_requires_the_sealing_secret_and_code_pepper(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_MODE", "prod")
+    monkeypatch.setenv("CHAT_AUTH_EMAIL_TRANSPORT", "smtp")
+    with pytest.raises(SettingsError, match="sealing_secret: required outside dev mode"):
         load_settings(AuthSettings)

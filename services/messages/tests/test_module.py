@@ -23,9 +23,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(MessagesSettings, data_dir=tmp_path)
     unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     bus = InProcessBus(InProcessBroker())
-    app = build_app(
-        [bootstrap(settings, bus=bus, mongo_client=unreachable)], bus=bus, registry=CollectorRegistry()
-    )
+    app = build_app([bootstrap(settings, bus=bus, mongo_client=unreachable)], bus=bus, registry=CollectorRegistry())
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,

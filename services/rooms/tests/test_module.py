@@ -21,9 +21,7 @@ UNREACHABLE_DB = "postgresql+psycopg://postgres@127.0.0.1:9/chat_rooms?connect_t
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(
-        RoomsSettings, database_url=UNREACHABLE_DB, migrate_on_start=False, data_dir=tmp_path
-    )
+    settings = load_settings(RoomsSettings, database_url=UNREACHABLE_DB, migrate_on_start=False, data_dir=tmp_path)
     bus = InProcessBus(InProcessBroker())
     registry = CollectorRegistry()
     app = build_app([bootstrap(settings, bus=bus)], bus=bus, registry=registry)

@@ -69,9 +69,7 @@ class InfraConfig:
             raise ConfigError(f"{START_TIMEOUT_ENV} must be a positive number of seconds")
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, repo_root: Path | None = None
-    ) -> InfraConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, repo_root: Path | None = None) -> InfraConfig:
         """Read the CHAT_INFRA_* variables (defaults for those unset); relative paths resolve from cwd."""
         env = os.environ if environ is None else environ
         root = (repo_root or find_repo_root()).resolve()

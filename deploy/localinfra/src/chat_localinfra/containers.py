@@ -131,9 +131,7 @@ def _start_mongo() -> StartedContainer:
         DockerContainer(MONGO_IMAGE)
         .with_exposed_ports(27017)
         .with_command(["mongod", "--replSet", "rs0", "--bind_ip_all"])
-        .waiting_for(
-            LogMessageWaitStrategy("Waiting for connections").with_startup_timeout(int(START_TIMEOUT))
-        )
+        .waiting_for(LogMessageWaitStrategy("Waiting for connections").with_startup_timeout(int(START_TIMEOUT)))
     )
     container.start()
     try:
@@ -141,11 +139,11 @@ def _start_mongo() -> StartedContainer:
         result = container.exec(["mongosh", "--quiet", "--eval", initiate])
         if result.exit_code != 0:
             raise InfraError(f"rs.initiate failed in the mongo container: {result.output!r}")
-        url = f"mongodb://{container.get_container_host_ip()}:{container.get_exposed_port(27017)}/?directConnection=true"
-
-        wait_until_ready(
-            lambda: probe_mongo(url, timeout=2.0), what=f"mongo container at {url}", timeout=60.0
+        url = (
+            f"mongodb://{container.get_container_host_ip()}:{container.get_exposed_port(27017)}/?directConnection=true"
         )
+
+        wait_until_ready(lambda: probe_mongo(url, timeout=2.0), what=f"mongo container at {url}", timeout=60.0)
     except BaseException:
         container.stop()
         raise
@@ -166,7 +164,5 @@ def _tolerate_library_deprecations() -> Iterator[None]:
     # testcontainers and docker-py announce their own API changes as DeprecationWarnings; under
     # filterwarnings=error those would fail every integration test on machines with Docker.
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", category=DeprecationWarning, module=r"(testcontainers|docker)(\.|$)"
-        )
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(testcontainers|docker)(\.|$)")
         yield

@@ -73,9 +73,7 @@ def find_java() -> str:
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java")
     if found is None:
-        raise InfraError(
-            "Kafka needs Java 17 or newer: install it (Debian: apt-get install openjdk-17-jre-headless)"
-        )
+        raise InfraError("Kafka needs Java 17 or newer: install it (Debian: apt-get install openjdk-17-jre-headless)")
     return found
 
 

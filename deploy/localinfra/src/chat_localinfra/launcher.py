@@ -51,9 +51,7 @@ class InfraUrls:
 
     def as_env(self) -> dict[str, str]:
         """CHAT_TEST_* variables for the servers present."""
-        return {
-            URL_ENV[service]: url for service in URL_ENV if (url := self.for_service(service)) is not None
-        }
+        return {URL_ENV[service]: url for service in URL_ENV if (url := self.for_service(service)) is not None}
 
 
 @dataclass(frozen=True)

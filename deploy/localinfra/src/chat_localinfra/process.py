@@ -39,9 +39,7 @@ def spawn_detached(argv: Sequence[str], *, log_path: Path, env: Mapping[str, str
     # Python ignores SIGPIPE (and may ignore others); ignored dispositions survive exec, so reset them.
     reset = [signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
     try:
-        return os.posix_spawn(
-            argv[0], list(argv), dict(env), file_actions=file_actions, setsid=True, setsigdef=reset
-        )
+        return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=file_actions, setsid=True, setsigdef=reset)
     except OSError as exc:
         raise InfraError(f"cannot start {argv[0]}: {exc}") from exc
 

@@ -93,8 +93,7 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                 "RecordHeaders": {
                     "type": "object",
                     "properties": {
-                        name: {"type": "string"}
-                        for name in ("type", "version", "source", "id", "correlation_id")
+                        name: {"type": "string"} for name in ("type", "version", "source", "id", "correlation_id")
                     },
                     "required": ["type", "version", "source", "id", "correlation_id"],
                 },

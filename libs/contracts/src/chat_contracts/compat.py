@@ -86,9 +86,7 @@ class _Comparison:
                 return []
             self._in_progress.add(ref_pair)
             try:
-                return self._compare_resolved(
-                    _resolve(old, self._old_root), _resolve(new, self._new_root), path
-                )
+                return self._compare_resolved(_resolve(old, self._old_root), _resolve(new, self._new_root), path)
             finally:
                 self._in_progress.discard(ref_pair)
         return self._compare_resolved(_resolve(old, self._old_root), _resolve(new, self._new_root), path)
@@ -173,9 +171,7 @@ class _Comparison:
             changes += self.compare(old_prop, new_props[name], field_path)
             if name in new_required and name not in old_required:
                 changes.append(
-                    BreakingChange(
-                        field_path, "field_became_required", f"optional field {name!r} is now required"
-                    )
+                    BreakingChange(field_path, "field_became_required", f"optional field {name!r} is now required")
                 )
         for name in new_props:
             if name not in old_props and name in new_required:
@@ -201,9 +197,7 @@ class _Comparison:
         if old_extra is False and not old_patterns:
             return []
         if new_extra is False and not new_patterns:
-            return [
-                BreakingChange(path, "additional_properties_restricted", "extra keys are no longer accepted")
-            ]
+            return [BreakingChange(path, "additional_properties_restricted", "extra keys are no longer accepted")]
         changes: list[BreakingChange] = []
         if set(new_patterns) - set(old_patterns):
             changes.append(
@@ -217,9 +211,7 @@ class _Comparison:
             if pattern in old_patterns:
                 changes += self.compare(old_patterns[pattern], new_value, f"{path}{{}}")
         if isinstance(new_extra, Mapping) and old_extra is not False:
-            changes += self.compare(
-                old_extra if isinstance(old_extra, Mapping) else {}, new_extra, f"{path}{{}}"
-            )
+            changes += self.compare(old_extra if isinstance(old_extra, Mapping) else {}, new_extra, f"{path}{{}}")
         return changes
 
 
@@ -263,9 +255,7 @@ def _branches(schema: Schema, root: Schema) -> Iterator[Schema]:
         members = schema.get(keyword)
         if isinstance(members, list):
             for member in members:
-                merged = {
-                    key: value for key, value in schema.items() if key not in {keyword, "discriminator"}
-                }
+                merged = {key: value for key, value in schema.items() if key not in {keyword, "discriminator"}}
                 yield from _branches({**merged, **_resolve(member, root)}, root)
             return
     type_value = schema.get("type")
@@ -337,14 +327,10 @@ def _compare_string(old: Schema, new: Schema, path: str) -> list[BreakingChange]
     changes = _compare_count_bounds(old, new, path, "minLength", "maxLength", "characters")
     if "pattern" in new and new["pattern"] != old.get("pattern"):
         changes.append(
-            BreakingChange(
-                path, "pattern_changed", f"pattern {old.get('pattern')!r} became {new['pattern']!r}"
-            )
+            BreakingChange(path, "pattern_changed", f"pattern {old.get('pattern')!r} became {new['pattern']!r}")
         )
     if "format" in new and new["format"] != old.get("format"):
-        changes.append(
-            BreakingChange(path, "format_changed", f"format {old.get('format')!r} became {new['format']!r}")
-        )
+        changes.append(BreakingChange(path, "format_changed", f"format {old.get('format')!r} became {new['format']!r}"))
     return changes
 
 
@@ -354,9 +340,7 @@ def _compare_count_bounds(
     changes: list[BreakingChange] = []
     if min_key in new and new[min_key] > old.get(min_key, 0):
         changes.append(
-            BreakingChange(
-                path, "bound_narrowed", f"{min_key} {old.get(min_key, 0)} -> {new[min_key]} ({what})"
-            )
+            BreakingChange(path, "bound_narrowed", f"{min_key} {old.get(min_key, 0)} -> {new[min_key]} ({what})")
         )
     if max_key in new and (max_key not in old or new[max_key] < old[max_key]):
         changes.append(
@@ -381,9 +365,7 @@ def _compare_number(old: Schema, new: Schema, path: str) -> list[BreakingChange]
         changes.append(BreakingChange(path, "bound_narrowed", f"upper bound {old_high} -> {new_high}"))
     if "multipleOf" in new and new["multipleOf"] != old.get("multipleOf"):
         changes.append(
-            BreakingChange(
-                path, "bound_narrowed", f"multipleOf {old.get('multipleOf')} -> {new['multipleOf']}"
-            )
+            BreakingChange(path, "bound_narrowed", f"multipleOf {old.get('multipleOf')} -> {new['multipleOf']}")
         )
     return changes
 

@@ -85,12 +85,8 @@ def _user_examples() -> tuple[Contract, ...]:
 def _room_examples() -> tuple[Contract, ...]:
     common: dict[str, Any] = {"room_id": ROOM_ID, "occurred_at": EXAMPLE_TIME}
     return (
-        rooms.RoomCreated(
-            **common, room_version=1, kind="public", name="general", topic="Say hi", created_by=ALICE_ID
-        ),
-        rooms.RoomUpdated(
-            **common, room_version=4, kind="public", name="general", topic="Be nice", by=ALICE_ID
-        ),
+        rooms.RoomCreated(**common, room_version=1, kind="public", name="general", topic="Say hi", created_by=ALICE_ID),
+        rooms.RoomUpdated(**common, room_version=4, kind="public", name="general", topic="Be nice", by=ALICE_ID),
         rooms.RoomArchived(**common, room_version=5, by=ALICE_ID),
         rooms.RoomUnarchived(**common, room_version=6, by=ALICE_ID),
         rooms.RoomDeleted(**common, room_version=7, by=ALICE_ID),
@@ -136,9 +132,7 @@ def _message_examples() -> tuple[Contract, ...]:
             request_id=REQUEST_ID,
         ),
         messages_commands.MarkRead(room_id=ROOM_ID, actor_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID),
-        messages_commands.AcknowledgeDelivery(
-            room_id=ROOM_ID, actor_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID
-        ),
+        messages_commands.AcknowledgeDelivery(room_id=ROOM_ID, actor_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID),
         messages_events.MessageCreated(
             message_id=MESSAGE_ID,
             room_id=ROOM_ID,
@@ -148,9 +142,7 @@ def _message_examples() -> tuple[Contract, ...]:
             body="hello @bob",
             reply_to=REPLY_TO_ID,
             attachment_ids=(ATTACHMENT_ID,),
-            mentions=messages_events.Mentions(
-                users=(messages_events.MentionedUser(user_id=BOB_ID, username="bob"),)
-            ),
+            mentions=messages_events.Mentions(users=(messages_events.MentionedUser(user_id=BOB_ID, username="bob"),)),
             created_at=EXAMPLE_TIME,
             request_id=REQUEST_ID,
         ),
@@ -185,9 +177,7 @@ def _message_examples() -> tuple[Contract, ...]:
             request_id=REQUEST_ID,
         ),
         messages_events.ReadMarkerMoved(room_id=ROOM_ID, user_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID),
-        messages_events.DeliveryMarkerMoved(
-            room_id=ROOM_ID, user_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID
-        ),
+        messages_events.DeliveryMarkerMoved(room_id=ROOM_ID, user_id=BOB_ID, up_to_seq=1, request_id=REQUEST_ID),
         messages_events.MessageRejected(
             room_id=ROOM_ID,
             sender_id=ALICE_ID,

@@ -56,9 +56,7 @@ RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, patter
 
 Username = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-AvatarUrl = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048, pattern=r"^(https://|http://|/)\S*$")
-]
+AvatarUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^(https://|http://|/)\S*$")]
 """An absolute http(s) URL or a path on the platform's own origin; never ``javascript:`` or ``data:``."""
 
 RoomName = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -139,12 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chat_contracts.schema_export", description="Export contract JSON Schemas."
     )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the committed schemas are not up to date"
-    )
-    parser.add_argument(
-        "--dir", type=Path, default=SCHEMAS_DIR, help="schemas directory (default: the package's)"
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed schemas are not up to date")
+    parser.add_argument("--dir", type=Path, default=SCHEMAS_DIR, help="schemas directory (default: the package's)")
     parser.add_argument(
         "--allow-breaking",
         action="store_true",

@@ -30,6 +30,8 @@ SessionRevocationReason: TypeAlias = Literal[
     "account_disabled",
     "refresh_reuse",
     "admin",
+    "session_ended",
+    "account_deleted",
 ]
 
 
@@ -53,6 +55,7 @@ class UserUpdated(Contract):
     display_name: DisplayName
     avatar_url: AvatarUrl | None = None
     occurred_at: UtcDatetime
+    email_verified: bool | None = None
 
 
 class UserDeleted(Contract):
@@ -71,9 +74,7 @@ class UserSessionsRevoked(Contract):
 
     type: Literal["user.sessions_revoked"] = "user.sessions_revoked"
     user_id: UserId
-    session_ids: Annotated[tuple[SessionId, ...], Field(min_length=1, max_length=MAX_SESSION_IDS)] | None = (
-        None
-    )
+    session_ids: Annotated[tuple[SessionId, ...], Field(min_length=1, max_length=MAX_SESSION_IDS)] | None = None
     reason: SessionRevocationReason
     occurred_at: UtcDatetime
 

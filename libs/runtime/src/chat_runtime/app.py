@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck, health_router
-from chat_runtime.middleware import CorrelationIdMiddleware
+from chat_runtime.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware, CorrelationIdMiddleware
 from chat_runtime.module import ServiceModule
 from chat_runtime.problems import install_problem_handlers
 
@@ -19,7 +19,12 @@ log = structlog.get_logger("chat.app")
 
 
 def build_app(
-    modules: Sequence[ServiceModule], *, bus: Bus, registry: CollectorRegistry, title: str = "chat"
+    modules: Sequence[ServiceModule],
+    *,
+    bus: Bus,
+    registry: CollectorRegistry,
+    title: str = "chat",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """One FastAPI app serving ``modules`` under ``/api/<name>``; starts and stops them with the bus."""
     names = [module.name for module in modules]
@@ -46,6 +51,8 @@ def build_app(
 
     app = FastAPI(title=title, lifespan=lifespan)
     install_problem_handlers(app)
+    overrides = {path: limit for module in modules for path, limit in module.body_limits().items()}
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes, overrides=overrides)
     app.add_middleware(CorrelationIdMiddleware)  # added last = outermost: errors are logged with the id
     checks: dict[str, ReadinessCheck] = {}
     for module in modules:

@@ -38,6 +38,9 @@ class ServiceModule(Protocol):
     def bus_handlers(self) -> Sequence[BusHandler]:
         """Consumers to subscribe once the module has started."""
 
+    def body_limits(self) -> Mapping[str, int]:
+        """Request paths (absolute, with the /api prefix) allowed a larger body than the default 64 KiB."""
+
     async def start(self) -> None:
         """Open connections and start background work."""
 

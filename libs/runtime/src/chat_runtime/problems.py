@@ -9,8 +9,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chat_runtime.errors import CodedError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -33,15 +36,36 @@ _STATUS_CODES = {
 }
 
 
-class ProblemError(Exception):
-    """Raise from a route to answer with a problem document."""
+class Problem(BaseModel):
+    """An RFC 9457 problem document as this platform sends it."""
+
+    type: str = Field(examples=["urn:chat:problem:rate_limited"])
+    title: str
+    status: int
+    code: str = Field(description="stable machine-readable error code")
+    detail: str | None = None
+    instance: str | None = None
+    retry_after: float | None = Field(default=None, description="seconds to wait (rate limits)")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="validation errors")
+
+
+def problem_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given statuses, each a problem document."""
+    return {
+        status: {
+            "model": Problem,
+            "description": text,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status, text in described.items()
+    }
+
+
+class ProblemError(CodedError):
+    """Raise from a route to answer with a problem document (``CodedError`` with the status first)."""
 
     def __init__(self, status: int, code: str, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail or code)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.extra = extra
+        super().__init__(code, detail or code, status=status, **extra)
 
 
 def problem_response(
@@ -69,9 +93,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error a problem document: our own, validation, routing and unexpected ones."""
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        if not isinstance(exc, ProblemError):  # pragma: no cover - registered for ProblemError only
+        if not isinstance(exc, CodedError):  # pragma: no cover - registered for CodedError only
             raise exc
-        return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path, **exc.extra)
+        extra = dict(exc.extra)
+        if exc.retry_after is not None:
+            extra["retry_after"] = exc.retry_after
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        response = problem_response(exc.status, exc.code, exc.message, instance=request.url.path, **extra)
+        if headers:
+            response.headers.update(headers)
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, RequestValidationError):  # pragma: no cover
@@ -99,7 +130,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(exc.status_code, code, detail, instance=request.url.path)
 
-    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(CodedError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(UnexpectedErrorMiddleware)

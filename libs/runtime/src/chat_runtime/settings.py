@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar, get_args
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -34,6 +34,8 @@ class ChatSettings(BaseSettings):
     """Fields every service has. Subclasses set ``SERVICE`` and ``model_config['env_prefix']``."""
 
     SERVICE: ClassVar[str] = "chat"
+    GENERATED_SECRETS: ClassVar[tuple[str, ...]] = ()
+    """``SecretStr | None`` fields that are required outside dev and generated once in dev."""
 
     model_config = SettingsConfigDict(
         env_prefix=SHARED_PREFIX, extra="ignore", validate_default=True, case_sensitive=False
@@ -77,11 +79,8 @@ class ChatSettings(BaseSettings):
         return self
 
     def _secret_fields(self) -> dict[str, SecretStr | None]:
-        found: dict[str, SecretStr | None] = {}
-        for name, info in type(self).model_fields.items():
-            if info.annotation is SecretStr or SecretStr in get_args(info.annotation):
-                found[name] = getattr(self, name)
-        return found
+        """The secrets this service cannot run without (``GENERATED_SECRETS``), by field name."""
+        return {name: getattr(self, name) for name in self.GENERATED_SECRETS}
 
     def env_name(self, field: str) -> str:
         """The service-prefixed environment variable for ``field``."""

@@ -2,22 +2,80 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_auth.adapters.email import mailer_for
 from chat_auth.adapters.postgres import MIGRATIONS
+from chat_auth.adapters.postgres.store import PostgresAuthStore
+from chat_auth.domain.passwords import PasswordHasher
+from chat_auth.domain.secrets import Sealer
+from chat_auth.domain.tokens import TokenIssuer, jwks
 from chat_auth.entrypoints.http import build_router
+from chat_auth.service import keys
+from chat_auth.service.context import AuthContext, Limits
+from chat_auth.service.mail import MailQueue
+from chat_auth.service.ports import AuthStore, Clock, Mailer
 from chat_auth.settings import AuthSettings
 from chat_runtime import postgres
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
+from chat_runtime.outbox import OutboxRelay
+from chat_runtime.tokens import CallableJwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.auth")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_context(
+    settings: AuthSettings,
+    *,
+    store: AuthStore,
+    mailer: Mailer,
+    clock: Clock = utc_now,
+    hasher: PasswordHasher | None = None,
+) -> AuthContext:
+    """The use cases' dependencies; unit tests pass a fake store, mailer and clock."""
+    if settings.sealing_secret is None or settings.code_pepper is None:
+        raise ValueError("sealing_secret and code_pepper must be set (they are generated in dev mode)")
+
+    async def current_jwks() -> Mapping[str, Any]:
+        async with store.transaction() as tx:
+            return jwks(await tx.signing_keys())
+
+    sealer = Sealer(settings.sealing_secret.get_secret_value())
+    verifier = TokenVerifier(
+        jwks=CallableJwksSource(current_jwks),
+        issuer=settings.issuer,
+        audience=settings.audience,
+        # The keys live in our own database: a rotation is visible after at most a second.
+        min_refresh_interval=1.0,
+        max_cache_age=60.0,
+        clock=lambda: clock().timestamp(),
+    )
+    return AuthContext(
+        settings=settings,
+        store=store,
+        mail=MailQueue(mailer),
+        clock=clock,
+        hasher=hasher or PasswordHasher(),
+        sealer=sealer,
+        issuer=TokenIssuer(sealer=sealer, issuer=settings.issuer, audience=settings.audience),
+        verifier=verifier,
+        pepper=settings.code_pepper.get_secret_value().encode(),
+        limits=Limits.from_settings(settings),
+    )
 
 
 @dataclass
@@ -25,33 +83,59 @@ class AuthModule:
     """The auth service as a module the launcher can start alone or with the others."""
 
     settings: AuthSettings
-    bus: Bus
-    engine: AsyncEngine
+    context: AuthContext
+    engine: AsyncEngine | None = None
+    relay: OutboxRelay | None = None
+    on_start: Sequence[Callable[[], Any]] = ()
     name: str = field(default="auth", init=False)
 
     def router(self) -> APIRouter:
-        return build_router()
+        return build_router(self.context)
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        engine = self.engine
+        if engine is None:
+            return {}
+
         async def database() -> None:
-            await postgres.ping(self.engine)
+            await postgres.ping(engine)
 
         return {"postgres": database}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
 
+    def body_limits(self) -> Mapping[str, int]:
+        return {"/api/auth/me/avatar": self.settings.avatar_max_bytes}
+
     async def start(self) -> None:
-        if self.settings.migrate_on_start:
+        if self.engine is not None and self.settings.migrate_on_start:
             await postgres.prepare(self.settings.database_url, MIGRATIONS)
             log.info("auth.migrated")
+        await keys.published_keys(self.context)  # creates the first signing key on a new database
+        if self.relay is not None:
+            await self.relay.start()
 
     async def stop(self) -> None:
-        await self.engine.dispose()
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.context.mail.drain()
+        if self.engine is not None:
+            await self.engine.dispose()
 
 
-def bootstrap(settings: AuthSettings, *, bus: Bus, engine: AsyncEngine | None = None) -> AuthModule:
-    """Build the auth module; tests pass their own engine and bus."""
-    return AuthModule(
-        settings=settings, bus=bus, engine=engine or postgres.async_engine(settings.database_url)
-    )
+def bootstrap(
+    settings: AuthSettings,
+    *,
+    bus: Bus,
+    engine: AsyncEngine | None = None,
+    mailer: Mailer | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = utc_now,
+) -> AuthModule:
+    """Build the auth module on PostgreSQL with its outbox relayed to ``bus``."""
+    engine = engine or postgres.async_engine(settings.database_url)
+    relay = OutboxRelay(engine, bus, name="auth", registry=registry)
+    store = PostgresAuthStore(engine, on_commit=relay.wake)
+    context = build_context(settings, store=store, mailer=mailer or mailer_for(settings), clock=clock)
+    return AuthModule(settings=settings, context=context, engine=engine, relay=relay)

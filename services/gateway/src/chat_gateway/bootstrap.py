@@ -31,6 +31,9 @@ class GatewayModule:
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
 
+    def body_limits(self) -> Mapping[str, int]:
+        return {}
+
     async def start(self) -> None:
         return None
 

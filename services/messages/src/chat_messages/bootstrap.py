@@ -38,6 +38,9 @@ class MessagesModule:
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
 
+    def body_limits(self) -> Mapping[str, int]:
+        return {}
+
     async def start(self) -> None:
         return None
 

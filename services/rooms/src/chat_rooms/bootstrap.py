@@ -41,6 +41,9 @@ class RoomsModule:
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
 
+    def body_limits(self) -> Mapping[str, int]:
+        return {}
+
     async def start(self) -> None:
         if self.settings.migrate_on_start:
             await postgres.prepare(self.settings.database_url, MIGRATIONS)
@@ -52,6 +55,4 @@ class RoomsModule:
 
 def bootstrap(settings: RoomsSettings, *, bus: Bus, engine: AsyncEngine | None = None) -> RoomsModule:
     """Build the rooms module; tests pass their own engine and bus."""
-    return RoomsModule(
-        settings=settings, bus=bus, engine=engine or postgres.async_engine(settings.database_url)
-    )
+    return RoomsModule(settings=settings, bus=bus, engine=engine or postgres.async_engine(settings.database_url))

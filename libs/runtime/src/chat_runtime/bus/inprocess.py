@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode
-from chat_contracts.spec import TopicSpec
+from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
+from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import Handler, RetryPolicy
@@ -93,9 +95,7 @@ class InProcessBroker:
             self._topics[name] = [_Partition() for _ in range(partitions)]
         return self._topics[name]
 
-    async def append(
-        self, record: Record, *, partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN
-    ) -> tuple[int, int]:
+    async def append(self, record: Record, *, partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN) -> tuple[int, int]:
         """Append a record; returns (partition, offset)."""
         parts = self.ensure_topic(record.topic, partitions)
         index = partition_for(record.key, len(parts)) if record.key else 0
@@ -191,9 +191,7 @@ class InProcessBroker:
                     await part.changed.wait_for(readable)
                 continue
             record = part.read(position)
-            done = await processor.process(
-                record, partition=index, offset=position, stopping=lambda: flag.requested
-            )
+            done = await processor.process(record, partition=index, offset=position, stopping=lambda: flag.requested)
             if not done:
                 break
             position += 1
@@ -248,12 +246,13 @@ class InProcessBus:
         *,
         metrics: BusMetrics | None = None,
         retry: RetryPolicy | None = None,
+        topics: Mapping[str, TopicSpec] = TOPICS,
     ) -> None:
         self.broker = broker
+        self.topics = topics
         self.metrics = metrics or BusMetrics()
         self.retry = retry or RetryPolicy()
         self._subscriptions: list[InProcessSubscription] = []
-        self._partitions: dict[str, int] = {}
 
     async def start(self) -> None:
         return None
@@ -282,9 +281,15 @@ class InProcessBus:
         self.metrics.published.labels(spec.name).inc()
         return envelope
 
-    async def publish_record(self, record: Record, *, partitions: int = 1) -> None:
-        """Append an already-encoded record (dead letters, tests injecting bad records)."""
-        await self.broker.append(record, partitions=partitions)
+    async def publish_record(self, record: Record) -> None:
+        """Append an already-encoded record (outbox relays, dead letters)."""
+        await self.broker.append(record, partitions=self._partitions_of(record.topic))
+
+    def _partitions_of(self, topic: str) -> int:
+        spec = self.topics.get(topic)
+        if spec is not None:
+            return spec.partitions
+        return DLQ_PARTITIONS if topic.endswith(DLQ_SUFFIX) else DEFAULT_PARTITIONS_FOR_UNKNOWN
 
     async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> InProcessSubscription:
         processor = RecordProcessor(

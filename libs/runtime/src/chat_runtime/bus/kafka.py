@@ -100,9 +100,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSubscription:
     """One consumer-group member: a consumer and the task that polls, dispatches and commits."""
 
-    def __init__(
-        self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor
-    ) -> None:
+    def __init__(self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor) -> None:
         self._config = config
         self._spec = spec
         self._group = group
@@ -144,9 +142,7 @@ class KafkaSubscription:
             if not batches:
                 continue
             async with self.batch_lock:
-                results = await asyncio.gather(
-                    *(self._handle(tp, records) for tp, records in batches.items())
-                )
+                results = await asyncio.gather(*(self._handle(tp, records) for tp, records in batches.items()))
                 offsets = {tp: offset for tp, offset in results if offset is not None}
                 if offsets:
                     try:

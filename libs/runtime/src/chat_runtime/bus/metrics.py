@@ -10,9 +10,7 @@ class BusMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.published = Counter(
-            "chat_bus_published_total", "Records published.", ["topic"], registry=self.registry
-        )
+        self.published = Counter("chat_bus_published_total", "Records published.", ["topic"], registry=self.registry)
         self.consumed = Counter(
             "chat_bus_consumed_total",
             "Records a consumer finished with, by outcome (ok, dead_lettered).",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chat_contracts.base import Contract
-from chat_contracts.envelope import Envelope
+from chat_contracts.envelope import Envelope, Record
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_HEADER_OFFSET, DLQ_HEADER_PARTITION, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
 
@@ -91,6 +91,9 @@ class Bus(Protocol):
         source: str,
     ) -> Envelope:
         """Wrap ``data`` in an envelope keyed by the topic's key field and publish it durably."""
+
+    async def publish_record(self, record: Record) -> None:
+        """Publish an already-encoded record durably (outbox relays, dead letters)."""
 
     async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> Subscription:
         """Join ``group`` on ``spec``'s topic and start handing records to ``handler``."""

@@ -68,9 +68,7 @@ class RecordProcessor:
         self.metrics = metrics
         self._dead_letter = dead_letter
 
-    async def process(
-        self, record: Record, *, partition: int, offset: int, stopping: Callable[[], bool]
-    ) -> bool:
+    async def process(self, record: Record, *, partition: int, offset: int, stopping: Callable[[], bool]) -> bool:
         """True when the record is done with (handled or dead-lettered) and its offset may be committed."""
         context = {
             "topic": record.topic,
@@ -90,9 +88,7 @@ class RecordProcessor:
                 ok, reason, attempts = await run_with_retries(
                     self.handler, envelope, self.policy, on_retry=self._on_retry, stopping=stopping
                 )
-                self.metrics.handler_seconds.labels(record.topic, self.group).observe(
-                    time.perf_counter() - started
-                )
+                self.metrics.handler_seconds.labels(record.topic, self.group).observe(time.perf_counter() - started)
                 if ok:
                     self.metrics.consumed.labels(record.topic, self.group, "ok").inc()
                     return True
@@ -106,9 +102,7 @@ class RecordProcessor:
         self.metrics.retries.labels(self.spec.name, self.group).inc()
         log.warning("bus.handler_retry", attempt=attempt, error=f"{type(exc).__name__}: {exc}")
 
-    async def _send_to_dlq(
-        self, record: Record, reason: str, *, partition: int, offset: int, attempts: int
-    ) -> None:
+    async def _send_to_dlq(self, record: Record, reason: str, *, partition: int, offset: int, attempts: int) -> None:
         dead = dead_letter_record(
             record,
             self.spec,

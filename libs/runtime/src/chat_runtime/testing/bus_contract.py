@@ -219,9 +219,7 @@ class BusContract:
         await settle(self.quiet_period)
         assert sorted(second.numbers()) == list(range(200, 250))
 
-    async def test_a_graceful_stop_finishes_and_commits_the_record_in_flight(
-        self, harness: BusHarness
-    ) -> None:
+    async def test_a_graceful_stop_finishes_and_commits_the_record_in_flight(self, harness: BusHarness) -> None:
         spec = make_spec(partitions=1)
         await harness.create(spec)
         bus = await harness.new_bus()
@@ -268,13 +266,9 @@ class BusContract:
     async def test_a_record_that_is_not_json_goes_to_the_dead_letter_topic_with_its_reason(
         self, harness: BusHarness
     ) -> None:
-        await self._dead_letter_case(
-            harness, Record(topic="", key=b"k", value=b"\xff{not json"), "invalid_json"
-        )
+        await self._dead_letter_case(harness, Record(topic="", key=b"k", value=b"\xff{not json"), "invalid_json")
 
-    async def test_a_record_of_an_unknown_type_goes_to_the_dead_letter_topic(
-        self, harness: BusHarness
-    ) -> None:
+    async def test_a_record_of_an_unknown_type_goes_to_the_dead_letter_topic(self, harness: BusHarness) -> None:
         value = _envelope_json(type_="test.unknown", data={"key": "k"})
         await self._dead_letter_case(harness, Record(topic="", key=b"k", value=value), "unknown_type")
 

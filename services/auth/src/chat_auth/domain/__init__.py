@@ -1,1 +1,1 @@
-"""Pure models and rules of the auth service (no I/O)."""
+"""Pure models and rules of the auth service: no I/O, no framework."""

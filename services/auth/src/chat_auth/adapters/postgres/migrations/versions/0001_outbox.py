@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.create_index(
-        "outbox_unpublished", "outbox", ["position"], postgresql_where=sa.text("published_at IS NULL")
-    )
+    op.create_index("outbox_unpublished", "outbox", ["position"], postgresql_where=sa.text("published_at IS NULL"))
 
 
 def downgrade() -> None:

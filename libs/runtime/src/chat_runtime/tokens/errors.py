@@ -1,0 +1,57 @@
+"""Why a token was refused, as a stable machine code, and why keys could not be had."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+TokenErrorCode = Literal[
+    "token_malformed",
+    "token_algorithm_not_allowed",
+    "token_unknown_key",
+    "token_bad_signature",
+    "token_missing_claim",
+    "token_invalid_claim",
+    "token_wrong_issuer",
+    "token_wrong_audience",
+    "token_wrong_type",
+    "token_expired",
+    "token_not_yet_valid",
+]
+
+TOKEN_ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(TokenErrorCode))
+
+
+class TokenError(Exception):
+    """The token is not acceptable; answer 401 with ``code``.
+
+    ``message`` is written for logs and clients alike: it names the rule that failed and never repeats the
+    token or any value taken from it.
+    """
+
+    def __init__(self, code: TokenErrorCode, message: str) -> None:
+        if code not in TOKEN_ERROR_CODES:  # pragma: no cover - guarded by the Literal type
+            raise ValueError(f"unknown token error code {code!r}")
+        super().__init__(message)
+        self.code: TokenErrorCode = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"TokenError(code={self.code!r}, message={self.message!r})"
+
+
+class JwksUnavailable(Exception):
+    """The issuer's public keys could not be had; answer 503, never 401 (the token may well be good).
+
+    Deliberately not a :class:`TokenError`: a handler that maps ``TokenError`` to 401 must not tell a client
+    to discard a valid token because the auth service is briefly unreachable.
+    """
+
+    code: Final = "jwks_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"JwksUnavailable(message={self.message!r}, retry_after={self.retry_after!r})"

@@ -1,0 +1,409 @@
+"""The auth store on PostgreSQL: one ``engine.begin()`` block per transaction, SQLAlchemy Core queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg.errors
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    RowMapping,
+    Select,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chat_auth.adapters.postgres.tables import (
+    EMAIL_TAKEN,
+    IDENTITY_TAKEN,
+    USERNAME_TAKEN,
+    avatars,
+    email_codes,
+    identities,
+    oidc_states,
+    recovery_codes,
+    refresh_tokens,
+    sessions,
+    signing_keys,
+    throttle_failures,
+    throttle_hits,
+    used_jtis,
+    users,
+)
+from chat_auth.domain.errors import Conflict
+from chat_auth.domain.model import (
+    CodePurpose,
+    EmailCode,
+    Failures,
+    Identity,
+    OidcState,
+    RefreshToken,
+    RevocationReason,
+    Session,
+    SigningKey,
+    User,
+)
+from chat_contracts.envelope import Envelope
+from chat_runtime.outbox import enqueue
+
+_T = TypeVar("_T")
+
+_CONFLICTS: Mapping[str, str] = {EMAIL_TAKEN: "email", USERNAME_TAKEN: "username", IDENTITY_TAKEN: "identity"}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KEEP_FOR = timedelta(days=1)
+"""Throttle windows and used jtis are deleted this long after they stop mattering."""
+_PRUNE_BATCH = 100
+"""At most this many stale rows are deleted per call, so housekeeping never makes one request slow."""
+_USER_AGENT_CHARS = 300
+_IP_CHARS = 64
+
+
+class PostgresAuthStore:
+    """``AuthStore`` on PostgreSQL; ``on_commit`` runs after each commit that queued events."""
+
+    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None) -> None:
+        self._engine = engine
+        self._on_commit = on_commit
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTx]:
+        """A transaction that commits when the block ends normally and rolls back when it raises."""
+        async with self._engine.begin() as connection:
+            tx = PostgresTx(connection)
+            yield tx
+        if tx.emitted and self._on_commit is not None:
+            self._on_commit()
+
+
+class PostgresTx:
+    """``Tx`` on one connection inside an open transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+        self.emitted = False
+
+    # accounts
+
+    async def add_user(self, user: User) -> None:
+        await self._write_unique(insert(users).values(_columns(user)))
+
+    async def user_by_id(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        query = select(users).where(users.c.id == user_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self._one(query, User)
+
+    async def user_by_email(self, email_normalized: str) -> User | None:
+        return await self._one(select(users).where(users.c.email_normalized == email_normalized), User)
+
+    async def user_by_username(self, username_normalized: str) -> User | None:
+        return await self._one(select(users).where(users.c.username_normalized == username_normalized), User)
+
+    async def update_user(self, user: User) -> None:
+        values = _columns(user, exclude="id")
+        await self._write_unique(update(users).where(users.c.id == user.id).values(values))
+
+    async def delete_user(self, user_id: uuid.UUID) -> None:
+        # Everything else that belongs to the user goes with it through ON DELETE CASCADE.
+        await self._db.execute(delete(users).where(users.c.id == user_id))
+
+    # avatars
+
+    async def set_avatar(self, user_id: uuid.UUID, *, content_type: str, data: bytes) -> None:
+        statement = upsert(avatars).values(user_id=user_id, content_type=content_type, data=data)
+        statement = statement.on_conflict_do_update(
+            index_elements=[avatars.c.user_id],
+            set_={
+                "content_type": statement.excluded.content_type,
+                "data": statement.excluded.data,
+                "updated_at": func.now(),
+            },
+        )
+        await self._db.execute(statement)
+
+    async def avatar(self, user_id: uuid.UUID) -> tuple[str, bytes] | None:
+        query = select(avatars.c.content_type, avatars.c.data).where(avatars.c.user_id == user_id)
+        row = (await self._db.execute(query)).first()
+        return None if row is None else (row.content_type, row.data)
+
+    async def delete_avatar(self, user_id: uuid.UUID) -> None:
+        await self._db.execute(delete(avatars).where(avatars.c.user_id == user_id))
+
+    # external identities
+
+    async def add_identity(self, identity: Identity) -> None:
+        await self._write_unique(insert(identities).values(_columns(identity)))
+
+    async def identity(self, issuer: str, subject: str) -> Identity | None:
+        query = select(identities).where(identities.c.issuer == issuer, identities.c.subject == subject)
+        return await self._one(query, Identity)
+
+    async def identities_of(self, user_id: uuid.UUID) -> Sequence[Identity]:
+        query = (
+            select(identities)
+            .where(identities.c.user_id == user_id)
+            .order_by(identities.c.created_at, identities.c.issuer, identities.c.subject)
+        )
+        return await self._all(query, Identity)
+
+    # sessions and refresh tokens
+
+    async def add_session(self, session: Session) -> None:
+        await self._db.execute(insert(sessions).values(_session_columns(session)))
+
+    async def session(self, session_id: uuid.UUID, *, for_update: bool = False) -> Session | None:
+        query = select(sessions).where(sessions.c.id == session_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self._one(query, Session)
+
+    async def update_session(self, session: Session) -> None:
+        values = _session_columns(session)
+        del values["id"]
+        await self._db.execute(update(sessions).where(sessions.c.id == session.id).values(values))
+
+    async def sessions_of(self, user_id: uuid.UUID) -> Sequence[Session]:
+        query = (
+            select(sessions)
+            .where(sessions.c.user_id == user_id)
+            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+        )
+        return await self._all(query, Session)
+
+    async def revoke_sessions(
+        self, user_id: uuid.UUID, *, reason: RevocationReason, at: datetime, keep: uuid.UUID | None = None
+    ) -> Sequence[uuid.UUID]:
+        # "Active" as in Session.active(at): an expired session is left as it is, it already ended.
+        statement = (
+            update(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > at)
+            .values(revoked_at=at, revoked_reason=reason)
+            .returning(sessions.c.id)
+        )
+        if keep is not None:
+            statement = statement.where(sessions.c.id != keep)
+        return list((await self._db.execute(statement)).scalars())
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        await self._db.execute(insert(refresh_tokens).values(_columns(token)))
+
+    async def refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
+        return await self._one(query, RefreshToken)
+
+    async def mark_refresh_token_used(self, token_hash: bytes, at: datetime) -> None:
+        statement = update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(used_at=at)
+        await self._db.execute(statement)
+
+    # email codes
+
+    async def add_code(self, code: EmailCode) -> None:
+        await self._db.execute(
+            update(email_codes)
+            .where(
+                email_codes.c.user_id == code.user_id,
+                email_codes.c.purpose == code.purpose,
+                email_codes.c.consumed_at.is_(None),
+            )
+            .values(consumed_at=code.created_at)
+        )
+        await self._db.execute(insert(email_codes).values(_columns(code)))
+
+    async def active_code(self, user_id: uuid.UUID, purpose: CodePurpose, now: datetime) -> EmailCode | None:
+        query = (
+            select(email_codes)
+            .where(
+                email_codes.c.user_id == user_id,
+                email_codes.c.purpose == purpose,
+                email_codes.c.consumed_at.is_(None),
+                email_codes.c.expires_at > now,
+            )
+            .order_by(email_codes.c.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        return await self._one(query, EmailCode)
+
+    async def update_code(self, code: EmailCode) -> None:
+        values = _columns(code, exclude="id")
+        await self._db.execute(update(email_codes).where(email_codes.c.id == code.id).values(values))
+
+    # TOTP recovery codes
+
+    async def replace_recovery_codes(self, user_id: uuid.UUID, code_hashes: Sequence[bytes]) -> None:
+        await self._db.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+        if code_hashes:
+            rows = [{"user_id": user_id, "code_hash": code_hash} for code_hash in code_hashes]
+            await self._db.execute(upsert(recovery_codes).values(rows).on_conflict_do_nothing())
+
+    async def use_recovery_code(self, user_id: uuid.UUID, code_hash: bytes, at: datetime) -> bool:
+        statement = (
+            update(recovery_codes)
+            .where(
+                recovery_codes.c.user_id == user_id,
+                recovery_codes.c.code_hash == code_hash,
+                recovery_codes.c.used_at.is_(None),
+            )
+            .values(used_at=at)
+            .returning(recovery_codes.c.code_hash)
+        )
+        return (await self._db.execute(statement)).first() is not None
+
+    async def recovery_codes_left(self, user_id: uuid.UUID) -> int:
+        query = (
+            select(func.count())
+            .select_from(recovery_codes)
+            .where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None))
+        )
+        return int((await self._db.execute(query)).scalar_one())
+
+    # single-use tokens
+
+    async def consume_jti(self, jti: str, expires_at: datetime) -> bool:
+        # Judged by the caller's clock, not the database's: a token expiring a day before this one has
+        # certainly expired, since single-use tokens live far less than a day.
+        await self._prune(used_jtis, used_jtis.c.expires_at < expires_at - _KEEP_FOR)
+        statement = (
+            upsert(used_jtis).values(jti=jti, expires_at=expires_at).on_conflict_do_nothing().returning(used_jtis.c.jti)
+        )
+        return (await self._db.execute(statement)).first() is not None
+
+    # signing keys
+
+    async def signing_keys(self) -> Sequence[SigningKey]:
+        query = select(signing_keys).order_by(signing_keys.c.created_at.desc(), signing_keys.c.kid.desc())
+        return await self._all(query, SigningKey)
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self._db.execute(insert(signing_keys).values(_columns(key)))
+
+    async def retire_signing_key(self, kid: str, at: datetime) -> None:
+        await self._db.execute(update(signing_keys).where(signing_keys.c.kid == kid).values(retired_at=at))
+
+    async def delete_signing_keys_retired_before(self, before: datetime) -> int:
+        statement = delete(signing_keys).where(
+            signing_keys.c.retired_at.is_not(None), signing_keys.c.retired_at < before
+        )
+        return (await self._db.execute(statement)).rowcount
+
+    # OIDC
+
+    async def add_oidc_state(self, state: OidcState) -> None:
+        # Abandoned sign-ins would otherwise pile up; the new state's creation time is "now".
+        await self._prune(oidc_states, oidc_states.c.expires_at < state.created_at)
+        await self._db.execute(insert(oidc_states).values(_columns(state)))
+
+    async def take_oidc_state(self, state_hash: bytes) -> OidcState | None:
+        statement = delete(oidc_states).where(oidc_states.c.state_hash == state_hash).returning(*oidc_states.c)
+        row = (await self._db.execute(statement)).first()
+        return None if row is None else OidcState(**row._mapping)
+
+    # throttling
+
+    async def hit(self, key: str, *, window: timedelta, now: datetime) -> int:
+        if not timedelta(0) < window <= _KEEP_FOR:
+            # Longer windows would be pruned while still counting.
+            raise ValueError(f"throttle window must be positive and at most {_KEEP_FOR}, not {window}")
+        await self._prune(throttle_hits, throttle_hits.c.window_start < now - _KEEP_FOR)
+        statement = (
+            upsert(throttle_hits)
+            .values(key=key, window_start=_window_start(now, window), count=1)
+            .on_conflict_do_update(
+                index_elements=[throttle_hits.c.key, throttle_hits.c.window_start],
+                set_={"count": throttle_hits.c.count + 1},
+            )
+            .returning(throttle_hits.c.count)
+        )
+        return int((await self._db.execute(statement)).scalar_one())
+
+    async def failures(self, key: str) -> Failures:
+        query = select(throttle_failures.c.count, throttle_failures.c.last_at).where(throttle_failures.c.key == key)
+        row = (await self._db.execute(query)).first()
+        return Failures() if row is None else _failures(row._mapping)
+
+    async def record_failure(self, key: str, now: datetime) -> Failures:
+        statement = upsert(throttle_failures).values(key=key, count=1, last_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=[throttle_failures.c.key],
+            set_={"count": throttle_failures.c.count + 1, "last_at": statement.excluded.last_at},
+        )
+        returning = statement.returning(throttle_failures.c.count, throttle_failures.c.last_at)
+        return _failures((await self._db.execute(returning)).one()._mapping)
+
+    async def clear_failures(self, key: str) -> None:
+        await self._db.execute(delete(throttle_failures).where(throttle_failures.c.key == key))
+
+    # events
+
+    async def emit(self, envelope: Envelope, *, topic: str) -> None:
+        await enqueue(self._db, envelope, topic=topic)
+        self.emitted = True
+
+    # helpers
+
+    async def _one(self, query: Select[Any], record: Callable[..., _T]) -> _T | None:
+        row = (await self._db.execute(query)).first()
+        return None if row is None else record(**row._mapping)
+
+    async def _all(self, query: Select[Any], record: Callable[..., _T]) -> list[_T]:
+        return [record(**row._mapping) for row in await self._db.execute(query)]
+
+    async def _write_unique(self, statement: Executable) -> None:
+        """Run ``statement`` in a savepoint: a taken key raises ``Conflict``; the transaction stays usable."""
+        try:
+            async with self._db.begin_nested():
+                await self._db.execute(statement)
+        except IntegrityError as exc:
+            field = _conflicting_field(exc)
+            if field is None:
+                raise
+            raise Conflict(field) from exc
+
+    async def _prune(self, table: Table, stale: ColumnElement[bool]) -> None:
+        """Delete a batch of stale rows, skipping rows others hold: no request waits on housekeeping."""
+        key = tuple_(*table.primary_key.columns)
+        batch = select(*table.primary_key.columns).where(stale).limit(_PRUNE_BATCH).with_for_update(skip_locked=True)
+        await self._db.execute(delete(table).where(key.in_(batch)))
+
+
+def _columns(record: Any, *, exclude: str | None = None) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name != exclude}
+
+
+def _session_columns(session: Session) -> dict[str, Any]:
+    # Both come from the client's request; a long header must not turn a sign-in into an error.
+    values = _columns(session)
+    values["user_agent"] = session.user_agent[:_USER_AGENT_CHARS]
+    values["ip"] = session.ip[:_IP_CHARS]
+    return values
+
+
+def _failures(row: RowMapping) -> Failures:
+    # Row.count is tuple.count, hence the mapping.
+    return Failures(count=row["count"], last_at=row["last_at"])
+
+
+def _conflicting_field(exc: IntegrityError) -> str | None:
+    if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
+        return None
+    return _CONFLICTS.get(exc.orig.diag.constraint_name or "")
+
+
+def _window_start(now: datetime, window: timedelta) -> datetime:
+    """Start of the fixed window containing ``now``; windows are aligned on the Unix epoch."""
+    return now - (now - _EPOCH) % window
