@@ -66,3 +66,18 @@ def test_the_outbox_rejects_a_second_row_for_the_same_event(pg_database: str) ->
         connection.commit()
         with pytest.raises(psycopg.errors.UniqueViolation):
             connection.execute(insert)
+
+
+def test_the_rotate_signing_key_command_publishes_a_second_key(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chat_app.cli import main
+
+    postgres.upgrade(pg_database, AUTH_MIGRATIONS)
+    monkeypatch.setenv("CHAT_AUTH_DATABASE_URL", pg_database)
+    monkeypatch.setenv("CHAT_DATA_DIR", str(tmp_path))
+    assert main(["rotate-signing-key"]) == 0
+    assert main(["rotate-signing-key"]) == 0
+    with psycopg.connect(_plain(pg_database)) as connection:
+        keys = connection.execute("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL").fetchone()
+    assert keys == (2,)

@@ -9,7 +9,7 @@ from typing import cast, get_args
 
 import uvicorn
 
-from chat_app.compose import SERVICES, LauncherError, Target, build, create_topics
+from chat_app.compose import SERVICES, LauncherError, Target, build, create_topics, rotate_signing_key
 from chat_runtime.logging import configure_logging
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
 
@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     commands.add_parser("create-topics", help="create every Kafka topic and its dead-letter topic")
+    commands.add_parser(
+        "rotate-signing-key",
+        help="publish a new token signing key; it signs after CHAT_AUTH_KEY_ACTIVATION_DELAY_SECONDS",
+    )
     return parser
 
 
@@ -49,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(ChatSettings)
             configure_logging(level=settings.log_level, fmt=settings.log_format, service=target)
             _serve(target, settings, args.host, args.port)
+        elif args.command == "rotate-signing-key":
+            kid = asyncio.run(rotate_signing_key())
+            print(f"published signing key {kid}; it signs new tokens once every verifier has fetched it")
         elif args.command == "create-topics":
             settings = load_settings(ChatSettings)
             created = asyncio.run(create_topics(settings))

@@ -8,7 +8,11 @@ from typing import Literal
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from chat_auth.adapters.email import ConsoleMailer
+from chat_auth.adapters.postgres.store import PostgresAuthStore
 from chat_auth.bootstrap import bootstrap as bootstrap_auth
+from chat_auth.bootstrap import build_context
+from chat_auth.service import keys as auth_keys
 from chat_auth.settings import AuthSettings
 from chat_contracts.topics import TOPICS
 from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
@@ -17,6 +21,7 @@ from chat_messages.bootstrap import bootstrap as bootstrap_messages
 from chat_messages.settings import MessagesSettings
 from chat_rooms.bootstrap import bootstrap as bootstrap_rooms
 from chat_rooms.settings import RoomsSettings
+from chat_runtime import postgres
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
@@ -56,12 +61,12 @@ def make_bus(settings: ChatSettings, target: Target, registry: CollectorRegistry
     return KafkaBus(config, metrics=metrics)
 
 
-def build_modules(target: Target, bus: Bus) -> list[ServiceModule]:
+def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list[ServiceModule]:
     """Bootstrap each service of ``target`` with its own validated settings."""
     modules: list[ServiceModule] = []
     for service in services_for(target):
         if service == "auth":
-            modules.append(bootstrap_auth(load_settings(AuthSettings), bus=bus))
+            modules.append(bootstrap_auth(load_settings(AuthSettings), bus=bus, registry=registry))
         elif service == "rooms":
             modules.append(bootstrap_rooms(load_settings(RoomsSettings), bus=bus))
         elif service == "messages":
@@ -75,7 +80,7 @@ def build(target: Target, settings: ChatSettings) -> FastAPI:
     """The ASGI app for ``target``."""
     registry = CollectorRegistry()
     bus = make_bus(settings, target, registry)
-    modules = build_modules(target, bus)
+    modules = build_modules(target, bus, registry)
     return build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
 
 
@@ -87,3 +92,15 @@ async def create_topics(settings: ChatSettings) -> list[str]:
         replication_factor=settings.kafka_replication_factor,
     )
     return await ensure_topics(config, TOPICS.values())
+
+
+async def rotate_signing_key() -> str:
+    """Publish a new signing key in the auth database (works while the service runs)."""
+    settings = load_settings(AuthSettings)
+    engine = postgres.async_engine(settings.database_url, pool_size=1)
+    try:
+        store = PostgresAuthStore(engine)
+        context = build_context(settings, store=store, mailer=ConsoleMailer())
+        return await auth_keys.rotate(context)
+    finally:
+        await engine.dispose()
