@@ -147,6 +147,28 @@ class AuthScenarios:
         again = await auth.http.post("/api/auth/email/resend", json={"email": "resend@example.com"})
         assert again.status_code == 202
 
+    async def test_an_oversized_body_is_refused_before_it_is_read(self, auth: AuthHarness) -> None:
+        body = {"email": "big@example.com", "username": "big", "password": "p" * 100, "display_name": "x" * 70_000}
+        response = await auth.http.post("/api/auth/register", json=body)
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
+
+    async def test_every_operation_is_documented_with_a_summary_and_its_problems(self, auth: AuthHarness) -> None:
+        spec = (await auth.http.get("/openapi.json")).json()
+        operations = [
+            (path, method, op)
+            for path, item in spec["paths"].items()
+            if path.startswith("/api/auth/") and path != "/api/auth/"
+            for method, op in item.items()
+        ]
+        assert len(operations) >= 20
+        for path, method, op in operations:
+            assert op.get("summary"), (method, path)
+            problems = [code for code in op["responses"] if code.startswith(("4", "5")) and code != "422"]
+            if path != "/api/auth/.well-known/jwks.json":
+                assert problems or "422" in op["responses"], (method, path)
+        assert "Problem" in spec["components"]["schemas"]
+
     # --- signing in --------------------------------------------------------------------------------------
 
     async def test_a_wrong_password_and_an_unknown_account_answer_alike(self, auth: AuthHarness) -> None:
