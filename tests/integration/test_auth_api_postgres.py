@@ -28,6 +28,7 @@ from chat_auth.testing.context_tools import forger
 from chat_auth.testing.fakes import FakeClock
 from chat_auth.testing.harness import PASSWORD, AuthHarness
 from chat_auth.testing.scenarios import AuthScenarios
+from chat_auth.testing.totp_scenarios import TotpScenarios
 from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import UserRegistered
@@ -81,7 +82,7 @@ def _as_email(message: EmailMessage) -> Email:
     )
 
 
-class TestAuthOnPostgres(AuthScenarios):
+class TestAuthOnPostgres(AuthScenarios, TotpScenarios):
     @pytest.fixture
     async def module(self, tmp_path: Path, pg_database: str, smtp_server: tuple[str, int, SmtpInbox]) -> AuthModule:
         await asyncio.to_thread(postgres.upgrade, pg_database, MIGRATIONS)

@@ -21,6 +21,7 @@ from chat_auth.testing.context_tools import forger
 from chat_auth.testing.fakes import FakeAuthStore, FakeClock, RecordingMailer
 from chat_auth.testing.harness import AuthHarness
 from chat_auth.testing.scenarios import AuthScenarios
+from chat_auth.testing.totp_scenarios import TotpScenarios
 from chat_contracts.envelope import Envelope
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
@@ -39,7 +40,7 @@ async def module(tmp_path: Path) -> AuthModule:
     return AuthModule(settings=settings, context=ctx)
 
 
-class TestAuthOnFakeStore(AuthScenarios):
+class TestAuthOnFakeStore(AuthScenarios, TotpScenarios):
     @pytest.fixture
     async def auth(self, module: AuthModule) -> AsyncIterator[AuthHarness]:
         bus = InProcessBus(InProcessBroker())

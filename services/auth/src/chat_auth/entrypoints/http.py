@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from chat_auth.domain.avatars import sniff_image
 from chat_auth.domain.errors import AuthError
 from chat_auth.entrypoints.deps import ClientDep, ContextDep, CurrentUser, bind_context
+from chat_auth.entrypoints.http_totp import build_totp_router
 from chat_auth.entrypoints.schemas import (
     Accepted,
     DeleteAccount,
@@ -321,6 +322,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         await accounts.reset_password(ctx, reset_token=body.reset_token, new_password=body.new_password)
         return Response(status_code=204)
 
+    router.include_router(build_totp_router(ctx))
     return router
 
 

@@ -100,7 +100,7 @@ async def authenticate(ctx: AuthContext, token: str) -> Principal:
     return Principal(user=user, session=session, token=verified)
 
 
-async def _open_session(
+async def open_session(
     ctx: AuthContext, tx: Tx, user: User, *, method: AuthMethod, client: Client, now: datetime
 ) -> SignedIn:
     session = Session(
@@ -175,7 +175,7 @@ async def login(ctx: AuthContext, *, identifier: str, password: str, client: Cli
     if user.totp_enabled:
         return await _second_factor_challenge(ctx, user, now)
     async with ctx.store.transaction() as tx:
-        signed_in = await _open_session(ctx, tx, user, method="password", client=client, now=now)
+        signed_in = await open_session(ctx, tx, user, method="password", client=client, now=now)
     log.info("auth.signed_in", user_id=str(user.id), session_id=str(signed_in.session.id))
     return signed_in
 
@@ -197,7 +197,7 @@ async def complete_second_factor(
     async with ctx.store.transaction() as tx:
         if not await tx.consume_jti(mfa.jti, mfa.expires_at):
             raise AuthError("token_used", "This sign-in step was already completed; sign in again.", status=401)
-        return await _open_session(ctx, tx, user, method=method, client=client, now=now)
+        return await open_session(ctx, tx, user, method=method, client=client, now=now)
 
 
 async def refresh(ctx: AuthContext, *, refresh_token: str) -> SignedIn:
