@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_auth.adapters.email import mailer_for
+from chat_auth.adapters.oidc import HttpOidcProvider
 from chat_auth.adapters.postgres import MIGRATIONS
 from chat_auth.adapters.postgres.store import PostgresAuthStore
 from chat_auth.domain.passwords import PasswordHasher
@@ -22,6 +23,7 @@ from chat_auth.entrypoints.http import build_router
 from chat_auth.service import keys
 from chat_auth.service.context import AuthContext, Limits
 from chat_auth.service.mail import MailQueue
+from chat_auth.service.oidc import OidcProvider
 from chat_auth.service.ports import AuthStore, Clock, Mailer
 from chat_auth.settings import AuthSettings
 from chat_runtime import postgres
@@ -86,11 +88,11 @@ class AuthModule:
     context: AuthContext
     engine: AsyncEngine | None = None
     relay: OutboxRelay | None = None
-    on_start: Sequence[Callable[[], Any]] = ()
+    oidc: OidcProvider | None = None
     name: str = field(default="auth", init=False)
 
     def router(self) -> APIRouter:
-        return build_router(self.context)
+        return build_router(self.context, self.oidc)
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
         engine = self.engine
@@ -138,4 +140,5 @@ def bootstrap(
     relay = OutboxRelay(engine, bus, name="auth", registry=registry)
     store = PostgresAuthStore(engine, on_commit=relay.wake)
     context = build_context(settings, store=store, mailer=mailer or mailer_for(settings), clock=clock)
-    return AuthModule(settings=settings, context=context, engine=engine, relay=relay)
+    oidc = HttpOidcProvider.from_settings(settings) if settings.oidc_client_id else None
+    return AuthModule(settings=settings, context=context, engine=engine, relay=relay, oidc=oidc)

@@ -82,7 +82,15 @@ class AuthSettings(ChatSettings):
         return self.cookie_secure if self.cookie_secure is not None else self.mode != "dev"
 
     @model_validator(mode="after")
-    def _smtp_in_prod(self) -> Self:
-        if self.mode == "prod" and self.email_transport == "console":
+    def _production_rules(self) -> Self:
+        if self.mode != "prod":
+            return self
+        if self.email_transport == "console":
             raise ValueError("email_transport: 'console' prints codes to the log; use 'smtp' outside dev mode")
+        if self.oidc_client_id:
+            if self.oidc_client_secret is None:
+                raise ValueError("oidc_client_secret: required when oidc_client_id is set outside dev mode")
+            for name in ("oidc_issuer", "oidc_redirect_uri", "issuer"):
+                if not str(getattr(self, name)).startswith("https://"):
+                    raise ValueError(f"{name}: must be an https:// URL outside dev mode")
         return self

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from chat_auth.domain.avatars import sniff_image
 from chat_auth.domain.errors import AuthError
 from chat_auth.entrypoints.deps import ClientDep, ContextDep, CurrentUser, bind_context
+from chat_auth.entrypoints.http_oidc import build_oidc_router
 from chat_auth.entrypoints.http_totp import build_totp_router
+from chat_auth.entrypoints.responses import REFRESH_COOKIE, problems, signed_in, signed_in_or_challenge
 from chat_auth.entrypoints.schemas import (
     Accepted,
     DeleteAccount,
@@ -35,47 +37,7 @@ from chat_auth.entrypoints.schemas import (
 from chat_auth.service import accounts, keys, sessions
 from chat_auth.service.context import AuthContext
 from chat_auth.service.events import avatar_url
-from chat_runtime.problems import problem_responses
-
-REFRESH_COOKIE = "chat_refresh"
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        400: "Invalid code or request",
-        401: "Not signed in, or the token or credentials are not valid",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Conflicts with existing data",
-        413: "Body too large",
-        415: "Unsupported media type",
-        422: "The body does not match the schema or the rules",
-        429: "Rate limited; see retry_after",
-        503: "A dependency is down",
-    }
-    return problem_responses({status: described[status] for status in statuses})
-
-
-def _tokens(ctx: AuthContext, signed: sessions.SignedIn, response: Response) -> TokenResponse:
-    response.set_cookie(
-        REFRESH_COOKIE,
-        signed.refresh_token,
-        httponly=True,
-        secure=ctx.settings.secure_cookies,
-        samesite="strict",
-        path=ctx.settings.cookie_path,
-        expires=signed.refresh_expires_at,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return TokenResponse(
-        access_token=signed.access_token,
-        expires_in=max(0, int((signed.access_expires_at - ctx.clock()).total_seconds())),
-        expires_at=signed.access_expires_at,
-        refresh_token=signed.refresh_token,
-        refresh_expires_at=signed.refresh_expires_at,
-        session_id=signed.session.id,
-        user_id=signed.user.id,
-    )
+from chat_auth.service.oidc import OidcProvider
 
 
 def _profile(principal_user: Any) -> Profile:
@@ -93,7 +55,7 @@ def _profile(principal_user: Any) -> Profile:
     )
 
 
-def build_router(ctx: AuthContext) -> APIRouter:
+def build_router(ctx: AuthContext, oidc: OidcProvider | None = None) -> APIRouter:
     """The auth service's routes, bound to ``ctx``."""
     router = APIRouter(tags=["auth"], dependencies=[Depends(bind_context(ctx))])
 
@@ -117,7 +79,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         status_code=202,
         response_model=Accepted,
         summary="Create an account; a code is emailed",
-        responses=_problems(409, 422, 429),
+        responses=problems(409, 422, 429),
     )
     async def register(body: RegisterRequest, client: ClientDep) -> Accepted:
         await accounts.register(
@@ -134,7 +96,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/email/verify",
         response_model=Accepted,
         summary="Verify the email address with the emailed code",
-        responses=_problems(400, 422, 429),
+        responses=problems(400, 422, 429),
     )
     async def verify_email(body: EmailCodeRequest, client: ClientDep) -> Accepted:
         await accounts.verify_email(ctx, email=body.email, code=body.code, client=client)
@@ -145,7 +107,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         status_code=202,
         response_model=Accepted,
         summary="Send a new verification code",
-        responses=_problems(422, 429),
+        responses=problems(422, 429),
     )
     async def resend(body: EmailOnly, client: ClientDep) -> Accepted:
         await accounts.resend_verification(ctx, email=body.email, client=client)
@@ -155,41 +117,39 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/login",
         response_model=TokenResponse | MfaRequired,
         summary="Sign in with email or username and password",
-        responses=_problems(401, 403, 422, 429),
+        responses=problems(401, 403, 422, 429),
     )
     async def login(body: LoginRequest, client: ClientDep, response: Response) -> TokenResponse | MfaRequired:
         result = await sessions.login(ctx, identifier=body.identifier, password=body.password, client=client)
-        if isinstance(result, sessions.SecondFactorRequired):
-            return MfaRequired(mfa_token=result.mfa_token, expires_at=result.expires_at)
-        return _tokens(ctx, result, response)
+        return signed_in_or_challenge(ctx, result, response)
 
     @router.post(
         "/token/refresh",
         response_model=TokenResponse,
         summary="Trade a refresh token (body or cookie) for new tokens; the old one stops working",
-        responses=_problems(401, 422),
+        responses=problems(401, 422),
     )
     async def refresh(request: Request, response: Response, body: RefreshRequest | None = None) -> TokenResponse:
         token = (body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE)
         if not token:
             raise AuthError("invalid_refresh_token", "Send the refresh token or its cookie.", status=401)
-        return _tokens(ctx, await sessions.refresh(ctx, refresh_token=token), response)
+        return signed_in(ctx, await sessions.refresh(ctx, refresh_token=token), response)
 
-    @router.post("/logout", status_code=204, summary="End this session", responses=_problems(401))
+    @router.post("/logout", status_code=204, summary="End this session", responses=problems(401))
     async def logout(principal: CurrentUser, response: Response) -> Response:
         await sessions.logout(ctx, principal)
         response = Response(status_code=204)
         response.delete_cookie(REFRESH_COOKIE, path=ctx.settings.cookie_path)
         return response
 
-    @router.post("/logout-all", status_code=204, summary="End every session of this account", responses=_problems(401))
+    @router.post("/logout-all", status_code=204, summary="End every session of this account", responses=problems(401))
     async def logout_all(principal: CurrentUser) -> Response:
         await sessions.logout_all(ctx, principal)
         response = Response(status_code=204)
         response.delete_cookie(REFRESH_COOKIE, path=ctx.settings.cookie_path)
         return response
 
-    @router.get("/sessions", response_model=list[SessionView], summary="My active sessions", responses=_problems(401))
+    @router.get("/sessions", response_model=list[SessionView], summary="My active sessions", responses=problems(401))
     async def list_sessions(principal: CurrentUser) -> list[SessionView]:
         return [
             SessionView(
@@ -209,7 +169,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/sessions/{session_id}",
         status_code=204,
         summary="End one of my sessions",
-        responses=_problems(401, 404),
+        responses=problems(401, 404),
     )
     async def end_session(session_id: uuid.UUID, principal: CurrentUser) -> Response:
         await sessions.end_session(ctx, principal, session_id)
@@ -219,12 +179,12 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/sessions/end-others",
         response_model=SessionsEnded,
         summary="End every session but this one",
-        responses=_problems(401),
+        responses=problems(401),
     )
     async def end_others(principal: CurrentUser) -> SessionsEnded:
         return SessionsEnded(sessions_ended=await sessions.end_other_sessions(ctx, principal))
 
-    @router.get("/me", response_model=Profile, summary="My account", responses=_problems(401))
+    @router.get("/me", response_model=Profile, summary="My account", responses=problems(401))
     async def me(principal: CurrentUser) -> Profile:
         return _profile(principal.user)
 
@@ -232,14 +192,14 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/me",
         response_model=Profile,
         summary="Change my display name or username",
-        responses=_problems(401, 409, 422),
+        responses=problems(401, 409, 422),
     )
     async def update_me(body: ProfileUpdate, principal: CurrentUser) -> Profile:
         return _profile(
             await accounts.update_profile(ctx, principal, display_name=body.display_name, username=body.username)
         )
 
-    @router.post("/me/delete", status_code=204, summary="Delete my account", responses=_problems(401, 422))
+    @router.post("/me/delete", status_code=204, summary="Delete my account", responses=problems(401, 422))
     async def delete_me(body: DeleteAccount, principal: CurrentUser) -> Response:
         await accounts.delete_account(ctx, principal, password=body.password)
         response = Response(status_code=204)
@@ -250,18 +210,18 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/me/avatar",
         response_model=Profile,
         summary="Upload my avatar (the raw image as the body: PNG, JPEG, GIF or WebP)",
-        responses=_problems(401, 413, 415, 422),
+        responses=problems(401, 413, 415, 422),
     )
     async def put_avatar(request: Request, principal: CurrentUser) -> Profile:
         data = await request.body()
         content_type = sniff_image(data, max_bytes=ctx.settings.avatar_max_bytes)
         return _profile(await accounts.set_avatar(ctx, principal, content_type=content_type, data=data))
 
-    @router.delete("/me/avatar", response_model=Profile, summary="Remove my avatar", responses=_problems(401))
+    @router.delete("/me/avatar", response_model=Profile, summary="Remove my avatar", responses=problems(401))
     async def delete_avatar(principal: CurrentUser) -> Profile:
         return _profile(await accounts.remove_avatar(ctx, principal))
 
-    @router.get("/users/{user_id}/avatar", summary="A user's avatar image", responses=_problems(404))
+    @router.get("/users/{user_id}/avatar", summary="A user's avatar image", responses=problems(404))
     async def get_avatar(user_id: uuid.UUID) -> Response:
         async with ctx.store.transaction() as tx:
             found = await tx.avatar(user_id)
@@ -283,7 +243,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/password/change",
         response_model=SessionsEnded,
         summary="Change my password (needs the current one); ends my other sessions",
-        responses=_problems(401, 422, 429),
+        responses=problems(401, 422, 429),
     )
     async def change_password(body: PasswordChange, principal: CurrentUser, client: ClientDep) -> SessionsEnded:
         ended = await accounts.change_password(
@@ -296,7 +256,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         status_code=202,
         response_model=Accepted,
         summary="Email a password reset code",
-        responses=_problems(422, 429),
+        responses=problems(422, 429),
     )
     async def forgot(body: EmailOnly, client: ClientDep) -> Accepted:
         await accounts.forgot_password(ctx, email=body.email, client=client)
@@ -306,7 +266,7 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/password/reset/verify",
         response_model=ResetTokenResponse,
         summary="Trade the emailed reset code for a one-time reset token",
-        responses=_problems(400, 422, 429),
+        responses=problems(400, 422, 429),
     )
     async def verify_reset(body: EmailCodeRequest, client: ClientDep) -> ResetTokenResponse:
         token, expires = await accounts.verify_reset_code(ctx, email=body.email, code=body.code, client=client)
@@ -316,13 +276,14 @@ def build_router(ctx: AuthContext) -> APIRouter:
         "/password/reset",
         status_code=204,
         summary="Set a new password with the reset token; signs out everywhere, does not sign in",
-        responses=_problems(401, 422),
+        responses=problems(401, 422),
     )
     async def reset(body: PasswordReset) -> Response:
         await accounts.reset_password(ctx, reset_token=body.reset_token, new_password=body.new_password)
         return Response(status_code=204)
 
     router.include_router(build_totp_router(ctx))
+    router.include_router(build_oidc_router(ctx, oidc))
     return router
 
 

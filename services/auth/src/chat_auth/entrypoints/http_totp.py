@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, model_validator
 
 from chat_auth.domain.errors import AuthError
 from chat_auth.entrypoints.deps import ClientDep, CurrentUser, bind_context
+from chat_auth.entrypoints.responses import problems, signed_in
 from chat_auth.entrypoints.schemas import Body, Code, Password, TokenField, TokenResponse
-from chat_auth.service import sessions, totp
+from chat_auth.service import totp
 from chat_auth.service.context import AuthContext
-from chat_runtime.problems import problem_responses
 
 # The cookie /login sets (entrypoints/http.py). Not imported from there: http.py includes this router, and the
 # import would go in a circle.
-REFRESH_COOKIE = "chat_refresh"
 
 RecoveryCode = Annotated[str, Field(min_length=10, max_length=32, examples=["k7m2q-x9hfa"])]
-
-_DESCRIBED = {
-    400: "Wrong, expired or already used code",
-    401: "Not signed in, or the token or credentials are not valid",
-    403: "Not allowed",
-    404: "Not found",
-    409: "Not possible in the current two-factor state",
-    422: "The body does not match the schema",
-    429: "Rate limited; see retry_after",
-}
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return problem_responses({status: _DESCRIBED[status] for status in statuses})
 
 
 class TotpCode(Body):
@@ -82,29 +67,6 @@ class TotpStatusResponse(BaseModel):
     recovery_codes_left: int
 
 
-def _signed_in(ctx: AuthContext, signed: sessions.SignedIn, response: Response) -> TokenResponse:
-    """The same answer as /login: tokens in the body, the refresh token also as an httpOnly cookie."""
-    response.set_cookie(
-        REFRESH_COOKIE,
-        signed.refresh_token,
-        httponly=True,
-        secure=ctx.settings.secure_cookies,
-        samesite="strict",
-        path=ctx.settings.cookie_path,
-        expires=signed.refresh_expires_at,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return TokenResponse(
-        access_token=signed.access_token,
-        expires_in=max(0, int((signed.access_expires_at - ctx.clock()).total_seconds())),
-        expires_at=signed.access_expires_at,
-        refresh_token=signed.refresh_token,
-        refresh_expires_at=signed.refresh_expires_at,
-        session_id=signed.session.id,
-        user_id=signed.user.id,
-    )
-
-
 def build_totp_router(ctx: AuthContext) -> APIRouter:
     """The two-factor routes, bound to ``ctx``."""
     router = APIRouter(tags=["auth"], dependencies=[Depends(bind_context(ctx))])
@@ -114,7 +76,7 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         if not ctx.settings.passwordless_totp_login:
             raise AuthError("not_found", "Not found.", status=404)
 
-    @router.get("/totp", response_model=TotpStatusResponse, summary="My two-factor state", responses=_problems(401))
+    @router.get("/totp", response_model=TotpStatusResponse, summary="My two-factor state", responses=problems(401))
     async def get_status(principal: CurrentUser) -> TotpStatusResponse:
         found = await totp.status(ctx, principal)
         return TotpStatusResponse(enabled=found.enabled, recovery_codes_left=found.recovery_codes_left)
@@ -123,7 +85,7 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         "/totp/setup",
         response_model=TotpSetupResponse,
         summary="Start two-factor setup: a new secret to scan; nothing changes until it is confirmed",
-        responses=_problems(401, 409),
+        responses=problems(401, 409),
     )
     async def setup(principal: CurrentUser, response: Response) -> TotpSetupResponse:
         pending = await totp.begin_setup(ctx, principal)
@@ -134,7 +96,7 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         "/totp/confirm",
         response_model=RecoveryCodes,
         summary="Turn two-factor sign-in on with a code from the app; answers the recovery codes once",
-        responses=_problems(400, 401, 409, 422, 429),
+        responses=problems(400, 401, 409, 422, 429),
     )
     async def confirm(body: TotpCode, principal: CurrentUser, response: Response) -> RecoveryCodes:
         codes = await totp.confirm_setup(ctx, principal, code=body.code)
@@ -145,7 +107,7 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         "/totp/disable",
         status_code=204,
         summary="Turn two-factor sign-in off with a current code or the password",
-        responses=_problems(400, 401, 409, 422, 429),
+        responses=problems(400, 401, 409, 422, 429),
     )
     async def disable(body: TotpDisable, principal: CurrentUser, client: ClientDep) -> Response:
         await totp.disable(ctx, principal, code=body.code, password=body.password, client=client)
@@ -155,7 +117,7 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         "/totp/recovery-codes",
         response_model=RecoveryCodes,
         summary="Replace my recovery codes (needs a current code); answers the new ones once",
-        responses=_problems(400, 401, 409, 422, 429),
+        responses=problems(400, 401, 409, 422, 429),
     )
     async def regenerate(body: TotpCode, principal: CurrentUser, response: Response) -> RecoveryCodes:
         codes = await totp.regenerate_recovery_codes(ctx, principal, code=body.code)
@@ -166,24 +128,24 @@ def build_totp_router(ctx: AuthContext) -> APIRouter:
         "/login/totp",
         response_model=TokenResponse,
         summary="Finish signing in with the mfa token and an app code or a recovery code",
-        responses=_problems(400, 401, 403, 422, 429),
+        responses=problems(400, 401, 403, 422, 429),
     )
     async def login_totp(body: TotpLogin, client: ClientDep, response: Response) -> TokenResponse:
         signed = await totp.complete_login(
             ctx, mfa_token=body.mfa_token, code=body.code, recovery_code=body.recovery_code, client=client
         )
-        return _signed_in(ctx, signed, response)
+        return signed_in(ctx, signed, response)
 
     @router.post(
         "/login/totp-only",
         response_model=TokenResponse,
         summary="Sign in with username and app code alone (only when the deployment turned it on)",
-        responses=_problems(401, 403, 404, 422, 429),
+        responses=problems(401, 403, 404, 422, 429),
         dependencies=[Depends(passwordless_enabled)],
     )
     async def login_totp_only(body: TotpOnlyLogin, client: ClientDep, response: Response) -> TokenResponse:
         signed = await totp.login_with_code_only(ctx, username=body.username, code=body.code, client=client)
-        return _signed_in(ctx, signed, response)
+        return signed_in(ctx, signed, response)
 
     return router
 

@@ -173,14 +173,14 @@ async def login(ctx: AuthContext, *, identifier: str, password: str, client: Cli
     if user.disabled_at is not None:
         raise AuthError("account_disabled", "This account is disabled.", status=403)
     if user.totp_enabled:
-        return await _second_factor_challenge(ctx, user, now)
+        return await second_factor_challenge(ctx, user, now)
     async with ctx.store.transaction() as tx:
         signed_in = await open_session(ctx, tx, user, method="password", client=client, now=now)
     log.info("auth.signed_in", user_id=str(user.id), session_id=str(signed_in.session.id))
     return signed_in
 
 
-async def _second_factor_challenge(ctx: AuthContext, user: User, now: datetime) -> SecondFactorRequired:
+async def second_factor_challenge(ctx: AuthContext, user: User, now: datetime) -> SecondFactorRequired:
     async with ctx.store.transaction() as tx:
         key = await active_key(ctx, tx)
     # The session id in an mfa token is a throwaway: the real session (and its id) is created only after the
