@@ -24,9 +24,8 @@ from chat_auth.bootstrap import AuthModule, bootstrap, build_context
 from chat_auth.service import keys
 from chat_auth.service.ports import Email
 from chat_auth.settings import AuthSettings
-from chat_auth.testing.context_tools import forger
 from chat_auth.testing.fakes import FakeClock
-from chat_auth.testing.harness import PASSWORD, AuthHarness
+from chat_auth.testing.harness import PASSWORD, AuthHarness, serve
 from chat_auth.testing.scenarios import AuthScenarios
 from chat_auth.testing.totp_scenarios import TotpScenarios
 from chat_contracts.envelope import Envelope, Record, decode
@@ -35,7 +34,6 @@ from chat_contracts.users import UserRegistered
 from chat_localinfra.smtp import SmtpInbox
 from chat_runtime import postgres
 from chat_runtime.app import build_app
-from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.outbox import OUTBOX, decode_headers
 from chat_runtime.settings import load_settings
@@ -96,35 +94,17 @@ class TestAuthOnPostgres(AuthScenarios, TotpScenarios):
     @pytest.fixture
     async def auth(self, module: AuthModule, smtp_server: tuple[str, int, SmtpInbox]) -> AsyncIterator[AuthHarness]:
         _, _, inbox = smtp_server
-        ctx = module.context
         engine = module.engine
         assert engine is not None
-        assert isinstance(ctx.clock, FakeClock)
 
         async def mail(address: str) -> list[Email]:
-            await ctx.mail.drain()
             return [_as_email(m) for m in inbox.to(address)]
 
         async def events() -> list[Envelope]:
             return await _outbox_events(engine)
 
-        async def jwks() -> dict[str, Any]:
-            return await keys.published_keys(ctx)
-
-        bus = InProcessBus(InProcessBroker())
-        app = build_app([module], bus=bus, registry=CollectorRegistry())
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app, client=("192.0.2.1", 1234))
-            async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as http:
-                yield AuthHarness(
-                    http=http,
-                    clock=ctx.clock,
-                    mail=mail,
-                    events=events,
-                    jwks=jwks,
-                    forge=forger(ctx),
-                    settings=module.settings,
-                )
+        async with serve(module, mail=mail, events=events) as harness:
+            yield harness
 
     @pytest.fixture
     def rotate(self, module: AuthModule) -> Callable[[], Awaitable[str]]:

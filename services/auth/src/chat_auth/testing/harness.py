@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
+from prometheus_client import CollectorRegistry
 
+from chat_auth.bootstrap import AuthModule
+from chat_auth.service import keys
 from chat_auth.service.ports import Email
+from chat_auth.testing.context_tools import forger
 from chat_auth.testing.fakes import FakeClock
 from chat_contracts.envelope import Envelope
+from chat_runtime.app import build_app
+from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 
 PASSWORD = "correct horse battery staple"
 _CODE = re.compile(r"\b(\d{6})\b")
@@ -64,3 +72,38 @@ class AuthHarness:
     @staticmethod
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def serve(
+    module: AuthModule,
+    *,
+    mail: Callable[[str], Awaitable[list[Email]]],
+    events: Callable[[], Awaitable[list[Envelope]]],
+) -> AsyncIterator[AuthHarness]:
+    """Run ``module`` in an app (in-process bus) and hand out a harness on it; ``mail`` and ``events`` read what
+    the store and mailer behind the module recorded."""
+    ctx = module.context
+    if not isinstance(ctx.clock, FakeClock):
+        raise TypeError("the scenarios drive time: build the module's context with a FakeClock")
+
+    async def delivered(address: str) -> list[Email]:
+        await ctx.mail.drain()
+        return await mail(address)
+
+    async def jwks() -> dict[str, Any]:
+        return await keys.published_keys(ctx)
+
+    app = build_app([module], bus=InProcessBus(InProcessBroker()), registry=CollectorRegistry())
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("192.0.2.1", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as http:
+            yield AuthHarness(
+                http=http,
+                clock=ctx.clock,
+                mail=delivered,
+                events=events,
+                jwks=jwks,
+                forge=forger(ctx),
+                settings=module.settings,
+            )
