@@ -9,7 +9,7 @@ UV := $(HOME)/.local/bin/uv
 endif
 RUN := $(UV) run --locked
 
-.PHONY: help uv sync run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status clean
+.PHONY: help uv sync run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ fmt: sync ## apply ruff fixes and formatting
 	@$(RUN) ruff format .
 
 typecheck: sync ## mypy --strict over every package
-	@$(RUN) mypy libs services apps deploy tests
+	@$(RUN) mypy libs services apps deploy tests bench
 
 contracts-check: sync ## committed JSON Schemas and AsyncAPI document match the contract models
 	@$(RUN) python -m chat_contracts.schema_export --check
@@ -60,6 +60,9 @@ infra-down: sync ## stop them
 
 infra-status: sync ## show what runs and where
 	@$(RUN) python -m chat_localinfra status
+
+bench: sync ## benchmarks that print figures (more arrive with the benchmark issue)
+	@$(RUN) python bench/auth_enumeration_timing.py
 
 clean: ## remove caches (not data: see infra-down and .infra/)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
