@@ -193,11 +193,18 @@ async def complete_second_factor(
     ctx: AuthContext, *, user: User, mfa: VerifiedToken, method: AuthMethod, client: Client
 ) -> SignedIn:
     """Open the session once the second factor checked out; the mfa token works only once."""
-    now = ctx.clock()
     async with ctx.store.transaction() as tx:
-        if not await tx.consume_jti(mfa.jti, mfa.expires_at):
-            raise AuthError("token_used", "This sign-in step was already completed; sign in again.", status=401)
-        return await open_session(ctx, tx, user, method=method, client=client, now=now)
+        return await open_after_second_factor(ctx, tx, user=user, mfa=mfa, method=method, client=client)
+
+
+async def open_after_second_factor(
+    ctx: AuthContext, tx: Tx, *, user: User, mfa: VerifiedToken, method: AuthMethod, client: Client
+) -> SignedIn:
+    """Spend the mfa token and open the session inside the caller's transaction, so a replayed token rolls back
+    whatever the caller spent checking the second factor (a TOTP step, a recovery code)."""
+    if not await tx.consume_jti(mfa.jti, mfa.expires_at):
+        raise AuthError("token_used", "This sign-in step was already completed; sign in again.", status=401)
+    return await open_session(ctx, tx, user, method=method, client=client, now=ctx.clock())
 
 
 async def refresh(ctx: AuthContext, *, refresh_token: str) -> SignedIn:

@@ -260,9 +260,12 @@ async def complete_login(
             else:
                 await _count_wrong_code(ctx, tx, user.id, now)
                 failure = _invalid_recovery_code()
+        if failure is None:
+            signed_in = await sessions.open_after_second_factor(
+                ctx, tx, user=user, mfa=mfa, method="totp", client=client
+            )
     if failure is not None:
         raise failure
-    signed_in = await sessions.complete_second_factor(ctx, user=user, mfa=mfa, method="totp", client=client)
     log.info("auth.signed_in", user_id=str(user.id), session_id=str(signed_in.session.id), second_factor=True)
     return signed_in
 

@@ -282,6 +282,12 @@ class TotpScenarios:
         assert again.json()["code"] == "token_used"
         with_recovery = await second_step(auth, token, recovery_code=enrolled.recovery_codes[0])
         assert with_recovery.status_code == 401
+        # The replays spent nothing: that recovery code and the current code still work with a fresh token.
+        fresh = await second_step(auth, await mfa_token(auth, "oncetoken"), recovery_code=enrolled.recovery_codes[0])
+        assert fresh.status_code == 200
+        auth.clock.advance(seconds=STEP)
+        later = await mfa_token(auth, "oncetoken")
+        assert (await second_step(auth, later, code=code_at(auth, enrolled.secret))).status_code == 200
 
     async def test_an_mfa_token_expires_after_five_minutes(self, auth: AuthHarness) -> None:
         enrolled = await enroll(auth, "slowpoke@example.com", "slowpoke")
