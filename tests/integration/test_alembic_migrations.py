@@ -25,7 +25,7 @@ def _tables(url: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("migrations", "head"), [(AUTH_MIGRATIONS, "0002"), (ROOMS_MIGRATIONS, "0001")], ids=["auth", "rooms"]
+    ("migrations", "head"), [(AUTH_MIGRATIONS, "0002"), (ROOMS_MIGRATIONS, "0002")], ids=["auth", "rooms"]
 )
 def test_migrations_apply_to_head_and_revert_to_base(pg_database: str, migrations: Path, head: str) -> None:
     postgres.upgrade(pg_database, migrations)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat_contracts import ephemeral, messages_commands, messages_events, rooms, users
+from chat_contracts import ephemeral, messages_commands, messages_events, rooms, social, users
 from chat_contracts.base import Contract
 from chat_contracts.examples import all_examples, example
 from chat_contracts.messages_events import MessageCreated
@@ -14,6 +14,7 @@ from chat_contracts.topics import (
     MESSAGES_EVENTS,
     ROOMS_EVENTS,
     SERVICES,
+    SOCIAL_EVENTS,
     TOPICS,
     USERS_EVENTS,
     TopicSpec,
@@ -25,11 +26,12 @@ from chat_contracts.users import UserRegistered
 HOUR_MS = 60 * 60 * 1000
 
 
-def test_the_registry_holds_the_five_topics_with_their_keys_and_owners() -> None:
+def test_the_registry_holds_the_six_topics_with_their_keys_and_owners() -> None:
     table = {name: (spec.key_field, sorted(spec.producers), sorted(spec.consumers)) for name, spec in TOPICS.items()}
     assert table == {
         "chat.users.events": ("user_id", ["auth"], ["gateway", "messages", "rooms"]),
         "chat.rooms.events": ("room_id", ["rooms"], ["gateway", "messages"]),
+        "chat.social.events": ("user_id", ["rooms"], ["gateway"]),
         "chat.messages.commands": ("room_id", ["gateway"], ["messages"]),
         "chat.messages.events": ("room_id", ["messages"], ["gateway"]),
         "chat.ephemeral": ("room_id", ["gateway"], ["gateway"]),
@@ -37,6 +39,7 @@ def test_the_registry_holds_the_five_topics_with_their_keys_and_owners() -> None
     assert list(TOPICS.values()) == [
         USERS_EVENTS,
         ROOMS_EVENTS,
+        SOCIAL_EVENTS,
         MESSAGES_COMMANDS,
         MESSAGES_EVENTS,
         EPHEMERAL,
@@ -49,6 +52,7 @@ def test_each_topic_carries_exactly_the_payloads_of_its_module() -> None:
     assert MESSAGES_COMMANDS.payloads == messages_commands.PAYLOADS
     assert MESSAGES_EVENTS.payloads == messages_events.PAYLOADS
     assert EPHEMERAL.payloads == ephemeral.PAYLOADS
+    assert SOCIAL_EVENTS.payloads == social.PAYLOADS
 
 
 def test_no_type_name_is_used_on_two_topics() -> None:

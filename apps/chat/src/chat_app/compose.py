@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from chat_auth.adapters.email import ConsoleMailer
 from chat_auth.adapters.postgres.store import PostgresAuthStore
+from chat_auth.bootstrap import AuthModule, build_context
 from chat_auth.bootstrap import bootstrap as bootstrap_auth
-from chat_auth.bootstrap import build_context
 from chat_auth.service import keys as auth_keys
 from chat_auth.settings import AuthSettings
 from chat_contracts.topics import TOPICS
@@ -29,6 +29,7 @@ from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import Bus
 from chat_runtime.module import ServiceModule
 from chat_runtime.settings import ChatSettings, load_settings
+from chat_runtime.tokens import CallableJwksSource, JwksSource
 
 Target = Literal["all", "auth", "rooms", "messages", "gateway"]
 SERVICES: tuple[Target, ...] = ("auth", "rooms", "messages", "gateway")
@@ -64,16 +65,32 @@ def make_bus(settings: ChatSettings, target: Target, registry: CollectorRegistry
 def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list[ServiceModule]:
     """Bootstrap each service of ``target`` with its own validated settings."""
     modules: list[ServiceModule] = []
+    auth: AuthModule | None = None
     for service in services_for(target):
         if service == "auth":
-            modules.append(bootstrap_auth(load_settings(AuthSettings), bus=bus, registry=registry))
+            auth = bootstrap_auth(load_settings(AuthSettings), bus=bus, registry=registry)
+            modules.append(auth)
         elif service == "rooms":
-            modules.append(bootstrap_rooms(load_settings(RoomsSettings), bus=bus))
+            modules.append(
+                bootstrap_rooms(load_settings(RoomsSettings), bus=bus, registry=registry, jwks=_local_jwks(auth))
+            )
         elif service == "messages":
             modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus))
         elif service == "gateway":
             modules.append(bootstrap_gateway(load_settings(GatewaySettings), bus=bus))
     return modules
+
+
+def _local_jwks(auth: AuthModule | None) -> JwksSource | None:
+    """With auth in the same process, read its keys directly instead of over HTTP; None means over HTTP."""
+    if auth is None:
+        return None
+    context = auth.context
+
+    async def keys() -> Mapping[str, Any]:
+        return await auth_keys.published_keys(context)
+
+    return CallableJwksSource(keys)
 
 
 def build(target: Target, settings: ChatSettings) -> FastAPI:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from chat_contracts import ephemeral, messages_commands, messages_events, rooms, users
+from chat_contracts import ephemeral, messages_commands, messages_events, rooms, social, users
 from chat_contracts.base import Contract
 
 C = TypeVar("C", bound=Contract)
@@ -55,6 +55,7 @@ def _examples() -> dict[type[Contract], Contract]:
         *_room_examples(),
         *_message_examples(),
         *_ephemeral(),
+        *_social_examples(),
     )
     return {type(instance): instance for instance in instances}
 
@@ -197,4 +198,15 @@ def _ephemeral() -> tuple[Contract, ...]:
             room_id=ROOM_ID, user_id=ALICE_ID, typing=True, expires_at=EXAMPLE_TIME + timedelta(seconds=5)
         ),
         ephemeral.PresenceChanged(room_id=ROOM_ID, user_id=ALICE_ID, status="online", last_seen=EXAMPLE_TIME),
+    )
+
+
+def _social_examples() -> tuple[Contract, ...]:
+    a, b, t = ALICE_ID, BOB_ID, EXAMPLE_TIME
+    return (
+        social.ContactRequested(user_id=a, other_id=b, occurred_at=t),
+        social.ContactAccepted(user_id=a, other_id=b, occurred_at=t),
+        social.ContactEnded(user_id=a, other_id=b, occurred_at=t, reason="declined"),
+        social.UserBlocked(user_id=a, other_id=b, occurred_at=t),
+        social.UserUnblocked(user_id=a, other_id=b, occurred_at=t),
     )

@@ -29,6 +29,8 @@ from chat_contracts.fields import Reason, RoomId, RoomName, RoomTopic, UserId, U
 
 RoomKind: TypeAlias = Literal["public", "private", "password", "direct", "group_dm"]
 RoomRole: TypeAlias = Literal["owner", "admin", "member"]
+HistoryVisibility: TypeAlias = Literal["shared", "joined"]
+"""``shared``: members see the whole history; ``joined``: members see messages from when they joined."""
 
 
 class RoomCreated(Contract):
@@ -42,6 +44,7 @@ class RoomCreated(Contract):
     topic: RoomTopic | None = None
     created_by: UserId
     occurred_at: UtcDatetime
+    history: HistoryVisibility | None = None
 
 
 class RoomUpdated(Contract):
@@ -55,6 +58,7 @@ class RoomUpdated(Contract):
     topic: RoomTopic | None = None
     by: UserId | None = None
     occurred_at: UtcDatetime
+    history: HistoryVisibility | None = None
 
 
 class RoomArchived(Contract):

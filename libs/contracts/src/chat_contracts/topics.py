@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypeAlias
 
-from chat_contracts import ephemeral, messages_commands, messages_events, rooms, users
+from chat_contracts import ephemeral, messages_commands, messages_events, rooms, social, users
 from chat_contracts.base import Contract
 from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 
@@ -45,6 +45,7 @@ __all__ = [
     "MESSAGES_EVENTS",
     "ROOMS_EVENTS",
     "SERVICES",
+    "SOCIAL_EVENTS",
     "TOPICS",
     "USERS_EVENTS",
     "Service",
@@ -81,6 +82,18 @@ ROOMS_EVENTS: Final = TopicSpec(
     consumers=frozenset({"messages", "gateway"}),
     payloads=rooms.PAYLOADS,
     description="Rooms and membership, each event stamped with the room's version.",
+)
+
+SOCIAL_EVENTS: Final = TopicSpec(
+    name="chat.social.events",
+    key_field="user_id",
+    partitions=6,
+    cleanup_policy="delete",
+    retention_ms=None,
+    producers=frozenset({"rooms"}),
+    consumers=frozenset({"gateway"}),
+    payloads=social.PAYLOADS,
+    description="Contacts and blocks between two users, keyed by the user who acted.",
 )
 
 MESSAGES_COMMANDS: Final = TopicSpec(
@@ -120,7 +133,8 @@ EPHEMERAL: Final = TopicSpec(
 )
 
 TOPICS: Final[dict[str, TopicSpec]] = {
-    spec.name: spec for spec in (USERS_EVENTS, ROOMS_EVENTS, MESSAGES_COMMANDS, MESSAGES_EVENTS, EPHEMERAL)
+    spec.name: spec
+    for spec in (USERS_EVENTS, ROOMS_EVENTS, SOCIAL_EVENTS, MESSAGES_COMMANDS, MESSAGES_EVENTS, EPHEMERAL)
 }
 
 DLQ_PARTITIONS: Final = 1

@@ -4,20 +4,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
+from argon2 import PasswordHasher
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_contracts.envelope import Envelope
+from chat_contracts.topics import USERS_EVENTS
 from chat_rooms.adapters.postgres import MIGRATIONS
+from chat_rooms.adapters.postgres.store import PostgresRoomsStore
 from chat_rooms.entrypoints.http import build_router
+from chat_rooms.service.context import RoomsContext
+from chat_rooms.service.ports import Clock, RoomsStore
+from chat_rooms.service.users import handle_user_event
 from chat_rooms.settings import RoomsSettings
 from chat_runtime import postgres
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
+from chat_runtime.outbox import OutboxRelay
+from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.rooms")
+
+CONSUMER_GROUP = "rooms"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_context(
+    settings: RoomsSettings,
+    *,
+    store: RoomsStore,
+    jwks: JwksSource,
+    clock: Clock = utc_now,
+    hasher: PasswordHasher | None = None,
+) -> RoomsContext:
+    verifier = TokenVerifier(
+        jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience, clock=lambda: clock().timestamp()
+    )
+    return RoomsContext(
+        settings=settings, store=store, clock=clock, hasher=hasher or PasswordHasher(), verifier=verifier
+    )
 
 
 @dataclass
@@ -25,34 +58,60 @@ class RoomsModule:
     """The rooms service as a module the launcher can start alone or with the others."""
 
     settings: RoomsSettings
-    bus: Bus
-    engine: AsyncEngine
+    context: RoomsContext
+    engine: AsyncEngine | None = None
+    relay: OutboxRelay | None = None
     name: str = field(default="rooms", init=False)
 
     def router(self) -> APIRouter:
-        return build_router()
+        return build_router(self.context)
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        engine = self.engine
+        if engine is None:
+            return {}
+
         async def database() -> None:
-            await postgres.ping(self.engine)
+            await postgres.ping(engine)
 
         return {"postgres": database}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        return ()
+        async def on_user_event(envelope: Envelope) -> None:
+            await handle_user_event(self.context, envelope)
+
+        return (BusHandler(spec=USERS_EVENTS, group=CONSUMER_GROUP, handler=on_user_event),)
 
     def body_limits(self) -> Mapping[str, int]:
         return {}
 
     async def start(self) -> None:
-        if self.settings.migrate_on_start:
+        if self.engine is not None and self.settings.migrate_on_start:
             await postgres.prepare(self.settings.database_url, MIGRATIONS)
             log.info("rooms.migrated")
+        if self.relay is not None:
+            await self.relay.start()
 
     async def stop(self) -> None:
-        await self.engine.dispose()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
 
 
-def bootstrap(settings: RoomsSettings, *, bus: Bus, engine: AsyncEngine | None = None) -> RoomsModule:
-    """Build the rooms module; tests pass their own engine and bus."""
-    return RoomsModule(settings=settings, bus=bus, engine=engine or postgres.async_engine(settings.database_url))
+def bootstrap(
+    settings: RoomsSettings,
+    *,
+    bus: Bus,
+    engine: AsyncEngine | None = None,
+    jwks: JwksSource | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = utc_now,
+) -> RoomsModule:
+    """Build the rooms module on PostgreSQL with its outbox relayed to ``bus``; tokens are checked against
+    ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)."""
+    engine = engine or postgres.async_engine(settings.database_url)
+    relay = OutboxRelay(engine, bus, name="rooms", registry=registry)
+    store = PostgresRoomsStore(engine, on_commit=relay.wake)
+    context = build_context(settings, store=store, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock)
+    return RoomsModule(settings=settings, context=context, engine=engine, relay=relay)

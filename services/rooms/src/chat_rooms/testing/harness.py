@@ -1,0 +1,127 @@
+"""What the rooms scenario suite drives: an HTTP client on the rooms API, signed-in users and the events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from prometheus_client import CollectorRegistry
+
+from chat_contracts.envelope import Envelope
+from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
+from chat_rooms.bootstrap import RoomsModule
+from chat_rooms.service.users import handle_user_event
+from chat_rooms.settings import RoomsSettings
+from chat_rooms.testing.fakes import FakeClock
+from chat_runtime.app import build_app
+from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
+from chat_runtime.tokens import StaticJwksSource
+
+KID = "rooms-test-key"
+
+
+class TokenMint:
+    """Signs access tokens the way the auth service does, with a key only the tests hold."""
+
+    def __init__(self, settings: RoomsSettings, clock: FakeClock) -> None:
+        self._key = Ed25519PrivateKey.generate()
+        self._settings = settings
+        self._clock = clock
+        raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        from base64 import urlsafe_b64encode
+
+        x = urlsafe_b64encode(raw).rstrip(b"=").decode()
+        self.jwks = StaticJwksSource({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": KID, "alg": "EdDSA"}]})
+
+    def access_token(self, user_id: uuid.UUID, username: str, *, verified: bool = True) -> str:
+        now = self._clock()
+        claims = {
+            "iss": self._settings.auth_issuer,
+            "aud": self._settings.auth_audience,
+            "sub": str(user_id),
+            "sid": str(uuid.uuid4()),
+            "jti": uuid.uuid4().hex,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int((now + timedelta(minutes=15)).timestamp()),
+            "typ": "access",
+            "username": username,
+            "email_verified": verified,
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": KID})
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    username: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class RoomsHarness:
+    http: httpx.AsyncClient
+    clock: FakeClock
+    module: RoomsModule
+    mint: TokenMint
+    events: Callable[[], Awaitable[list[Envelope]]]
+    _users: dict[str, User] = field(default_factory=dict)
+
+    async def user(self, username: str, *, verified: bool = True) -> User:
+        """A registered account (delivered to the service as chat.users.events would) and its token."""
+        user_id = uuid.uuid4()
+        await self.deliver(
+            UserRegistered(
+                user_id=user_id,
+                username=username,
+                display_name=username.title(),
+                email_verified=verified,
+                occurred_at=self.clock(),
+            )
+        )
+        user = User(id=user_id, username=username, token=self.mint.access_token(user_id, username, verified=verified))
+        self._users[username] = user
+        return user
+
+    async def deliver(self, data: UserRegistered | UserUpdated | UserDeleted) -> Envelope:
+        envelope = Envelope.wrap(data, source="auth", key=str(data.user_id))
+        await handle_user_event(self.module.context, envelope)
+        return envelope
+
+    async def create(
+        self, owner: User, kind: str = "public", name: str | None = "general", **extra: Any
+    ) -> dict[str, Any]:
+        response = await self.http.post("/api/rooms", json={"kind": kind, "name": name, **extra}, headers=owner.headers)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def join(self, user: User, room_id: str, **body: Any) -> httpx.Response:
+        return await self.http.post(f"/api/rooms/{room_id}/join", json=body or None, headers=user.headers)
+
+
+@asynccontextmanager
+async def serve(
+    module: RoomsModule, mint: TokenMint, *, events: Callable[[], Awaitable[list[Envelope]]]
+) -> AsyncIterator[RoomsHarness]:
+    clock = module.context.clock
+    if not isinstance(clock, FakeClock):
+        raise TypeError("the scenarios drive time: build the context with a FakeClock")
+    app = build_app([module], bus=InProcessBus(InProcessBroker()), registry=CollectorRegistry())
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("192.0.2.1", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://rooms.test") as http:
+            yield RoomsHarness(http=http, clock=clock, module=module, mint=mint, events=events)
