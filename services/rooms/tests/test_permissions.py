@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from chat_rooms.domain.errors import RoomsError
 from chat_rooms.domain.model import Role, RoomKind
-from chat_rooms.domain.permissions import ALLOWED_WHEN_ARCHIVED, TABLE, Action, allowed, outranks, require
+from chat_rooms.domain.permissions import (
+    ALLOWED_WHEN_ARCHIVED,
+    TABLE,
+    Action,
+    allowed,
+    markdown_table,
+    outranks,
+    require,
+)
 
 ROLES: tuple[Role, ...] = ("owner", "admin", "member")
 KINDS: tuple[RoomKind, ...] = ("public", "private", "password", "direct", "group_dm")
@@ -93,3 +102,8 @@ def test_an_archived_room_only_allows_reading_unarchiving_deleting_and_leaving(a
 )
 def test_acting_on_another_member_needs_a_higher_role(actor: Role, target: Role, expected: bool) -> None:
     assert outranks(actor, target) is expected
+
+
+def test_the_documented_table_is_the_table_in_the_code() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "rooms.md"
+    assert markdown_table() in docs.read_text(encoding="utf-8")

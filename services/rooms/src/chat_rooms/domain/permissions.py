@@ -78,3 +78,25 @@ def require(role: Role, action: Action, kind: RoomKind, *, archived: bool = Fals
         raise RoomsError("forbidden_role", f"Your role ({role}) may not {action.replace('_', ' ')} here.", status=403)
     if target is not None and not outranks(role, target):
         raise RoomsError("forbidden_role", f"A {role} cannot {action.replace('_', ' ')} a {target}.", status=403)
+
+
+_KIND_ORDER: Final[tuple[RoomKind, ...]] = ("public", "private", "password", "group_dm", "direct")
+_SHORT: Final[dict[RoomKind, str]] = {
+    "public": "pub",
+    "private": "priv",
+    "password": "pw",
+    "group_dm": "group",
+    "direct": "dm",
+}
+
+
+def markdown_table() -> str:
+    """The table as docs/rooms.md prints it (a test keeps the two identical)."""
+    lines = ["| action | owner | admin | member |", "| --- | --- | --- | --- |"]
+    for action, by_role in TABLE.items():
+        cells = []
+        for role in ("owner", "admin", "member"):
+            kinds = [_SHORT[k] for k in _KIND_ORDER if k in by_role[role]]
+            cells.append(", ".join(kinds) if kinds else "–")
+        lines.append(f"| {action} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
