@@ -25,6 +25,7 @@ from chat_rooms.service import rooms as use_cases
 from chat_rooms.service.context import Actor
 from chat_rooms.service.users import handle_user_event
 from chat_rooms.settings import RoomsSettings
+from chat_rooms.testing.contacts_scenarios import ContactsScenarios
 from chat_rooms.testing.fakes import FakeClock
 from chat_rooms.testing.harness import RoomsHarness, TokenMint, serve
 from chat_rooms.testing.scenarios import RoomsScenarios
@@ -64,7 +65,7 @@ def _module(tmp_path: Path, url: str, engine: AsyncEngine, clock: FakeClock) -> 
     return RoomsModule(settings=settings, context=ctx), mint
 
 
-class TestRoomsOnPostgres(RoomsScenarios):
+class TestRoomsOnPostgres(RoomsScenarios, ContactsScenarios):
     @pytest.fixture
     async def rooms(self, tmp_path: Path, pg_database: str, engine: AsyncEngine) -> AsyncIterator[RoomsHarness]:
         module, mint = _module(tmp_path, pg_database, engine, FakeClock())

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from chat_contracts.envelope import Envelope
 from chat_rooms.bootstrap import RoomsModule, build_context
 from chat_rooms.settings import RoomsSettings
+from chat_rooms.testing.contacts_scenarios import ContactsScenarios
 from chat_rooms.testing.fakes import FakeClock, FakeRoomsStore
 from chat_rooms.testing.harness import RoomsHarness, TokenMint, serve
 from chat_rooms.testing.scenarios import RoomsScenarios
@@ -19,7 +20,7 @@ from chat_runtime.settings import load_settings
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-class TestRoomsOnFakeStore(RoomsScenarios):
+class TestRoomsOnFakeStore(RoomsScenarios, ContactsScenarios):
     @pytest.fixture
     async def rooms(self, tmp_path: Path) -> AsyncIterator[RoomsHarness]:
         settings = load_settings(RoomsSettings, data_dir=tmp_path, migrate_on_start=False)

@@ -13,6 +13,7 @@ from chat_rooms.domain.rules import search_key
 from chat_rooms.domain.search import MAX_PAGE
 from chat_rooms.entrypoints import cursors
 from chat_rooms.entrypoints.deps import CurrentActor, bind_context
+from chat_rooms.entrypoints.http_contacts import build_contacts_router
 from chat_rooms.entrypoints.schemas import (
     BanOut,
     BanRequest,
@@ -73,6 +74,8 @@ def room_out(room: Room, membership: Membership | None) -> RoomOut:
 def build_router(ctx: RoomsContext) -> APIRouter:
     """The rooms service's routes, bound to ``ctx``."""
     router = APIRouter(tags=["rooms"], dependencies=[Depends(bind_context(ctx))])
+    # Fixed paths first: /contacts and /blocks must not be taken for a /{room_id}.
+    router.include_router(build_contacts_router(ctx))
 
     @router.get("/about", summary="Which service answers here, and its version", response_model=ServiceInfo)
     async def about() -> ServiceInfo:
