@@ -398,3 +398,29 @@ class RoomsScenarios:
                     if hidden:
                         assert response.status_code == 404, (room["kind"], method, path)
         assert len(await rooms.events()) == before, "no action by a non-member changed anything"
+
+    async def test_every_kind_of_change_emits_its_event_and_each_matches_its_contract(
+        self, rooms: RoomsHarness
+    ) -> None:
+        ada, bob, cat = await rooms.user("ada"), await rooms.user("bob"), await rooms.user("cat")
+        room = await rooms.create(ada, "public", "everything")
+        rid, h = room["id"], ada.headers
+        await rooms.http.patch(f"/api/rooms/{rid}", json={"topic": "all events"}, headers=h)
+        await rooms.join(bob, rid)
+        await rooms.http.put(f"/api/rooms/{rid}/members/{bob.id}/role", json={"role": "admin"}, headers=h)
+        await rooms.http.post(f"/api/rooms/{rid}/invitations", json={"user_id": str(cat.id)}, headers=h)
+        await rooms.http.post(f"/api/rooms/{rid}/invitation/accept", headers=cat.headers)
+        await rooms.http.post(f"/api/rooms/{rid}/members/{cat.id}/kick", headers=h)
+        await rooms.http.post(f"/api/rooms/{rid}/bans", json={"user_id": str(cat.id)}, headers=h)
+        await rooms.http.delete(f"/api/rooms/{rid}/bans/{cat.id}", headers=h)
+        await rooms.http.post(f"/api/rooms/{rid}/leave", headers=bob.headers)
+        await rooms.http.post(f"/api/rooms/{rid}/archive", headers=h)
+        await rooms.http.post(f"/api/rooms/{rid}/unarchive", headers=h)
+        await rooms.http.delete(f"/api/rooms/{rid}", headers=h)
+        events = [e for e in await rooms.events() if e.key == rid]
+        assert {e.type for e in events} == set(ROOMS_EVENTS.payload_types)
+        versions = [e.data.room_version for e in events]  # type: ignore[attr-defined]
+        assert versions == list(range(1, len(events) + 1)), "one version step per event, in order"
+        for envelope in events:
+            assert envelope.source == "rooms"
+            assert decode(encode(envelope, topic=ROOMS_EVENTS.name), ROOMS_EVENTS) == envelope
