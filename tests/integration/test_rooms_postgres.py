@@ -33,6 +33,7 @@ from chat_runtime import postgres
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.outbox import OUTBOX, OutboxRelay, decode_headers
 from chat_runtime.settings import load_settings
+from chat_runtime.testing.tokens import TokenMint as RuntimeTokenMint
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -58,7 +59,7 @@ async def engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def _module(tmp_path: Path, url: str, engine: AsyncEngine, clock: FakeClock) -> tuple[RoomsModule, TokenMint]:
+def _module(tmp_path: Path, url: str, engine: AsyncEngine, clock: FakeClock) -> tuple[RoomsModule, RuntimeTokenMint]:
     settings = load_settings(RoomsSettings, data_dir=tmp_path, database_url=url, migrate_on_start=False)
     mint = TokenMint(settings, clock)
     ctx = build_context(settings, store=PostgresRoomsStore(engine), jwks=mint.jwks, clock=clock, hasher=FAST_HASHER)

@@ -22,7 +22,7 @@ def _data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_target_all_serves_every_service_under_its_prefix_on_one_app() -> None:
     app = build("all", load_settings(ChatSettings, bus="inprocess"))
     paths = set(app.openapi()["paths"])
-    assert {"/api/auth/", "/api/rooms/about", "/api/messages/", "/api/gateway/", "/healthz", "/readyz"} <= paths
+    assert {"/api/auth/", "/api/rooms/about", "/api/messages/about", "/api/gateway/", "/healthz", "/readyz"} <= paths
 
 
 def test_a_single_service_target_serves_only_that_service() -> None:

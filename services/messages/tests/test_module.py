@@ -11,11 +11,13 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
 from chat_messages.adapters import mongo
-from chat_messages.bootstrap import bootstrap
+from chat_messages.bootstrap import MessagesModule, build_context
 from chat_messages.settings import MessagesSettings
+from chat_messages.testing.fakes import FakeMessageStore, RecordingPublisher
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.settings import SettingsError, load_settings
+from chat_runtime.tokens import StaticJwksSource
 
 
 @pytest.fixture
@@ -23,7 +25,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(MessagesSettings, data_dir=tmp_path)
     unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     bus = InProcessBus(InProcessBroker())
-    app = build_app([bootstrap(settings, bus=bus, mongo_client=unreachable)], bus=bus, registry=CollectorRegistry())
+    ctx = build_context(
+        settings, store=FakeMessageStore(), publisher=RecordingPublisher(), jwks=StaticJwksSource({"keys": []})
+    )
+    module = MessagesModule(settings=settings, context=ctx, mongo=unreachable)
+    app = build_app([module], bus=bus, registry=CollectorRegistry())
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
@@ -32,7 +38,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_the_service_says_who_it_is_under_its_api_prefix(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/messages/")
+    response = await client.get("/api/messages/about")
     assert response.json()["service"] == "messages"
 
 

@@ -75,7 +75,7 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
                 bootstrap_rooms(load_settings(RoomsSettings), bus=bus, registry=registry, jwks=_local_jwks(auth))
             )
         elif service == "messages":
-            modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus))
+            modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth)))
         elif service == "gateway":
             modules.append(bootstrap_gateway(load_settings(GatewaySettings), bus=bus))
     return modules

@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
+from chat_contracts.envelope import Envelope
+from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, USERS_EVENTS
 from chat_messages.adapters import mongo
+from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.entrypoints.http import build_router
+from chat_messages.service.commands import SeqCache, handle_command
+from chat_messages.service.context import MessagesContext, Publisher
+from chat_messages.service.ports import Clock, MessageStore
+from chat_messages.service.projection import handle_room_event, handle_user_event
 from chat_messages.settings import MessagesSettings
-from chat_runtime.bus.port import Bus
+from chat_runtime.bus.port import Bus, RetryableError
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
+from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
+
+log = structlog.get_logger("chat.messages")
+
+CONSUMER_GROUP = "messages"
+_STORE_DOWN = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_context(
+    settings: MessagesSettings, *, store: MessageStore, publisher: Publisher, jwks: JwksSource, clock: Clock = utc_now
+) -> MessagesContext:
+    verifier = TokenVerifier(
+        jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience, clock=lambda: clock().timestamp()
+    )
+    return MessagesContext(settings=settings, store=store, publisher=publisher, clock=clock, verifier=verifier)
+
+
+def retry_while_store_is_down(handler: Callable[[Envelope], Awaitable[None]]) -> Callable[[Envelope], Awaitable[None]]:
+    """MongoDB unreachable is an outage, not a bad record: retry (the offset stays uncommitted), never dead-letter."""
+
+    async def wrapped(envelope: Envelope) -> None:
+        try:
+            await handler(envelope)
+        except _STORE_DOWN as exc:
+            raise RetryableError(f"message store unavailable: {exc}") from exc
+
+    return wrapped
 
 
 @dataclass
@@ -22,34 +63,67 @@ class MessagesModule:
     """The messages service as a module the launcher can start alone or with the others."""
 
     settings: MessagesSettings
-    bus: Bus
-    mongo: AsyncMongoClient[dict[str, Any]]
+    context: MessagesContext
+    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    seqs: SeqCache = field(default_factory=SeqCache)
     name: str = field(default="messages", init=False)
 
     def router(self) -> APIRouter:
-        return build_router()
+        return build_router(self.context)
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        client = self.mongo
+        if client is None:
+            return {}
+
         async def database() -> None:
-            await mongo.ping(self.mongo)
+            await mongo.ping(client)
 
         return {"mongo": database}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        return ()
+        ctx, seqs = self.context, self.seqs
+
+        async def on_command(envelope: Envelope) -> None:
+            await handle_command(ctx, seqs, envelope)
+
+        async def on_room_event(envelope: Envelope) -> None:
+            await handle_room_event(ctx, seqs, envelope)
+
+        async def on_user_event(envelope: Envelope) -> None:
+            await handle_user_event(ctx, envelope)
+
+        return (
+            BusHandler(spec=ROOMS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_room_event)),
+            BusHandler(spec=USERS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_user_event)),
+            BusHandler(spec=MESSAGES_COMMANDS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_command)),
+        )
 
     def body_limits(self) -> Mapping[str, int]:
         return {}
 
     async def start(self) -> None:
-        return None
+        store = self.context.store
+        if isinstance(store, MongoMessageStore):
+            await store.ensure_indexes()
 
     async def stop(self) -> None:
-        await self.mongo.close()
+        if self.mongo is not None:
+            await self.mongo.close()
 
 
 def bootstrap(
-    settings: MessagesSettings, *, bus: Bus, mongo_client: AsyncMongoClient[dict[str, Any]] | None = None
+    settings: MessagesSettings,
+    *,
+    bus: Bus,
+    mongo_client: AsyncMongoClient[dict[str, Any]] | None = None,
+    jwks: JwksSource | None = None,
+    clock: Clock = utc_now,
 ) -> MessagesModule:
-    """Build the messages module; tests pass their own client and bus."""
-    return MessagesModule(settings=settings, bus=bus, mongo=mongo_client or mongo.client(settings.mongo_url))
+    """Build the messages module on MongoDB, publishing on ``bus``."""
+    client = mongo_client or mongo.client(settings.mongo_url)
+    store = MongoMessageStore(client[settings.mongo_database])
+    context = build_context(
+        settings, store=store, publisher=bus, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock
+    )
+    return MessagesModule(settings=settings, context=context, mongo=client)

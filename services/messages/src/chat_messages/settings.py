@@ -18,3 +18,14 @@ class MessagesSettings(ChatSettings):
 
     mongo_url: str = "mongodb://127.0.0.1:27019/?directConnection=true"
     mongo_database: str = Field(default="chat_messages", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+
+    # verifying access tokens issued by the auth service
+    auth_issuer: str = "http://127.0.0.1:8000/api/auth"
+    auth_audience: str = "chat"
+    auth_jwks_url: str = "http://127.0.0.1:8000/api/auth/.well-known/jwks.json"
+
+    # sending limits: a token bucket per user and room
+    send_burst: int = Field(default=10, ge=1, le=1000)
+    """Messages a user may send in a burst to one room."""
+    send_per_second: float = Field(default=1.0, gt=0, le=100)
+    """Sustained messages per second per user and room."""

@@ -47,6 +47,12 @@ class KafkaConfig:
     max_batch: int = 500
     poll_timeout_ms: int = 200
     linger_ms: int = 2
+    topic_prefix: str = ""
+    """Prepended to every topic name on the broker (a shared cluster, or tests on private topics); services keep
+    using the registry's names."""
+
+    def physical(self, topic: str) -> str:
+        return self.topic_prefix + topic
 
 
 async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
@@ -56,10 +62,12 @@ async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list
         configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
-        wanted.append(NewTopic(spec.name, spec.partitions, config.replication_factor, topic_configs=configs))
+        wanted.append(
+            NewTopic(config.physical(spec.name), spec.partitions, config.replication_factor, topic_configs=configs)
+        )
         wanted.append(
             NewTopic(
-                spec.dlq,
+                config.physical(spec.dlq),
                 DLQ_PARTITIONS,
                 config.replication_factor,
                 topic_configs={"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)},
@@ -130,7 +138,7 @@ class KafkaSubscription:
         return self._spec.name
 
     async def start(self) -> None:
-        self._consumer.subscribe([self._spec.name], listener=_Listener(self))
+        self._consumer.subscribe([self._config.physical(self._spec.name)], listener=_Listener(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
 
@@ -155,7 +163,7 @@ class KafkaSubscription:
         next_offset: int | None = None
         for consumed in records:
             record = Record(
-                topic=consumed.topic,
+                topic=consumed.topic.removeprefix(self._config.topic_prefix),
                 key=consumed.key or b"",
                 value=consumed.value or b"",
                 headers=headers_from(consumed.headers or ()),
@@ -223,6 +231,13 @@ class KafkaBus:
             producer, self._producer = self._producer, None
             await producer.stop()
 
+    async def abort(self) -> None:
+        """Leave every group without committing what is in flight and close, as a crash would (chaos tests)."""
+        for subscription in reversed(self._subscriptions):
+            await subscription.abort()
+        self._subscriptions.clear()
+        await self.stop()
+
     def _require_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise RuntimeError("KafkaBus.start() must be awaited before publishing")
@@ -250,7 +265,7 @@ class KafkaBus:
     async def publish_record(self, record: Record) -> None:
         """Send an already-encoded record and wait for acks=all."""
         await self._require_producer().send_and_wait(
-            record.topic, value=record.value, key=record.key or None, headers=list(record.headers)
+            self.config.physical(record.topic), value=record.value, key=record.key or None, headers=list(record.headers)
         )
 
     async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> KafkaSubscription:

@@ -8,8 +8,11 @@ from pymongo import AsyncMongoClient
 
 
 def client(url: str) -> AsyncMongoClient[dict[str, Any]]:
-    """A MongoDB client with majority writes, so an acknowledged write survives a primary failover."""
-    return AsyncMongoClient(url, w="majority", tz_aware=True, serverSelectionTimeoutMS=5000)
+    """A MongoDB client with majority writes (an acknowledged write survives a primary failover), timezone-aware
+    datetimes and UUIDs stored as standard BSON binary (subtype 4)."""
+    return AsyncMongoClient(
+        url, w="majority", tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard"
+    )
 
 
 async def ping(mongo: AsyncMongoClient[dict[str, Any]]) -> None:

@@ -1,18 +1,256 @@
-"""HTTP routes of the messages service, mounted under /api/messages."""
+"""HTTP routes of the messages service, mounted under /api/messages: history, search, unread counts, receipts."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from importlib.metadata import version
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from chat_messages.domain.errors import MessagesError
+from chat_messages.domain.model import Message
+from chat_messages.service import reading
+from chat_messages.service.context import MessagesContext, Reader
+from chat_runtime.principal import bearer_token, verify_access
+from chat_runtime.problems import problem_responses
+
+_DESCRIBED = {
+    401: "Not signed in or the token is not valid",
+    404: "No such room or message, or one you may not see",
+    422: "The query does not match the schema",
+}
 
 
-def build_router() -> APIRouter:
-    """The messages service's routes."""
-    router = APIRouter(tags=["messages"])
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return problem_responses({s: _DESCRIBED[s] for s in statuses})
 
-    @router.get("/", summary="Which service answers here, and its version")
-    async def about() -> dict[str, str]:
-        return {"service": "messages", "version": version("chat-messages")}
+
+class Reaction(BaseModel):
+    emoji: str
+    count: int
+    user_ids: list[uuid.UUID]
+
+
+class MentionOut(BaseModel):
+    user_id: uuid.UUID
+    username: str
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    room_id: uuid.UUID
+    seq: int
+    sender_id: uuid.UUID
+    client_msg_id: str
+    body: str = Field(description="plain text: render it as text, never as HTML; empty when deleted")
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    deleted_by: uuid.UUID | None
+    reply_to: uuid.UUID | None
+    attachment_ids: list[uuid.UUID]
+    mentions: list[MentionOut]
+    mentions_room: bool
+    reactions: list[Reaction]
+    version: int = Field(description="grows with each edit, deletion or reaction change")
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = None
+
+
+class Thread(BaseModel):
+    message: MessageOut
+    replies: list[MessageOut]
+
+
+class UnreadOut(BaseModel):
+    room_id: uuid.UUID
+    unread: int
+    read_seq: int
+    last_seq: int
+
+
+class MarkersOut(BaseModel):
+    user_id: uuid.UUID
+    read_seq: int
+    delivered_seq: int
+
+
+class ReceiptsOut(BaseModel):
+    markers: list[MarkersOut]
+    delivered_to_all_seq: int = Field(description="every other member has received the room up to this seq")
+    read_by_all_seq: int = Field(description="every other member has read the room up to this seq")
+
+
+class ServiceInfo(BaseModel):
+    service: str
+    version: str
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        room_id=message.room_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        body=message.body,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+        deleted=message.deleted,
+        deleted_by=message.deleted_by,
+        reply_to=message.reply_to,
+        attachment_ids=list(message.attachment_ids),
+        mentions=[MentionOut(user_id=m.user_id, username=m.username) for m in message.mentions],
+        mentions_room=message.mentions_room,
+        reactions=[
+            Reaction(emoji=emoji, count=len(users), user_ids=list(users))
+            for emoji, users in message.reactions.items()
+            if users
+        ],
+        version=message.version,
+    )
+
+
+def _search_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    try:
+        when, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = datetime.fromisoformat(when)
+        if parsed.tzinfo is None or not isinstance(seq, int):
+            raise ValueError(cursor)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise MessagesError("invalid_cursor", "The cursor is not one this API gave out.", status=422) from None
+    return parsed, seq
+
+
+def _encode(created_at: datetime, seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), seq]).encode()).rstrip(b"=").decode()
+
+
+_STATE_KEY = "chat_messages_context"
+
+
+def _bind(ctx: MessagesContext) -> Callable[[Request], None]:
+    def bind(request: Request) -> None:
+        setattr(request.state, _STATE_KEY, ctx)
+
+    return bind
+
+
+async def _reader(request: Request) -> Reader:
+    ctx: MessagesContext = getattr(request.state, _STATE_KEY)
+    token = await verify_access(ctx.verifier, bearer_token(request))
+    return Reader(user_id=token.sub)
+
+
+CurrentReader = Annotated[Reader, Depends(_reader)]
+Limit = Annotated[int, Query(ge=1, le=reading.MAX_PAGE)]
+
+
+def build_router(ctx: MessagesContext) -> APIRouter:
+    """The messages service's routes, bound to ``ctx``."""
+    router = APIRouter(tags=["messages"], dependencies=[Depends(_bind(ctx))])
+
+    @router.get("/about", response_model=ServiceInfo, summary="Which service answers here, and its version")
+    async def about() -> ServiceInfo:
+        return ServiceInfo(service="messages", version=version("chat-messages"))
+
+    @router.get(
+        "/rooms/{room_id}/messages",
+        response_model=MessagePage,
+        summary="A page of history by seq: newest first below before_seq, or oldest first above after_seq",
+        responses=_problems(401, 404, 422),
+    )
+    async def history(
+        room_id: uuid.UUID,
+        reader: CurrentReader,
+        before_seq: Annotated[int | None, Query(ge=1)] = None,
+        after_seq: Annotated[int | None, Query(ge=0)] = None,
+        order: Literal["newest", "oldest"] | None = None,
+        limit: Limit = 50,
+    ) -> MessagePage:
+        newest_first = order == "newest" if order is not None else after_seq is None
+        found = await reading.history(
+            ctx, reader, room_id, before_seq=before_seq, after_seq=after_seq, limit=limit, newest_first=newest_first
+        )
+        return MessagePage(items=[message_out(m) for m in found])
+
+    @router.get(
+        "/rooms/{room_id}/messages/{message_id}",
+        response_model=MessageOut,
+        summary="One message",
+        responses=_problems(401, 404),
+    )
+    async def one(room_id: uuid.UUID, message_id: uuid.UUID, reader: CurrentReader) -> MessageOut:
+        return message_out(await reading.message(ctx, reader, room_id, message_id))
+
+    @router.get(
+        "/rooms/{room_id}/messages/{message_id}/thread",
+        response_model=Thread,
+        summary="A message and its replies, oldest first",
+        responses=_problems(401, 404, 422),
+    )
+    async def thread(room_id: uuid.UUID, message_id: uuid.UUID, reader: CurrentReader, limit: Limit = 100) -> Thread:
+        root, replies = await reading.thread(ctx, reader, room_id, message_id, limit=limit)
+        return Thread(message=message_out(root), replies=[message_out(m) for m in replies])
+
+    @router.get(
+        "/search",
+        response_model=MessagePage,
+        summary="Messages with every word of q, in one room (room_id) or all my rooms, newest first",
+        responses=_problems(401, 404, 422),
+    )
+    async def search(
+        reader: CurrentReader,
+        q: Annotated[str, Query(min_length=1, max_length=200)],
+        room_id: uuid.UUID | None = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Limit = 20,
+    ) -> MessagePage:
+        found = await reading.search(
+            ctx, reader, query=q, room_id=room_id, before=_search_cursor(cursor), limit=limit + 1
+        )
+        page = found[:limit]
+        next_cursor = _encode(page[-1].created_at, page[-1].seq) if len(found) > limit and page else None
+        return MessagePage(items=[message_out(m) for m in page], next_cursor=next_cursor)
+
+    @router.get(
+        "/unread",
+        response_model=list[UnreadOut],
+        summary="Unread counts of all my rooms in one call",
+        responses=_problems(401),
+    )
+    async def unread(reader: CurrentReader) -> list[UnreadOut]:
+        return [
+            UnreadOut(room_id=u.room_id, unread=u.unread, read_seq=u.read_seq, last_seq=u.last_seq)
+            for u in await reading.unread(ctx, reader)
+        ]
+
+    @router.get(
+        "/rooms/{room_id}/receipts",
+        response_model=ReceiptsOut,
+        summary="Read and delivery markers of the room's members",
+        responses=_problems(401, 404),
+    )
+    async def receipts(room_id: uuid.UUID, reader: CurrentReader) -> ReceiptsOut:
+        found = await reading.receipts(ctx, reader, room_id)
+        return ReceiptsOut(
+            markers=[
+                MarkersOut(user_id=m.user_id, read_seq=m.read_seq, delivered_seq=m.delivered_seq) for m in found.markers
+            ],
+            delivered_to_all_seq=found.delivered_to_all_seq,
+            read_by_all_seq=found.read_by_all_seq,
+        )
 
     return router

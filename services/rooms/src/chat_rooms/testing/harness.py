@@ -6,14 +6,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import httpx
-import jwt
 from asgi_lifespan import LifespanManager
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from prometheus_client import CollectorRegistry
 
 from chat_contracts.envelope import Envelope
@@ -24,40 +20,12 @@ from chat_rooms.settings import RoomsSettings
 from chat_rooms.testing.fakes import FakeClock
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-from chat_runtime.tokens import StaticJwksSource
-
-KID = "rooms-test-key"
+from chat_runtime.testing.tokens import TokenMint as RuntimeTokenMint
 
 
-class TokenMint:
-    """Signs access tokens the way the auth service does, with a key only the tests hold."""
-
-    def __init__(self, settings: RoomsSettings, clock: FakeClock) -> None:
-        self._key = Ed25519PrivateKey.generate()
-        self._settings = settings
-        self._clock = clock
-        raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        from base64 import urlsafe_b64encode
-
-        x = urlsafe_b64encode(raw).rstrip(b"=").decode()
-        self.jwks = StaticJwksSource({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": KID, "alg": "EdDSA"}]})
-
-    def access_token(self, user_id: uuid.UUID, username: str, *, verified: bool = True) -> str:
-        now = self._clock()
-        claims = {
-            "iss": self._settings.auth_issuer,
-            "aud": self._settings.auth_audience,
-            "sub": str(user_id),
-            "sid": str(uuid.uuid4()),
-            "jti": uuid.uuid4().hex,
-            "iat": int(now.timestamp()),
-            "nbf": int(now.timestamp()),
-            "exp": int((now + timedelta(minutes=15)).timestamp()),
-            "typ": "access",
-            "username": username,
-            "email_verified": verified,
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": KID})
+def TokenMint(settings: RoomsSettings, clock: FakeClock) -> RuntimeTokenMint:
+    """A token mint for the rooms service's configured issuer and audience."""
+    return RuntimeTokenMint(issuer=settings.auth_issuer, audience=settings.auth_audience, clock=clock)
 
 
 @dataclass
@@ -76,7 +44,7 @@ class RoomsHarness:
     http: httpx.AsyncClient
     clock: FakeClock
     module: RoomsModule
-    mint: TokenMint
+    mint: RuntimeTokenMint
     events: Callable[[], Awaitable[list[Envelope]]]
     _users: dict[str, User] = field(default_factory=dict)
 
@@ -115,7 +83,7 @@ class RoomsHarness:
 
 @asynccontextmanager
 async def serve(
-    module: RoomsModule, mint: TokenMint, *, events: Callable[[], Awaitable[list[Envelope]]]
+    module: RoomsModule, mint: RuntimeTokenMint, *, events: Callable[[], Awaitable[list[Envelope]]]
 ) -> AsyncIterator[RoomsHarness]:
     clock = module.context.clock
     if not isinstance(clock, FakeClock):

@@ -1,0 +1,114 @@
+"""What the messages use cases need from the outside: the message store and a clock.
+
+MongoDB (adapters/mongo_store.py) and the in-memory fake (testing/fakes.py) implement ``MessageStore``; one
+contract suite (testing/store_contract.py) runs against both. There are no multi-document transactions: every
+method is one atomic document operation, and the use cases are written so that a crash between two of them
+loses nothing and a redelivered command changes nothing (decisions/0006).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from chat_messages.domain.model import Change, MarkerKind, Markers, Member, Message, RoomState
+
+Clock = Callable[[], datetime]
+InsertResult = Literal["inserted", "duplicate_client_msg_id", "duplicate_seq"]
+
+
+class MessageStore(Protocol):
+    # the rooms projection
+    async def room(self, room_id: uuid.UUID) -> RoomState | None: ...
+
+    async def apply_room(self, state: RoomState) -> bool:
+        """Store ``state`` if its version is greater than the stored one (or none is stored); True when stored."""
+
+    async def member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Member | None: ...
+
+    async def put_member(self, member: Member) -> None:
+        """Insert or replace."""
+
+    async def remove_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
+
+    async def memberships(self, user_id: uuid.UUID) -> Sequence[Member]: ...
+
+    async def members(self, room_id: uuid.UUID) -> Sequence[Member]: ...
+
+    async def drop_room(self, room_id: uuid.UUID) -> None:
+        """Delete the room's messages, members and markers (its RoomState stays, marked deleted, by the caller)."""
+
+    # the users projection (mentions)
+    async def put_user(self, user_id: uuid.UUID, username: str) -> None:
+        """Insert or replace; a username moving to another user leaves the previous holder without it."""
+
+    async def users_by_username(self, usernames: Sequence[str]) -> dict[str, uuid.UUID]:
+        """Case-insensitive; keys are the case-folded usernames found."""
+
+    async def forget_user(self, user_id: uuid.UUID) -> None: ...
+
+    # messages
+    async def last_seq(self, room_id: uuid.UUID) -> int:
+        """The room's highest seq, 0 when it has none."""
+
+    async def insert_message(self, message: Message) -> InsertResult:
+        """Insert; unique (room_id, client_msg_id) and (room_id, seq) decide the result."""
+
+    async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None: ...
+
+    async def message_by_client_msg_id(self, room_id: uuid.UUID, client_msg_id: str) -> Message | None: ...
+
+    async def apply_change(
+        self, room_id: uuid.UUID, message_id: uuid.UUID, change: Change
+    ) -> tuple[Message, bool] | None:
+        """Apply ``change`` atomically unless its request_id was already applied to this message (the last 64 are
+        remembered): an edit replaces the body and tokens, keeps the old body in ``edits`` and sets ``edited_at``;
+        a deletion empties body, tokens, mentions, reactions, edits and attachments and sets ``deleted_at`` /
+        ``deleted_by``; a reaction adds the user to (or removes them from) the emoji's list, once, keeping the order
+        people reacted in. Edits and reactions never apply to a deleted message (a race with a deletion cannot
+        bring content back). An applied change raises ``version`` by 1.
+        Returns (the message after it, whether this call applied it), or None when there is no such message."""
+
+    async def history(
+        self,
+        room_id: uuid.UUID,
+        *,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        min_seq: int = 0,
+        limit: int,
+        newest_first: bool,
+    ) -> Sequence[Message]:
+        """Messages (deleted ones included, as tombstones) with ``min_seq < seq``, below ``before_seq`` and/or
+        above ``after_seq``; ``newest_first`` picks both the order and which end of the range the page comes from."""
+
+    async def replies(self, room_id: uuid.UUID, message_id: uuid.UUID, *, limit: int) -> Sequence[Message]:
+        """Messages replying to ``message_id``, oldest first."""
+
+    async def search(
+        self,
+        rooms: Sequence[tuple[uuid.UUID, int]],
+        tokens: Sequence[str],
+        *,
+        limit: int,
+        before: tuple[datetime, int] | None,
+    ) -> Sequence[Message]:
+        """Undeleted messages of the given rooms (each with the lowest seq the caller may see, exclusive) whose
+        tokens include every one of ``tokens``, newest first by (created_at, seq), strictly before ``before``."""
+
+    # markers
+    async def move_marker(self, room_id: uuid.UUID, user_id: uuid.UUID, kind: MarkerKind, seq: int) -> bool:
+        """Raise the marker to ``seq`` if that is higher (never lower); True when it moved."""
+
+    async def markers(self, room_id: uuid.UUID) -> Sequence[Markers]: ...
+
+    async def marker(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Markers: ...
+
+    async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+        """Undeleted messages with seq > ``after_seq`` not sent by ``user_id``."""
+
+    # rate limits
+    async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
+        """Token bucket: take one token; 0.0 when taken, else the seconds until one is available (nothing taken)."""

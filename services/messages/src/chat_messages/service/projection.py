@@ -1,0 +1,67 @@
+"""What the messages service keeps from other services' events: rooms and memberships (chat.rooms.events) and
+usernames for mentions (chat.users.events).
+
+Room events carry the room's version: an event is applied only when it is newer than the stored one, its effect is
+written before the version is advanced, and every effect is idempotent, so a crash or a redelivery replays safely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import structlog
+
+from chat_contracts import rooms as ev
+from chat_contracts.envelope import Envelope
+from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
+from chat_messages.domain.model import Member, RoomState
+from chat_messages.service.commands import SeqCache
+from chat_messages.service.context import MessagesContext
+
+log = structlog.get_logger("chat.messages.projection")
+
+
+async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Envelope) -> None:
+    data = envelope.data
+    room_id = getattr(data, "room_id", None)
+    version = getattr(data, "room_version", None)
+    if room_id is None or not isinstance(version, int):
+        return
+    store = ctx.store
+    current = await store.room(room_id)
+    if current is not None and version <= current.version:
+        return  # already applied (redelivery or replay)
+    state = current or RoomState(room_id=room_id, version=0)
+    if isinstance(data, ev.RoomCreated):
+        state = replace(state, kind=data.kind, history=data.history or "shared")
+    elif isinstance(data, ev.RoomUpdated):
+        state = replace(state, kind=data.kind, history=data.history or state.history)
+    elif isinstance(data, ev.RoomArchived):
+        state = replace(state, archived=True)
+    elif isinstance(data, ev.RoomUnarchived):
+        state = replace(state, archived=False)
+    elif isinstance(data, ev.RoomDeleted):
+        await store.drop_room(room_id)
+        seqs.forget(room_id)
+        state = replace(state, deleted=True)
+        log.info("messages.room_dropped", room_id=str(room_id))
+    elif isinstance(data, ev.MemberJoined):
+        joined_after = await store.last_seq(room_id)
+        await store.put_member(
+            Member(room_id=room_id, user_id=data.user_id, role=data.role, joined_after_seq=joined_after)
+        )
+    elif isinstance(data, ev.MemberLeft | ev.MemberKicked | ev.MemberBanned):
+        await store.remove_member(room_id, data.user_id)
+    elif isinstance(data, ev.MemberRoleChanged):
+        member = await store.member(room_id, data.user_id)
+        if member is not None:
+            await store.put_member(replace(member, role=data.new_role))
+    await store.apply_room(replace(state, version=version))
+
+
+async def handle_user_event(ctx: MessagesContext, envelope: Envelope) -> None:
+    data = envelope.data
+    if isinstance(data, UserRegistered | UserUpdated):
+        await ctx.store.put_user(data.user_id, data.username)
+    elif isinstance(data, UserDeleted):
+        await ctx.store.forget_user(data.user_id)

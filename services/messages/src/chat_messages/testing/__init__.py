@@ -1,0 +1,1 @@
+"""Test support shipped with the messages service: the store contract suite every ``MessageStore`` must pass."""

@@ -1,0 +1,349 @@
+"""The messages service's behaviour: the delivery invariants, changes, reading and receipts. Runs on the
+in-memory fake (unit) and on the Mongo-wire server (integration); subclasses provide ``msgs``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from chat_contracts import messages_commands as cmd
+from chat_contracts import messages_events as ev
+from chat_contracts import rooms as rooms_ev
+from chat_contracts.envelope import decode, encode
+from chat_contracts.topics import MESSAGES_EVENTS
+from chat_messages.service.commands import SeqCache, handle_command
+from chat_messages.testing.harness import MessagesHarness
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex
+
+
+class MessagesScenarios:
+    # --- invariants 1-3: durable, idempotent, gap-free -----------------------------------------------------------
+
+    async def test_a_sent_message_gets_the_next_seq_and_is_stored_before_it_is_announced(
+        self, msgs: MessagesHarness
+    ) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        first, second = await msgs.send(ada, room, "one"), await msgs.send(ada, room, "two")
+        assert isinstance(first.data, ev.MessageCreated)
+        assert isinstance(second.data, ev.MessageCreated)
+        assert (first.data.seq, second.data.seq) == (1, 2)
+        page = (await msgs.history(ada, room)).json()["items"]
+        assert [(m["seq"], m["body"]) for m in page] == [(2, "two"), (1, "one")]
+
+    async def test_resending_with_same_client_msg_id_returns_original_seq(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        original = await msgs.send(ada, room, "hi", client_msg_id="c-1")
+        again = await msgs.send(ada, room, "hi (edited before retry)", client_msg_id="c-1")
+        assert isinstance(original.data, ev.MessageCreated)
+        assert isinstance(again.data, ev.MessageCreated)
+        assert (again.data.message_id, again.data.seq, again.data.body) == (
+            original.data.message_id,
+            original.data.seq,
+            "hi",
+        )
+        assert again.data.request_id != original.data.request_id, "the answer goes to the retrying request"
+        assert len((await msgs.history(ada, room)).json()["items"]) == 1
+
+    async def test_concurrent_senders_and_retries_leave_seq_dense_and_unique(self, msgs: MessagesHarness) -> None:
+        people = [await msgs.person(f"p{i}") for i in range(5)]
+        room = await msgs.room(people[0], *people[1:])
+        msgs.module.context.settings.send_burst = 1000  # this test is about ordering, not limits
+        sends = [msgs.send(people[i % 5], room, f"m{i}", client_msg_id=f"c{i % 40}") for i in range(60)]
+        answers = await asyncio.gather(*sends)
+        created = [a.data for a in answers if isinstance(a.data, ev.MessageCreated)]
+        assert len(created) == 60
+        by_client = {c.client_msg_id: c.seq for c in created}
+        assert len(by_client) == 40
+        assert all(by_client[c.client_msg_id] == c.seq for c in created), "a retry always gets the original seq"
+        assert sorted(by_client.values()) == list(range(1, 41))
+
+    async def test_two_instances_owning_the_room_at_once_never_reuse_or_skip_a_seq(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        msgs.module.context.settings.send_burst = 1000
+        other_instance = SeqCache()
+        await msgs.send(ada, room, "warm the first cache")
+
+        async def on_other(i: int) -> None:
+            command = cmd.SendMessage(
+                room_id=room, sender_id=ada.id, client_msg_id=f"o{i}", body="x", request_id=_rid()
+            )
+            from chat_contracts.envelope import Envelope
+
+            envelope = Envelope.wrap(command, source="gateway", key=str(room))
+            await handle_command(msgs.module.context, other_instance, envelope)
+
+        await asyncio.gather(
+            *(msgs.send(ada, room, "y", client_msg_id=f"m{i}") for i in range(15)), *(on_other(i) for i in range(15))
+        )
+        seqs = sorted(m["seq"] for m in (await msgs.history(ada, room, limit=100)).json()["items"])
+        assert seqs == list(range(1, 32))
+
+    # --- rejections ----------------------------------------------------------------------------------------------
+
+    async def test_non_members_are_rejected_and_nothing_is_stored(self, msgs: MessagesHarness) -> None:
+        ada, eve = await msgs.person("ada"), await msgs.person("eve")
+        room = await msgs.room(ada)
+        answer = await msgs.send(eve, room, "let me in")
+        assert isinstance(answer.data, ev.MessageRejected)
+        assert (answer.data.code, answer.data.sender_id) == ("not_member", eve.id)
+        assert (await msgs.history(ada, room)).json()["items"] == []
+
+    async def test_bad_messages_are_rejected_with_a_code(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room, other = await msgs.room(ada), await msgs.room(ada)
+        elsewhere = await msgs.send(ada, other, "in another room")
+        assert isinstance(elsewhere.data, ev.MessageCreated)
+        cases = [
+            (await msgs.send(ada, room, "x" * 4001), "too_long"),
+            (await msgs.send(ada, room, "   "), "invalid"),
+            (await msgs.send(ada, room, "re", reply_to=elsewhere.data.message_id), "invalid_reply"),
+        ]
+        for answer, code in cases:
+            assert isinstance(answer.data, ev.MessageRejected)
+            assert answer.data.code == code
+        composed = "e\u0301" * 4000  # 8,000 code points, 4,000 after NFC
+        accepted = await msgs.send(ada, room, composed)
+        assert isinstance(accepted.data, ev.MessageCreated)
+        assert accepted.data.body == "\u00e9" * 4000
+
+    async def test_an_archived_room_takes_no_new_messages(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        await msgs.room_event(room, rooms_ev.RoomArchived, by=ada.id)
+        answer = await msgs.send(ada, room)
+        assert isinstance(answer.data, ev.MessageRejected)
+        assert answer.data.code == "room_archived"
+        await msgs.room_event(room, rooms_ev.RoomUnarchived, by=ada.id)
+        assert isinstance((await msgs.send(ada, room)).data, ev.MessageCreated)
+
+    async def test_sending_too_fast_is_rejected_with_retry_after(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        answers = [await msgs.send(ada, room) for _ in range(11)]
+        assert all(isinstance(a.data, ev.MessageCreated) for a in answers[:10])
+        limited = answers[10].data
+        assert isinstance(limited, ev.MessageRejected)
+        assert limited.code == "rate_limited"
+        assert limited.retry_after is not None
+        assert 0 < limited.retry_after <= 1
+        msgs.clock.advance(seconds=1)
+        assert isinstance((await msgs.send(ada, room)).data, ev.MessageCreated)
+
+    # --- changing messages ---------------------------------------------------------------------------------------
+
+    async def test_the_author_edits_once_per_request_and_the_version_grows(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        sent = (await msgs.send(ada, room, "helo")).data
+        assert isinstance(sent, ev.MessageCreated)
+        edit = cmd.EditMessage(room_id=room, actor_id=ada.id, message_id=sent.message_id, body="hello", request_id="e1")
+        first, again = await msgs.command(edit), await msgs.command(edit)
+        assert isinstance(first.data, ev.MessageEdited)
+        assert isinstance(again.data, ev.MessageEdited)
+        assert (first.data.version, again.data.version, first.data.body) == (2, 2, "hello")
+        by_bob = await msgs.command(edit.model_copy(update={"actor_id": bob.id, "request_id": "e2"}))
+        assert isinstance(by_bob.data, ev.MessageRejected)
+        assert by_bob.data.code == "forbidden"
+        stored = (
+            await msgs.http.get(f"/api/messages/rooms/{room}/messages/{sent.message_id}", headers=ada.headers)
+        ).json()
+        assert (stored["body"], stored["version"], stored["edited_at"] is not None) == ("hello", 2, True)
+
+    async def test_a_deleted_message_leaves_a_tombstone_in_seq_order(self, msgs: MessagesHarness) -> None:
+        ada, bob, cat = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("cat")
+        admin = await msgs.person("admin")
+        room = await msgs.room(ada, bob, cat)
+        await msgs.join(room, admin, role="admin")
+        one, two = (await msgs.send(bob, room, "one")).data, (await msgs.send(bob, room, "two")).data
+        assert isinstance(one, ev.MessageCreated)
+        assert isinstance(two, ev.MessageCreated)
+        delete_one = cmd.DeleteMessage(room_id=room, actor_id=cat.id, message_id=one.message_id, request_id="d0")
+        refused = await msgs.command(delete_one)
+        assert isinstance(refused.data, ev.MessageRejected)
+        assert refused.data.code == "forbidden"
+        by_admin = await msgs.command(
+            cmd.DeleteMessage(room_id=room, actor_id=admin.id, message_id=one.message_id, request_id="d1")
+        )
+        assert isinstance(by_admin.data, ev.MessageDeleted)
+        page = (await msgs.history(ada, room, order="oldest")).json()["items"]
+        assert [(m["seq"], m["deleted"], m["body"]) for m in page] == [(1, True, ""), (2, False, "two")]
+
+    async def test_reactions_are_counted_once_per_user_and_request(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        sent = (await msgs.send(ada, room)).data
+        assert isinstance(sent, ev.MessageCreated)
+
+        async def react(person_id: uuid.UUID, action: str, request_id: str) -> ev.ReactionChanged:
+            answer = await msgs.command(
+                cmd.ReactToMessage(
+                    room_id=room,
+                    actor_id=person_id,
+                    message_id=sent.message_id,
+                    emoji="👍",
+                    action=action,  # type: ignore[arg-type]
+                    request_id=request_id,
+                )
+            )
+            assert isinstance(answer.data, ev.ReactionChanged)
+            return answer.data
+
+        assert (await react(ada.id, "add", "r1")).counts == {"👍": 1}
+        assert (await react(ada.id, "add", "r1")).counts == {"👍": 1}
+        assert (await react(bob.id, "add", "r2")).counts == {"👍": 2}
+        removed = await react(ada.id, "remove", "r3")
+        assert (removed.counts, removed.version) == ({"👍": 1}, 4)
+
+    # --- reading -------------------------------------------------------------------------------------------------
+
+    async def test_history_pages_by_seq_in_both_directions(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        msgs.module.context.settings.send_burst = 1000
+        for i in range(1, 11):
+            await msgs.send(ada, room, f"m{i}")
+        newest = (await msgs.history(ada, room, before_seq=8, limit=3)).json()["items"]
+        assert [m["seq"] for m in newest] == [7, 6, 5]
+        oldest = (await msgs.history(ada, room, after_seq=3, limit=3)).json()["items"]
+        assert [m["seq"] for m in oldest] == [4, 5, 6]
+        assert (await msgs.history(ada, room, limit=101)).status_code == 422
+
+    async def test_a_room_that_shows_history_from_joining_hides_what_came_before(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, history="joined")
+        await msgs.send(ada, room, "before bob")
+        await msgs.join(room, bob)
+        await msgs.send(ada, room, "after bob")
+        assert [m["body"] for m in (await msgs.history(bob, room)).json()["items"]] == ["after bob"]
+        assert len((await msgs.history(ada, room)).json()["items"]) == 2
+
+    async def test_strangers_see_nothing_of_a_room(self, msgs: MessagesHarness) -> None:
+        ada, eve = await msgs.person("ada"), await msgs.person("eve")
+        room = await msgs.room(ada)
+        sent = (await msgs.send(ada, room, "secret plans")).data
+        assert isinstance(sent, ev.MessageCreated)
+        for path in (
+            f"/api/messages/rooms/{room}/messages",
+            f"/api/messages/rooms/{room}/messages/{sent.message_id}",
+            f"/api/messages/rooms/{room}/messages/{sent.message_id}/thread",
+            f"/api/messages/rooms/{room}/receipts",
+        ):
+            response = await msgs.http.get(path, headers=eve.headers)
+            assert response.status_code == 404, path
+            assert "secret" not in response.text
+        everywhere = await msgs.http.get("/api/messages/search", params={"q": "secret"}, headers=eve.headers)
+        assert everywhere.json()["items"] == []
+
+    async def test_search_finds_messages_with_every_word_in_my_rooms(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room, other = await msgs.room(ada, bob), await msgs.room(bob)
+        await msgs.send(ada, room, "The Quick brown fox")
+        await msgs.send(ada, room, "quick thinking")
+        gone = (await msgs.send(ada, room, "quick fox, deleted")).data
+        assert isinstance(gone, ev.MessageCreated)
+        await msgs.command(cmd.DeleteMessage(room_id=room, actor_id=ada.id, message_id=gone.message_id, request_id="x"))
+        await msgs.send(bob, other, "quick fox elsewhere")
+        found = (await msgs.http.get("/api/messages/search", params={"q": "FOX quick"}, headers=ada.headers)).json()
+        assert [m["body"] for m in found["items"]] == ["The Quick brown fox"]
+        in_room = (
+            await msgs.http.get(
+                "/api/messages/search", params={"q": "quick", "room_id": str(room)}, headers=ada.headers
+            )
+        ).json()
+        assert [m["body"] for m in in_room["items"]] == ["quick thinking", "The Quick brown fox"]
+
+    async def test_a_thread_shows_a_message_and_its_replies(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        root = (await msgs.send(ada, room, "question?")).data
+        assert isinstance(root, ev.MessageCreated)
+        await msgs.send(bob, room, "answer", reply_to=root.message_id)
+        await msgs.send(ada, room, "unrelated")
+        thread = (
+            await msgs.http.get(f"/api/messages/rooms/{room}/messages/{root.message_id}/thread", headers=bob.headers)
+        ).json()
+        assert thread["message"]["body"] == "question?"
+        assert [r["body"] for r in thread["replies"]] == ["answer"]
+
+    async def test_mentions_name_known_users_and_the_room(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        answer = (await msgs.send(ada, room, "@Bob look, @room: @nobody here")).data
+        assert isinstance(answer, ev.MessageCreated)
+        assert [(m.user_id, m.username) for m in answer.mentions.users] == [(bob.id, "bob")]
+        assert answer.mentions.room is True
+
+    # --- markers and receipts ------------------------------------------------------------------------------------
+
+    async def test_read_markers_only_move_forward_and_drive_unread_counts(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        for i in range(4):
+            await msgs.send(ada, room, f"m{i}")
+        await msgs.send(bob, room, "mine")
+        unread = (await msgs.http.get("/api/messages/unread", headers=bob.headers)).json()
+        assert unread == [{"room_id": str(room), "unread": 4, "read_seq": 0, "last_seq": 5}]
+        moved = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=3, request_id="k1"))
+        back = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=1, request_id="k2"))
+        beyond = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=99, request_id="k3"))
+        assert [getattr(e.data, "up_to_seq", None) for e in (moved, back, beyond)] == [3, 3, 5]
+        assert (await msgs.http.get("/api/messages/unread", headers=bob.headers)).json()[0]["unread"] == 0
+
+    async def test_receipts_tell_the_sender_when_everyone_has_received_and_read(self, msgs: MessagesHarness) -> None:
+        ada, bob, cat = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("cat")
+        room = await msgs.room(ada, bob, cat)
+        await msgs.send(ada, room, "one")
+        await msgs.send(ada, room, "two")
+        await msgs.command(cmd.AcknowledgeDelivery(room_id=room, actor_id=bob.id, up_to_seq=2, request_id="a1"))
+        partly = (await msgs.http.get(f"/api/messages/rooms/{room}/receipts", headers=ada.headers)).json()
+        assert (partly["delivered_to_all_seq"], partly["read_by_all_seq"]) == (0, 0)
+        await msgs.command(cmd.MarkRead(room_id=room, actor_id=cat.id, up_to_seq=2, request_id="a2"))
+        everyone = (await msgs.http.get(f"/api/messages/rooms/{room}/receipts", headers=ada.headers)).json()
+        assert (everyone["delivered_to_all_seq"], everyone["read_by_all_seq"]) == (2, 0)
+
+    # --- the room's life -------------------------------------------------------------------------------------------
+
+    async def test_a_deleted_room_takes_its_messages_with_it(self, msgs: MessagesHarness) -> None:
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        await msgs.send(ada, room, "soon gone")
+        await msgs.room_event(room, rooms_ev.RoomDeleted, by=ada.id)
+        assert (await msgs.history(ada, room)).status_code == 404
+        assert isinstance((await msgs.send(ada, room)).data, ev.MessageRejected)
+
+    async def test_a_member_who_left_is_refused_and_sees_nothing(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        await msgs.room_event(room, rooms_ev.MemberKicked, user_id=bob.id, by=ada.id)
+        answer = await msgs.send(bob, room)
+        assert isinstance(answer.data, ev.MessageRejected)
+        assert answer.data.code == "not_member"
+        assert (await msgs.history(bob, room)).status_code == 404
+
+    async def test_every_published_event_matches_its_contract(self, msgs: MessagesHarness) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        sent = (await msgs.send(ada, room, "hi")).data
+        assert isinstance(sent, ev.MessageCreated)
+        await msgs.command(
+            cmd.EditMessage(room_id=room, actor_id=ada.id, message_id=sent.message_id, body="hey", request_id="1")
+        )
+        await msgs.command(
+            cmd.ReactToMessage(
+                room_id=room, actor_id=bob.id, message_id=sent.message_id, emoji="🎉", action="add", request_id="2"
+            )
+        )
+        await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=1, request_id="3"))
+        await msgs.command(cmd.AcknowledgeDelivery(room_id=room, actor_id=bob.id, up_to_seq=1, request_id="4"))
+        await msgs.command(cmd.DeleteMessage(room_id=room, actor_id=ada.id, message_id=sent.message_id, request_id="5"))
+        await msgs.send(bob, uuid.uuid4(), "nowhere")
+        assert {e.type for e in msgs.events} == set(MESSAGES_EVENTS.payload_types)
+        for envelope in msgs.events:
+            assert envelope.source == "messages"
+            assert decode(encode(envelope, topic=MESSAGES_EVENTS.name), MESSAGES_EVENTS) == envelope
