@@ -27,6 +27,7 @@ from chat_messages.testing.fakes import FakeClock, RecordingPublisher
 from chat_messages.testing.harness import MessagesHarness, serve
 from chat_messages.testing.scenarios import MessagesScenarios
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import RetryPolicy
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
@@ -100,7 +101,7 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
     await client.subscribe(MESSAGES_EVENTS, group=f"clients-{uuid.uuid4().hex[:6]}", handler=on_answer)
     first_bus, first = await instance()
     second_bus, second = await instance()
-    rooms = [uuid.uuid4() for _ in range(4)]
+    rooms = _rooms_covering_every_partition(MESSAGES_COMMANDS.partitions)  # so both instances own some rooms
     senders = [uuid.uuid4() for _ in range(3)]
     try:
         for room in rooms:
@@ -182,10 +183,19 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
         ids = [m.client_msg_id for m in page]
         assert len(ids) == len(set(ids)), "each client_msg_id stored once"
     assert sum(len(v) for v in by_room.values()) == 90, "every acknowledged message is stored exactly once"
+    assert len([room for room, seqs in by_room.items() if seqs]) == len(rooms)
     for message in acked:
         stored = await store.message_by_client_msg_id(message.room_id, message.client_msg_id)
         assert stored is not None
         assert (stored.id, stored.seq) == (message.message_id, message.seq), "the ack named the stored message"
+
+
+def _rooms_covering_every_partition(partitions: int) -> list[uuid.UUID]:
+    by_partition: dict[int, uuid.UUID] = {}
+    while len(by_partition) < partitions:
+        room = uuid.uuid4()
+        by_partition.setdefault(partition_for(str(room).encode(), partitions), room)
+    return [by_partition[p] for p in range(partitions)]
 
 
 async def _delete_topics(config: KafkaConfig) -> None:
