@@ -53,3 +53,9 @@ def test_a_database_name_that_could_escape_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CHAT_MESSAGES_MONGO_DATABASE", "chat$evil.db")
     with pytest.raises(SettingsError, match="CHAT_MESSAGES_MONGO_DATABASE"):
         load_settings(MessagesSettings)
+
+
+def test_a_moderation_pattern_that_does_not_compile_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_MESSAGES_BLOCKED_PATTERNS", '["ok", "(unclosed"]')
+    with pytest.raises(SettingsError, match=r"CHAT_MESSAGES_BLOCKED_PATTERNS.*blocked_patterns\[1\]"):
+        load_settings(MessagesSettings)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from chat_messages.domain.moderation import validate_patterns
 from chat_runtime.settings import ChatSettings
 
 
@@ -29,3 +30,30 @@ class MessagesSettings(ChatSettings):
     """Messages a user may send in a burst to one room."""
     send_per_second: float = Field(default=1.0, gt=0, le=100)
     """Sustained messages per second per user and room."""
+
+    # attachments
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    attachment_types: list[str] = Field(
+        default_factory=lambda: [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+            "application/zip",
+        ]
+    )
+    """Sniffed content types that may be uploaded."""
+
+    # moderation and retention
+    blocked_patterns: list[str] = Field(default_factory=list)
+    """Regular expressions (case-insensitive) a message body must not match; the rejection names the rule."""
+    deleted_room_retention_days: int = Field(default=0, ge=0, le=3650)
+    """Keep a deleted room's messages this long before removing them (0: remove at once)."""
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        return validate_patterns(value)

@@ -97,3 +97,18 @@ class Change:
     edit_tokens: tuple[str, ...] = ()
     delete_by: uuid.UUID | None = None
     reaction: tuple[str, uuid.UUID, Literal["add", "remove"]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An uploaded file. ``content_type`` was sniffed from the bytes, never taken from the client."""
+
+    id: uuid.UUID
+    room_id: uuid.UUID
+    uploader_id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+    width: int | None = None
+    height: int | None = None

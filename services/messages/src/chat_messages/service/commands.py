@@ -137,6 +137,7 @@ async def send(ctx: MessagesContext, seqs: SeqCache, command: cmd.SendMessage, c
     if command.attachment_ids:
         raise Rejection("invalid", "Attachments are not accepted yet on this server.")
     body = text.normalize_body(command.body, has_attachments=bool(command.attachment_ids))
+    ctx.moderation.check(body)
     if command.reply_to is not None:
         parent = await ctx.store.message(command.room_id, command.reply_to)
         if parent is None:
@@ -209,6 +210,7 @@ async def edit(ctx: MessagesContext, command: cmd.EditMessage, correlation_id: s
         raise Rejection("not_found", "The message was deleted.")
     _writable(room)
     body = text.normalize_body(command.body, has_attachments=bool(message.attachment_ids))
+    ctx.moderation.check(body)
     change = Change(request_id=command.request_id, at=ctx.clock(), edit_body=body, edit_tokens=text.tokens(body))
     result = await ctx.store.apply_change(command.room_id, command.message_id, change)
     if result is None:

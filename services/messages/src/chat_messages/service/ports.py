@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
-from chat_messages.domain.model import Change, MarkerKind, Markers, Member, Message, RoomState
+from chat_messages.domain.model import Attachment, Change, MarkerKind, Markers, Member, Message, RoomState
 
 Clock = Callable[[], datetime]
 InsertResult = Literal["inserted", "duplicate_client_msg_id", "duplicate_seq"]
@@ -112,3 +112,21 @@ class MessageStore(Protocol):
     # rate limits
     async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
         """Token bucket: take one token; 0.0 when taken, else the seconds until one is available (nothing taken)."""
+
+
+class AttachmentStore(Protocol):
+    """Files of messages (GridFS in MongoDB); every read is scoped to the room."""
+
+    async def put(self, attachment: Attachment, data: bytes) -> None:
+        """Store the bytes with their description; ``attachment.id`` is the file id."""
+
+    async def get(self, room_id: uuid.UUID, attachment_id: uuid.UUID) -> Attachment | None:
+        """The description, if the file exists and belongs to the room."""
+
+    async def open(self, room_id: uuid.UUID, attachment_id: uuid.UUID) -> bytes | None:
+        """The bytes, if the file exists and belongs to the room."""
+
+    async def delete(self, room_id: uuid.UUID, attachment_id: uuid.UUID) -> None: ...
+
+    async def drop_room(self, room_id: uuid.UUID) -> None:
+        """Delete every file of the room."""

@@ -347,3 +347,18 @@ class MessagesScenarios:
         for envelope in msgs.events:
             assert envelope.source == "messages"
             assert decode(encode(envelope, topic=MESSAGES_EVENTS.name), MESSAGES_EVENTS) == envelope
+
+    async def test_the_moderation_policy_refuses_messages_and_names_the_rule(self, msgs: MessagesHarness) -> None:
+        msgs.module.context.settings.blocked_patterns = [r"\bspam+\b", r"buy\s+now"]
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        refused = (await msgs.send(ada, room, "BUY   now!!")).data
+        assert isinstance(refused, ev.MessageRejected)
+        assert refused.code == "blocked"
+        assert "rule 2" in refused.message
+        sent = (await msgs.send(ada, room, "spamalot is a musical")).data
+        assert isinstance(sent, ev.MessageCreated)
+        edit = cmd.EditMessage(room_id=room, actor_id=ada.id, message_id=sent.message_id, body="spammm", request_id="e")
+        refused_edit = (await msgs.command(edit)).data
+        assert isinstance(refused_edit, ev.MessageRejected)
+        assert (refused_edit.code, refused_edit.command) == ("blocked", "message.edit")
