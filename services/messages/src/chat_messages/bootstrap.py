@@ -21,6 +21,7 @@ from chat_messages.service.commands import SeqCache, handle_command
 from chat_messages.service.context import MessagesContext, Publisher
 from chat_messages.service.ports import Clock, MessageStore
 from chat_messages.service.projection import handle_room_event, handle_user_event
+from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
 from chat_runtime.bus.port import Bus, RetryableError
 from chat_runtime.health import ReadinessCheck
@@ -66,6 +67,7 @@ class MessagesModule:
     context: MessagesContext
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     seqs: SeqCache = field(default_factory=SeqCache)
+    sweeper: Sweeper | None = None
     name: str = field(default="messages", init=False)
 
     def router(self) -> APIRouter:
@@ -106,8 +108,12 @@ class MessagesModule:
         store = self.context.store
         if isinstance(store, MongoMessageStore):
             await store.ensure_indexes()
+        if self.sweeper is not None:
+            await self.sweeper.start()
 
     async def stop(self) -> None:
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self.mongo is not None:
             await self.mongo.close()
 
@@ -126,4 +132,5 @@ def bootstrap(
     context = build_context(
         settings, store=store, publisher=bus, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock
     )
-    return MessagesModule(settings=settings, context=context, mongo=client)
+    sweeper = Sweeper(context, settings.retention_sweep_seconds)
+    return MessagesModule(settings=settings, context=context, mongo=client, sweeper=sweeper)

@@ -326,6 +326,7 @@ class _Collections:
     users: AsyncCollection[Document]
     markers: AsyncCollection[Document]
     buckets: AsyncCollection[Document]
+    retention: AsyncCollection[Document]
 
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -345,6 +346,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "markers": [IndexModel([("room_id", ASCENDING), ("user_id", ASCENDING)], name="room_user")],
     # Sparse: a user whose username moved to someone else keeps a document without a key.
     "users": [IndexModel([("username_key", ASCENDING)], name="username_key", unique=True, sparse=True)],
+    "retention": [
+        IndexModel([("days", ASCENDING)], name="days", sparse=True),
+        IndexModel([("purge_us", ASCENDING)], name="purge_us", sparse=True),
+    ],
 }
 """Every secondary index, by collection; ``rooms`` and ``buckets`` are read by ``_id`` only."""
 
@@ -362,6 +367,7 @@ class MongoMessageStore:
             users=db["users"],
             markers=db["markers"],
             buckets=db["buckets"],
+            retention=db["retention"],
         )
 
     async def ensure_indexes(self) -> None:
@@ -585,6 +591,40 @@ class MongoMessageStore:
         return await self._c.messages.count_documents(unread_query(room_id, user_id, after_seq=after_seq))
 
     # rate limits
+
+    # retention
+
+    async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
+        if days is None:
+            await self._c.retention.update_one({"_id": room_id}, {"$unset": {"days": ""}})
+        else:
+            await self._c.retention.update_one({"_id": room_id}, {"$set": {"days": days}}, upsert=True)
+
+    async def retention(self, room_id: uuid.UUID) -> int | None:
+        doc = await self._c.retention.find_one({"_id": room_id})
+        days = doc.get("days") if doc is not None else None
+        return days if isinstance(days, int) else None
+
+    async def retention_policies(self) -> Sequence[tuple[uuid.UUID, int]]:
+        cursor = self._c.retention.find({"days": {"$exists": True}})
+        return [(doc["_id"], int(doc["days"])) async for doc in cursor]
+
+    async def delete_messages_before(self, room_id: uuid.UUID, before: datetime) -> int:
+        last = await self.last_seq(room_id)
+        result = await self._c.messages.delete_many(
+            {"room_id": room_id, "created_us": {"$lt": to_us(before)}, "seq": {"$lt": last}}
+        )
+        return result.deleted_count
+
+    async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:
+        await self._c.retention.update_one({"_id": room_id}, {"$set": {"purge_us": to_us(at)}}, upsert=True)
+
+    async def due_purges(self, now: datetime) -> Sequence[uuid.UUID]:
+        cursor = self._c.retention.find({"purge_us": {"$lte": to_us(now)}}, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
+    async def purge_done(self, room_id: uuid.UUID) -> None:
+        await self._c.retention.update_one({"_id": room_id}, {"$unset": {"purge_us": ""}})
 
     async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
         if capacity < 1 or refill_per_second <= 0:

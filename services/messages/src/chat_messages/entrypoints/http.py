@@ -12,17 +12,18 @@ from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chat_messages.domain.errors import MessagesError
 from chat_messages.domain.model import Message
-from chat_messages.service import reading
+from chat_messages.service import reading, retention
 from chat_messages.service.context import MessagesContext, Reader
 from chat_runtime.principal import bearer_token, verify_access
 from chat_runtime.problems import problem_responses
 
 _DESCRIBED = {
     401: "Not signed in or the token is not valid",
+    403: "Not allowed (forbidden_role)",
     404: "No such room or message, or one you may not see",
     422: "The query does not match the schema",
 }
@@ -89,6 +90,15 @@ class ReceiptsOut(BaseModel):
     markers: list[MarkersOut]
     delivered_to_all_seq: int = Field(description="every other member has received the room up to this seq")
     read_by_all_seq: int = Field(description="every other member has read the room up to this seq")
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: int | None = Field(description="days to keep messages; null keeps them forever")
+
+
+class RetentionOut(BaseModel):
+    days: int | None
 
 
 class ServiceInfo(BaseModel):
@@ -252,5 +262,23 @@ def build_router(ctx: MessagesContext) -> APIRouter:
             delivered_to_all_seq=found.delivered_to_all_seq,
             read_by_all_seq=found.read_by_all_seq,
         )
+
+    @router.get(
+        "/rooms/{room_id}/retention",
+        response_model=RetentionOut,
+        summary="How long the room keeps messages",
+        responses=_problems(401, 404),
+    )
+    async def get_retention(room_id: uuid.UUID, reader: CurrentReader) -> RetentionOut:
+        return RetentionOut(days=await retention.policy(ctx, reader, room_id))
+
+    @router.put(
+        "/rooms/{room_id}/retention",
+        response_model=RetentionOut,
+        summary="Keep the room's messages N days, or forever (null); owners and admins",
+        responses=_problems(401, 403, 404, 422),
+    )
+    async def put_retention(room_id: uuid.UUID, body: RetentionIn, reader: CurrentReader) -> RetentionOut:
+        return RetentionOut(days=await retention.set_policy(ctx, reader, room_id, body.days))
 
     return router

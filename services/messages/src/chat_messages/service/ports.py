@@ -109,6 +109,27 @@ class MessageStore(Protocol):
     async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
         """Undeleted messages with seq > ``after_seq`` not sent by ``user_id``."""
 
+    # retention
+    async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
+        """Keep the room's messages ``days`` days, or forever (None)."""
+
+    async def retention(self, room_id: uuid.UUID) -> int | None: ...
+
+    async def retention_policies(self) -> Sequence[tuple[uuid.UUID, int]]:
+        """Every room with a limited retention, and its days."""
+
+    async def delete_messages_before(self, room_id: uuid.UUID, before: datetime) -> int:
+        """Delete the room's messages created before ``before`` except its newest one, which keeps the room's
+        highest seq so a seq is never reused; the number deleted."""
+
+    async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:
+        """Remember to drop a deleted room's data at ``at``."""
+
+    async def due_purges(self, now: datetime) -> Sequence[uuid.UUID]:
+        """Rooms whose purge time has come."""
+
+    async def purge_done(self, room_id: uuid.UUID) -> None: ...
+
     # rate limits
     async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
         """Token bucket: take one token; 0.0 when taken, else the seconds until one is available (nothing taken)."""

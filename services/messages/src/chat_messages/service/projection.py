@@ -8,6 +8,7 @@ written before the version is advanced, and every effect is idempotent, so a cra
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import structlog
 
@@ -41,10 +42,14 @@ async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Enve
     elif isinstance(data, ev.RoomUnarchived):
         state = replace(state, archived=False)
     elif isinstance(data, ev.RoomDeleted):
-        await store.drop_room(room_id)
+        grace = ctx.settings.deleted_room_retention_days
+        if grace:
+            await store.schedule_purge(room_id, data.occurred_at + timedelta(days=grace))
+        else:
+            await store.drop_room(room_id)
         seqs.forget(room_id)
         state = replace(state, deleted=True)
-        log.info("messages.room_dropped", room_id=str(room_id))
+        log.info("messages.room_deleted", room_id=str(room_id), purge_after_days=grace)
     elif isinstance(data, ev.MemberJoined):
         joined_after = await store.last_seq(room_id)
         await store.put_member(

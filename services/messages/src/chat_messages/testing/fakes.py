@@ -32,6 +32,8 @@ class FakeMessageStore:
         self.messages: dict[uuid.UUID, _Stored] = {}
         self.markers_: dict[tuple[uuid.UUID, uuid.UUID], Markers] = {}
         self.buckets: dict[str, tuple[float, datetime]] = {}
+        self.retention_days: dict[uuid.UUID, int] = {}
+        self.purges: dict[uuid.UUID, datetime] = {}
         self._lock = asyncio.Lock()
 
     async def room(self, room_id: uuid.UUID) -> RoomState | None:
@@ -219,6 +221,38 @@ class FakeMessageStore:
         return sum(
             1 for m in self._room_messages(room_id) if m.seq > after_seq and m.sender_id != user_id and not m.deleted
         )
+
+    async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
+        if days is None:
+            self.retention_days.pop(room_id, None)
+        else:
+            self.retention_days[room_id] = days
+
+    async def retention(self, room_id: uuid.UUID) -> int | None:
+        return self.retention_days.get(room_id)
+
+    async def retention_policies(self) -> Sequence[tuple[uuid.UUID, int]]:
+        return list(self.retention_days.items())
+
+    async def delete_messages_before(self, room_id: uuid.UUID, before: datetime) -> int:
+        last = await self.last_seq(room_id)
+        doomed = [
+            k
+            for k, s in self.messages.items()
+            if s.message.room_id == room_id and s.message.created_at < before and s.message.seq < last
+        ]
+        for key in doomed:
+            del self.messages[key]
+        return len(doomed)
+
+    async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:
+        self.purges[room_id] = at
+
+    async def due_purges(self, now: datetime) -> Sequence[uuid.UUID]:
+        return [room_id for room_id, at in self.purges.items() if at <= now]
+
+    async def purge_done(self, room_id: uuid.UUID) -> None:
+        self.purges.pop(room_id, None)
 
     async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
         tokens, at = self.buckets.get(key, (capacity, now))

@@ -362,3 +362,49 @@ class MessagesScenarios:
         refused_edit = (await msgs.command(edit)).data
         assert isinstance(refused_edit, ev.MessageRejected)
         assert (refused_edit.code, refused_edit.command) == ("blocked", "message.edit")
+
+    # --- retention ------------------------------------------------------------------------------------------------
+
+    async def test_old_messages_are_swept_by_the_room_policy_but_a_seq_is_never_reused(
+        self, msgs: MessagesHarness
+    ) -> None:
+        from chat_messages.service.retention import sweep
+
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        refused = await msgs.http.put(f"/api/messages/rooms/{room}/retention", json={"days": 7}, headers=bob.headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role")
+        set_policy = await msgs.http.put(f"/api/messages/rooms/{room}/retention", json={"days": 7}, headers=ada.headers)
+        assert set_policy.json() == {"days": 7}
+        for body in ("one", "two", "three"):
+            await msgs.send(ada, room, body)
+        msgs.clock.advance(days=8)
+        swept = await sweep(msgs.module.context)
+        assert swept.messages_deleted == 2, "the newest message stays: it holds the room's highest seq"
+        after = (await msgs.send(ada, room, "four")).data
+        assert isinstance(after, ev.MessageCreated)
+        assert after.seq == 4
+        ada.token = msgs.mint.access_token(ada.id, ada.username)  # eight days later: a fresh access token
+        assert [m["seq"] for m in (await msgs.history(ada, room, order="oldest")).json()["items"]] == [3, 4]
+        forever = await msgs.http.put(f"/api/messages/rooms/{room}/retention", json={"days": None}, headers=ada.headers)
+        assert forever.json() == {"days": None}
+        msgs.clock.advance(days=30)
+        assert (await sweep(msgs.module.context)).messages_deleted == 0
+
+    async def test_a_deleted_room_keeps_its_data_for_the_grace_period_then_purges_it(
+        self, msgs: MessagesHarness
+    ) -> None:
+        from chat_messages.service.retention import sweep
+
+        msgs.module.context.settings.deleted_room_retention_days = 2
+        ada = await msgs.person("ada")
+        room = await msgs.room(ada)
+        await msgs.send(ada, room, "kept a while")
+        await msgs.room_event(room, rooms_ev.RoomDeleted, by=ada.id)
+        assert (await msgs.history(ada, room)).status_code == 404, "nobody reads a deleted room"
+        assert await msgs.module.context.store.last_seq(room) == 1
+        msgs.clock.advance(days=1)
+        assert (await sweep(msgs.module.context)).rooms_purged == 0
+        msgs.clock.advance(days=1, seconds=1)
+        assert (await sweep(msgs.module.context)).rooms_purged == 1
+        assert await msgs.module.context.store.last_seq(room) == 0

@@ -785,3 +785,33 @@ class StoreContract:
         assert await store.take_token("a", capacity=1, refill_per_second=1, now=T0) == 0.0
         assert await store.take_token("a", capacity=1, refill_per_second=1, now=T0) > 0
         assert await store.take_token("b", capacity=1, refill_per_second=1, now=T0) == 0.0
+
+    # retention
+
+    async def test_a_retention_policy_is_set_listed_and_cleared(self, store: MessageStore) -> None:
+        first, second = ids(2)
+        assert await store.retention(first) is None
+        await store.set_retention(first, 30)
+        await store.set_retention(second, 7)
+        await store.set_retention(second, 14)
+        assert sorted(await store.retention_policies(), key=lambda p: p[1]) == [(second, 14), (first, 30)]
+        await store.set_retention(first, None)
+        assert await store.retention(first) is None
+        assert await store.retention_policies() == [(second, 14)]
+
+    async def test_sweeping_by_age_never_deletes_the_newest_message(self, store: MessageStore) -> None:
+        room_id, other = ids(2)
+        old = [a_message(room_id, seq, at=T0 + timedelta(minutes=seq)) for seq in (1, 2, 3)]
+        await insert(store, *old, a_message(other, 1, at=T0))
+        assert await store.delete_messages_before(room_id, T0 + timedelta(days=1)) == 2
+        assert seqs(await store.history(room_id, limit=10, newest_first=False)) == [3]
+        assert await store.last_seq(room_id) == 3
+        assert seqs(await store.history(other, limit=10, newest_first=False)) == [1], "other rooms untouched"
+
+    async def test_a_purge_comes_due_at_its_time_and_is_forgotten_when_done(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        await store.schedule_purge(room_id, T0 + timedelta(days=2))
+        assert await store.due_purges(T0 + timedelta(days=1)) == []
+        assert await store.due_purges(T0 + timedelta(days=2)) == [room_id]
+        await store.purge_done(room_id)
+        assert await store.due_purges(T0 + timedelta(days=3)) == []
