@@ -54,12 +54,18 @@ def make_bus(settings: ChatSettings, target: Target, registry: CollectorRegistry
                 "the in-process bus only connects services running in the same process (--target all)"
             )
         return InProcessBus(InProcessBroker(), metrics=metrics)
-    config = KafkaConfig(
+    return KafkaBus(kafka_config(settings, client_id=f"chat-{target}"), metrics=metrics)
+
+
+def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
+    return KafkaConfig(
         bootstrap=settings.kafka_bootstrap,
-        client_id=f"chat-{target}",
+        client_id=client_id,
         replication_factor=settings.kafka_replication_factor,
+        topic_prefix=settings.kafka_topic_prefix,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 5),
     )
-    return KafkaBus(config, metrics=metrics)
 
 
 def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list[ServiceModule]:
@@ -103,12 +109,7 @@ def build(target: Target, settings: ChatSettings) -> FastAPI:
 
 async def create_topics(settings: ChatSettings) -> list[str]:
     """Create every registered topic and its dead-letter topic on Kafka."""
-    config = KafkaConfig(
-        bootstrap=settings.kafka_bootstrap,
-        client_id="chat-admin",
-        replication_factor=settings.kafka_replication_factor,
-    )
-    return await ensure_topics(config, TOPICS.values())
+    return await ensure_topics(kafka_config(settings, client_id="chat-admin"), TOPICS.values())
 
 
 async def rotate_signing_key() -> str:

@@ -48,6 +48,8 @@ class ChatSettings(BaseSettings):
     bus: BusKind = "inprocess"
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
 

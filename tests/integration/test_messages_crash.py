@@ -1,0 +1,235 @@
+"""Kill -9 the messages service process again and again while clients send: afterwards every acknowledged
+message exists exactly once and every room's seq has no gap (architecture invariants 1-3)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+
+from chat_contracts import messages_commands as cmd
+from chat_contracts import messages_events as ev
+from chat_contracts import rooms as rooms_ev
+from chat_contracts.envelope import Envelope
+from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
+from chat_messages.adapters import mongo
+from chat_messages.adapters.mongo_store import MongoMessageStore
+from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+
+KILLS = 3
+CLIENTS = 6
+MESSAGES_PER_CLIENT = 12
+ROOMS = 4
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServiceProcess:
+    """``python -m chat_app serve --target messages`` as a real OS process on the Kafka bus."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - a fork; readiness is then awaited over HTTP
+                [sys.executable, "-m", "chat_app", "serve", "--target", "messages", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"the service exited: {self.log.read_text()[-2000:]}")
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"the service never became ready: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    client = mongo.client(mongo_url)
+    yield client
+    await client.close()
+
+
+async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    mongo_url: str,
+    mongo_database_name: str,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    prefix = f"crash-{uuid.uuid4().hex[:8]}."
+    config = KafkaConfig(
+        bootstrap=kafka_bootstrap,
+        client_id="crash-test",
+        topic_prefix=prefix,
+        heartbeat_interval_ms=500,
+        poll_timeout_ms=100,
+    )
+    await ensure_topics(config, TOPICS.values())
+    env = {
+        **os.environ,
+        "CHAT_BUS": "kafka",
+        "CHAT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CHAT_KAFKA_TOPIC_PREFIX": prefix,
+        "CHAT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CHAT_DATA_DIR": str(tmp_path),
+        "CHAT_LOG_LEVEL": "warning",
+        "CHAT_MESSAGES_MONGO_URL": mongo_url,
+        "CHAT_MESSAGES_MONGO_DATABASE": mongo_database_name,
+        "CHAT_MESSAGES_SEND_BURST": "1000",
+        "CHAT_MESSAGES_SEND_PER_SECOND": "100",
+    }
+    service = ServiceProcess(env, tmp_path / "service.log")
+    client = KafkaBus(config)
+    answers: dict[str, Envelope] = {}
+    answered = asyncio.Condition()
+    stats: Counter[str] = Counter()
+
+    async def on_answer(envelope: Envelope) -> None:
+        request_id = getattr(envelope.data, "request_id", None)
+        if isinstance(request_id, str):
+            async with answered:
+                if request_id in answers:
+                    stats["duplicate answers"] += 1
+                answers.setdefault(request_id, envelope)
+                answered.notify_all()
+
+    rooms = [uuid.uuid4() for _ in range(ROOMS)]
+    senders = [uuid.uuid4() for _ in range(3)]
+    try:
+        await client.subscribe(MESSAGES_EVENTS, group=f"clients-{uuid.uuid4().hex[:6]}", handler=on_answer)
+        for room in rooms:
+            await client.publish(
+                ROOMS_EVENTS,
+                rooms_ev.RoomCreated(
+                    room_id=room,
+                    room_version=1,
+                    kind="public",
+                    name="r",
+                    created_by=senders[0],
+                    occurred_at=datetime.now(UTC),
+                ),
+                source="rooms",
+            )
+            for version, sender in enumerate(senders, start=2):
+                await client.publish(
+                    ROOMS_EVENTS,
+                    rooms_ev.MemberJoined(
+                        room_id=room, room_version=version, user_id=sender, role="member", occurred_at=datetime.now(UTC)
+                    ),
+                    source="rooms",
+                )
+        await service.start()
+
+        async def send_until_acked(room: uuid.UUID, sender: uuid.UUID, client_msg_id: str) -> ev.MessageCreated:
+            for attempt in range(60):
+                if attempt:
+                    stats["resends"] += 1
+                request_id = uuid.uuid4().hex
+                await client.publish(
+                    MESSAGES_COMMANDS,
+                    cmd.SendMessage(
+                        room_id=room,
+                        sender_id=sender,
+                        client_msg_id=client_msg_id,
+                        body=client_msg_id,
+                        request_id=request_id,
+                    ),
+                    source="gateway",
+                )
+                try:
+                    async with asyncio.timeout(3), answered:
+                        await answered.wait_for(lambda r=request_id: r in answers)  # type: ignore[misc]
+                except TimeoutError:
+                    continue
+                data = answers[request_id].data
+                if isinstance(data, ev.MessageCreated):
+                    return data
+                stats[f"rejected {getattr(data, 'code', '?')}"] += 1
+                await asyncio.sleep(0.5)
+            raise AssertionError(f"{client_msg_id} was never acknowledged")
+
+        async def session(index: int) -> list[ev.MessageCreated]:
+            return [
+                await send_until_acked(rooms[(index + n) % ROOMS], senders[index % 3], f"c{index}-{n}")
+                for n in range(MESSAGES_PER_CLIENT)
+            ]
+
+        async def killer() -> None:
+            for _ in range(KILLS):
+                await asyncio.sleep(2.5)
+                service.kill()
+                stats["kills"] += 1
+                await service.start()
+
+        *sessions, _ = await asyncio.gather(*(session(i) for i in range(CLIENTS)), killer())
+    finally:
+        service.stop()
+        await client.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([prefix + n for spec in TOPICS.values() for n in (spec.name, spec.dlq)])
+        finally:
+            await admin.close()
+
+    acked = [m for s in sessions for m in s]
+    store = MongoMessageStore(mongo_client[mongo_database_name])
+    total = 0
+    for room in rooms:
+        page = await store.history(room, limit=1000, newest_first=False)
+        total += len(page)
+        assert [m.seq for m in page] == list(range(1, len(page) + 1)), f"gap or duplicate seq in {room}"
+        assert len({m.client_msg_id for m in page}) == len(page), "a client_msg_id stored twice"
+    assert len(acked) == total == CLIENTS * MESSAGES_PER_CLIENT, "every acknowledged message, exactly once"
+    for message in acked:
+        stored = await store.message_by_client_msg_id(message.room_id, message.client_msg_id)
+        assert stored is not None
+        assert (stored.id, stored.seq) == (message.message_id, message.seq)
+    assert stats["kills"] == KILLS
+    print(f"\ncrash test: {dict(stats)}; {total} messages acknowledged and stored once")
