@@ -207,7 +207,9 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
                 stats["kills"] += 1
                 await service.start()
 
-        *sessions, _ = await asyncio.gather(*(session(i) for i in range(CLIENTS)), killer())
+        kills = asyncio.create_task(killer())
+        sessions = await asyncio.gather(*(session(i) for i in range(CLIENTS)))
+        await kills
     finally:
         service.stop()
         await client.stop()
