@@ -20,6 +20,7 @@ from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
 from chat_messages.adapters import mongo
+from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.bootstrap import MessagesModule, build_context
 from chat_messages.settings import MessagesSettings
@@ -50,7 +51,10 @@ class TestMessagesOnMongo(MessagesScenarios):
         mint = TokenMint(issuer=settings.auth_issuer, audience=settings.auth_audience, clock=clock)
         store = MongoMessageStore(mongo_client[mongo_database_name])
         await store.ensure_indexes()
-        ctx = build_context(settings, store=store, publisher=RecordingPublisher(), jwks=mint.jwks, clock=clock)
+        attachments = GridFsAttachmentStore(mongo_client[mongo_database_name])
+        ctx = build_context(
+            settings, store=store, attachments=attachments, publisher=RecordingPublisher(), jwks=mint.jwks, clock=clock
+        )
         async with serve(MessagesModule(settings=settings, context=ctx), mint) as harness:
             yield harness
 
@@ -79,6 +83,7 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
         ctx = build_context(
             settings,
             store=store,
+            attachments=GridFsAttachmentStore(mongo_client[mongo_database_name]),
             publisher=bus,
             jwks=TokenMint(issuer=settings.auth_issuer, audience=settings.auth_audience, clock=FakeClock()).jwks,
         )

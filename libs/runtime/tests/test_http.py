@@ -149,3 +149,19 @@ async def test_metrics_are_exposed_in_prometheus_format(client: httpx.AsyncClien
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert "chat_bus_published_total" in response.text
+
+
+def test_a_body_limit_can_name_a_path_with_placeholders() -> None:
+    from chat_runtime.middleware import BodySizeLimitMiddleware
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    limits = BodySizeLimitMiddleware(
+        app, max_bytes=10, overrides={"/api/x/rooms/{room_id}/files": 1000, "/api/avatar": 500}
+    )
+    assert limits.limit_for("/api/x/rooms/123/files") == 1000
+    assert limits.limit_for("/api/avatar") == 500
+    assert limits.limit_for("/api/x/rooms/123/files/9") == 10
+    assert limits.limit_for("/api/x/rooms/1/2/files") == 10
+    assert limits.limit_for("/api/x/rooms//files") == 10

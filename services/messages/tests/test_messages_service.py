@@ -9,6 +9,7 @@ import pytest
 
 from chat_messages.bootstrap import MessagesModule, build_context
 from chat_messages.settings import MessagesSettings
+from chat_messages.testing.fake_attachments import FakeAttachmentStore
 from chat_messages.testing.fakes import FakeClock, FakeMessageStore, RecordingPublisher
 from chat_messages.testing.harness import MessagesHarness, serve
 from chat_messages.testing.scenarios import MessagesScenarios
@@ -23,7 +24,12 @@ class TestMessagesOnFakeStore(MessagesScenarios):
         clock = FakeClock()
         mint = TokenMint(issuer=settings.auth_issuer, audience=settings.auth_audience, clock=clock)
         ctx = build_context(
-            settings, store=FakeMessageStore(), publisher=RecordingPublisher(), jwks=mint.jwks, clock=clock
+            settings,
+            store=FakeMessageStore(),
+            attachments=FakeAttachmentStore(),
+            publisher=RecordingPublisher(),
+            jwks=mint.jwks,
+            clock=clock,
         )
         async with serve(MessagesModule(settings=settings, context=ctx), mint) as harness:
             yield harness

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from chat_messages.adapters import mongo
 from chat_messages.bootstrap import MessagesModule, build_context
 from chat_messages.settings import MessagesSettings
+from chat_messages.testing.fake_attachments import FakeAttachmentStore
 from chat_messages.testing.fakes import FakeMessageStore, RecordingPublisher
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
@@ -26,7 +27,11 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     bus = InProcessBus(InProcessBroker())
     ctx = build_context(
-        settings, store=FakeMessageStore(), publisher=RecordingPublisher(), jwks=StaticJwksSource({"keys": []})
+        settings,
+        store=FakeMessageStore(),
+        attachments=FakeAttachmentStore(),
+        publisher=RecordingPublisher(),
+        jwks=StaticJwksSource({"keys": []}),
     )
     module = MessagesModule(settings=settings, context=ctx, mongo=unreachable)
     app = build_app([module], bus=bus, registry=CollectorRegistry())

@@ -38,6 +38,7 @@ class CorrelationIdMiddleware:
 
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+_PARAM = re.compile(r"\{[^/{}]+\}")
 
 
 class _BodyTooLarge(Exception):
@@ -47,7 +48,8 @@ class _BodyTooLarge(Exception):
 class BodySizeLimitMiddleware:
     """Refuse request bodies over a limit with 413 (problem+json), by Content-Length or while streaming.
 
-    ``overrides`` maps exact paths to their own limit (an avatar upload may be larger than a JSON body).
+    ``overrides`` maps paths to their own limit (an avatar upload may be larger than a JSON body); a path may
+    hold ``{name}`` placeholders that match one path segment (``/api/messages/rooms/{room_id}/attachments``).
     """
 
     def __init__(
@@ -59,13 +61,26 @@ class BodySizeLimitMiddleware:
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.overrides = dict(overrides or {})
+        given = dict(overrides or {})
+        self.overrides = {path: limit for path, limit in given.items() if "{" not in path}
+        self.templates = [
+            (re.compile("[^/]+".join(re.escape(part) for part in _PARAM.split(path)) + r"\Z"), limit)
+            for path, limit in given.items()
+            if "{" in path
+        ]
+
+    def limit_for(self, path: str) -> int:
+        """The limit for ``path``: an exact override, else a matching template, else the default."""
+        limit = self.overrides.get(path)
+        if limit is None:
+            limit = next((n for pattern, n in self.templates if pattern.match(path)), self.max_bytes)
+        return limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.overrides.get(scope.get("path", ""), self.max_bytes)
+        limit = self.limit_for(scope.get("path", ""))
         declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(scope, receive, send, limit)

@@ -15,11 +15,13 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, Ser
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, USERS_EVENTS
 from chat_messages.adapters import mongo
+from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.entrypoints.http import build_router
+from chat_messages.entrypoints.http_attachments import build_attachments_router
 from chat_messages.service.commands import SeqCache, handle_command
 from chat_messages.service.context import MessagesContext, Publisher
-from chat_messages.service.ports import Clock, MessageStore
+from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.service.projection import handle_room_event, handle_user_event
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
@@ -39,12 +41,20 @@ def utc_now() -> datetime:
 
 
 def build_context(
-    settings: MessagesSettings, *, store: MessageStore, publisher: Publisher, jwks: JwksSource, clock: Clock = utc_now
+    settings: MessagesSettings,
+    *,
+    store: MessageStore,
+    attachments: AttachmentStore,
+    publisher: Publisher,
+    jwks: JwksSource,
+    clock: Clock = utc_now,
 ) -> MessagesContext:
     verifier = TokenVerifier(
         jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience, clock=lambda: clock().timestamp()
     )
-    return MessagesContext(settings=settings, store=store, publisher=publisher, clock=clock, verifier=verifier)
+    return MessagesContext(
+        settings=settings, store=store, publisher=publisher, clock=clock, verifier=verifier, attachments=attachments
+    )
 
 
 def retry_while_store_is_down(handler: Callable[[Envelope], Awaitable[None]]) -> Callable[[Envelope], Awaitable[None]]:
@@ -71,7 +81,9 @@ class MessagesModule:
     name: str = field(default="messages", init=False)
 
     def router(self) -> APIRouter:
-        return build_router(self.context)
+        router = build_router(self.context)
+        router.include_router(build_attachments_router(self.context, self.context.attachments))
+        return router
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
         client = self.mongo
@@ -102,12 +114,16 @@ class MessagesModule:
         )
 
     def body_limits(self) -> Mapping[str, int]:
-        return {}
+        # The upload route enforces the exact limit itself (after checking membership, so strangers get 404 and
+        # members a 413 naming the limit); the middleware is only a ceiling above it.
+        return {"/api/messages/rooms/{room_id}/attachments": 2 * self.settings.attachment_max_bytes + 65536}
 
     async def start(self) -> None:
         store = self.context.store
         if isinstance(store, MongoMessageStore):
             await store.ensure_indexes()
+        if isinstance(self.context.attachments, GridFsAttachmentStore):
+            await self.context.attachments.ensure_indexes()
         if self.sweeper is not None:
             await self.sweeper.start()
 
@@ -128,9 +144,14 @@ def bootstrap(
 ) -> MessagesModule:
     """Build the messages module on MongoDB, publishing on ``bus``."""
     client = mongo_client or mongo.client(settings.mongo_url)
-    store = MongoMessageStore(client[settings.mongo_database])
+    db = client[settings.mongo_database]
     context = build_context(
-        settings, store=store, publisher=bus, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock
+        settings,
+        store=MongoMessageStore(db),
+        attachments=GridFsAttachmentStore(db),
+        publisher=bus,
+        jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
+        clock=clock,
     )
     sweeper = Sweeper(context, settings.retention_sweep_seconds)
     return MessagesModule(settings=settings, context=context, mongo=client, sweeper=sweeper)

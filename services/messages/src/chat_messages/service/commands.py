@@ -19,6 +19,7 @@ from chat_contracts.topics import MESSAGES_EVENTS
 from chat_messages.domain import text
 from chat_messages.domain.errors import Rejection
 from chat_messages.domain.model import Change, MarkerKind, Member, MentionedUser, Message, RoomState
+from chat_messages.service.attachments import validate_for_send
 from chat_messages.service.context import MessagesContext
 
 log = structlog.get_logger("chat.messages")
@@ -134,8 +135,7 @@ async def send(ctx: MessagesContext, seqs: SeqCache, command: cmd.SendMessage, c
         return
     room, _member_row = await _member(ctx, command.room_id, command.sender_id)
     _writable(room)
-    if command.attachment_ids:
-        raise Rejection("invalid", "Attachments are not accepted yet on this server.")
+    await validate_for_send(ctx.attachments, command.room_id, command.sender_id, command.attachment_ids)
     body = text.normalize_body(command.body, has_attachments=bool(command.attachment_ids))
     ctx.moderation.check(body)
     if command.reply_to is not None:
@@ -243,6 +243,8 @@ async def delete(ctx: MessagesContext, command: cmd.DeleteMessage, correlation_i
     if result is None:
         raise Rejection("not_found", "No such message in this room.")
     updated, _ = result
+    for attachment_id in message.attachment_ids:  # the files go with the message
+        await ctx.attachments.delete(command.room_id, attachment_id)
     await _publish(
         ctx,
         ev.MessageDeleted(

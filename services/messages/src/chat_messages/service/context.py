@@ -10,7 +10,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.spec import TopicSpec
 from chat_messages.domain.moderation import Moderation, moderation_for
-from chat_messages.service.ports import Clock, MessageStore
+from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.settings import MessagesSettings
 from chat_runtime.tokens import TokenVerifier
 
@@ -37,6 +37,7 @@ class MessagesContext:
     publisher: Publisher
     clock: Clock
     verifier: TokenVerifier
+    attachments: AttachmentStore
 
     @property
     def moderation(self) -> Moderation:

@@ -47,6 +47,7 @@ async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Enve
             await store.schedule_purge(room_id, data.occurred_at + timedelta(days=grace))
         else:
             await store.drop_room(room_id)
+            await ctx.attachments.drop_room(room_id)
         seqs.forget(room_id)
         state = replace(state, deleted=True)
         log.info("messages.room_deleted", room_id=str(room_id), purge_after_days=grace)

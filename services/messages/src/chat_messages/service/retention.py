@@ -52,6 +52,7 @@ async def sweep(ctx: MessagesContext) -> Swept:
     purged = 0
     for room_id in await ctx.store.due_purges(now):
         await ctx.store.drop_room(room_id)
+        await ctx.attachments.drop_room(room_id)
         await ctx.store.purge_done(room_id)
         purged += 1
     if deleted or purged:

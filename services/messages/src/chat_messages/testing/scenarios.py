@@ -408,3 +408,32 @@ class MessagesScenarios:
         msgs.clock.advance(days=1, seconds=1)
         assert (await sweep(msgs.module.context)).rooms_purged == 1
         assert await msgs.module.context.store.last_seq(room) == 0
+
+    # --- attachments ------------------------------------------------------------------------------------------------
+
+    async def test_a_message_carries_its_uploaded_files_and_deleting_it_removes_them(
+        self, msgs: MessagesHarness
+    ) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob)
+        pdf = b"%PDF-1.7\n" + b"x" * 2048
+        uploaded = await msgs.http.post(
+            f"/api/messages/rooms/{room}/attachments", content=pdf, headers={**ada.headers, "X-Filename": "plan.pdf"}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        file_id = uploaded.json()["id"]
+        assert uploaded.json()["content_type"] == "application/pdf"
+        theirs = await msgs.send(bob, room, "mine now?", attachment_ids=(uuid.UUID(file_id),))
+        assert isinstance(theirs.data, ev.MessageRejected)
+        assert theirs.data.code == "invalid"
+        sent = (await msgs.send(ada, room, "", attachment_ids=(uuid.UUID(file_id),))).data
+        assert isinstance(sent, ev.MessageCreated)
+        assert sent.attachment_ids == (uuid.UUID(file_id),)
+        download = await msgs.http.get(f"/api/messages/rooms/{room}/attachments/{file_id}", headers=bob.headers)
+        assert download.content == pdf
+        deleted = await msgs.command(
+            cmd.DeleteMessage(room_id=room, actor_id=ada.id, message_id=sent.message_id, request_id="del")
+        )
+        assert isinstance(deleted.data, ev.MessageDeleted)
+        gone = await msgs.http.get(f"/api/messages/rooms/{room}/attachments/{file_id}", headers=bob.headers)
+        assert gone.status_code == 404
