@@ -52,6 +52,8 @@ Sort = list[tuple[str, int]]
 
 APPLIED_KEPT: Final = 64
 """How many applied request ids a message remembers."""
+BUCKET_ATTEMPTS: Final = 20
+"""Tries to take a token while many requests create the same bucket at once."""
 UPSERT_ATTEMPTS: Final = 5
 """Tries for an upsert that loses races to concurrent inserts of the same key (each loss means progress)."""
 
@@ -631,14 +633,20 @@ class MongoMessageStore:
             raise ValueError("a token bucket needs a capacity of at least 1 and a positive refill rate")
         update = bucket_update(capacity=capacity, refill_per_second=refill_per_second, now_us=to_us(now))
         doc: Document | None = None
-        for _ in range(UPSERT_ATTEMPTS):
+        upsert = True
+        for attempt in range(BUCKET_ATTEMPTS):
             try:
                 doc = await self._c.buckets.find_one_and_update(
-                    {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
+                    {"_id": key}, update, upsert=upsert, return_document=ReturnDocument.AFTER
                 )
             except DuplicateKeyError:
-                continue  # created concurrently: now it exists, so the next try updates it
-            break
+                # Created concurrently: it exists now, so update it without inserting.
+                upsert = False
+                await asyncio.sleep(0.001 * attempt)
+                continue
+            if doc is not None:
+                break
+            upsert = True  # deleted meanwhile (never by us, but be safe): create it again
         if doc is None:
             raise RuntimeError(f"could not take a token from bucket {key!r}")
         if doc["granted"]:
