@@ -40,7 +40,9 @@ def build_app(
                 await module.start()
                 started.append(module)
                 for consumer in module.bus_handlers():
-                    await bus.subscribe(consumer.spec, group=consumer.group, handler=consumer.handler)
+                    await bus.subscribe(
+                        consumer.spec, group=consumer.group, handler=consumer.handler, start=consumer.start
+                    )
             log.info("app.started", modules=names)
             yield
         finally:

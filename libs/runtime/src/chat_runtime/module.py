@@ -9,7 +9,7 @@ from typing import Protocol
 from fastapi import APIRouter
 
 from chat_contracts.spec import TopicSpec
-from chat_runtime.bus.port import Handler
+from chat_runtime.bus.port import Handler, Start
 from chat_runtime.health import ReadinessCheck
 
 
@@ -20,6 +20,7 @@ class BusHandler:
     spec: TopicSpec
     group: str
     handler: Handler
+    start: Start = "earliest"
 
 
 class ServiceModule(Protocol):

@@ -21,7 +21,7 @@ from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.partitioner import partition_for
-from chat_runtime.bus.port import Handler, RetryPolicy
+from chat_runtime.bus.port import Handler, RetryPolicy, Start
 from chat_runtime.bus.processing import RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
@@ -128,11 +128,12 @@ class InProcessBroker:
         elif len(part.records) > self._max_unconsumed:
             part.trim_below(part.end - self._max_unconsumed)
 
-    async def join(self, spec: TopicSpec, group: str, processor: RecordProcessor) -> int:
+    async def join(self, spec: TopicSpec, group: str, processor: RecordProcessor, start: Start = "earliest") -> int:
         parts = self.ensure_topic(spec.name, spec.partitions)
         state = self._groups.get((group, spec.name))
         if state is None:
-            state = _Group(name=group, topic=spec.name, committed=[part.base for part in parts])
+            offsets = [part.end if start == "latest" else part.base for part in parts]
+            state = _Group(name=group, topic=spec.name, committed=offsets)
             self._groups[(group, spec.name)] = state
         member_id = next(self._member_ids)
         async with state.lock:
@@ -291,7 +292,9 @@ class InProcessBus:
             return spec.partitions
         return DLQ_PARTITIONS if topic.endswith(DLQ_SUFFIX) else DEFAULT_PARTITIONS_FOR_UNKNOWN
 
-    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> InProcessSubscription:
+    async def subscribe(
+        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+    ) -> InProcessSubscription:
         processor = RecordProcessor(
             spec=spec,
             group=group,
@@ -300,7 +303,7 @@ class InProcessBus:
             metrics=self.metrics,
             dead_letter=self.publish_record,
         )
-        member_id = await self.broker.join(spec, group, processor)
+        member_id = await self.broker.join(spec, group, processor, start)
         subscription = InProcessSubscription(self.broker, spec, group, member_id)
         self._subscriptions.append(subscription)
         return subscription

@@ -25,7 +25,7 @@ from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime.bus.metrics import BusMetrics
-from chat_runtime.bus.port import Handler, RetryPolicy
+from chat_runtime.bus.port import Handler, RetryPolicy, Start
 from chat_runtime.bus.processing import RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
@@ -108,7 +108,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSubscription:
     """One consumer-group member: a consumer and the task that polls, dispatches and commits."""
 
-    def __init__(self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor) -> None:
+    def __init__(
+        self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor, start: Start = "earliest"
+    ) -> None:
         self._config = config
         self._spec = spec
         self._group = group
@@ -118,7 +120,7 @@ class KafkaSubscription:
             group_id=group,
             client_id=f"{config.client_id}-{group}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=start,
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             max_poll_interval_ms=config.max_poll_interval_ms,
@@ -268,7 +270,9 @@ class KafkaBus:
             self.config.physical(record.topic), value=record.value, key=record.key or None, headers=list(record.headers)
         )
 
-    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> KafkaSubscription:
+    async def subscribe(
+        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+    ) -> KafkaSubscription:
         await self.start()
         processor = RecordProcessor(
             spec=spec,
@@ -278,7 +282,7 @@ class KafkaBus:
             metrics=self.metrics,
             dead_letter=self.publish_record,
         )
-        subscription = KafkaSubscription(config=self.config, spec=spec, group=group, processor=processor)
+        subscription = KafkaSubscription(config=self.config, spec=spec, group=group, processor=processor, start=start)
         await subscription.start()
         self._subscriptions.append(subscription)
         return subscription

@@ -17,7 +17,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record
@@ -25,6 +25,7 @@ from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_HEADER_OFFSET, DLQ_HEADER_PARTITION, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
 
 Handler = Callable[[Envelope], Awaitable[None]]
+Start = Literal["earliest", "latest"]
 
 DLQ_REASON = DLQ_HEADER_REASON
 DLQ_SOURCE_TOPIC = DLQ_HEADER_TOPIC
@@ -95,8 +96,12 @@ class Bus(Protocol):
     async def publish_record(self, record: Record) -> None:
         """Publish an already-encoded record durably (outbox relays, dead letters)."""
 
-    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler) -> Subscription:
-        """Join ``group`` on ``spec``'s topic and start handing records to ``handler``."""
+    async def subscribe(
+        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+    ) -> Subscription:
+        """Join ``group`` on ``spec``'s topic and start handing records to ``handler``. A group with no committed
+        offsets starts at the oldest retained record, or with ``start="latest"`` at the next new one (fan-out
+        groups that only care about what happens from now on)."""
 
 
 async def run_with_retries(

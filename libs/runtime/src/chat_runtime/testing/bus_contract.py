@@ -353,3 +353,22 @@ def _envelope_json(*, type_: str, data: dict[str, object]) -> bytes:
             "data": data,
         }
     ).encode()
+
+
+class BusStartContract:
+    """Where a new group starts (mixed into BusContract runs)."""
+
+    async def test_a_new_group_starting_at_latest_sees_only_what_comes_after_it(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=2)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        await publish_many(bus, spec, 10, keys=2)
+        early, late = Collector(), Collector()
+        await bus.subscribe(spec, group="g-early", handler=early.add)
+        await bus.subscribe(spec, group="g-late", handler=late.add, start="latest")
+        await early.wait_for(lambda: len(early.seen) >= 10)
+        await settle(0.5)  # let the latest group finish joining before the next records
+        await publish_many(bus, spec, 5, keys=2, start=10)
+        await late.wait_for(lambda: len(late.seen) >= 5)
+        await settle(0.5)
+        assert sorted(late.numbers()) == list(range(10, 15))
