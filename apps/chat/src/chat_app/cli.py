@@ -9,7 +9,7 @@ from typing import cast, get_args
 
 import uvicorn
 
-from chat_app.compose import SERVICES, LauncherError, Target, build, create_topics, rotate_signing_key
+from chat_app.compose import SERVICES, LauncherError, Target, build_asgi, create_topics, rotate_signing_key
 from chat_runtime.logging import configure_logging
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
 
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(target: Target, settings: ChatSettings, host: str | None, port: int | None) -> None:
-    app = build(target, settings)
+    app = build_asgi(target, settings)
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)

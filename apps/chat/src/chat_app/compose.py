@@ -15,6 +15,7 @@ from chat_auth.bootstrap import bootstrap as bootstrap_auth
 from chat_auth.service import keys as auth_keys
 from chat_auth.settings import AuthSettings
 from chat_contracts.topics import TOPICS
+from chat_gateway.bootstrap import GatewayModule
 from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
 from chat_gateway.settings import GatewaySettings
 from chat_messages.bootstrap import bootstrap as bootstrap_messages
@@ -83,7 +84,7 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
         elif service == "messages":
             modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth)))
         elif service == "gateway":
-            modules.append(bootstrap_gateway(load_settings(GatewaySettings), bus=bus))
+            modules.append(bootstrap_gateway(load_settings(GatewaySettings), bus=bus, jwks=_local_jwks(auth)))
     return modules
 
 
@@ -100,11 +101,22 @@ def _local_jwks(auth: AuthModule | None) -> JwksSource | None:
 
 
 def build(target: Target, settings: ChatSettings) -> FastAPI:
-    """The ASGI app for ``target``."""
+    """The HTTP app for ``target`` (its routes, health and lifespan)."""
     registry = CollectorRegistry()
     bus = make_bus(settings, target, registry)
     modules = build_modules(target, bus, registry)
-    return build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
+    app = build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
+    app.state.modules = modules
+    return app
+
+
+def build_asgi(target: Target, settings: ChatSettings) -> Any:
+    """What uvicorn serves: the HTTP app, with Socket.IO in front when the gateway is part of ``target``."""
+    app = build(target, settings)
+    for module in app.state.modules:
+        if isinstance(module, GatewayModule):
+            return module.wrap(app)
+    return app
 
 
 async def create_topics(settings: ChatSettings) -> list[str]:

@@ -1,4 +1,4 @@
-"""HTTP routes of the gateway service, mounted under /api/gateway."""
+"""HTTP routes of the gateway, mounted under /api/gateway."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from fastapi import APIRouter
 
 
 def build_router() -> APIRouter:
-    """The gateway service's routes."""
+    """The gateway's routes."""
     router = APIRouter(tags=["gateway"])
 
     @router.get("/", summary="Which service answers here, and its version")
     async def about() -> dict[str, str]:
-        return {"service": "gateway", "version": version("chat-gateway")}
+        return {"service": "gateway", "version": version("chat-gateway"), "socket_path": "/socket.io/"}
 
     return router

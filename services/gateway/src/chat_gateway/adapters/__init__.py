@@ -1,0 +1,1 @@
+"""Adapters of the gateway: reading history from the messages service."""

@@ -1,0 +1,212 @@
+"""End to end through the whole product in one process (the all-in-one composition served by uvicorn) on real
+PostgreSQL and the Mongo-wire server, with real SMTP and real Socket.IO clients: register, verify, create a room,
+two users chat, a stranger hears nothing, a client reconnects and recovers exactly what it missed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+import uvicorn
+from sqlalchemy import make_url
+
+from chat_app.compose import build_asgi
+from chat_localinfra.smtp import SmtpInbox
+from chat_runtime.settings import ChatSettings, load_settings
+
+PASSWORD = "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Product:
+    base: str
+    http: httpx.AsyncClient
+    inbox: SmtpInbox
+
+    async def sign_up(self, name: str) -> dict[str, Any]:
+        email = f"{name}@example.com"
+        body = {"email": email, "username": name, "password": PASSWORD}
+        assert (await self.http.post("/api/auth/register", json=body)).status_code == 202
+        code = await self._code(email)
+        assert (await self.http.post("/api/auth/email/verify", json={"email": email, "code": code})).status_code == 200
+        tokens = (await self.http.post("/api/auth/login", json={"identifier": name, "password": PASSWORD})).json()
+        assert "access_token" in tokens, tokens
+        return dict(tokens)
+
+    async def _code(self, email: str) -> str:
+        async with asyncio.timeout(10):
+            while True:
+                for message in self.inbox.to(email):
+                    found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
+                    if found:
+                        return found.group(1)
+                await asyncio.sleep(0.05)
+
+
+@dataclass
+class Client:
+    sio: socketio.AsyncClient
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def messages(self, room_id: str) -> list[int]:
+        return [p["seq"] for e, p in self.received if e == "message:new" and p["room_id"] == room_id]
+
+
+async def connect(product: Product, token: str) -> Client:
+    client = Client(socketio.AsyncClient(reconnection=False))
+
+    async def catch_all(event: str, data: Any = None) -> None:
+        client.received.append((event, data))
+
+    client.sio.on("*", catch_all)
+    await client.sio.connect(product.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+    return client
+
+
+async def _until(condition: Any, timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def product(
+    tmp_path: Path,
+    postgres_url: str,
+    mongo_url: str,
+    mongo_database_name: str,
+    smtp_server: tuple[str, int, SmtpInbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Product]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    suffix = uuid.uuid4().hex[:8]
+    pg = make_url(postgres_url).set(drivername="postgresql+psycopg")
+    host, smtp_port, inbox = smtp_server
+    env = {
+        "CHAT_DATA_DIR": str(tmp_path),
+        "CHAT_BUS": "inprocess",
+        "CHAT_LOG_LEVEL": "warning",
+        "CHAT_AUTH_DATABASE_URL": pg.set(database=f"e2e_auth_{suffix}").render_as_string(hide_password=False),
+        "CHAT_ROOMS_DATABASE_URL": pg.set(database=f"e2e_rooms_{suffix}").render_as_string(hide_password=False),
+        "CHAT_MESSAGES_MONGO_URL": mongo_url,
+        "CHAT_MESSAGES_MONGO_DATABASE": mongo_database_name,
+        "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
+        "CHAT_AUTH_SMTP_HOST": host,
+        "CHAT_AUTH_SMTP_PORT": str(smtp_port),
+        "CHAT_AUTH_ISSUER": f"{base}/api/auth",
+        "CHAT_GATEWAY_MESSAGES_URL": base,
+        "CHAT_GATEWAY_RECOVERY_LIMIT": "50",
+        "CHAT_MESSAGES_SEND_BURST": "1000",
+        "CHAT_MESSAGES_SEND_PER_SECOND": "100",
+        "CHAT_GATEWAY_EVENTS_BURST": "1000",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = build_asgi("all", load_settings(ChatSettings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+            await _until(lambda: server.started, timeout=60)
+            yield Product(base=base, http=http, inbox=inbox)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_two_users_chat_a_stranger_hears_nothing_and_a_returning_client_recovers(product: Product) -> None:
+    ada, bob, eve = [await product.sign_up(n) for n in ("ada", "bob", "eve")]
+    headers = {"Authorization": f"Bearer {ada['access_token']}"}
+    room = (await product.http.post("/api/rooms", json={"kind": "public", "name": "lobby"}, headers=headers)).json()
+    room_id = room["id"]
+    joined = await product.http.post(
+        f"/api/rooms/{room_id}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
+    )
+    assert joined.status_code == 200
+
+    a, b, e = [await connect(product, t["access_token"]) for t in (ada, bob, eve)]
+    try:
+
+        async def subscribed(client: Client, **extra: Any) -> dict[str, Any]:
+            for _ in range(100):  # the gateway learns memberships from room events: wait for it
+                answer = await client.sio.call("room:subscribe", {"room_id": room_id, **extra}, timeout=15)
+                if answer["ok"] or answer["error"]["code"] != "not_member":
+                    return dict(answer)
+                await asyncio.sleep(0.1)
+            return dict(answer)
+
+        assert (await subscribed(a))["ok"] is True
+        assert (await subscribed(b))["ok"] is True
+        stranger = await e.sio.call("room:subscribe", {"room_id": room_id}, timeout=15)
+        assert stranger["error"]["code"] == "not_member"
+
+        first = await a.sio.call(
+            "message:send", {"room_id": room_id, "client_msg_id": "m-1", "body": "hi bob"}, timeout=15
+        )
+        assert first["ok"] is True
+        assert first["seq"] == 1
+        again = await a.sio.call(
+            "message:send", {"room_id": room_id, "client_msg_id": "m-1", "body": "hi bob"}, timeout=15
+        )
+        assert (again["seq"], again["message_id"]) == (1, first["message_id"]), "a resend gets the same message"
+        await _until(lambda: b.messages(room_id) == [1])
+        await asyncio.sleep(0.3)
+        assert b.messages(room_id) == [1], "the resend is not delivered twice"
+        assert e.received == [], "a non-member receives nothing"
+
+        malformed = await a.sio.call("message:send", {"room_id": "nope", "body": 5}, timeout=15)
+        assert malformed["error"]["code"] == "validation_failed"
+
+        await b.sio.disconnect()
+        for n in range(2, 52):
+            sent = await a.sio.call(
+                "message:send", {"room_id": room_id, "client_msg_id": f"m-{n}", "body": f"#{n}"}, timeout=15
+            )
+            assert sent["seq"] == n
+        back = await connect(product, bob["access_token"])
+        try:
+            recovered = await back.sio.call("room:subscribe", {"room_id": room_id, "last_seq": 1}, timeout=30)
+            assert (recovered["ok"], recovered["recovered"], recovered["replayed"]) == (True, True, 50)
+            await _until(lambda: len(back.messages(room_id)) == 50)
+            assert back.messages(room_id) == list(range(2, 52)), "exactly the missed messages, in order"
+            live = await a.sio.call(
+                "message:send", {"room_id": room_id, "client_msg_id": "m-52", "body": "live"}, timeout=15
+            )
+            await _until(lambda: back.messages(room_id)[-1:] == [live["seq"]])
+            too_far = await back.sio.call("room:subscribe", {"room_id": room_id, "last_seq": 0}, timeout=30)
+            assert too_far["recovered"] is False, "52 missed, more than the limit (50): reload history"
+            assert too_far["seq"] == 52
+        finally:
+            await back.sio.disconnect()
+    finally:
+        for client in (a, b, e):
+            if client.sio.connected:
+                await client.sio.disconnect()
+
+
+async def test_a_socket_without_a_valid_token_is_refused_with_a_code(product: Product) -> None:
+    for auth in ({}, {"token": "not.a.token"}):
+        client = socketio.AsyncClient(reconnection=False)
+        refused: list[Any] = []
+        client.on("connect_error", lambda data, bucket=refused: bucket.append(data))
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(product.base, auth=auth, transports=["websocket"], wait_timeout=10)
+        assert refused, auth
+        assert isinstance(refused[0], dict), refused
+        assert refused[0]["data"]["code"] in {"unauthenticated", "token_malformed"}, refused
