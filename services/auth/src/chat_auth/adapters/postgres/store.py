@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg.errors
@@ -20,7 +20,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -58,17 +57,15 @@ from chat_auth.domain.model import (
     User,
 )
 from chat_contracts.envelope import Envelope
+from chat_runtime import pg_throttle
 from chat_runtime.outbox import enqueue
 
 _T = TypeVar("_T")
 
 _CONFLICTS: Mapping[str, str] = {EMAIL_TAKEN: "email", USERNAME_TAKEN: "username", IDENTITY_TAKEN: "identity"}
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEEP_FOR = timedelta(days=1)
 """Throttle windows and used jtis are deleted this long after they stop mattering."""
-_PRUNE_BATCH = 100
-"""At most this many stale rows are deleted per call, so housekeeping never makes one request slow."""
 _USER_AGENT_CHARS = 300
 _IP_CHARS = 64
 
@@ -316,37 +313,18 @@ class PostgresTx:
     # throttling
 
     async def hit(self, key: str, *, window: timedelta, now: datetime) -> int:
-        if not timedelta(0) < window <= _KEEP_FOR:
-            # Longer windows would be pruned while still counting.
-            raise ValueError(f"throttle window must be positive and at most {_KEEP_FOR}, not {window}")
-        await self._prune(throttle_hits, throttle_hits.c.window_start < now - _KEEP_FOR)
-        statement = (
-            upsert(throttle_hits)
-            .values(key=key, window_start=_window_start(now, window), count=1)
-            .on_conflict_do_update(
-                index_elements=[throttle_hits.c.key, throttle_hits.c.window_start],
-                set_={"count": throttle_hits.c.count + 1},
-            )
-            .returning(throttle_hits.c.count)
-        )
-        return int((await self._db.execute(statement)).scalar_one())
+        return await pg_throttle.hit(self._db, throttle_hits, key, window=window, now=now)
 
     async def failures(self, key: str) -> Failures:
-        query = select(throttle_failures.c.count, throttle_failures.c.last_at).where(throttle_failures.c.key == key)
-        row = (await self._db.execute(query)).first()
-        return Failures() if row is None else _failures(row._mapping)
+        count, last_at = await pg_throttle.failures(self._db, throttle_failures, key)
+        return Failures(count=count, last_at=last_at)
 
     async def record_failure(self, key: str, now: datetime) -> Failures:
-        statement = upsert(throttle_failures).values(key=key, count=1, last_at=now)
-        statement = statement.on_conflict_do_update(
-            index_elements=[throttle_failures.c.key],
-            set_={"count": throttle_failures.c.count + 1, "last_at": statement.excluded.last_at},
-        )
-        returning = statement.returning(throttle_failures.c.count, throttle_failures.c.last_at)
-        return _failures((await self._db.execute(returning)).one()._mapping)
+        count, last_at = await pg_throttle.record_failure(self._db, throttle_failures, key, now)
+        return Failures(count=count, last_at=last_at)
 
     async def clear_failures(self, key: str) -> None:
-        await self._db.execute(delete(throttle_failures).where(throttle_failures.c.key == key))
+        await pg_throttle.clear_failures(self._db, throttle_failures, key)
 
     # events
 
@@ -375,10 +353,7 @@ class PostgresTx:
             raise Conflict(field) from exc
 
     async def _prune(self, table: Table, stale: ColumnElement[bool]) -> None:
-        """Delete a batch of stale rows, skipping rows others hold: no request waits on housekeeping."""
-        key = tuple_(*table.primary_key.columns)
-        batch = select(*table.primary_key.columns).where(stale).limit(_PRUNE_BATCH).with_for_update(skip_locked=True)
-        await self._db.execute(delete(table).where(key.in_(batch)))
+        await pg_throttle.prune(self._db, table, stale)
 
 
 def _columns(record: Any, *, exclude: str | None = None) -> dict[str, Any]:
@@ -402,8 +377,3 @@ def _conflicting_field(exc: IntegrityError) -> str | None:
     if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
         return None
     return _CONFLICTS.get(exc.orig.diag.constraint_name or "")
-
-
-def _window_start(now: datetime, window: timedelta) -> datetime:
-    """Start of the fixed window containing ``now``; windows are aligned on the Unix epoch."""
-    return now - (now - _EPOCH) % window

@@ -5,15 +5,13 @@ Migrations own the schema; this module mirrors migration head (a test compares t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import get_args
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -22,7 +20,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    TypeDecorator,
     UniqueConstraint,
     column,
     func,
@@ -32,22 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from chat_auth.domain.model import AuthMethod, CodePurpose, RevocationReason
 from chat_runtime.outbox import outbox_table
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """``timestamptz`` that refuses naive datetimes and reads back in UTC whatever the session time zone."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: the auth store only takes timezone-aware times")
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
-
+from chat_runtime.pg_throttle import UtcDateTime, throttle_tables
 
 EMAIL_TAKEN = "users_email_normalized_key"
 USERNAME_TAKEN = "users_username_normalized_key"
@@ -205,22 +187,5 @@ oidc_states = Table(
     Index("oidc_states_expires_at", "expires_at"),
 )
 
-throttle_hits = Table(
-    "throttle_hits",
-    metadata,
-    Column("key", String(300), nullable=False),
-    _at("window_start"),
-    Column("count", Integer, nullable=False),
-    PrimaryKeyConstraint("key", "window_start", name="throttle_hits_pkey"),
-    CheckConstraint("count > 0", name="throttle_hits_count_check"),
-    Index("throttle_hits_window_start", "window_start"),
-)
 
-throttle_failures = Table(
-    "throttle_failures",
-    metadata,
-    Column("key", String(300), primary_key=True),
-    Column("count", Integer, nullable=False),
-    _at("last_at"),
-    CheckConstraint("count > 0", name="throttle_failures_count_check"),
-)
+throttle_hits, throttle_failures = throttle_tables(metadata)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import psycopg.errors
@@ -60,6 +60,7 @@ from chat_rooms.domain.model import (
     UserProfile,
 )
 from chat_rooms.domain.rules import search_key
+from chat_runtime import pg_throttle
 from chat_runtime.outbox import enqueue
 
 _T = TypeVar("_T")
@@ -69,13 +70,8 @@ _CONFLICTS: Final[Mapping[str, str]] = {DM_KEY_TAKEN: "dm_key", MEMBERSHIP_TAKEN
 _ROOM_COLUMNS: Final = tuple(rooms.c[f.name] for f in fields(Room))
 """The columns a ``Room`` is read from (``name_key`` is the store's own)."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_KEEP_HITS_FOR: Final = timedelta(days=1)
-"""Throttle windows are deleted this long after they start; no window may be longer."""
 _KEEP_PROCESSED_FOR: Final = timedelta(days=30)
 """Consumed event ids are remembered this long: far longer than any redelivery or replay the consumers expect."""
-_PRUNE_BATCH: Final = 100
-"""At most this many stale rows are deleted per call, so housekeeping never makes one request slow."""
 _USERNAME_ATTEMPTS: Final = 3
 """``put_user`` retries this often when a concurrent transaction committed the same username first."""
 _LIKE_ESCAPE: Final = "\\"
@@ -309,37 +305,18 @@ class PostgresTx:
     # throttling
 
     async def hit(self, key: str, *, window: timedelta, now: datetime) -> int:
-        if not timedelta(0) < window <= _KEEP_HITS_FOR:
-            # Longer windows would be pruned while still counting.
-            raise ValueError(f"throttle window must be positive and at most {_KEEP_HITS_FOR}, not {window}")
-        await self._prune(throttle_hits, throttle_hits.c.window_start < now - _KEEP_HITS_FOR)
-        statement = (
-            upsert(throttle_hits)
-            .values(key=key, window_start=_window_start(now, window), count=1)
-            .on_conflict_do_update(
-                index_elements=[throttle_hits.c.key, throttle_hits.c.window_start],
-                set_={"count": throttle_hits.c.count + 1},
-            )
-            .returning(throttle_hits.c.count)
-        )
-        return int((await self._db.execute(statement)).scalar_one())
+        return await pg_throttle.hit(self._db, throttle_hits, key, window=window, now=now)
 
     async def failures(self, key: str) -> Failures:
-        query = select(throttle_failures.c.count, throttle_failures.c.last_at).where(throttle_failures.c.key == key)
-        row = (await self._db.execute(query)).first()
-        return Failures() if row is None else _failures(row._mapping)
+        count, last_at = await pg_throttle.failures(self._db, throttle_failures, key)
+        return Failures(count=count, last_at=last_at)
 
     async def record_failure(self, key: str, now: datetime) -> Failures:
-        statement = upsert(throttle_failures).values(key=key, count=1, last_at=now)
-        statement = statement.on_conflict_do_update(
-            index_elements=[throttle_failures.c.key],
-            set_={"count": throttle_failures.c.count + 1, "last_at": statement.excluded.last_at},
-        )
-        returning = statement.returning(throttle_failures.c.count, throttle_failures.c.last_at)
-        return _failures((await self._db.execute(returning)).one()._mapping)
+        count, last_at = await pg_throttle.record_failure(self._db, throttle_failures, key, now)
+        return Failures(count=count, last_at=last_at)
 
     async def clear_failures(self, key: str) -> None:
-        await self._db.execute(delete(throttle_failures).where(throttle_failures.c.key == key))
+        await pg_throttle.clear_failures(self._db, throttle_failures, key)
 
     # consumed events
 
@@ -394,10 +371,7 @@ class PostgresTx:
             raise Conflict(field) from exc
 
     async def _prune(self, table: Table, stale: ColumnElement[bool]) -> None:
-        """Delete a batch of stale rows, skipping rows others hold: no request waits on housekeeping."""
-        key = tuple_(*table.primary_key.columns)
-        batch = select(*table.primary_key.columns).where(stale).limit(_PRUNE_BATCH).with_for_update(skip_locked=True)
-        await self._db.execute(delete(table).where(key.in_(batch)))
+        await pg_throttle.prune(self._db, table, stale)
 
 
 def directory_query(*, query: str | None, after: tuple[str, uuid.UUID] | None, limit: int) -> Select[Any]:
@@ -457,8 +431,3 @@ def _constraint(exc: IntegrityError) -> str | None:
     if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
         return None
     return exc.orig.diag.constraint_name
-
-
-def _window_start(now: datetime, window: timedelta) -> datetime:
-    """Start of the fixed window containing ``now``; windows are aligned on the Unix epoch."""
-    return now - (now - _EPOCH) % window

@@ -9,14 +9,12 @@ and events about users and rooms arrive in any order, so a membership may well n
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final, get_args
 
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -24,7 +22,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    TypeDecorator,
     UniqueConstraint,
     column,
     text,
@@ -33,22 +30,7 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from chat_rooms.domain.model import History, Role, RoomKind
 from chat_runtime.outbox import outbox_table
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """``timestamptz`` that refuses naive datetimes and reads back in UTC whatever the session time zone."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: the rooms store only takes timezone-aware times")
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
-
+from chat_runtime.pg_throttle import UtcDateTime, throttle_tables
 
 DM_KEY_TAKEN: Final = "rooms_dm_key_key"
 MEMBERSHIP_TAKEN: Final = "memberships_pkey"
@@ -195,25 +177,8 @@ blocks = Table(
     Index("blocks_blocked", "blocked"),
 )
 
-throttle_hits = Table(
-    "throttle_hits",
-    metadata,
-    Column("key", String(300), nullable=False),
-    _at("window_start"),
-    Column("count", Integer, nullable=False),
-    PrimaryKeyConstraint("key", "window_start", name="throttle_hits_pkey"),
-    CheckConstraint("count > 0", name="throttle_hits_count_check"),
-    Index("throttle_hits_window_start", "window_start"),
-)
 
-throttle_failures = Table(
-    "throttle_failures",
-    metadata,
-    Column("key", String(300), primary_key=True),
-    Column("count", Integer, nullable=False),
-    _at("last_at"),
-    CheckConstraint("count > 0", name="throttle_failures_count_check"),
-)
+throttle_hits, throttle_failures = throttle_tables(metadata)
 
 processed_events = Table(
     "processed_events",
