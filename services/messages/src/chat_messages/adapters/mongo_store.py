@@ -20,6 +20,7 @@ with a collection scan, and none of them is needed (search splits into a few ind
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,9 @@ APPLIED_KEPT: Final = 64
 BUCKET_ATTEMPTS: Final = 20
 """Tries to take a token while many requests create the same bucket at once."""
 UPSERT_ATTEMPTS: Final = 5
+# Claims of one username race each other (each clears the others, then sets its own); backing off with
+# jitter lets one of them finish instead of all of them knocking each other out in lockstep.
+USERNAME_ATTEMPTS: Final = 30
 """Tries for an upsert that loses races to concurrent inserts of the same key (each loss means progress)."""
 
 MESSAGES_BY_SEQ: Final = "room_seq"
@@ -443,7 +447,7 @@ class MongoMessageStore:
 
     async def put_user(self, user_id: uuid.UUID, username: str) -> None:
         key = username.casefold()
-        for _ in range(UPSERT_ATTEMPTS):
+        for attempt in range(USERNAME_ATTEMPTS):
             await self._c.users.update_many(
                 {"username_key": key, "_id": {"$ne": user_id}}, {"$unset": {"username_key": "", "username": ""}}
             )
@@ -452,7 +456,9 @@ class MongoMessageStore:
                     {"_id": user_id}, {"$set": {"username": username, "username_key": key}}, upsert=True
                 )
             except DuplicateKeyError:
-                continue  # another user took the name in between, or this user was inserted concurrently
+                # another user took the name in between, or this user was inserted concurrently
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
+                continue
             return
         raise RuntimeError(f"could not give {username!r} to user {user_id}: it kept moving")
 
