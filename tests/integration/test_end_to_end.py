@@ -210,3 +210,58 @@ async def test_a_socket_without_a_valid_token_is_refused_with_a_code(product: Pr
         assert refused, auth
         assert isinstance(refused[0], dict), refused
         assert refused[0]["data"]["code"] in {"unauthenticated", "token_malformed"}, refused
+
+
+async def test_bad_frames_get_coded_acks_and_an_oversized_frame_closes_only_that_socket(product: Product) -> None:
+    ada, bob = [await product.sign_up(n) for n in ("ada", "bob")]
+    a, b = [await connect(product, t["access_token"]) for t in (ada, bob)]
+    try:
+        served = [
+            "room:subscribe",
+            "room:unsubscribe",
+            "message:send",
+            "message:edit",
+            "message:delete",
+            "message:react",
+            "room:read",
+            "room:delivered",
+        ]
+        garbage: list[Any] = [
+            None,
+            [],
+            "text",
+            5,
+            {},
+            {"room_id": "not-a-uuid"},
+            {"room_id": str(uuid.uuid4()), "x": 1},
+        ]
+        for event in served:
+            for payload in garbage:
+                answer = await a.sio.call(event, payload, timeout=15)
+                assert answer["ok"] is False, (event, payload)
+                assert answer["error"]["code"] == "validation_failed", (event, payload, answer)
+            two_payloads = await a.sio.call(event, ({"room_id": str(uuid.uuid4())}, {"more": 1}), timeout=15)
+            assert two_payloads["error"]["code"] == "validation_failed", (event, two_payloads)
+
+        unknown = await a.sio.call("room:explode", {"room_id": str(uuid.uuid4())}, timeout=15)
+        assert unknown["error"]["code"] == "unknown_event", unknown
+
+        closed = asyncio.Event()
+        b.sio.on("disconnect", lambda *_: closed.set())
+        await b.sio.emit("message:send", {"room_id": str(uuid.uuid4()), "client_msg_id": "big", "body": "x" * 70_000})
+        async with asyncio.timeout(15):
+            await closed.wait()
+        assert not b.sio.connected, "a frame over 64 KiB closes that socket"
+
+        still = await a.sio.call("room:explode", {}, timeout=15)
+        assert still["error"]["code"] == "unknown_event", "the other sockets are unaffected"
+        again = await connect(product, bob["access_token"])
+        try:
+            fine = await again.sio.call("room:subscribe", {"room_id": str(uuid.uuid4())}, timeout=15)
+            assert fine["error"]["code"] == "not_member", "the user can reconnect and carry on"
+        finally:
+            await again.sio.disconnect()
+    finally:
+        for client in (a, b):
+            if client.sio.connected:
+                await client.sio.disconnect()

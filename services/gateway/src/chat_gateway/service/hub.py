@@ -147,6 +147,7 @@ class Hub:
         }
         for name, handler in handlers.items():
             sio.on(name, self._guarded(handler))
+        sio.on("*", self.on_unknown_event)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -171,10 +172,12 @@ class Hub:
     def _guarded(self, handler: Callable[[str, Any], Awaitable[Ack]]) -> Callable[[str, Any], Awaitable[Ack]]:
         """Every event: known connection, rate limit, schema errors as coded acks, never an exception to the loop."""
 
-        async def guarded(sid: str, data: Any = None) -> Ack:
+        async def guarded(sid: str, data: Any = None, *extra: Any) -> Ack:
             connection = self.connections.get(sid)
             if connection is None:
                 return fail("unauthenticated", "Connect with a token first.")
+            if extra:
+                return fail("validation_failed", "Send one payload object per event.")
             if connection.user.expires_at.timestamp() < time.time():
                 await self.sio.disconnect(sid)
                 return fail("token_expired", "The access token expired; reconnect with a fresh one.")
@@ -190,6 +193,16 @@ class Hub:
                 return fail("internal_error", "Something went wrong; try again.")
 
         return guarded
+
+    async def on_unknown_event(self, event: str, sid: str, *data: Any) -> Ack:
+        """An event the gateway does not serve gets a coded ack (a client waiting on it must not hang)."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return fail("unauthenticated", "Connect with a token first.")
+        wait = self._take(connection)
+        if wait > 0:
+            return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
+        return fail("unknown_event", f"The gateway does not serve {event[:64]!r}.")
 
     def _take(self, connection: Connection) -> float:
         now = time.monotonic()
