@@ -218,6 +218,7 @@ async def test_bad_frames_get_coded_acks_and_an_oversized_frame_closes_only_that
     try:
         served = [
             "room:subscribe",
+            "room:subscribe_many",
             "room:unsubscribe",
             "message:send",
             "message:edit",
@@ -264,4 +265,59 @@ async def test_bad_frames_get_coded_acks_and_an_oversized_frame_closes_only_that
     finally:
         for client in (a, b):
             if client.sio.connected:
+                await client.sio.disconnect()
+
+
+async def test_a_room_list_subscribes_in_one_call_and_recovers_each_room(product: Product) -> None:
+    ada = await product.sign_up("ada")
+    headers = {"Authorization": f"Bearer {ada['access_token']}"}
+    rooms = [
+        (await product.http.post("/api/rooms", json={"kind": kind, "name": name}, headers=headers)).json()["id"]
+        for kind, name in (("public", "lobby"), ("private", "backroom"))
+    ]
+    a = await connect(product, ada["access_token"])
+    phone: Client | None = None
+    try:
+        for room_id in rooms:  # the gateway learns memberships from room events: wait for it
+            for _ in range(100):
+                answer = await a.sio.call("room:subscribe", {"room_id": room_id}, timeout=15)
+                if answer["ok"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert answer["ok"] is True, answer
+        for room_id, count in zip(rooms, (3, 2), strict=True):
+            for n in range(count):
+                body = {"room_id": room_id, "client_msg_id": f"{room_id[:8]}-{n}", "body": f"#{n}"}
+                assert (await a.sio.call("message:send", body, timeout=15))["ok"] is True
+
+        phone = await connect(product, ada["access_token"])
+        stranger_room = str(uuid.uuid4())
+        request = {
+            "rooms": [
+                {"room_id": rooms[0], "last_seq": 1},
+                {"room_id": rooms[1], "last_seq": 0},
+                {"room_id": stranger_room},
+            ]
+        }
+        answer = await phone.sio.call("room:subscribe_many", request, timeout=30)
+        assert answer["ok"] is True, answer
+        first, second, third = answer["results"]
+        assert (first["room_id"], first["recovered"], first["replayed"], first["seq"]) == (rooms[0], True, 2, 3)
+        assert (second["room_id"], second["recovered"], second["replayed"], second["seq"]) == (rooms[1], True, 2, 2)
+        assert (third["room_id"], third["ok"], third["error"]["code"]) == (stranger_room, False, "not_member")
+        await _until(lambda: len(phone.messages(rooms[0])) == 2 and len(phone.messages(rooms[1])) == 2)
+        assert (phone.messages(rooms[0]), phone.messages(rooms[1])) == ([2, 3], [1, 2])
+
+        live = await a.sio.call("message:send", {"room_id": rooms[1], "client_msg_id": "live", "body": "x"}, timeout=15)
+        await _until(lambda: phone.messages(rooms[1])[-1:] == [live["seq"]])
+
+        one = {"room_id": rooms[0]}
+        too_many = [{"room_id": str(uuid.uuid4())} for _ in range(101)]
+        malformed: list[dict[str, Any]] = [{"rooms": []}, {"rooms": [one, one]}, {"rooms": too_many}, {}]
+        for bad in malformed:
+            refused = await phone.sio.call("room:subscribe_many", bad, timeout=15)
+            assert refused["error"]["code"] == "validation_failed", (bad, refused)
+    finally:
+        for client in (a, phone):
+            if client is not None and client.sio.connected:
                 await client.sio.disconnect()

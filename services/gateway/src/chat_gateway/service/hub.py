@@ -11,11 +11,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import socketio
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as mev
@@ -53,6 +53,19 @@ class _In(BaseModel):
 class Subscribe(_In):
     room_id: uuid.UUID
     last_seq: int | None = Field(default=None, ge=0)
+
+
+MAX_SUBSCRIBE_MANY: Final = 100
+
+
+class SubscribeMany(_In):
+    rooms: list[Subscribe] = Field(min_length=1, max_length=MAX_SUBSCRIBE_MANY)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SubscribeMany:
+        if len({room.room_id for room in self.rooms}) != len(self.rooms):
+            raise ValueError("each room may appear once")
+        return self
 
 
 class RoomRef(_In):
@@ -137,6 +150,7 @@ class Hub:
         sio.on("disconnect", self.on_disconnect)
         handlers: dict[str, Callable[[str, Any], Awaitable[Ack]]] = {
             "room:subscribe": self.on_subscribe,
+            "room:subscribe_many": self.on_subscribe_many,
             "room:unsubscribe": self.on_unsubscribe,
             "message:send": self.on_send,
             "message:edit": self.on_edit,
@@ -219,7 +233,18 @@ class Hub:
     # --- subscriptions and recovery ----------------------------------------------------------------------------
 
     async def on_subscribe(self, sid: str, data: Any) -> Ack:
-        request = Subscribe.model_validate(data)
+        return await self._subscribe(sid, Subscribe.model_validate(data))
+
+    async def on_subscribe_many(self, sid: str, data: Any) -> Ack:
+        """A room list's worth of subscriptions in one event; each room answers as ``room:subscribe`` would."""
+        request = SubscribeMany.model_validate(data)
+        results = []
+        for room in request.rooms:
+            answer = await self._subscribe(sid, room)
+            results.append(answer if answer["ok"] else {"room_id": str(room.room_id), **answer})
+        return ok(results=results)
+
+    async def _subscribe(self, sid: str, request: Subscribe) -> Ack:
         connection = self.connections[sid]
         if self.memberships.role(request.room_id, connection.user.sub) is None:
             return fail("not_member", "You are not a member of this room (or it does not exist).")
