@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg.errors
 from sqlalchemy import (
-    ColumnElement,
-    Executable,
     RowMapping,
-    Select,
-    Table,
     delete,
     func,
     insert,
@@ -23,8 +17,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_auth.adapters.postgres.tables import (
     EMAIL_TAKEN,
@@ -56,11 +49,8 @@ from chat_auth.domain.model import (
     SigningKey,
     User,
 )
-from chat_contracts.envelope import Envelope
 from chat_runtime import pg_throttle
-from chat_runtime.outbox import enqueue
-
-_T = TypeVar("_T")
+from chat_runtime.pg_store import PgStore, PgTx
 
 _CONFLICTS: Mapping[str, str] = {EMAIL_TAKEN: "email", USERNAME_TAKEN: "username", IDENTITY_TAKEN: "identity"}
 
@@ -70,29 +60,18 @@ _USER_AGENT_CHARS = 300
 _IP_CHARS = 64
 
 
-class PostgresAuthStore:
+class PostgresAuthStore(PgStore["PostgresTx"]):
     """``AuthStore`` on PostgreSQL; ``on_commit`` runs after each commit that queued events."""
 
     def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None) -> None:
-        self._engine = engine
-        self._on_commit = on_commit
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
-        """A transaction that commits when the block ends normally and rolls back when it raises."""
-        async with self._engine.begin() as connection:
-            tx = PostgresTx(connection)
-            yield tx
-        if tx.emitted and self._on_commit is not None:
-            self._on_commit()
+        super().__init__(engine, PostgresTx, on_commit=on_commit)
 
 
-class PostgresTx:
+class PostgresTx(PgTx):
     """``Tx`` on one connection inside an open transaction."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._db = connection
-        self.emitted = False
+    conflicts = _CONFLICTS
+    conflict = Conflict
 
     # accounts
 
@@ -328,32 +307,7 @@ class PostgresTx:
 
     # events
 
-    async def emit(self, envelope: Envelope, *, topic: str) -> None:
-        await enqueue(self._db, envelope, topic=topic)
-        self.emitted = True
-
     # helpers
-
-    async def _one(self, query: Select[Any], record: Callable[..., _T]) -> _T | None:
-        row = (await self._db.execute(query)).first()
-        return None if row is None else record(**row._mapping)
-
-    async def _all(self, query: Select[Any], record: Callable[..., _T]) -> list[_T]:
-        return [record(**row._mapping) for row in await self._db.execute(query)]
-
-    async def _write_unique(self, statement: Executable) -> None:
-        """Run ``statement`` in a savepoint: a taken key raises ``Conflict``; the transaction stays usable."""
-        try:
-            async with self._db.begin_nested():
-                await self._db.execute(statement)
-        except IntegrityError as exc:
-            field = _conflicting_field(exc)
-            if field is None:
-                raise
-            raise Conflict(field) from exc
-
-    async def _prune(self, table: Table, stale: ColumnElement[bool]) -> None:
-        await pg_throttle.prune(self._db, table, stale)
 
 
 def _columns(record: Any, *, exclude: str | None = None) -> dict[str, Any]:
@@ -371,9 +325,3 @@ def _session_columns(session: Session) -> dict[str, Any]:
 def _failures(row: RowMapping) -> Failures:
     # Row.count is tuple.count, hence the mapping.
     return Failures(count=row["count"], last_at=row["last_at"])
-
-
-def _conflicting_field(exc: IntegrityError) -> str | None:
-    if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
-        return None
-    return _CONFLICTS.get(exc.orig.diag.constraint_name or "")

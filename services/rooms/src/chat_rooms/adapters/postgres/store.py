@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import psycopg.errors
 from sqlalchemy import (
     ColumnElement,
-    Executable,
     RowMapping,
     Select,
     Table,
@@ -27,9 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat_contracts.envelope import Envelope
 from chat_rooms.adapters.postgres.tables import (
     DM_KEY_TAKEN,
     LISTED,
@@ -61,9 +57,7 @@ from chat_rooms.domain.model import (
 )
 from chat_rooms.domain.rules import search_key
 from chat_runtime import pg_throttle
-from chat_runtime.outbox import enqueue
-
-_T = TypeVar("_T")
+from chat_runtime.pg_store import PgStore, PgTx, unique_constraint
 
 _CONFLICTS: Final[Mapping[str, str]] = {DM_KEY_TAKEN: "dm_key", MEMBERSHIP_TAKEN: "membership"}
 
@@ -78,29 +72,18 @@ _LIKE_ESCAPE: Final = "\\"
 _CUSTOM_PLANS: Final = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-class PostgresRoomsStore:
+class PostgresRoomsStore(PgStore["PostgresTx"]):
     """``RoomsStore`` on PostgreSQL; ``on_commit`` runs after each commit that queued events."""
 
     def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None) -> None:
-        self._engine = engine
-        self._on_commit = on_commit
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
-        """A transaction that commits when the block ends normally and rolls back when it raises."""
-        async with self._engine.begin() as connection:
-            tx = PostgresTx(connection)
-            yield tx
-        if tx.emitted and self._on_commit is not None:
-            self._on_commit()
+        super().__init__(engine, PostgresTx, on_commit=on_commit)
 
 
-class PostgresTx:
+class PostgresTx(PgTx):
     """``Tx`` on one connection inside an open transaction."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._db = connection
-        self.emitted = False
+    conflicts = _CONFLICTS
+    conflict = Conflict
 
     # rooms
 
@@ -245,7 +228,7 @@ class PostgresTx:
                 async with self._db.begin_nested():
                     await self._db.execute(statement)
             except IntegrityError as exc:
-                if attempt == _USERNAME_ATTEMPTS or _constraint(exc) != USERNAME_TAKEN:
+                if attempt == _USERNAME_ATTEMPTS or unique_constraint(exc) != USERNAME_TAKEN:
                     raise
             else:
                 return
@@ -332,18 +315,7 @@ class PostgresTx:
 
     # events
 
-    async def emit(self, envelope: Envelope, *, topic: str) -> None:
-        await enqueue(self._db, envelope, topic=topic)
-        self.emitted = True
-
     # helpers
-
-    async def _one(self, query: Select[Any], record: Callable[..., _T]) -> _T | None:
-        row = (await self._db.execute(query)).first()
-        return None if row is None else record(**row._mapping)
-
-    async def _all(self, query: Select[Any], record: Callable[..., _T]) -> list[_T]:
-        return [record(**row._mapping) for row in await self._db.execute(query)]
 
     async def _put(self, table: Table, values: dict[str, Any]) -> None:
         """Insert ``values``, or overwrite the row with the same primary key."""
@@ -358,20 +330,6 @@ class PostgresTx:
         """Delete the row ``where`` selects; False when there was none."""
         statement = delete(table).where(*where).returning(*table.primary_key.columns)
         return (await self._db.execute(statement)).first() is not None
-
-    async def _write_unique(self, statement: Executable) -> None:
-        """Run ``statement`` in a savepoint: a taken key raises ``Conflict``; the transaction stays usable."""
-        try:
-            async with self._db.begin_nested():
-                await self._db.execute(statement)
-        except IntegrityError as exc:
-            field = _CONFLICTS.get(_constraint(exc) or "")
-            if field is None:
-                raise
-            raise Conflict(field) from exc
-
-    async def _prune(self, table: Table, stale: ColumnElement[bool]) -> None:
-        await pg_throttle.prune(self._db, table, stale)
 
 
 def directory_query(*, query: str | None, after: tuple[str, uuid.UUID] | None, limit: int) -> Select[Any]:
@@ -425,9 +383,3 @@ def _pair(first: uuid.UUID, second: uuid.UUID) -> tuple[ColumnElement[bool], Col
 def _failures(row: RowMapping) -> Failures:
     # Row.count is tuple.count, hence the mapping.
     return Failures(count=row["count"], last_at=row["last_at"])
-
-
-def _constraint(exc: IntegrityError) -> str | None:
-    if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
-        return None
-    return exc.orig.diag.constraint_name
