@@ -12,16 +12,7 @@ from sqlalchemy import make_url
 from chat_auth.adapters.postgres import MIGRATIONS as AUTH_MIGRATIONS
 from chat_rooms.adapters.postgres import MIGRATIONS as ROOMS_MIGRATIONS
 from chat_runtime import postgres
-
-
-def _plain(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _tables(url: str) -> set[str]:
-    with psycopg.connect(_plain(url)) as connection:
-        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
-    return {row[0] for row in rows}
+from chat_runtime.testing.postgres import libpq_url, public_tables
 
 
 @pytest.mark.parametrize(
@@ -29,29 +20,29 @@ def _tables(url: str) -> set[str]:
 )
 def test_migrations_apply_to_head_and_revert_to_base(pg_database: str, migrations: Path, head: str) -> None:
     postgres.upgrade(pg_database, migrations)
-    assert {"alembic_version", "outbox"} <= _tables(pg_database)
-    with psycopg.connect(_plain(pg_database)) as connection:
+    assert {"alembic_version", "outbox"} <= public_tables(pg_database)
+    with psycopg.connect(libpq_url(pg_database)) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
     postgres.downgrade(pg_database, migrations, "base")
-    assert "outbox" not in _tables(pg_database)
+    assert "outbox" not in public_tables(pg_database)
 
 
 def test_applying_migrations_twice_changes_nothing(pg_database: str) -> None:
     postgres.upgrade(pg_database, AUTH_MIGRATIONS)
     postgres.upgrade(pg_database, AUTH_MIGRATIONS)
-    assert "outbox" in _tables(pg_database)
+    assert "outbox" in public_tables(pg_database)
 
 
 def test_prepare_creates_a_missing_database_then_migrates_it(postgres_url: str) -> None:
     url = make_url(postgres_url).set(database="chat_prepare_probe").render_as_string(hide_password=False)
-    with psycopg.connect(_plain(postgres_url), autocommit=True) as admin:
+    with psycopg.connect(libpq_url(postgres_url), autocommit=True) as admin:
         admin.execute("DROP DATABASE IF EXISTS chat_prepare_probe WITH (FORCE)")
     try:
         asyncio.run(postgres.prepare(url, ROOMS_MIGRATIONS))
-        assert "outbox" in _tables(url)
+        assert "outbox" in public_tables(url)
         assert postgres.ensure_database(url) is False
     finally:
-        with psycopg.connect(_plain(postgres_url), autocommit=True) as admin:
+        with psycopg.connect(libpq_url(postgres_url), autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS chat_prepare_probe WITH (FORCE)")
 
 
@@ -61,7 +52,7 @@ def test_the_outbox_rejects_a_second_row_for_the_same_event(pg_database: str) ->
         "INSERT INTO outbox (event_id, topic, record_key, record_value) "
         "VALUES ('6f1c3c1e-7d7a-4a53-9c35-8d0f7f4d9b01', 'chat.users.events', 'u1', 'x')"
     )
-    with psycopg.connect(_plain(pg_database)) as connection:
+    with psycopg.connect(libpq_url(pg_database)) as connection:
         connection.execute(insert)
         connection.commit()
         with pytest.raises(psycopg.errors.UniqueViolation):
@@ -78,6 +69,6 @@ def test_the_rotate_signing_key_command_publishes_a_second_key(
     monkeypatch.setenv("CHAT_DATA_DIR", str(tmp_path))
     assert main(["rotate-signing-key"]) == 0
     assert main(["rotate-signing-key"]) == 0
-    with psycopg.connect(_plain(pg_database)) as connection:
+    with psycopg.connect(libpq_url(pg_database)) as connection:
         keys = connection.execute("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL").fetchone()
     assert keys == (2,)

@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast, get_args
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -33,10 +32,10 @@ from chat_auth.testing.store_contract import (
     an_event,
     roll_back,
 )
-from chat_contracts.envelope import Envelope, Record, decode
-from chat_contracts.topics import TOPICS, USERS_EVENTS
+from chat_contracts.envelope import Envelope
+from chat_contracts.topics import USERS_EVENTS
 from chat_runtime import postgres
-from chat_runtime.outbox import OUTBOX, decode_headers
+from chat_runtime.testing.postgres import alembic_version, outbox_envelopes, public_tables
 
 ACCOUNT_TABLES = {
     "users",
@@ -67,24 +66,6 @@ async def engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def outbox_envelopes(engine: AsyncEngine) -> list[Envelope]:
-    """Every envelope in the outbox, in the order it was queued, decoded as the relay's consumers would."""
-    async with engine.connect() as connection:
-        rows = (await connection.execute(select(OUTBOX).order_by(OUTBOX.c.position))).all()
-    return [
-        decode(
-            Record(
-                topic=row.topic,
-                key=row.record_key.encode(),
-                value=row.record_value,
-                headers=decode_headers(row.headers),
-            ),
-            TOPICS[row.topic],
-        )
-        for row in rows
-    ]
-
-
 class TestPostgresAuthStore(StoreContract):
     database: AsyncEngine
 
@@ -100,29 +81,17 @@ class TestPostgresAuthStore(StoreContract):
 # schema
 
 
-def _tables(url: str) -> set[str]:
-    with psycopg.connect(_driver(url, "postgresql")) as connection:
-        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
-    return {row[0] for row in rows}
-
-
-def _version(url: str) -> str | None:
-    with psycopg.connect(_driver(url, "postgresql")) as connection:
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    return None if row is None else str(row[0])
-
-
 def test_migration_0002_creates_the_account_tables_and_reverts_to_0001(pg_database: str) -> None:
     postgres.upgrade(pg_database, MIGRATIONS)
-    assert _version(pg_database) == "0002"
-    assert _tables(pg_database) == ACCOUNT_TABLES | {"outbox", "alembic_version"}
+    assert alembic_version(pg_database) == "0002"
+    assert public_tables(pg_database) == ACCOUNT_TABLES | {"outbox", "alembic_version"}
 
     postgres.downgrade(pg_database, MIGRATIONS, "0001")
-    assert _version(pg_database) == "0001"
-    assert _tables(pg_database) == {"outbox", "alembic_version"}
+    assert alembic_version(pg_database) == "0001"
+    assert public_tables(pg_database) == {"outbox", "alembic_version"}
 
     postgres.upgrade(pg_database, MIGRATIONS)
-    assert _tables(pg_database) == ACCOUNT_TABLES | {"outbox", "alembic_version"}
+    assert public_tables(pg_database) == ACCOUNT_TABLES | {"outbox", "alembic_version"}
 
 
 def test_the_tables_module_matches_the_migrated_schema(pg_database: str) -> None:

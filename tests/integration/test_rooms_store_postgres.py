@@ -17,8 +17,8 @@ from sqlalchemy import CheckConstraint, Select, Table, create_engine, func, make
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chat_contracts.envelope import Envelope, Record, decode
-from chat_contracts.topics import ROOMS_EVENTS, TOPICS
+from chat_contracts.envelope import Envelope
+from chat_contracts.topics import ROOMS_EVENTS
 from chat_rooms.adapters.postgres import MIGRATIONS
 from chat_rooms.adapters.postgres import tables as t
 from chat_rooms.adapters.postgres.store import PostgresRoomsStore, directory_query
@@ -40,7 +40,7 @@ from chat_rooms.testing.store_contract import (
     users,
 )
 from chat_runtime import postgres
-from chat_runtime.outbox import OUTBOX, decode_headers
+from chat_runtime.testing.postgres import alembic_version, libpq_url, outbox_envelopes, public_tables
 
 ROOMS_TABLES = {
     "rooms",
@@ -71,24 +71,6 @@ async def engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def outbox_envelopes(engine: AsyncEngine) -> list[Envelope]:
-    """Every envelope in the outbox, in the order it was queued, decoded as the relay's consumers would."""
-    async with engine.connect() as connection:
-        rows = (await connection.execute(select(OUTBOX).order_by(OUTBOX.c.position))).all()
-    return [
-        decode(
-            Record(
-                topic=row.topic,
-                key=row.record_key.encode(),
-                value=row.record_value,
-                headers=decode_headers(row.headers),
-            ),
-            TOPICS[row.topic],
-        )
-        for row in rows
-    ]
-
-
 class TestPostgresRoomsStore(StoreContract):
     database: AsyncEngine
 
@@ -104,36 +86,24 @@ class TestPostgresRoomsStore(StoreContract):
 # schema
 
 
-def _tables(url: str) -> set[str]:
-    with psycopg.connect(_driver(url, "postgresql")) as connection:
-        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
-    return {row[0] for row in rows}
-
-
-def _version(url: str) -> str | None:
-    with psycopg.connect(_driver(url, "postgresql")) as connection:
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    return None if row is None else str(row[0])
-
-
 def _has_pg_trgm(url: str) -> bool:
-    with psycopg.connect(_driver(url, "postgresql")) as connection:
+    with psycopg.connect(libpq_url(url)) as connection:
         return connection.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone() is not None
 
 
 def test_migration_0002_creates_the_rooms_tables_and_reverts_to_0001(pg_database: str) -> None:
     postgres.upgrade(pg_database, MIGRATIONS)
-    assert _version(pg_database) == "0002"
-    assert _tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
+    assert alembic_version(pg_database) == "0002"
+    assert public_tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
     assert _has_pg_trgm(pg_database)
 
     postgres.downgrade(pg_database, MIGRATIONS, "0001")
-    assert _version(pg_database) == "0001"
-    assert _tables(pg_database) == {"outbox", "alembic_version"}
+    assert alembic_version(pg_database) == "0001"
+    assert public_tables(pg_database) == {"outbox", "alembic_version"}
 
     postgres.upgrade(pg_database, MIGRATIONS)
-    assert _version(pg_database) == "0002"
-    assert _tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
+    assert alembic_version(pg_database) == "0002"
+    assert public_tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
 
 
 def test_the_tables_module_matches_the_migrated_schema(pg_database: str) -> None:
@@ -150,7 +120,7 @@ def test_the_tables_module_matches_the_migrated_schema(pg_database: str) -> None
 def test_the_tables_module_declares_the_migrated_check_constraints(pg_database: str) -> None:
     # compare_metadata does not compare CHECK constraints either.
     postgres.upgrade(pg_database, MIGRATIONS)
-    with psycopg.connect(_driver(pg_database, "postgresql")) as connection:
+    with psycopg.connect(libpq_url(pg_database)) as connection:
         rows = connection.execute(
             "SELECT conname FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace"
         ).fetchall()
@@ -166,7 +136,7 @@ def test_the_tables_module_declares_the_migrated_check_constraints(pg_database: 
 def test_the_indexes_are_the_ones_the_queries_need(pg_database: str) -> None:
     # compare_metadata does not compare index methods, operator classes or predicates; this does.
     postgres.upgrade(pg_database, MIGRATIONS)
-    with psycopg.connect(_driver(pg_database, "postgresql")) as connection:
+    with psycopg.connect(libpq_url(pg_database)) as connection:
         rows = connection.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'rooms'"
         ).fetchall()
