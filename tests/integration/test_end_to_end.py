@@ -5,129 +5,16 @@ two users chat, a stranger hears nothing, a client reconnects and recovers exact
 from __future__ import annotations
 
 import asyncio
-import re
-import socket
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import socketio
-import uvicorn
-from sqlalchemy import make_url
 
-from chat_app.compose import build_asgi
-from chat_localinfra.smtp import SmtpInbox
-from chat_runtime.settings import ChatSettings, load_settings
+from .product import Client, Product, connect, product
+from .product import until as _until
 
-PASSWORD = "correct horse battery staple"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Product:
-    base: str
-    http: httpx.AsyncClient
-    inbox: SmtpInbox
-
-    async def sign_up(self, name: str) -> dict[str, Any]:
-        email = f"{name}@example.com"
-        body = {"email": email, "username": name, "password": PASSWORD}
-        assert (await self.http.post("/api/auth/register", json=body)).status_code == 202
-        code = await self._code(email)
-        assert (await self.http.post("/api/auth/email/verify", json={"email": email, "code": code})).status_code == 200
-        tokens = (await self.http.post("/api/auth/login", json={"identifier": name, "password": PASSWORD})).json()
-        assert "access_token" in tokens, tokens
-        return dict(tokens)
-
-    async def _code(self, email: str) -> str:
-        async with asyncio.timeout(10):
-            while True:
-                for message in self.inbox.to(email):
-                    found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
-                    if found:
-                        return found.group(1)
-                await asyncio.sleep(0.05)
-
-
-@dataclass
-class Client:
-    sio: socketio.AsyncClient
-    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def messages(self, room_id: str) -> list[int]:
-        return [p["seq"] for e, p in self.received if e == "message:new" and p["room_id"] == room_id]
-
-
-async def connect(product: Product, token: str) -> Client:
-    client = Client(socketio.AsyncClient(reconnection=False))
-
-    async def catch_all(event: str, data: Any = None) -> None:
-        client.received.append((event, data))
-
-    client.sio.on("*", catch_all)
-    await client.sio.connect(product.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-    return client
-
-
-async def _until(condition: Any, timeout: float = 15) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def product(
-    tmp_path: Path,
-    postgres_url: str,
-    mongo_url: str,
-    mongo_database_name: str,
-    smtp_server: tuple[str, int, SmtpInbox],
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Product]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    suffix = uuid.uuid4().hex[:8]
-    pg = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    host, smtp_port, inbox = smtp_server
-    env = {
-        "CHAT_DATA_DIR": str(tmp_path),
-        "CHAT_BUS": "inprocess",
-        "CHAT_LOG_LEVEL": "warning",
-        "CHAT_AUTH_DATABASE_URL": pg.set(database=f"e2e_auth_{suffix}").render_as_string(hide_password=False),
-        "CHAT_ROOMS_DATABASE_URL": pg.set(database=f"e2e_rooms_{suffix}").render_as_string(hide_password=False),
-        "CHAT_MESSAGES_MONGO_URL": mongo_url,
-        "CHAT_MESSAGES_MONGO_DATABASE": mongo_database_name,
-        "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
-        "CHAT_AUTH_SMTP_HOST": host,
-        "CHAT_AUTH_SMTP_PORT": str(smtp_port),
-        "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-        "CHAT_GATEWAY_MESSAGES_URL": base,
-        "CHAT_GATEWAY_RECOVERY_LIMIT": "50",
-        "CHAT_MESSAGES_SEND_BURST": "1000",
-        "CHAT_MESSAGES_SEND_PER_SECOND": "100",
-        "CHAT_GATEWAY_EVENTS_BURST": "1000",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app = build_asgi("all", load_settings(ChatSettings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-            await _until(lambda: server.started, timeout=60)
-            yield Product(base=base, http=http, inbox=inbox)
-    finally:
-        server.should_exit = True
-        await serving
+__all__ = ["product"]  # the fixture, imported for pytest
 
 
 async def test_two_users_chat_a_stranger_hears_nothing_and_a_returning_client_recovers(product: Product) -> None:
