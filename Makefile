@@ -9,7 +9,7 @@ UV := $(HOME)/.local/bin/uv
 endif
 RUN := $(UV) run --locked
 
-.PHONY: help uv sync run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
+.PHONY: help uv sync js-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,17 +20,21 @@ uv: ## install uv if this machine has none
 sync: uv ## install every workspace package and dev tool from uv.lock
 	@$(UV) sync --locked --all-packages --quiet
 
+js-deps: ## install the pinned JavaScript test client (tests/js/package-lock.json); needs Node.js 20+ with npm
+	@command -v npm >/dev/null 2>&1 || { echo "make js-deps: npm not found; install Node.js 20+ with npm (tests/js drives the gateway with socket.io-client)" >&2; exit 1; }
+	@npm ci --no-audit --no-fund --prefix tests/js
+
 run: sync ## the whole product in one process on embedded defaults; prints the URL
 	@$(RUN) python -m chat_localinfra up --only postgres,mongo
 	@$(RUN) chat up
 
-test: sync lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
+test: sync js-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
 	@$(RUN) pytest
 
 unit: sync ## unit tests only (no servers)
 	@$(RUN) pytest libs services apps deploy
 
-integration: sync ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
+integration: sync js-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
 	@$(RUN) pytest tests/integration
 
 lint: sync ## ruff lint and format check
@@ -44,13 +48,15 @@ fmt: sync ## apply ruff fixes and formatting
 typecheck: sync ## mypy --strict over every package
 	@$(RUN) mypy libs services apps deploy tests bench
 
-contracts-check: sync ## committed JSON Schemas and AsyncAPI document match the contract models
+contracts-check: sync ## committed JSON Schemas and AsyncAPI documents (Kafka, Socket.IO) match the code
 	@$(RUN) python -m chat_contracts.schema_export --check
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json --check
+	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json --check
 
 schemas: sync ## regenerate the committed JSON Schemas and the AsyncAPI document from the contract models
 	@$(RUN) python -m chat_contracts.schema_export
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json
+	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json
 
 infra-up: sync ## start PostgreSQL 18, Kafka 4 (KRaft) and SecantusDB on this machine
 	@$(RUN) python -m chat_localinfra up

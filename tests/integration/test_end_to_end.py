@@ -208,3 +208,54 @@ async def test_a_room_list_subscribes_in_one_call_and_recovers_each_room(product
         for client in (a, phone):
             if client is not None and client.sio.connected:
                 await client.sio.disconnect()
+
+
+async def test_typing_presence_and_a_refreshed_token_on_a_live_socket(product: Product) -> None:
+    ada, bob = [await product.sign_up(n) for n in ("ada", "bob")]
+    room = (
+        await product.http.post(
+            "/api/rooms",
+            json={"kind": "public", "name": "pair"},
+            headers={"Authorization": f"Bearer {ada['access_token']}"},
+        )
+    ).json()
+    room_id = room["id"]
+    joined = await product.http.post(
+        f"/api/rooms/{room_id}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
+    )
+    assert joined.status_code == 200, joined.text
+    a = await connect(product, ada["access_token"])
+    b = await connect(product, bob["access_token"])
+    try:
+        # Straight after the HTTP call: the gateway may not have read the join yet and asks the rooms service.
+        for client in (a, b):
+            answer = await client.sio.call("room:subscribe", {"room_id": room_id}, timeout=15)
+            assert answer["ok"] is True, answer
+
+        def typing(client: Client) -> list[bool]:
+            return [p["typing"] for e, p in client.received if e == "typing"]
+
+        def presence(client: Client) -> list[str]:
+            return [p["status"] for e, p in client.received if e == "presence" and p["user_id"] == bob["user_id"]]
+
+        await a.sio.call("typing:start", {"room_id": room_id}, timeout=15)
+        await _until(lambda: typing(b) == [True])
+        await _until(lambda: typing(b) == [True, False], timeout=10)  # 1.5 s without renewal
+        assert typing(a) == []
+
+        await b.sio.call("presence:set", {"status": "away"}, timeout=15)
+        await _until(lambda: presence(a)[-1:] == ["away"])
+
+        refreshed = await product.http.post("/api/auth/token/refresh", json={"refresh_token": bob["refresh_token"]})
+        assert refreshed.status_code == 200, refreshed.text
+        answer = await b.sio.call("auth:refresh", {"token": refreshed.json()["access_token"]}, timeout=15)
+        assert answer["ok"] is True, answer
+        wrong = await b.sio.call("auth:refresh", {"token": ada["access_token"]}, timeout=15)
+        assert wrong["error"]["code"] == "forbidden"
+
+        await b.sio.disconnect()
+        await _until(lambda: presence(a)[-1:] == ["offline"], timeout=10)  # after the 1.5 s grace
+    finally:
+        for client in (a, b):
+            if client.sio.connected:
+                await client.sio.disconnect()

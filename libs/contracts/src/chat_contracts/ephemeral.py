@@ -6,11 +6,17 @@ to a non-member. Ids are ``uuid.UUID`` (see ``chat_contracts.fields``).
 
 No service stores these and the topic keeps them only for an hour. Every typing indicator carries its own
 expiry, so a lost "stopped typing" cannot leave one on screen.
+
+Presence across gateway instances: each instance reports what it sees of a user (``instance_id``), and every
+instance shows a user as online when any instance reports them online, away when none says online and one says
+away, offline otherwise. Each instance sends a ``GatewayHeartbeat`` every few seconds; the reports of an instance
+that fell silent (crashed) or restarted (new ``started_at``) are forgotten.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeAlias
+import uuid
+from typing import Annotated, Final, Literal, TypeAlias
 
 from pydantic import Field
 
@@ -42,8 +48,30 @@ class PresenceChanged(Contract):
     user_id: UserId
     status: PresenceStatus
     last_seen: UtcDatetime | None = None
+    instance_id: str | None = Field(default=None, max_length=40)
+    """The gateway instance whose connections this report describes (None: a gateway before instance reports)."""
 
 
-EphemeralEvent: TypeAlias = Annotated[TypingChanged | PresenceChanged, Field(discriminator="type")]
+NO_ROOM: Final = uuid.UUID(int=0)
+"""The ``room_id`` of records about a gateway instance rather than a room (they share one partition)."""
 
-PAYLOADS: tuple[type[Contract], ...] = (TypingChanged, PresenceChanged)
+
+class GatewayHeartbeat(Contract):
+    """Gateway ``instance_id`` (started at ``started_at``) is alive; sent every ``interval_seconds``.
+
+    ``room_id`` is always ``NO_ROOM``. An instance not heard from for three intervals is taken to be gone, and
+    the presence it reported is forgotten. A heartbeat with a ``started_at`` not seen before means the instance
+    (re)started: its earlier reports are forgotten and the other instances re-announce the presence they see, so
+    the newcomer learns it.
+    """
+
+    type: Literal["gateway.heartbeat"] = "gateway.heartbeat"
+    room_id: RoomId
+    instance_id: str = Field(max_length=40)
+    started_at: UtcDatetime
+    interval_seconds: float = Field(gt=0, le=3600)
+
+
+EphemeralEvent: TypeAlias = Annotated[TypingChanged | PresenceChanged | GatewayHeartbeat, Field(discriminator="type")]
+
+PAYLOADS: tuple[type[Contract], ...] = (TypingChanged, PresenceChanged, GatewayHeartbeat)

@@ -197,7 +197,12 @@ def _ephemeral() -> tuple[Contract, ...]:
         ephemeral.TypingChanged(
             room_id=ROOM_ID, user_id=ALICE_ID, typing=True, expires_at=EXAMPLE_TIME + timedelta(seconds=5)
         ),
-        ephemeral.PresenceChanged(room_id=ROOM_ID, user_id=ALICE_ID, status="online", last_seen=EXAMPLE_TIME),
+        ephemeral.PresenceChanged(
+            room_id=ROOM_ID, user_id=ALICE_ID, status="online", last_seen=EXAMPLE_TIME, instance_id="gw-a"
+        ),
+        ephemeral.GatewayHeartbeat(
+            room_id=ephemeral.NO_ROOM, instance_id="gw-a", started_at=EXAMPLE_TIME, interval_seconds=5
+        ),
     )
 
 

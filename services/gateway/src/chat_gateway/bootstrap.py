@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import socketio
 from fastapi import APIRouter
 
-from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
+from chat_contracts.topics import EPHEMERAL, MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
 from chat_gateway.adapters.history import History, HttpHistory
+from chat_gateway.adapters.rooms import HttpRooms, Rooms
 from chat_gateway.entrypoints.http import build_router
+from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
 from chat_gateway.service.hub import Hub
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.port import Bus
@@ -22,10 +25,12 @@ from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
 
 @dataclass
 class GatewayModule:
-    """The gateway as a module: HTTP routes, the Socket.IO hub and its fan-out consumers."""
+    """The gateway as a module: HTTP routes, the Socket.IO hub, its fan-out consumers and, in split mode, the
+    proxy to the services that run in other processes."""
 
     settings: GatewaySettings
     hub: Hub
+    proxy: ServiceProxy | None = None
     name: str = field(default="gateway", init=False)
 
     def router(self) -> APIRouter:
@@ -44,30 +49,78 @@ class GatewayModule:
                 spec=MESSAGES_EVENTS, group=f"{own}-messages", handler=self.hub.on_message_event, start="latest"
             ),
             BusHandler(spec=USERS_EVENTS, group=f"{own}-users", handler=self.hub.on_user_event, start="latest"),
+            BusHandler(spec=EPHEMERAL, group=f"{own}-ephemeral", handler=self.hub.ephemeral.on_event, start="latest"),
         )
 
     def body_limits(self) -> Mapping[str, int]:
         return {}
 
     def wrap(self, app: Any) -> Any:
-        """Serve Socket.IO at /socket.io/ in front of the HTTP app (which keeps the lifespan)."""
-        return socketio.ASGIApp(self.hub.sio, other_asgi_app=app, socketio_path="socket.io")
+        """Serve Socket.IO at /socket.io/ and the proxied services' paths in front of the HTTP app (which keeps
+        the lifespan)."""
+        inner = self.proxy.in_front_of(app) if self.proxy is not None else app
+        return socketio.ASGIApp(self.hub.sio, other_asgi_app=inner, socketio_path="socket.io")
 
     async def start(self) -> None:
-        return None
+        if self.proxy is not None:
+            await self.proxy.start()
+        await self.hub.start()
 
     async def stop(self) -> None:
-        return None
+        await self.hub.stop()
+        if self.proxy is not None:
+            await self.proxy.aclose()
+
+
+PROXIABLE: tuple[str, ...] = ("auth", "rooms", "messages")
+"""The services the gateway can forward ``/api/<service>/…`` to when they run in another process."""
 
 
 def bootstrap(
-    settings: GatewaySettings, *, bus: Bus, jwks: JwksSource | None = None, history: History | None = None
+    settings: GatewaySettings,
+    *,
+    bus: Bus,
+    jwks: JwksSource | None = None,
+    history: History | None = None,
+    rooms: Rooms | None = None,
+    proxied: Collection[str] = (),
+    proxy_transport: httpx.AsyncBaseTransport | None = None,
 ) -> GatewayModule:
-    """Build the gateway on ``bus``; tokens are checked against ``jwks`` (over HTTP unless handed in)."""
+    """Build the gateway on ``bus``; tokens are checked against ``jwks`` (over HTTP unless handed in).
+
+    ``proxied`` names the services that run in other processes: their ``/api/<service>/…`` is forwarded to
+    ``settings.<service>_url`` (over ``proxy_transport`` when one is handed in).
+    """
     verifier = TokenVerifier(
         jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
     )
-    hub = Hub(settings=settings, bus=bus, verifier=verifier, history=history or HttpHistory(settings.messages_url))
-    return GatewayModule(settings=settings, hub=hub)
+    hub = Hub(
+        settings=settings,
+        bus=bus,
+        verifier=verifier,
+        history=history or HttpHistory(settings.messages_url),
+        rooms=rooms or HttpRooms(settings.rooms_url),
+    )
+    return GatewayModule(settings=settings, hub=hub, proxy=_proxy(settings, proxied, proxy_transport))
+
+
+def _proxy(
+    settings: GatewaySettings, proxied: Collection[str], transport: httpx.AsyncBaseTransport | None
+) -> ServiceProxy | None:
+    unknown = set(proxied) - set(PROXIABLE)
+    if unknown:
+        raise ValueError(f"the gateway cannot proxy {sorted(unknown)}; it proxies {list(PROXIABLE)}")
+    if not proxied:
+        return None
+    urls = {"auth": settings.auth_url, "rooms": settings.rooms_url, "messages": settings.messages_url}
+    for name in proxied:
+        problem = url_problem(urls[name])
+        if problem:
+            raise ValueError(f"{settings.env_name(f'{name}_url')}: {problem}")
+    return ServiceProxy(
+        {name: urls[name] for name in PROXIABLE if name in proxied},
+        timeout=settings.proxy_timeout_seconds,
+        transport=transport,
+    )

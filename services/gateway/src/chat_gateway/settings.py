@@ -30,16 +30,48 @@ class GatewaySettings(ChatSettings):
     # where recovery reads history (the messages service's HTTP API)
     messages_url: str = "http://127.0.0.1:8000"
 
+    # split mode: where /api/<service>/… is forwarded when that service runs in another process
+    # (messages_url above serves /api/messages/… too)
+    auth_url: str = "http://127.0.0.1:8000"
+    rooms_url: str = "http://127.0.0.1:8000"
+    proxy_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    """Connecting to a service, and each wait for its next bytes; a forwarded request that exceeds it gets 504."""
+
     # behaviour
     recovery_limit: int = Field(default=500, ge=1, le=10_000)
     """More missed messages than this and a resubscribing client is told to reload (recovered: false)."""
     ack_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     max_connections_per_user: int = Field(default=10, ge=1, le=1000)
     events_per_second: float = Field(default=20.0, gt=0)
+    """Events a user may send per second across all their sockets on this instance (a token bucket)."""
     events_burst: int = Field(default=40, ge=1)
+
+    # typing and presence
+    typing_ttl_seconds: float = Field(default=6.0, ge=1, le=60)
+    """A typing indicator lasts this long unless the client renews it (typing:start again)."""
+    typing_throttle_seconds: float = Field(default=2.0, ge=0, le=30)
+    """Renewals closer together than this are answered but not broadcast again."""
+    presence_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    """After a user's last socket closes, wait this long before showing them offline (a reconnect cancels)."""
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    """How often this instance says it is alive; its presence reports are forgotten after 3 missed beats."""
+
+    # live tokens
+    token_warning_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """``auth:expiring`` is sent this long before the access token expires; without ``auth:refresh`` in time
+    the socket ends with ``token_expired``."""
+
+    # slow clients (packets queued for one socket, not yet written to it)
+    buffer_soft_limit: int = Field(default=256, ge=1)
+    """Above this backlog a socket stops getting typing and presence events."""
+    buffer_hard_limit: int = Field(default=2048, ge=1)
+    """Above this backlog a socket that should get a room event is ended with ``slow_consumer`` instead (it
+    reconnects and recovers by seq), so one slow reader never delays or bloats the others."""
 
     @model_validator(mode="after")
     def _no_wildcard_origin_outside_dev(self) -> Self:
         if self.mode == "prod" and ("*" in self.allowed_origins or not self.allowed_origins):
             raise ValueError("allowed_origins: list the web origins explicitly outside dev mode ('*' is refused)")
+        if self.buffer_soft_limit >= self.buffer_hard_limit:
+            raise ValueError("buffer_soft_limit must be below buffer_hard_limit (ephemeral events go first)")
         return self

@@ -27,7 +27,9 @@ class TokenMint:
         x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
         self.jwks = StaticJwksSource({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": KID, "alg": "EdDSA"}]})
 
-    def access_token(self, user_id: uuid.UUID, username: str, *, verified: bool = True) -> str:
+    def access_token(
+        self, user_id: uuid.UUID, username: str, *, verified: bool = True, ttl: timedelta = timedelta(minutes=15)
+    ) -> str:
         now = self._clock()
         claims = {
             "iss": self._issuer,
@@ -37,7 +39,7 @@ class TokenMint:
             "jti": uuid.uuid4().hex,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
-            "exp": int((now + timedelta(minutes=15)).timestamp()),
+            "exp": int((now + ttl).timestamp()),
             "typ": "access",
             "username": username,
             "email_verified": verified,

@@ -18,24 +18,26 @@ class History(Protocol):
 
     async def last_seq(self, room_id: uuid.UUID, *, token: str) -> int: ...
 
+    async def aclose(self) -> None: ...
+
 
 class HttpHistory:
-    def __init__(self, base_url: str, *, client: httpx.AsyncClient | None = None, timeout: float = 10.0) -> None:
+    """One connection pool for the gateway's lifetime (closed by ``aclose``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self._base = base_url.rstrip("/")
-        self._client = client
-        self._timeout = timeout
+        self._client = httpx.AsyncClient(timeout=timeout, trust_env=False)  # internal calls: no environment proxy
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     async def _get(self, path: str, params: dict[str, Any], token: str) -> list[dict[str, Any]]:
-        client = self._client or httpx.AsyncClient(timeout=self._timeout)
         try:
-            response = await client.get(
+            response = await self._client.get(
                 f"{self._base}{path}", params=params, headers={"Authorization": f"Bearer {token}"}
             )
         except httpx.HTTPError as exc:
             raise HistoryUnavailable(str(exc)) from exc
-        finally:
-            if self._client is None:
-                await client.aclose()
         if response.status_code != 200:
             raise HistoryUnavailable(f"messages service answered {response.status_code}")
         items: list[dict[str, Any]] = response.json()["items"]

@@ -1,7 +1,6 @@
 """The Socket.IO hub: authenticated connections, room subscriptions with recovery, acknowledged commands, fan-out.
 
-Every client event that expects an answer gets an ack ``{"ok": true, ...}`` or
-``{"ok": false, "error": {"code", "message", "retry_after"?}}`` (docs/protocol.md lists the events and codes).
+The events, payloads, acks and error codes are in docs/protocol.md; ``protocol`` has the inbound models.
 """
 
 from __future__ import annotations
@@ -9,98 +8,63 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
 import socketio
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as mev
+from chat_contracts import rooms as rev
 from chat_contracts import users as uev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS
 from chat_gateway.adapters.history import History, HistoryUnavailable
+from chat_gateway.adapters.rooms import Rooms, RoomsUnavailable
 from chat_gateway.domain.membership import Memberships
+from chat_gateway.domain.presence import Status
+from chat_gateway.service.ephemeral import Ephemeral
+from chat_gateway.service.protocol import (
+    CLIENT_EVENTS,
+    MESSAGE_EVENTS,
+    Ack,
+    Delete,
+    Edit,
+    Marker,
+    MentionOut,
+    MessageOut,
+    React,
+    Refresh,
+    RoomRef,
+    Send,
+    SetPresence,
+    Subscribe,
+    SubscribeMany,
+    Typing,
+    fail,
+    ok,
+)
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.port import Bus
 from chat_runtime.tokens import JwksUnavailable, TokenError, TokenVerifier, VerifiedToken
 
 log = structlog.get_logger("chat.gateway")
 
-Ack = dict[str, Any]
 SOURCE = "gateway"
+NAMESPACE = "/"
 
 
-def ok(**fields: Any) -> Ack:
-    return {"ok": True, **fields}
+@dataclass
+class Bucket:
+    """A user's event budget on this instance (token bucket shared by their sockets)."""
 
-
-def fail(code: str, message: str, *, retry_after: float | None = None) -> Ack:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if retry_after is not None:
-        error["retry_after"] = retry_after
-    return {"ok": False, "error": error}
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Subscribe(_In):
-    room_id: uuid.UUID
-    last_seq: int | None = Field(default=None, ge=0)
-
-
-MAX_SUBSCRIBE_MANY: Final = 100
-
-
-class SubscribeMany(_In):
-    rooms: list[Subscribe] = Field(min_length=1, max_length=MAX_SUBSCRIBE_MANY)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> SubscribeMany:
-        if len({room.room_id for room in self.rooms}) != len(self.rooms):
-            raise ValueError("each room may appear once")
-        return self
-
-
-class RoomRef(_In):
-    room_id: uuid.UUID
-
-
-class Send(_In):
-    room_id: uuid.UUID
-    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    body: str = Field(default="", max_length=16000)
-    reply_to: uuid.UUID | None = None
-    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
-
-
-class Edit(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
-    body: str = Field(max_length=16000)
-
-
-class Delete(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
-
-
-class React(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
-    emoji: str = Field(min_length=1, max_length=32)
-    action: str = Field(pattern=r"^(add|remove)$")
-
-
-class Marker(_In):
-    room_id: uuid.UUID
-    seq: int = Field(ge=0)
+    tokens: float
+    refilled: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -108,10 +72,11 @@ class Connection:
     sid: str
     user: VerifiedToken
     token: str
+    status: Status = "online"
     rooms: set[uuid.UUID] = field(default_factory=set)
     replaying: dict[uuid.UUID, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
-    tokens: float = 0.0
-    refilled: float = field(default_factory=time.monotonic)
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    """The expiry warning and the expiry of the current access token."""
 
 
 def room_channel(room_id: uuid.UUID) -> str:
@@ -123,16 +88,31 @@ def user_channel(user_id: uuid.UUID) -> str:
 
 
 class Hub:
-    def __init__(self, *, settings: GatewaySettings, bus: Bus, verifier: TokenVerifier, history: History) -> None:
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        bus: Bus,
+        verifier: TokenVerifier,
+        history: History,
+        rooms: Rooms,
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.verifier = verifier
         self.history = history
+        self.rooms = rooms
         self.memberships = Memberships()
         self.connections: dict[str, Connection] = {}
+        self.by_user: dict[uuid.UUID, set[str]] = {}
+        self.buckets: dict[uuid.UUID, Bucket] = {}
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
         self.fanned_out: dict[uuid.UUID, int] = {}
         """Highest message seq sent to each room's sockets: per-room events arrive in seq order."""
+        self.ephemeral = Ephemeral(settings=settings, bus=bus, memberships=self.memberships, sockets=self)
+        self._background: set[asyncio.Task[None]] = set()
+        self.ending: set[str] = set()
+        """Sockets being closed by the gateway: they get nothing more."""
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=settings.allowed_origins if settings.mode == "prod" else "*",
@@ -142,13 +122,36 @@ class Hub:
         )
         self._register()
 
+    async def start(self) -> None:
+        await self.ephemeral.start()
+
+    async def stop(self) -> None:
+        await self.ephemeral.stop()
+        for task in list(self._background):
+            task.cancel()
+        await self.rooms.aclose()
+        await self.history.aclose()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # --- connection lifecycle ---------------------------------------------------------------------------------
 
     def _register(self) -> None:
         sio = self.sio
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
-        handlers: dict[str, Callable[[str, Any], Awaitable[Ack]]] = {
+        handlers = self._handlers()
+        if set(handlers) != set(CLIENT_EVENTS):  # the documented protocol and the served one are the same
+            raise RuntimeError(f"served {sorted(handlers)} but documented {sorted(CLIENT_EVENTS)}")
+        for name, handler in handlers.items():
+            sio.on(name, self._guarded(handler))
+        sio.on("*", self.on_unknown_event)
+
+    def _handlers(self) -> dict[str, Callable[[str, Any], Awaitable[Ack]]]:
+        return {
             "room:subscribe": self.on_subscribe,
             "room:subscribe_many": self.on_subscribe_many,
             "room:unsubscribe": self.on_unsubscribe,
@@ -158,30 +161,91 @@ class Hub:
             "message:react": self.on_react,
             "room:read": self.on_read,
             "room:delivered": self.on_delivered,
+            "typing:start": self.on_typing_start,
+            "typing:stop": self.on_typing_stop,
+            "presence:set": self.on_presence_set,
+            "auth:refresh": self.on_refresh,
         }
-        for name, handler in handlers.items():
-            sio.on(name, self._guarded(handler))
-        sio.on("*", self.on_unknown_event)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise _refused("unauthenticated", "Send the access token in the auth payload: {token}.")
+        user = await self._verify(token)
+        if len(self.by_user.get(user.sub, ())) >= self.settings.max_connections_per_user:
+            raise _refused("too_many_connections", "Close another tab or device first.")
+        connection = Connection(sid=sid, user=user, token=token)
+        self.connections[sid] = connection
+        self.by_user.setdefault(user.sub, set()).add(sid)
+        self.buckets.setdefault(user.sub, Bucket(tokens=float(self.settings.events_burst)))
+        self._schedule_expiry(connection)
+        await self.sio.enter_room(sid, user_channel(user.sub))
+        await self.ephemeral.local_changed(user.sub)
+        log.info("gateway.connected", user_id=str(user.sub))
+
+    async def _verify(self, token: str) -> VerifiedToken:
         try:
-            user = await self.verifier.verify(token, typ="access")
+            return await self.verifier.verify(token, typ="access")
         except TokenError as exc:
             raise _refused(exc.code, "The token is not valid.") from exc
         except JwksUnavailable as exc:
             raise _refused("unavailable", "Tokens cannot be checked right now.", retry_after=5) from exc
-        mine = [c for c in self.connections.values() if c.user.sub == user.sub]
-        if len(mine) >= self.settings.max_connections_per_user:
-            raise _refused("too_many_connections", "Close another tab or device first.")
-        self.connections[sid] = Connection(sid=sid, user=user, token=token, tokens=float(self.settings.events_burst))
-        await self.sio.enter_room(sid, user_channel(user.sub))
-        log.info("gateway.connected", user_id=str(user.sub))
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
-        self.connections.pop(sid, None)
+        self.ending.discard(sid)
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        for timer in connection.timers:
+            timer.cancel()
+        user = connection.user.sub
+        mine = self.by_user.get(user, set())
+        mine.discard(sid)
+        if not mine:
+            self.by_user.pop(user, None)
+            self.buckets.pop(user, None)
+        await self.ephemeral.socket_closed(sid, user)
+
+    def local_status(self, user_id: uuid.UUID) -> Status:
+        statuses = {self.connections[sid].status for sid in self.by_user.get(user_id, ()) if sid in self.connections}
+        if "online" in statuses:
+            return "online"
+        return "away" if statuses else "offline"
+
+    def _schedule_expiry(self, connection: Connection) -> None:
+        """Warn ``token_warning_seconds`` before the token expires; end the socket when it does."""
+        for timer in connection.timers:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        left = connection.user.expires_at.timestamp() - time.time()
+        expires_at = connection.user.expires_at
+        sid = connection.sid
+        connection.timers = [
+            loop.call_later(
+                max(0.0, left - self.settings.token_warning_seconds),
+                lambda: self._spawn(self._warn_expiry(sid, expires_at)),
+            ),
+            loop.call_later(max(0.0, left), lambda: self._spawn(self._expire(sid, expires_at))),
+        ]
+
+    async def _warn_expiry(self, sid: str, expires_at: datetime) -> None:
+        connection = self.connections.get(sid)
+        if connection is not None and connection.user.expires_at == expires_at:
+            left = max(0.0, expires_at.timestamp() - time.time())
+            await self.sio.emit(
+                "auth:expiring", {"expires_at": expires_at.isoformat(), "seconds_left": round(left, 1)}, to=sid
+            )
+
+    async def _expire(self, sid: str, expires_at: datetime) -> None:
+        connection = self.connections.get(sid)
+        if connection is not None and connection.user.expires_at == expires_at:
+            await self.end(sid, "token_expired")
+
+    async def end(self, sid: str, reason: str) -> None:
+        """Tell the socket why (``session:ended``) and close it."""
+        self.ending.add(sid)
+        await self.sio.emit("session:ended", {"reason": reason}, to=sid)
+        await self.sio.disconnect(sid)
 
     def _guarded(self, handler: Callable[[str, Any], Awaitable[Ack]]) -> Callable[[str, Any], Awaitable[Ack]]:
         """Every event: known connection, rate limit, schema errors as coded acks, never an exception to the loop."""
@@ -193,9 +257,9 @@ class Hub:
             if extra:
                 return fail("validation_failed", "Send one payload object per event.")
             if connection.user.expires_at.timestamp() < time.time():
-                await self.sio.disconnect(sid)
+                self._spawn(self.end(sid, "token_expired"))
                 return fail("token_expired", "The access token expired; reconnect with a fresh one.")
-            wait = self._take(connection)
+            wait = self._take(connection.user.sub)
             if wait > 0:
                 return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
             try:
@@ -213,22 +277,73 @@ class Hub:
         connection = self.connections.get(sid)
         if connection is None:
             return fail("unauthenticated", "Connect with a token first.")
-        wait = self._take(connection)
+        wait = self._take(connection.user.sub)
         if wait > 0:
             return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
         return fail("unknown_event", f"The gateway does not serve {event[:64]!r}.")
 
-    def _take(self, connection: Connection) -> float:
+    def _take(self, user: uuid.UUID) -> float:
+        bucket = self.buckets.setdefault(user, Bucket(tokens=float(self.settings.events_burst)))
         now = time.monotonic()
         rate = self.settings.events_per_second
-        connection.tokens = min(
-            float(self.settings.events_burst), connection.tokens + (now - connection.refilled) * rate
-        )
-        connection.refilled = now
-        if connection.tokens >= 1:
-            connection.tokens -= 1
+        bucket.tokens = min(float(self.settings.events_burst), bucket.tokens + (now - bucket.refilled) * rate)
+        bucket.refilled = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
             return 0.0
-        return (1 - connection.tokens) / rate
+        return (1 - bucket.tokens) / rate
+
+    # --- live tokens, typing and presence ---------------------------------------------------------------------
+
+    async def on_refresh(self, sid: str, data: Any) -> Ack:
+        """A fresh access token for a live socket (no reconnect); it must be the same user's."""
+        request = Refresh.model_validate(data)
+        connection = self.connections[sid]
+        try:
+            user = await self.verifier.verify(request.token, typ="access")
+        except TokenError as exc:
+            return fail(exc.code, "The token is not valid.")
+        except JwksUnavailable:
+            return fail("unavailable", "Tokens cannot be checked right now.", retry_after=5)
+        if user.sub != connection.user.sub:
+            return fail("forbidden", "A socket keeps its user; connect again to change user.")
+        connection.user, connection.token = user, request.token
+        self._schedule_expiry(connection)
+        return ok(expires_at=user.expires_at.isoformat())
+
+    async def on_typing_start(self, sid: str, data: Any) -> Ack:
+        request = Typing.model_validate(data)
+        connection = self.connections[sid]
+        refused = await self._require_member(request.room_id, connection)
+        if refused is not None:
+            return refused
+        await self.ephemeral.typing_start(request.room_id, connection.user.sub, sid)
+        return ok(room_id=str(request.room_id), ttl_seconds=self.settings.typing_ttl_seconds)
+
+    async def on_typing_stop(self, sid: str, data: Any) -> Ack:
+        request = Typing.model_validate(data)
+        await self.ephemeral.typing_stop(request.room_id, self.connections[sid].user.sub)
+        return ok(room_id=str(request.room_id))
+
+    async def on_presence_set(self, sid: str, data: Any) -> Ack:
+        request = SetPresence.model_validate(data)
+        connection = self.connections[sid]
+        connection.status = request.status
+        await self.ephemeral.local_changed(connection.user.sub)
+        return ok(status=self.local_status(connection.user.sub))
+
+    async def _require_member(self, room: uuid.UUID, connection: Connection) -> Ack | None:
+        """None when the user is a member; asks the rooms service when this instance has not heard of it yet."""
+        if self.memberships.role(room, connection.user.sub) is not None:
+            return None
+        try:
+            found = await self.rooms.membership(room, token=connection.token)
+        except RoomsUnavailable:
+            return fail("unavailable", "Membership cannot be checked right now; try again.", retry_after=2)
+        if found is None:
+            return fail("not_member", "You are not a member of this room (or it does not exist).")
+        self.memberships.learn(room, connection.user.sub, found.role, found.room_version)
+        return None
 
     # --- subscriptions and recovery ----------------------------------------------------------------------------
 
@@ -246,9 +361,11 @@ class Hub:
 
     async def _subscribe(self, sid: str, request: Subscribe) -> Ack:
         connection = self.connections[sid]
-        if self.memberships.role(request.room_id, connection.user.sub) is None:
-            return fail("not_member", "You are not a member of this room (or it does not exist).")
+        refused = await self._require_member(request.room_id, connection)
+        if refused is not None:
+            return refused
         room = request.room_id
+        presence = self.ephemeral.present_in(room)
         if request.last_seq is None:
             connection.rooms.add(room)
             await self.sio.enter_room(sid, room_channel(room))
@@ -256,7 +373,7 @@ class Hub:
                 current = await self.history.last_seq(room, token=connection.token)
             except HistoryUnavailable:
                 current = None
-            return ok(room_id=str(room), recovered=None, seq=current)
+            return ok(room_id=str(room), recovered=None, seq=current, presence=presence)
         # Buffer live events for this socket while the missed ones are replayed, so none is lost or doubled.
         connection.replaying[room] = []
         connection.rooms.add(room)
@@ -274,7 +391,7 @@ class Hub:
                 current = await self.history.last_seq(room, token=connection.token)
             except HistoryUnavailable:
                 current = max(int(m["seq"]) for m in missed)
-            return ok(room_id=str(room), recovered=False, seq=current)
+            return ok(room_id=str(room), recovered=False, seq=current, presence=presence)
         sent = request.last_seq
         for message in missed:
             await self.sio.emit("message:new", message, to=sid)
@@ -284,7 +401,16 @@ class Hub:
                 await self.sio.emit(event, payload, to=sid)
                 if event == "message:new":
                     sent = seq
-        return ok(room_id=str(room), recovered=True, seq=sent, replayed=len(missed))
+        # Replayed messages come in their current state (edited, deleted, reactions); changes since then to
+        # messages at or before last_seq, markers and member lists are not replayed: the client reloads those.
+        return ok(
+            room_id=str(room),
+            recovered=True,
+            seq=sent,
+            replayed=len(missed),
+            changes_recovered=False,
+            presence=presence,
+        )
 
     async def on_unsubscribe(self, sid: str, data: Any) -> Ack:
         request = RoomRef.model_validate(data)
@@ -300,8 +426,9 @@ class Hub:
         self, sid: str, room_id: uuid.UUID, build: Callable[[uuid.UUID, str], Contract]
     ) -> Envelope | Ack:
         connection = self.connections[sid]
-        if self.memberships.role(room_id, connection.user.sub) is None:
-            return fail("not_member", "You are not a member of this room.")
+        refused = await self._require_member(room_id, connection)
+        if refused is not None:
+            return refused
         request_id = uuid.uuid4().hex
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
@@ -420,30 +547,75 @@ class Hub:
             if seq <= self.fanned_out.get(room, 0):
                 return
             self.fanned_out[room] = seq
-        replaying = [c for c in self.connections.values() if room in c.replaying]
-        for connection in replaying:
-            connection.replaying[room].append((seq, name, payload))
-        await self.sio.emit(name, payload, room=room_channel(room), skip_sid=[c.sid for c in replaying] or None)
+        await self.broadcast(name, payload, room, droppable=False, seq=seq)
+
+    async def broadcast(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        room_id: uuid.UUID,
+        *,
+        droppable: bool,
+        skip_user: uuid.UUID | None = None,
+        seq: int = 0,
+    ) -> None:
+        """Emit to a room's sockets, encoded once. A socket replaying the room gets room events queued behind
+        the replay. A socket whose backlog is over the soft limit misses droppable events (typing, presence);
+        over the hard limit, a room event ends it with ``slow_consumer`` instead of growing its buffer."""
+        skip: list[str] = []
+        lagging: list[str] = []
+        limit = self.settings.buffer_soft_limit if droppable else self.settings.buffer_hard_limit
+        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
+            connection = self.connections.get(sid)
+            mine = connection is not None and skip_user is not None and connection.user.sub == skip_user
+            if connection is None or sid in self.ending or mine:
+                skip.append(sid)
+            elif not droppable and room_id in connection.replaying:
+                connection.replaying[room_id].append((seq, event, payload))
+                skip.append(sid)
+            elif self.backlog(eio_sid) >= limit:
+                skip.append(sid)
+                if not droppable:
+                    lagging.append(sid)
+        if len(skip) < self._participants(room_id):
+            await self.sio.emit(event, payload, room=room_channel(room_id), skip_sid=skip or None)
+        for sid in lagging:
+            log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
+            self.ending.add(sid)
+            self._spawn(self.end(sid, "slow_consumer"))
+
+    def backlog(self, eio_sid: str) -> int:
+        """Packets queued for a socket and not yet written to it."""
+        socket = self.sio.eio.sockets.get(eio_sid)
+        return socket.queue.qsize() if socket is not None else 0
+
+    def _participants(self, room_id: uuid.UUID) -> int:
+        return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(room_channel(room_id), {}))
 
     async def on_room_event(self, envelope: Envelope) -> None:
-        lost = self.memberships.apply(envelope.data)
-        if lost is not None:
-            room, user = lost
-            for connection in [c for c in self.connections.values() if c.user.sub == user and room in c.rooms]:
+        data = envelope.data
+        for room, user in self.memberships.apply(data):
+            self.ephemeral.member_left(room, user)
+            for sid in list(self.by_user.get(user, ())):
+                connection = self.connections.get(sid)
+                if connection is None or room not in connection.rooms:
+                    continue
                 connection.rooms.discard(room)
-                await self.sio.leave_room(connection.sid, room_channel(room))
-                await self.sio.emit("room:removed", {"room_id": str(room)}, to=connection.sid)
+                connection.replaying.pop(room, None)
+                await self.sio.leave_room(sid, room_channel(room))
+                await self.sio.emit("room:removed", {"room_id": str(room)}, to=sid)
+        if isinstance(data, rev.MemberJoined) and self.memberships.role(data.room_id, data.user_id) is not None:
+            await self.ephemeral.member_joined(data.room_id, data.user_id)
 
     async def on_user_event(self, envelope: Envelope) -> None:
         data = envelope.data
         if isinstance(data, uev.UserSessionsRevoked | uev.UserDeleted):
             sessions = set(data.session_ids or ()) if isinstance(data, uev.UserSessionsRevoked) else set()
-            for connection in [c for c in self.connections.values() if c.user.sub == data.user_id]:
-                if not sessions or connection.user.sid in sessions:
-                    await self.sio.emit(
-                        "session:ended", {"reason": getattr(data, "reason", "account_deleted")}, to=connection.sid
-                    )
-                    await self.sio.disconnect(connection.sid)
+            reason = getattr(data, "reason", "account_deleted")
+            for sid in list(self.by_user.get(data.user_id, ())):
+                connection = self.connections.get(sid)
+                if connection is not None and (not sessions or connection.user.sid in sessions):
+                    await self.end(sid, reason)
 
 
 def _refused(code: str, message: str, *, retry_after: float | None = None) -> Exception:
@@ -455,17 +627,34 @@ def _refused(code: str, message: str, *, retry_after: float | None = None) -> Ex
 
 
 def _client_event(data: Contract) -> tuple[str | None, dict[str, Any], int]:
+    """The socket event for a messages event: its name, payload and seq (0 for markers' ordering purposes)."""
+    kind = getattr(data, "type", "")
+    if isinstance(data, mev.MessageCreated):
+        return "message:new", new_message(data), data.seq
     payload = data.model_dump(mode="json", exclude={"request_id", "type"})
     seq = int(payload.get("seq") or payload.get("up_to_seq") or 0)
-    names = {
-        "message.created": "message:new",
-        "message.edited": "message:edited",
-        "message.deleted": "message:deleted",
-        "message.reaction_changed": "message:reaction",
-        "message.read_marker_moved": "room:read",
-        "message.delivery_marker_moved": "room:delivered",
-    }
-    kind = getattr(data, "type", "")
-    if kind == "message.created":
-        payload["id"] = payload.pop("message_id")  # the same name as in history pages
+    names = {v: k for k, v in MESSAGE_EVENTS.items()}
     return names.get(kind), payload, seq
+
+
+def new_message(data: mev.MessageCreated) -> dict[str, Any]:
+    """A new message in the shape of a history page item, so live and replayed ones match."""
+    message = MessageOut(
+        id=data.message_id,
+        room_id=data.room_id,
+        seq=data.seq,
+        sender_id=data.sender_id,
+        client_msg_id=data.client_msg_id,
+        body=data.body,
+        created_at=data.created_at,
+        edited_at=None,
+        deleted=False,
+        deleted_by=None,
+        reply_to=data.reply_to,
+        attachment_ids=list(data.attachment_ids),
+        mentions=[MentionOut(user_id=m.user_id, username=m.username) for m in data.mentions.users],
+        mentions_room=data.mentions.room,
+        reactions=[],
+        version=1,
+    )
+    return message.model_dump(mode="json")

@@ -1,0 +1,295 @@
+"""What clients send on the socket (validated models) and the shape of every ack.
+
+Every client event that expects an answer gets an ack ``{"ok": true, ...}`` or
+``{"ok": false, "error": {"code", "message", "retry_after"?}}`` (docs/protocol.md lists the events and codes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Ack = dict[str, Any]
+
+
+def ok(**fields: Any) -> Ack:
+    return {"ok": True, **fields}
+
+
+def fail(code: str, message: str, *, retry_after: float | None = None) -> Ack:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if retry_after is not None:
+        error["retry_after"] = retry_after
+    return {"ok": False, "error": error}
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Subscribe(_In):
+    room_id: uuid.UUID
+    last_seq: int | None = Field(default=None, ge=0)
+
+
+MAX_SUBSCRIBE_MANY: Final = 100
+
+
+class SubscribeMany(_In):
+    rooms: list[Subscribe] = Field(min_length=1, max_length=MAX_SUBSCRIBE_MANY)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SubscribeMany:
+        if len({room.room_id for room in self.rooms}) != len(self.rooms):
+            raise ValueError("each room may appear once")
+        return self
+
+
+class RoomRef(_In):
+    room_id: uuid.UUID
+
+
+class Send(_In):
+    room_id: uuid.UUID
+    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    body: str = Field(default="", max_length=16000)
+    reply_to: uuid.UUID | None = None
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+
+
+class Edit(_In):
+    room_id: uuid.UUID
+    message_id: uuid.UUID
+    body: str = Field(max_length=16000)
+
+
+class Delete(_In):
+    room_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+class React(_In):
+    room_id: uuid.UUID
+    message_id: uuid.UUID
+    emoji: str = Field(min_length=1, max_length=32)
+    action: str = Field(pattern=r"^(add|remove)$")
+
+
+class Marker(_In):
+    room_id: uuid.UUID
+    seq: int = Field(ge=0)
+
+
+class Typing(_In):
+    room_id: uuid.UUID
+
+
+class SetPresence(_In):
+    status: Literal["online", "away"]
+
+
+class Refresh(_In):
+    token: str = Field(min_length=16, max_length=8192)
+
+
+# --- what the gateway sends: acks and server events (documented in docs/asyncapi/socketio.json) -----------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Out):
+    code: str
+    message: str
+    retry_after: float | None = None
+
+
+class ErrorAck(_Out):
+    """Any refused event."""
+
+    ok: Literal[False]
+    error: ErrorBody
+
+
+class PresenceEntry(_Out):
+    user_id: uuid.UUID
+    status: Literal["online", "away", "offline"]
+    last_seen: datetime | None
+
+
+class SubscribeAck(_Out):
+    ok: Literal[True]
+    room_id: uuid.UUID
+    recovered: bool | None
+    """None: no last_seq was given; True: every later message was replayed; False: too many, reload history."""
+    seq: int | None
+    """The room's current seq (None when history could not be read)."""
+    replayed: int | None = None
+    changes_recovered: bool | None = None
+    """False: edits, reactions and deletions of messages at or before last_seq, markers and members are not
+    replayed; reload them."""
+    presence: list[PresenceEntry]
+
+
+class RoomError(ErrorAck):
+    room_id: uuid.UUID
+
+
+class SubscribeManyAck(_Out):
+    ok: Literal[True]
+    results: list[SubscribeAck | RoomError]
+
+
+class RoomAck(_Out):
+    ok: Literal[True]
+    room_id: uuid.UUID
+
+
+class SendAck(_Out):
+    ok: Literal[True]
+    message_id: uuid.UUID
+    seq: int
+    room_id: uuid.UUID
+
+
+class VersionAck(_Out):
+    ok: Literal[True]
+    version: int
+
+
+class ReactAck(_Out):
+    ok: Literal[True]
+    version: int
+    counts: dict[str, int]
+
+
+class MarkerAck(_Out):
+    ok: Literal[True]
+    seq: int
+
+
+class TypingAck(_Out):
+    ok: Literal[True]
+    room_id: uuid.UUID
+    ttl_seconds: float
+
+
+class PresenceAck(_Out):
+    ok: Literal[True]
+    status: Literal["online", "away"]
+
+
+class RefreshAck(_Out):
+    ok: Literal[True]
+    expires_at: datetime
+
+
+class TypingOut(_Out):
+    room_id: uuid.UUID
+    user_id: uuid.UUID
+    typing: bool
+    expires_at: datetime
+
+
+class PresenceOut(_Out):
+    room_id: uuid.UUID
+    user_id: uuid.UUID
+    status: Literal["online", "away", "offline"]
+    last_seen: datetime | None
+
+
+class MentionOut(_Out):
+    user_id: uuid.UUID
+    username: str
+
+
+class ReactionOut(_Out):
+    emoji: str
+    count: int
+    user_ids: list[uuid.UUID]
+
+
+class MessageOut(_Out):
+    """A message as ``message:new`` carries it, live or replayed: the same shape as a history page item."""
+
+    id: uuid.UUID
+    room_id: uuid.UUID
+    seq: int
+    sender_id: uuid.UUID
+    client_msg_id: str
+    body: str
+    """Plain text: render it as text, never as HTML; empty when deleted."""
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    deleted_by: uuid.UUID | None
+    reply_to: uuid.UUID | None
+    attachment_ids: list[uuid.UUID]
+    mentions: list[MentionOut]
+    mentions_room: bool
+    reactions: list[ReactionOut]
+    version: int
+
+
+class RoomRemovedOut(_Out):
+    room_id: uuid.UUID
+
+
+class SessionEndedOut(_Out):
+    reason: str
+    """token_expired, slow_consumer, or why the session ended (logout, refresh_reuse, account_deleted, …)."""
+
+
+class AuthExpiringOut(_Out):
+    expires_at: datetime
+    seconds_left: float
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    summary: str
+    payload: type[BaseModel]
+    ack: type[BaseModel]
+
+
+CLIENT_EVENTS: Final[dict[str, ClientEvent]] = {
+    "room:subscribe": ClientEvent("Receive a room's events, recovering those after last_seq", Subscribe, SubscribeAck),
+    "room:subscribe_many": ClientEvent("Subscribe to up to 100 rooms in one event", SubscribeMany, SubscribeManyAck),
+    "room:unsubscribe": ClientEvent("Stop receiving a room's events", RoomRef, RoomAck),
+    "message:send": ClientEvent("Send a message; acked once stored, with its seq", Send, SendAck),
+    "message:edit": ClientEvent("Replace a message's body", Edit, VersionAck),
+    "message:delete": ClientEvent("Delete a message (a tombstone keeps its seq)", Delete, VersionAck),
+    "message:react": ClientEvent("Add or remove a reaction", React, ReactAck),
+    "room:read": ClientEvent("Move the read marker forward", Marker, MarkerAck),
+    "room:delivered": ClientEvent("Acknowledge delivery up to a seq", Marker, MarkerAck),
+    "typing:start": ClientEvent("Start or renew typing in a room", Typing, TypingAck),
+    "typing:stop": ClientEvent("Stop typing in a room", Typing, RoomAck),
+    "presence:set": ClientEvent("Set this socket online or away", SetPresence, PresenceAck),
+    "auth:refresh": ClientEvent("Hand a live socket a fresh access token of the same user", Refresh, RefreshAck),
+}
+"""Every event a client may send, its payload and its success ack (a refusal is an ``ErrorAck``)."""
+
+GATEWAY_EVENTS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
+    "message:new": ("A new message (live, or replayed on recovery), in seq order per room", MessageOut),
+    "typing": ("A member started or stopped typing", TypingOut),
+    "presence": ("A member's status changed", PresenceOut),
+    "room:removed": ("You left, were kicked or banned; the socket no longer receives the room", RoomRemovedOut),
+    "session:ended": ("Why the socket is about to be closed", SessionEndedOut),
+    "auth:expiring": ("The access token expires soon: send auth:refresh", AuthExpiringOut),
+}
+"""Server events the gateway itself makes; message events mirror chat.messages.events (see ``MESSAGE_EVENTS``)."""
+
+MESSAGE_EVENTS: Final[dict[str, str]] = {
+    "message:edited": "message.edited",
+    "message:deleted": "message.deleted",
+    "message:reaction": "message.reaction_changed",
+    "room:read": "message.read_marker_moved",
+    "room:delivered": "message.delivery_marker_moved",
+}
+"""Socket event → the chat.messages.events type it carries (without ``type`` and ``request_id``); ``message:new``
+(from ``message.created``) is a ``MessageOut`` instead."""

@@ -1,0 +1,229 @@
+"""The gateway's live behaviour with real Socket.IO clients over loopback: typing, presence across instances,
+token refresh and expiry on a live socket, slow clients, and membership learnt from the rooms service."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chat_contracts import messages_events as mev
+from chat_contracts import rooms as rev
+from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS
+from chat_gateway.adapters.rooms import Membership
+from chat_runtime.bus.inprocess import InProcessBus
+
+from .harness import Client, Cluster, until
+
+ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+ROOM = uuid.uuid4()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    cluster = Cluster(data_dir=tmp_path)
+    try:
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+async def subscribed(client: Client, room: uuid.UUID = ROOM) -> dict[str, object]:
+    answer = await client.call("room:subscribe", {"room_id": str(room)}, timeout=10)
+    assert answer["ok"] is True, answer
+    return dict(answer)
+
+
+def typing_of(client: Client, user: uuid.UUID) -> list[bool]:
+    return [e["typing"] for e in client.events("typing") if e["user_id"] == str(user)]
+
+
+def presence_of(client: Client, user: uuid.UUID) -> list[str]:
+    return [e["status"] for e in client.events("presence") if e["user_id"] == str(user)]
+
+
+async def test_typing_reaches_other_members_only_is_throttled_and_expires(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA, BOB)
+    ada, bob, eve = [await cluster.connect(gateway, u) for u in (ADA, BOB, EVE)]
+    await subscribed(ada)
+    await subscribed(bob)
+
+    answer = await ada.call("typing:start", {"room_id": str(ROOM)})
+    assert answer == {"ok": True, "room_id": str(ROOM), "ttl_seconds": 1.0}
+    await ada.call("typing:start", {"room_id": str(ROOM)})  # a renewal inside the throttle
+    await until(lambda: typing_of(bob, ADA) == [True])
+    await until(lambda: typing_of(bob, ADA) == [True, False])  # no renewal: it expires by itself
+    assert typing_of(ada, ADA) == [], "the typist's own sockets are not told"
+
+    await ada.call("typing:start", {"room_id": str(ROOM)})
+    await until(lambda: typing_of(bob, ADA) == [True, False, True])
+    await ada.call("typing:stop", {"room_id": str(ROOM)})
+    await until(lambda: typing_of(bob, ADA) == [True, False, True, False])
+
+    await bob.call("typing:start", {"room_id": str(ROOM)})
+    await until(lambda: typing_of(ada, BOB) == [True])
+    await bob.sio.disconnect()
+    await until(lambda: typing_of(ada, BOB) == [True, False])  # a closed socket stops its typing
+
+    refused = await eve.call("typing:start", {"room_id": str(ROOM)})
+    assert refused["error"]["code"] == "not_member"
+    assert eve.events("typing") == [], "a non-member hears nothing"
+    assert eve.events("presence") == [], "a non-member hears nothing"
+
+
+async def test_presence_is_shown_on_subscribe_survives_a_quick_reconnect_and_goes_offline_after_grace(
+    cluster: Cluster,
+) -> None:
+    gateway = await cluster.start("gw-a", presence_grace_seconds=1.0)
+    await cluster.join(ROOM, ADA, BOB)
+    bob = await cluster.connect(gateway, BOB)
+    ada = await cluster.connect(gateway, ADA)
+    await until(lambda: gateway.hub.ephemeral.board.status(BOB).status == "online")
+    answer = await subscribed(ada)
+    assert {p["user_id"]: p["status"] for p in answer["presence"]} == {str(BOB): "online", str(ADA): "online"}  # type: ignore[attr-defined]
+
+    assert (await bob.call("presence:set", {"status": "away"})) == {"ok": True, "status": "away"}
+    await until(lambda: presence_of(ada, BOB) == ["away"])
+    second = await cluster.connect(gateway, BOB)  # another device, online
+    await until(lambda: presence_of(ada, BOB) == ["away", "online"])
+
+    await bob.sio.disconnect()
+    await second.sio.disconnect()
+    await asyncio.sleep(0.3)
+    again = await cluster.connect(gateway, BOB)  # back within the grace period: no flap
+    await asyncio.sleep(1.5)
+    assert presence_of(ada, BOB) == ["away", "online"]
+
+    await again.sio.disconnect()
+    await until(lambda: presence_of(ada, BOB)[-1:] == ["offline"])
+    offline = [e for e in ada.events("presence") if e["user_id"] == str(BOB)][-1]
+    assert offline["last_seen"] is not None
+    bad = await ada.call("presence:set", {"status": "invisible"})
+    assert bad["error"]["code"] == "validation_failed"
+
+
+async def test_presence_across_instances_and_a_silent_instance_is_forgotten(cluster: Cluster) -> None:
+    a = await cluster.start("gw-a")
+    b = await cluster.start("gw-b")
+    await cluster.join(ROOM, ADA, BOB)
+    ada = await cluster.connect(a, ADA)
+    await subscribed(ada)
+    bob_on_b = await cluster.connect(b, BOB)
+    await until(lambda: presence_of(ada, BOB) == ["online"])
+    bob_on_a = await cluster.connect(a, BOB)
+    await bob_on_b.sio.disconnect()
+    await asyncio.sleep(1.2)  # past b's grace period: b reports offline, a still sees bob
+    assert presence_of(ada, BOB) == ["online"], "online on any instance is online"
+
+    await bob_on_a.sio.disconnect()
+    await until(lambda: presence_of(ada, BOB) == ["online", "offline"])
+
+    c = await cluster.start("gw-c")
+    # The in-process broker keeps only what every group has read; on Kafka, c would replay the rooms topic.
+    await cluster.join(ROOM, ADA, BOB)
+    await cluster.connect(c, BOB)
+    await until(lambda: presence_of(ada, BOB) == ["online", "offline", "online"])
+    await until(lambda: a.hub.ephemeral.board.instances.get("gw-c") is not None)
+    await c.stop()  # a crash, as far as the others can tell: no offline report, the heartbeats stop
+    await until(lambda: presence_of(ada, BOB) == ["online", "offline", "online", "offline"])
+
+
+async def test_a_live_socket_is_warned_refreshes_its_token_and_ends_when_it_does_not(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a", token_warning_seconds=2.5)
+    await cluster.join(ROOM, ADA)
+    short = timedelta(seconds=4)
+    ada = await cluster.connect(gateway, ADA, token=cluster.token(ADA, ttl=short))
+    await until(lambda: ada.events("auth:expiring"))
+    warning = ada.events("auth:expiring")[0]
+    assert 0 < warning["seconds_left"] <= 2.5
+
+    someone_else = await ada.call("auth:refresh", {"token": cluster.token(BOB)})
+    assert someone_else["error"]["code"] == "forbidden"
+    forged = await ada.call("auth:refresh", {"token": "x" * 40})
+    assert forged["error"]["code"] == "token_malformed"
+    fresh = await ada.call("auth:refresh", {"token": cluster.token(ADA)})
+    assert fresh["ok"] is True
+    assert datetime.fromisoformat(fresh["expires_at"]) > datetime.now(UTC) + timedelta(minutes=10)
+    await asyncio.sleep(3)
+    assert ada.sio.connected, "the refreshed socket lives on"
+    assert ada.events("session:ended") == []
+    await subscribed(ada)
+
+    bob = await cluster.connect(gateway, BOB, token=cluster.token(BOB, ttl=short))
+    await until(lambda: not bob.sio.connected, timeout=8)
+    assert bob.events("session:ended") == [{"reason": "token_expired"}]
+
+
+async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffered(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a", buffer_soft_limit=10, buffer_hard_limit=100)
+    await cluster.join(ROOM, ADA, BOB, EVE)
+    ada, bob, eve = [await cluster.connect(gateway, u) for u in (ADA, BOB, EVE)]
+    for client in (ada, bob, eve):
+        await subscribed(client)
+    hub = gateway.hub
+    bob_sid = next(sid for sid, c in hub.connections.items() if c.user.sub == BOB)
+    bob_eio = hub.sio.manager.eio_sid_from_sid(bob_sid, "/")
+    backlog = {"value": 50}
+    measured = hub.backlog
+    hub.backlog = lambda eio_sid: backlog["value"] if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
+
+    await ada.call("typing:start", {"room_id": str(ROOM)})
+    await until(lambda: typing_of(eve, ADA) == [True])
+    bus = InProcessBus(cluster.broker)
+
+    async def message(seq: int) -> None:
+        created = mev.MessageCreated(
+            message_id=uuid.uuid4(),
+            room_id=ROOM,
+            seq=seq,
+            sender_id=ADA,
+            client_msg_id=f"c-{seq}",
+            body=f"#{seq}",
+            created_at=datetime.now(UTC),
+        )
+        await bus.publish(MESSAGES_EVENTS, created, source="messages")
+
+    await message(1)
+    await until(lambda: len(eve.events("message:new")) == 1)
+    await until(lambda: len(bob.events("message:new")) == 1)
+    assert typing_of(bob, ADA) == [], "over the soft limit: typing is dropped, messages are not"
+
+    backlog["value"] = 100
+    await message(2)
+    await until(lambda: not bob.sio.connected)
+    assert bob.events("session:ended") == [{"reason": "slow_consumer"}]
+    assert [m["seq"] for m in bob.events("message:new")] == [1], "never a silent gap: the socket ends instead"
+    await until(lambda: [m["seq"] for m in eve.events("message:new")] == [1, 2])
+    assert [m["seq"] for m in ada.events("message:new")] == [1, 2]
+
+
+async def test_a_membership_the_projection_has_not_seen_is_asked_of_the_rooms_service(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    room = uuid.uuid4()
+    eve = await cluster.connect(gateway, EVE)
+    refused = await eve.call("room:subscribe", {"room_id": str(room)})
+    assert refused["error"]["code"] == "not_member"
+    assert cluster.rooms.asked == 1
+
+    cluster.rooms.answers[(room, EVE)] = Membership(role="member", room_version=7)
+    answer = await eve.call("room:subscribe", {"room_id": str(room)})
+    assert answer["ok"] is True, answer
+    bus = InProcessBus(cluster.broker)
+    now = datetime.now(UTC)
+    # Late events from before the rooms service's answer (left at 5, joined again at 7) change nothing.
+    await bus.publish(
+        ROOMS_EVENTS, rev.MemberLeft(room_id=room, room_version=5, user_id=EVE, occurred_at=now), source="rooms"
+    )
+    await until(lambda: gateway.hub.memberships.versions.get(room) == 5)
+    assert gateway.hub.memberships.role(room, EVE) == "member"
+    assert eve.events("room:removed") == []
+    # A newer removal does apply.
+    kicked = rev.MemberKicked(room_id=room, room_version=8, user_id=EVE, by=ADA, occurred_at=now)
+    await bus.publish(ROOMS_EVENTS, kicked, source="rooms")
+    await until(lambda: eve.events("room:removed") == [{"room_id": str(room)}])
+    assert cluster.rooms.asked == 2
