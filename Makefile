@@ -32,7 +32,7 @@ test: sync js-deps lint typecheck contracts-check ## everything CI runs: lint, t
 	@$(RUN) pytest
 
 unit: sync ## unit tests only (no servers)
-	@$(RUN) pytest libs services apps deploy
+	@$(RUN) pytest libs services apps clients deploy
 
 integration: sync js-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
 	@$(RUN) pytest tests/integration
@@ -46,7 +46,7 @@ fmt: sync ## apply ruff fixes and formatting
 	@$(RUN) ruff format .
 
 typecheck: sync ## mypy --strict over every package
-	@$(RUN) mypy libs services apps deploy tests bench
+	@$(RUN) mypy libs services apps clients deploy tests bench
 
 contracts-check: sync ## committed JSON Schemas and AsyncAPI documents (Kafka, Socket.IO) match the code
 	@$(RUN) python -m chat_contracts.schema_export --check

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .product import Client, connect, until
+from .product import PASSWORD, Client, connect, until
 from .split import Split, split
 
 __all__ = ["split"]  # the fixture, imported for pytest
@@ -103,6 +103,20 @@ async def test_users_on_two_gateways_chat_a_stranger_hears_nothing_and_a_client_
         await until(lambda: len(back.messages(room_id)) == 50)
         assert back.messages(room_id) == list(range(3, 53)), "exactly the missed messages, in order"
         assert e.received == []
+
+        # Ending one session closes that session's socket (on whichever gateway) and no other.
+        second = await gateway_b.post("/api/auth/login", json={"identifier": "ada", "password": PASSWORD})
+        assert second.status_code == 200, second.text
+        other_device = await connect(split.at(1), second.json()["access_token"])
+        try:
+            ended = await gateway_a.post("/api/auth/logout", headers={"Authorization": f"Bearer {ada['access_token']}"})
+            assert ended.status_code == 204, ended.text
+            await until(lambda: not a.sio.connected, timeout=5)
+            assert [p for ev, p in a.received if ev == "session:ended"] == [{"reason": "logout"}]
+            await asyncio.sleep(0.5)
+            assert other_device.sio.connected, "the other session's socket stays"
+        finally:
+            await other_device.sio.disconnect()
     finally:
         for client in (a, b, e, back):
             if client is not None and client.sio.connected:

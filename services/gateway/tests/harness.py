@@ -135,6 +135,7 @@ class Cluster:
             "presence_grace_seconds": 0.6,
             "heartbeat_seconds": 0.2,
             "events_burst": 1000,
+            "token_leeway_seconds": 0,
         }
         options.update(settings)
         bus = InProcessBus(self.broker)

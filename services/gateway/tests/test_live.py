@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import socketio
 
 from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
@@ -154,6 +156,13 @@ async def test_a_live_socket_is_warned_refreshes_its_token_and_ends_when_it_does
     assert ada.events("session:ended") == []
     await subscribed(ada)
 
+    expired = socketio.AsyncClient(reconnection=False)
+    refusals: list[dict[str, Any]] = []
+    expired.on("connect_error", refusals.append)
+    token = cluster.token(EVE, ttl=timedelta(seconds=-5))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await expired.connect(gateway.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+    assert refusals[0]["data"]["code"] == "token_expired", "an expired token is refused at connect, with a code"
     bob = await cluster.connect(gateway, BOB, token=cluster.token(BOB, ttl=short))
     await until(lambda: not bob.sio.connected, timeout=8)
     assert bob.events("session:ended") == [{"reason": "token_expired"}]

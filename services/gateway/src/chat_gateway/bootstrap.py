@@ -95,6 +95,7 @@ def bootstrap(
         jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
+        leeway_seconds=settings.token_leeway_seconds,
     )
     hub = Hub(
         settings=settings,

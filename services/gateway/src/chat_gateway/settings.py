@@ -57,6 +57,8 @@ class GatewaySettings(ChatSettings):
     """How often this instance says it is alive; its presence reports are forgotten after 3 missed beats."""
 
     # live tokens
+    token_leeway_seconds: float = Field(default=30.0, ge=0, le=120)
+    """Clock skew tolerated between the auth service and this gateway on a token's times."""
     token_warning_seconds: float = Field(default=60.0, ge=0, le=3600)
     """``auth:expiring`` is sent this long before the access token expires; without ``auth:refresh`` in time
     the socket ends with ``token_expired``."""

@@ -104,6 +104,11 @@ class TokenVerifier:
         self._last_failure: JwksUnavailable | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def leeway_seconds(self) -> float:
+        """Clock skew tolerated on ``iat``, ``nbf`` and ``exp``: a token counts as expired this long after ``exp``."""
+        return self._leeway
+
     async def verify(self, token: str, *, typ: str = "access") -> VerifiedToken:
         """The verified claims of ``token`` if it is a valid ``typ`` token; otherwise :class:`TokenError`.
 

@@ -217,7 +217,8 @@ class Hub:
         for timer in connection.timers:
             timer.cancel()
         loop = asyncio.get_running_loop()
-        left = connection.user.expires_at.timestamp() - time.time()
+        # The same clock-skew leeway as the verifier's, so a token accepted at connect is not ended at once.
+        left = connection.user.expires_at.timestamp() + self.verifier.leeway_seconds - time.time()
         expires_at = connection.user.expires_at
         sid = connection.sid
         connection.timers = [
@@ -231,7 +232,7 @@ class Hub:
     async def _warn_expiry(self, sid: str, expires_at: datetime) -> None:
         connection = self.connections.get(sid)
         if connection is not None and connection.user.expires_at == expires_at:
-            left = max(0.0, expires_at.timestamp() - time.time())
+            left = max(0.0, expires_at.timestamp() + self.verifier.leeway_seconds - time.time())
             await self.sio.emit(
                 "auth:expiring", {"expires_at": expires_at.isoformat(), "seconds_left": round(left, 1)}, to=sid
             )
@@ -256,7 +257,7 @@ class Hub:
                 return fail("unauthenticated", "Connect with a token first.")
             if extra:
                 return fail("validation_failed", "Send one payload object per event.")
-            if connection.user.expires_at.timestamp() < time.time():
+            if connection.user.expires_at.timestamp() + self.verifier.leeway_seconds < time.time():
                 self._spawn(self.end(sid, "token_expired"))
                 return fail("token_expired", "The access token expired; reconnect with a fresh one.")
             wait = self._take(connection.user.sub)
