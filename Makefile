@@ -25,7 +25,6 @@ js-deps: ## install the pinned JavaScript test client (tests/js/package-lock.jso
 	@npm ci --no-audit --no-fund --prefix tests/js
 
 run: sync ## the whole product in one process on embedded defaults; prints the URL
-	@$(RUN) python -m chat_localinfra up --only postgres,mongo
 	@$(RUN) chat up
 
 test: sync js-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests

@@ -13,78 +13,14 @@ import socketio
 
 from .product import Client, Product, connect, product
 from .product import until as _until
+from .scenario import chat_scenario
 
 __all__ = ["product"]  # the fixture, imported for pytest
 
 
-async def test_two_users_chat_a_stranger_hears_nothing_and_a_returning_client_recovers(product: Product) -> None:
-    ada, bob, eve = [await product.sign_up(n) for n in ("ada", "bob", "eve")]
-    headers = {"Authorization": f"Bearer {ada['access_token']}"}
-    room = (await product.http.post("/api/rooms", json={"kind": "public", "name": "lobby"}, headers=headers)).json()
-    room_id = room["id"]
-    joined = await product.http.post(
-        f"/api/rooms/{room_id}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
-    )
-    assert joined.status_code == 200
-
-    a, b, e = [await connect(product, t["access_token"]) for t in (ada, bob, eve)]
-    try:
-
-        async def subscribed(client: Client, **extra: Any) -> dict[str, Any]:
-            for _ in range(100):  # the gateway learns memberships from room events: wait for it
-                answer = await client.sio.call("room:subscribe", {"room_id": room_id, **extra}, timeout=15)
-                if answer["ok"] or answer["error"]["code"] != "not_member":
-                    return dict(answer)
-                await asyncio.sleep(0.1)
-            return dict(answer)
-
-        assert (await subscribed(a))["ok"] is True
-        assert (await subscribed(b))["ok"] is True
-        stranger = await e.sio.call("room:subscribe", {"room_id": room_id}, timeout=15)
-        assert stranger["error"]["code"] == "not_member"
-
-        first = await a.sio.call(
-            "message:send", {"room_id": room_id, "client_msg_id": "m-1", "body": "hi bob"}, timeout=15
-        )
-        assert first["ok"] is True
-        assert first["seq"] == 1
-        again = await a.sio.call(
-            "message:send", {"room_id": room_id, "client_msg_id": "m-1", "body": "hi bob"}, timeout=15
-        )
-        assert (again["seq"], again["message_id"]) == (1, first["message_id"]), "a resend gets the same message"
-        await _until(lambda: b.messages(room_id) == [1])
-        await asyncio.sleep(0.3)
-        assert b.messages(room_id) == [1], "the resend is not delivered twice"
-        assert e.received == [], "a non-member receives nothing"
-
-        malformed = await a.sio.call("message:send", {"room_id": "nope", "body": 5}, timeout=15)
-        assert malformed["error"]["code"] == "validation_failed"
-
-        await b.sio.disconnect()
-        for n in range(2, 52):
-            sent = await a.sio.call(
-                "message:send", {"room_id": room_id, "client_msg_id": f"m-{n}", "body": f"#{n}"}, timeout=15
-            )
-            assert sent["seq"] == n
-        back = await connect(product, bob["access_token"])
-        try:
-            recovered = await back.sio.call("room:subscribe", {"room_id": room_id, "last_seq": 1}, timeout=30)
-            assert (recovered["ok"], recovered["recovered"], recovered["replayed"]) == (True, True, 50)
-            await _until(lambda: len(back.messages(room_id)) == 50)
-            assert back.messages(room_id) == list(range(2, 52)), "exactly the missed messages, in order"
-            live = await a.sio.call(
-                "message:send", {"room_id": room_id, "client_msg_id": "m-52", "body": "live"}, timeout=15
-            )
-            await _until(lambda: back.messages(room_id)[-1:] == [live["seq"]])
-            too_far = await back.sio.call("room:subscribe", {"room_id": room_id, "last_seq": 0}, timeout=30)
-            assert too_far["recovered"] is False, "52 missed, more than the limit (50): reload history"
-            assert too_far["seq"] == 52
-        finally:
-            await back.sio.disconnect()
-    finally:
-        for client in (a, b, e):
-            if client.sio.connected:
-                await client.sio.disconnect()
+async def test_the_chat_scenario_in_the_all_in_one_mode(product: Product) -> None:
+    """The scenario of ``scenario.chat_scenario``; test_split_mode runs the same one with every service apart."""
+    await chat_scenario([product])
 
 
 async def test_a_socket_without_a_valid_token_is_refused_with_a_code(product: Product) -> None:

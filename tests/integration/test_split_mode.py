@@ -7,60 +7,26 @@ delivered twice, and a client that comes back on the other gateway recovers exac
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from .product import PASSWORD, Client, connect, until
+from .scenario import chat_scenario
 from .split import Split, split
 
 __all__ = ["split"]  # the fixture, imported for pytest
 
 
-async def _subscribed(client: Client, room_id: str, **extra: Any) -> dict[str, Any]:
-    """Subscribe; each gateway learns memberships from chat.rooms.events, so wait out ``not_member`` a while."""
-    answer: dict[str, Any] = {}
-    for _ in range(150):
-        answer = dict(await client.sio.call("room:subscribe", {"room_id": room_id, **extra}, timeout=15))
-        if answer["ok"] or answer["error"]["code"] != "not_member":
-            return answer
-        await asyncio.sleep(0.1)
-    return answer
-
-
-async def _send(client: Client, room_id: str, client_msg_id: str, body: str) -> dict[str, Any]:
-    answer = await client.sio.call(
-        "message:send", {"room_id": room_id, "client_msg_id": client_msg_id, "body": body}, timeout=20
-    )
-    assert answer["ok"] is True, answer
-    return dict(answer)
-
-
-async def test_users_on_two_gateways_chat_a_stranger_hears_nothing_and_a_client_recovers_on_the_other_gateway(
-    split: Split,
-) -> None:
+async def test_the_chat_scenario_across_two_gateways_then_typing_presence_and_a_logout(split: Split) -> None:
+    """The same scenario as the all-in-one mode (``scenario.chat_scenario``), ada on gateway A and bob on B."""
     print(f"split start-up: {split.startup['total']:.2f}s")
-    ada, bob, eve = [await split.sign_up(name) for name in ("ada", "bob", "eve")]
-    gateway_a, gateway_b = split.http_for(0), split.http_for(1)
-    created = await gateway_a.post(
-        "/api/rooms",
-        json={"kind": "public", "name": "lobby"},
-        headers={"Authorization": f"Bearer {ada['access_token']}"},
-    )
-    assert created.status_code == 201, created.text
-    room_id = created.json()["id"]
-    joined = await gateway_b.post(
-        f"/api/rooms/{room_id}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
-    )
-    assert joined.status_code == 200, joined.text
+    outcome = await chat_scenario([split.at(0), split.at(1)])
+    room_id, ada, bob = outcome.room_id, outcome.users["ada"], outcome.users["bob"]
 
     a = await connect(split.at(0), ada["access_token"])
     b = await connect(split.at(1), bob["access_token"])
-    e = await connect(split.at(1), eve["access_token"])
-    back: Client | None = None
+    e = await connect(split.at(1), outcome.users["eve"]["access_token"])
     try:
-        assert (await _subscribed(a, room_id))["ok"] is True
-        assert (await _subscribed(b, room_id))["ok"] is True
-        stranger = await e.sio.call("room:subscribe", {"room_id": room_id}, timeout=15)
-        assert stranger["error"]["code"] == "not_member"
+        for client in (a, b):
+            assert (await client.sio.call("room:subscribe", {"room_id": room_id}, timeout=15))["ok"] is True
 
         # Typing and presence cross gateways on chat.ephemeral.
         def typing(client: Client) -> list[bool]:
@@ -76,40 +42,19 @@ async def test_users_on_two_gateways_chat_a_stranger_hears_nothing_and_a_client_
         await until(lambda: bob_presence(a)[-1:] == ["away"])
         await b.sio.call("presence:set", {"status": "online"}, timeout=15)
         await until(lambda: bob_presence(a)[-1:] == ["online"])
-        assert e.received == [], "a non-member sees neither typing nor presence"
-
-        first = await _send(a, room_id, "a-1", "hi bob, from gateway A")
-        assert first["seq"] == 1
-        await until(lambda: b.messages(room_id) == [1])
-        reply = await _send(b, room_id, "b-1", "hi ada, from gateway B")
-        assert reply["seq"] == 2
-        await until(lambda: a.messages(room_id) == [1, 2])
-
-        again = await _send(a, room_id, "a-1", "hi bob, from gateway A")
-        assert (again["seq"], again["message_id"]) == (1, first["message_id"]), "a resend gets the same message"
-        await asyncio.sleep(0.5)
-        assert b.messages(room_id) == [1, 2], "the resend is not delivered twice"
-        assert a.messages(room_id) == [1, 2]
-        assert e.received == [], "a non-member on the same gateway as bob receives nothing"
-
         shown = len(bob_presence(a))
         await b.sio.disconnect()
         await until(lambda: bob_presence(a)[shown:] == ["offline"], timeout=10)  # gateway B, after the grace
-        for n in range(3, 53):
-            assert (await _send(a, room_id, f"a-{n}", f"#{n}"))["seq"] == n
-        back = await connect(split.at(0), bob["access_token"])  # bob comes back on the other gateway
-        recovered = await _subscribed(back, room_id, last_seq=2)
-        assert (recovered["ok"], recovered["recovered"], recovered["replayed"]) == (True, True, 50), recovered
-        await until(lambda: len(back.messages(room_id)) == 50)
-        assert back.messages(room_id) == list(range(3, 53)), "exactly the missed messages, in order"
-        assert e.received == []
+        assert e.received == [], "a non-member sees neither typing nor presence"
 
         # Ending one session closes that session's socket (on whichever gateway) and no other.
-        second = await gateway_b.post("/api/auth/login", json={"identifier": "ada", "password": PASSWORD})
+        second = await split.http_for(1).post("/api/auth/login", json={"identifier": "ada", "password": PASSWORD})
         assert second.status_code == 200, second.text
         other_device = await connect(split.at(1), second.json()["access_token"])
         try:
-            ended = await gateway_a.post("/api/auth/logout", headers={"Authorization": f"Bearer {ada['access_token']}"})
+            ended = await split.http_for(0).post(
+                "/api/auth/logout", headers={"Authorization": f"Bearer {ada['access_token']}"}
+            )
             assert ended.status_code == 204, ended.text
             await until(lambda: not a.sio.connected, timeout=5)
             assert [p for ev, p in a.received if ev == "session:ended"] == [{"reason": "logout"}]
@@ -118,8 +63,8 @@ async def test_users_on_two_gateways_chat_a_stranger_hears_nothing_and_a_client_
         finally:
             await other_device.sio.disconnect()
     finally:
-        for client in (a, b, e, back):
-            if client is not None and client.sio.connected:
+        for client in (a, b, e):
+            if client.sio.connected:
                 await client.sio.disconnect()
 
 

@@ -4,27 +4,51 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import cast, get_args
 
 import uvicorn
 
 from chat_app.compose import SERVICES, LauncherError, Target, build_asgi, create_topics, rotate_signing_key
+from chat_app.embedded import embedded_servers
+from chat_app.maintenance import STORES, Store, migrate
+from chat_localinfra import InfraError
 from chat_runtime.logging import configure_logging
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chat", description="Self-hosted real-time chat.")
+    parser = argparse.ArgumentParser(
+        prog="chat",
+        description="Self-hosted real-time chat: run the whole product (`chat up`) or one service of it.",
+        epilog="Configuration comes from the environment: CHAT_<SERVICE>_<FIELD>, or CHAT_<FIELD> for every "
+        "service (docs/operations.md lists them all). In dev mode (CHAT_MODE=dev, the default) missing secrets "
+        "are generated once under CHAT_DATA_DIR (.data/).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run the whole product in one process (in-process bus, dev defaults)")
+    up = commands.add_parser(
+        "up",
+        help="run the whole product in one process: in-process bus, embedded PostgreSQL and SecantusDB, dev defaults",
+        description="Starts PostgreSQL and SecantusDB as child servers (data under .infra/) unless they run "
+        "already, serves every service and the gateway on one port, and stops the servers it started on Ctrl-C.",
+    )
     up.add_argument("--host", default=None, help="listen address (default CHAT_HTTP_HOST or 127.0.0.1)")
     up.add_argument("--port", type=int, default=None, help="listen port (default CHAT_HTTP_PORT or 8000)")
+    up.add_argument(
+        "--external",
+        action="store_true",
+        help="use the database URLs from the environment instead of starting embedded servers",
+    )
     serve = commands.add_parser("serve", help="run one service, or all of them (split or all-in-one)")
     serve.add_argument("--target", required=True, choices=list(get_args(Target)))
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     commands.add_parser("create-topics", help="create every Kafka topic and its dead-letter topic")
+    migrate = commands.add_parser(
+        "migrate", help="apply the auth and rooms migrations and create the messages indexes, then exit"
+    )
+    migrate.add_argument("--target", choices=["all", *STORES], default="all", help="one store (default: all)")
     commands.add_parser(
         "rotate-signing-key",
         help="publish a new token signing key; it signs after CHAT_AUTH_KEY_ACTIVATION_DELAY_SECONDS",
@@ -33,11 +57,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(target: Target, settings: ChatSettings, host: str | None, port: int | None) -> None:
-    app = build_asgi(target, settings)
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
+    if target == "all":
+        # The gateway reads history and memberships over HTTP; in one process that is this very server.
+        here = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"  # noqa: S104
+        for variable in ("CHAT_GATEWAY_MESSAGES_URL", "CHAT_GATEWAY_ROOMS_URL", "CHAT_GATEWAY_AUTH_URL"):
+            os.environ.setdefault(variable, here)
+    app = build_asgi(target, settings)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+
+
+def _up(host: str | None, port: int | None) -> None:
+    settings = load_settings(ChatSettings, bus="inprocess")
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service="all")
+    _serve("all", settings, host, port)
+
+
+def _progress(message: str) -> None:
+    print(f"chat: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "up":
-            settings = load_settings(ChatSettings, bus="inprocess")
-            configure_logging(level=settings.log_level, fmt=settings.log_format, service="all")
-            _serve("all", settings, args.host, args.port)
+            if args.external:
+                _up(args.host, args.port)
+            else:
+                with embedded_servers(_progress):
+                    _up(args.host, args.port)
+        elif args.command == "migrate":
+            settings = load_settings(ChatSettings)
+            configure_logging(level=settings.log_level, fmt=settings.log_format, service="migrate")
+            stores = STORES if args.target == "all" else (cast(Store, args.target),)
+            asyncio.run(migrate(stores, _progress))
         elif args.command == "serve":
             target = cast(Target, args.target)
             settings = load_settings(ChatSettings)
@@ -60,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(ChatSettings)
             created = asyncio.run(create_topics(settings))
             print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
-    except (SettingsError, LauncherError) as exc:
+    except (SettingsError, LauncherError, InfraError) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
     return 0
