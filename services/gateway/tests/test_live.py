@@ -236,3 +236,26 @@ async def test_a_membership_the_projection_has_not_seen_is_asked_of_the_rooms_se
     await bus.publish(ROOMS_EVENTS, kicked, source="rooms")
     await until(lambda: eve.events("room:removed") == [{"room_id": str(room)}])
     assert cluster.rooms.asked == 2
+
+
+async def test_an_event_with_its_own_budget_cannot_starve_the_others(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA)
+    ada = await cluster.connect(gateway, ADA)
+    answers = [await ada.call("typing:start", {"room_id": str(ROOM)}) for _ in range(8)]
+    assert [a["ok"] for a in answers[:6]] == [True] * 6
+    refused = answers[6]["error"]
+    assert refused["code"] == "rate_limited"
+    assert 0 < refused["retry_after"] <= 1
+    assert (await subscribed(ada))["ok"] is True, "other events still have their budget"
+
+
+async def test_the_budget_for_all_events_is_shared_by_a_users_sockets(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a", events_burst=5, events_per_second=0.5)
+    await cluster.join(ROOM, ADA)
+    phone, laptop = await cluster.connect(gateway, ADA), await cluster.connect(gateway, ADA)
+    codes = []
+    for client in (phone, laptop, phone, laptop, phone, laptop):
+        answer = await client.call("room:unsubscribe", {"room_id": str(ROOM)})
+        codes.append("ok" if answer["ok"] else answer["error"]["code"])
+    assert codes == ["ok"] * 5 + ["rate_limited"], "two sockets do not double a user's budget"

@@ -48,8 +48,9 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     linger_ms: int = 2
     topic_prefix: str = ""
-    """Prepended to every topic name on the broker (a shared cluster, or tests on private topics); services keep
-    using the registry's names."""
+    """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private
+    topics), so two deployments never share a group's offsets or rebalances; services keep using the registry's
+    names."""
 
     def physical(self, topic: str) -> str:
         return self.topic_prefix + topic
@@ -117,7 +118,7 @@ class KafkaSubscription:
         self._processor = processor
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=config.bootstrap,
-            group_id=group,
+            group_id=config.topic_prefix + group,
             client_id=f"{config.client_id}-{group}",
             enable_auto_commit=False,
             auto_offset_reset=start,

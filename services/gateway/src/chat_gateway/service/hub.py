@@ -31,6 +31,7 @@ from chat_gateway.domain.presence import Status
 from chat_gateway.service.ephemeral import Ephemeral
 from chat_gateway.service.protocol import (
     CLIENT_EVENTS,
+    EVENT_LIMITS,
     MESSAGE_EVENTS,
     Ack,
     Delete,
@@ -105,7 +106,8 @@ class Hub:
         self.memberships = Memberships()
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[uuid.UUID, set[str]] = {}
-        self.buckets: dict[uuid.UUID, Bucket] = {}
+        self.buckets: dict[uuid.UUID, dict[str, Bucket]] = {}
+        """User → event ("*" for all events) → that budget on this instance."""
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
         self.fanned_out: dict[uuid.UUID, int] = {}
         """Highest message seq sent to each room's sockets: per-room events arrive in seq order."""
@@ -147,7 +149,7 @@ class Hub:
         if set(handlers) != set(CLIENT_EVENTS):  # the documented protocol and the served one are the same
             raise RuntimeError(f"served {sorted(handlers)} but documented {sorted(CLIENT_EVENTS)}")
         for name, handler in handlers.items():
-            sio.on(name, self._guarded(handler))
+            sio.on(name, self._guarded(name, handler))
         sio.on("*", self.on_unknown_event)
 
     def _handlers(self) -> dict[str, Callable[[str, Any], Awaitable[Ack]]]:
@@ -177,7 +179,6 @@ class Hub:
         connection = Connection(sid=sid, user=user, token=token)
         self.connections[sid] = connection
         self.by_user.setdefault(user.sub, set()).add(sid)
-        self.buckets.setdefault(user.sub, Bucket(tokens=float(self.settings.events_burst)))
         self._schedule_expiry(connection)
         await self.sio.enter_room(sid, user_channel(user.sub))
         await self.ephemeral.local_changed(user.sub)
@@ -248,7 +249,9 @@ class Hub:
         await self.sio.emit("session:ended", {"reason": reason}, to=sid)
         await self.sio.disconnect(sid)
 
-    def _guarded(self, handler: Callable[[str, Any], Awaitable[Ack]]) -> Callable[[str, Any], Awaitable[Ack]]:
+    def _guarded(
+        self, event: str, handler: Callable[[str, Any], Awaitable[Ack]]
+    ) -> Callable[[str, Any], Awaitable[Ack]]:
         """Every event: known connection, rate limit, schema errors as coded acks, never an exception to the loop."""
 
         async def guarded(sid: str, data: Any = None, *extra: Any) -> Ack:
@@ -260,9 +263,9 @@ class Hub:
             if connection.user.expires_at.timestamp() + self.verifier.leeway_seconds < time.time():
                 self._spawn(self.end(sid, "token_expired"))
                 return fail("token_expired", "The access token expired; reconnect with a fresh one.")
-            wait = self._take(connection.user.sub)
+            wait = self._take(connection.user.sub, event)
             if wait > 0:
-                return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
+                return fail("rate_limited", f"Too many {event} events; slow down.", retry_after=round(wait, 3))
             try:
                 return await handler(sid, data)
             except ValidationError as exc:
@@ -278,21 +281,28 @@ class Hub:
         connection = self.connections.get(sid)
         if connection is None:
             return fail("unauthenticated", "Connect with a token first.")
-        wait = self._take(connection.user.sub)
+        wait = self._take(connection.user.sub, event)
         if wait > 0:
             return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
         return fail("unknown_event", f"The gateway does not serve {event[:64]!r}.")
 
-    def _take(self, user: uuid.UUID) -> float:
-        bucket = self.buckets.setdefault(user, Bucket(tokens=float(self.settings.events_burst)))
+    def _take(self, user: uuid.UUID, event: str) -> float:
+        """Seconds to wait before ``event`` is allowed (0: allowed now): the user's budget for every event, and
+        the event's own budget where it has one (``EVENT_LIMITS``), so typing cannot starve sending."""
+        mine = self.buckets.setdefault(user, {})
+        limits = [("*", self.settings.events_per_second, self.settings.events_burst)]
+        if event in EVENT_LIMITS:
+            limits.append((event, *EVENT_LIMITS[event]))
         now = time.monotonic()
-        rate = self.settings.events_per_second
-        bucket.tokens = min(float(self.settings.events_burst), bucket.tokens + (now - bucket.refilled) * rate)
-        bucket.refilled = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / rate
+        for scope, rate, burst in limits:
+            bucket = mine.setdefault(scope, Bucket(tokens=float(burst), refilled=now))
+            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.refilled) * rate)
+            bucket.refilled = now
+            if bucket.tokens < 1:
+                return (1 - bucket.tokens) / rate
+        for scope, _rate, _burst in limits:
+            mine[scope].tokens -= 1
+        return 0.0
 
     # --- live tokens, typing and presence ---------------------------------------------------------------------
 

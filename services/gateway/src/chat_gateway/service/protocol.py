@@ -274,6 +274,15 @@ CLIENT_EVENTS: Final[dict[str, ClientEvent]] = {
 }
 """Every event a client may send, its payload and its success ack (a refusal is an ``ErrorAck``)."""
 
+EVENT_LIMITS: Final[dict[str, tuple[float, int]]] = {
+    "typing:start": (2.0, 6),
+    "typing:stop": (2.0, 6),
+    "presence:set": (1.0, 5),
+    "auth:refresh": (0.2, 3),
+    "room:subscribe_many": (0.5, 4),
+}
+"""Events with a budget of their own (per second, burst) besides the user's budget for all events."""
+
 GATEWAY_EVENTS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
     "message:new": ("A new message (live, or replayed on recovery), in seq order per room", MessageOut),
     "typing": ("A member started or stopped typing", TypingOut),
