@@ -259,3 +259,20 @@ async def test_the_budget_for_all_events_is_shared_by_a_users_sockets(cluster: C
         answer = await client.call("room:unsubscribe", {"room_id": str(ROOM)})
         codes.append("ok" if answer["ok"] else answer["error"]["code"])
     assert codes == ["ok"] * 5 + ["rate_limited"], "two sockets do not double a user's budget"
+
+
+async def test_events_named_like_lifecycle_handlers_are_refused_and_change_nothing(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA)
+    ada = await cluster.connect(gateway, ADA)
+    token = cluster.token(EVE)
+    for event, args in [
+        ("connect", ({"HTTP_ORIGIN": "x"}, {"token": token})),  # would re-run authentication as someone else
+        ("disconnect", ("io client disconnect",)),  # would drop this socket's state while it stays open
+        ("*", ({"room_id": str(ROOM)},)),
+    ]:
+        answer = await ada.sio.call(event, args if len(args) > 1 else args[0], timeout=5)
+        assert answer["error"]["code"] == "unknown_event", (event, answer)
+    assert ada.sio.connected
+    assert (await subscribed(ada))["ok"] is True, "the socket is still ada's"
+    assert {c.user.sub for c in gateway.hub.connections.values()} == {ADA}

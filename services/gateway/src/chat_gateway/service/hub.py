@@ -80,6 +80,24 @@ class Connection:
     """The expiry warning and the expiry of the current access token."""
 
 
+LIFECYCLE_NAMES = frozenset({"connect", "disconnect", "*"})
+
+
+class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio hands a client *event* named ``connect`` or ``disconnect`` to the lifecycle handler of that
+    name, and one named ``*`` to the catch-all with its arguments shifted: a client could re-run authentication
+    or drop its own connection state. Here such events are answered ``unknown_event`` and go no further."""
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]) -> None:
+        if data and data[0] in LIFECYCLE_NAMES:
+            if id is not None:
+                refused = fail("unknown_event", f"{data[0]!r} is not an event a client can send.")
+                packet = self.packet_class(socketio.packet.ACK, namespace=namespace or "/", id=id, data=[refused])
+                await self._send_packet(eio_sid, packet)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 def room_channel(room_id: uuid.UUID) -> str:
     return f"room:{room_id}"
 
@@ -115,7 +133,7 @@ class Hub:
         self._background: set[asyncio.Task[None]] = set()
         self.ending: set[str] = set()
         """Sockets being closed by the gateway: they get nothing more."""
-        self.sio = socketio.AsyncServer(
+        self.sio = GuardedServer(
             async_mode="asgi",
             cors_allowed_origins=settings.allowed_origins if settings.mode == "prod" else "*",
             max_http_buffer_size=settings.max_message_bytes,
