@@ -31,6 +31,7 @@ from chat_contracts.fields import (
     RoomId,
     SeqMarker,
     UserId,
+    Version,
 )
 
 ReactionAction: TypeAlias = Literal["add", "remove"]
@@ -57,6 +58,9 @@ class SendMessage(Contract):
     reply_to: MessageId | None = None
     attachment_ids: tuple[AttachmentId, ...] = Field(default=(), max_length=MAX_ATTACHMENTS)
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 class EditMessage(Contract):
@@ -68,6 +72,9 @@ class EditMessage(Contract):
     message_id: MessageId
     body: MessageBody
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 class DeleteMessage(Contract):
@@ -78,6 +85,9 @@ class DeleteMessage(Contract):
     actor_id: UserId
     message_id: MessageId
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 class ReactToMessage(Contract):
@@ -90,6 +100,9 @@ class ReactToMessage(Contract):
     emoji: Emoji
     action: ReactionAction
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 class MarkRead(Contract):
@@ -100,6 +113,9 @@ class MarkRead(Contract):
     actor_id: UserId
     up_to_seq: SeqMarker
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 class AcknowledgeDelivery(Contract):
@@ -110,6 +126,9 @@ class AcknowledgeDelivery(Contract):
     actor_id: UserId
     up_to_seq: SeqMarker
     request_id: RequestId
+    room_version: Version | None = None
+    """The room version at which the gateway last saw the actor as a member: a membership projection behind it
+    waits a moment for the join instead of refusing a member who has just joined."""
 
 
 MessageCommand: TypeAlias = Annotated[

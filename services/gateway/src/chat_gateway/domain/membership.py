@@ -34,6 +34,13 @@ class Memberships:
     def members_of(self, room_id: uuid.UUID) -> dict[uuid.UUID, str]:
         return self.members.get(room_id, {})
 
+    def seen_at(self, room_id: uuid.UUID, user_id: uuid.UUID) -> int | None:
+        """The room version at which this instance knows ``user_id`` is a member (None: not a member)."""
+        if self.role(room_id, user_id) is None:
+            return None
+        known = max(self.versions.get(room_id, 0), self.learnt.get((room_id, user_id), 0))
+        return known or None
+
     def learn(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str, version: int) -> None:
         """The rooms service says ``user_id`` is a member at room ``version``."""
         if version <= self.learnt.get((room_id, user_id), -1):

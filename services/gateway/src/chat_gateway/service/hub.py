@@ -281,11 +281,18 @@ class Hub:
             if connection.user.expires_at.timestamp() + self.verifier.leeway_seconds < time.time():
                 self._spawn(self.end(sid, "token_expired"))
                 return fail("token_expired", "The access token expired; reconnect with a fresh one.")
-            wait = self._take(connection.user.sub, event)
+            wait = self._take(connection.user.sub, "*")
             if wait > 0:
-                return fail("rate_limited", f"Too many {event} events; slow down.", retry_after=round(wait, 3))
+                return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
             try:
-                return await handler(sid, data)
+                # Validated once here (the handler's own model_validate returns this instance as it is), so
+                # that a malformed event costs only the user's overall budget, not the event's own.
+                payload = CLIENT_EVENTS[event].payload.model_validate(data)
+                if event in EVENT_LIMITS:
+                    wait = self._take(connection.user.sub, event)
+                    if wait > 0:
+                        return fail("rate_limited", f"Too many {event} events; slow down.", retry_after=round(wait, 3))
+                return await handler(sid, payload)
             except ValidationError as exc:
                 return fail("validation_failed", "; ".join(e["msg"] for e in exc.errors()[:3]))
             except Exception:
@@ -299,27 +306,25 @@ class Hub:
         connection = self.connections.get(sid)
         if connection is None:
             return fail("unauthenticated", "Connect with a token first.")
-        wait = self._take(connection.user.sub, event)
+        wait = self._take(connection.user.sub, "*")
         if wait > 0:
             return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
         return fail("unknown_event", f"The gateway does not serve {event[:64]!r}.")
 
-    def _take(self, user: uuid.UUID, event: str) -> float:
-        """Seconds to wait before ``event`` is allowed (0: allowed now): the user's budget for every event, and
-        the event's own budget where it has one (``EVENT_LIMITS``), so typing cannot starve sending."""
-        mine = self.buckets.setdefault(user, {})
-        limits = [("*", self.settings.events_per_second, self.settings.events_burst)]
-        if event in EVENT_LIMITS:
-            limits.append((event, *EVENT_LIMITS[event]))
+    def _take(self, user: uuid.UUID, scope: str) -> float:
+        """Seconds to wait before one more event of ``scope`` is allowed (0: allowed, and counted): ``*`` is the
+        user's budget for every event; an event named in ``EVENT_LIMITS`` also has its own, so that, say, typing
+        cannot starve sending."""
+        rate, burst = (
+            (self.settings.events_per_second, self.settings.events_burst) if scope == "*" else EVENT_LIMITS[scope]
+        )
         now = time.monotonic()
-        for scope, rate, burst in limits:
-            bucket = mine.setdefault(scope, Bucket(tokens=float(burst), refilled=now))
-            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.refilled) * rate)
-            bucket.refilled = now
-            if bucket.tokens < 1:
-                return (1 - bucket.tokens) / rate
-        for scope, _rate, _burst in limits:
-            mine[scope].tokens -= 1
+        bucket = self.buckets.setdefault(user, {}).setdefault(scope, Bucket(tokens=float(burst), refilled=now))
+        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.refilled) * rate)
+        bucket.refilled = now
+        if bucket.tokens < 1:
+            return (1 - bucket.tokens) / rate
+        bucket.tokens -= 1
         return 0.0
 
     # --- live tokens, typing and presence ---------------------------------------------------------------------
@@ -462,7 +467,10 @@ class Hub:
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         try:
-            await self.bus.publish(MESSAGES_COMMANDS, build(connection.user.sub, request_id), source=SOURCE)
+            command = build(connection.user.sub, request_id).model_copy(
+                update={"room_version": self.memberships.seen_at(room_id, connection.user.sub)}
+            )
+            await self.bus.publish(MESSAGES_COMMANDS, command, source=SOURCE)
             return await asyncio.wait_for(future, self.settings.ack_timeout_seconds)
         except TimeoutError:
             return fail("timeout", "No answer in time; resend with the same client_msg_id (it is safe).", retry_after=1)

@@ -6,6 +6,8 @@ effect already stored (by client_msg_id, or by request_id inside the message) an
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import replace
 
@@ -29,6 +31,8 @@ Command = (
     cmd.SendMessage | cmd.EditMessage | cmd.DeleteMessage | cmd.ReactToMessage | cmd.MarkRead | cmd.AcknowledgeDelivery
 )
 MAX_SEQ_RETRIES = 50
+MEMBERSHIP_WAIT_SECONDS = 3.0
+MEMBERSHIP_POLL_SECONDS = 0.05
 
 
 class SeqCache:
@@ -95,12 +99,25 @@ async def _reject(ctx: MessagesContext, data: Contract, rejection: Rejection, co
     )
 
 
-async def _member(ctx: MessagesContext, room_id: uuid.UUID, user_id: uuid.UUID) -> tuple[RoomState, Member]:
-    room = await ctx.store.room(room_id)
-    member = await ctx.store.member(room_id, user_id) if room is not None and not room.deleted else None
-    if room is None or member is None:
-        raise Rejection("not_member", "You are not a member of this room.")
-    return room, member
+async def _member(
+    ctx: MessagesContext, room_id: uuid.UUID, user_id: uuid.UUID, *, seen_at: int | None = None
+) -> tuple[RoomState, Member]:
+    """The room and the user's membership, or ``not_member``.
+
+    ``seen_at`` is the room version at which the gateway saw the user as a member. When this projection has not
+    reached it yet (the join is still on its way through chat.rooms.events), wait for it a moment
+    (``MEMBERSHIP_WAIT_SECONDS``) instead of refusing someone who has just joined.
+    """
+    deadline = time.monotonic() + MEMBERSHIP_WAIT_SECONDS
+    while True:
+        room = await ctx.store.room(room_id)
+        member = await ctx.store.member(room_id, user_id) if room is not None and not room.deleted else None
+        if room is not None and member is not None:
+            return room, member
+        behind = seen_at is not None and (room is None or room.version < seen_at)
+        if not behind or time.monotonic() >= deadline:
+            raise Rejection("not_member", "You are not a member of this room.")
+        await asyncio.sleep(MEMBERSHIP_POLL_SECONDS)
 
 
 def _writable(room: RoomState) -> None:
@@ -133,7 +150,7 @@ async def send(ctx: MessagesContext, seqs: SeqCache, command: cmd.SendMessage, c
     if existing is not None:
         await _repeat(ctx, existing, command, correlation_id)
         return
-    room, _member_row = await _member(ctx, command.room_id, command.sender_id)
+    room, _member_row = await _member(ctx, command.room_id, command.sender_id, seen_at=command.room_version)
     _writable(room)
     await validate_for_send(ctx.attachments, command.room_id, command.sender_id, command.attachment_ids)
     body = text.normalize_body(command.body, has_attachments=bool(command.attachment_ids))
@@ -202,7 +219,7 @@ async def _target(ctx: MessagesContext, room_id: uuid.UUID, message_id: uuid.UUI
 
 
 async def edit(ctx: MessagesContext, command: cmd.EditMessage, correlation_id: str) -> None:
-    room, _ = await _member(ctx, command.room_id, command.actor_id)
+    room, _ = await _member(ctx, command.room_id, command.actor_id, seen_at=command.room_version)
     message = await _target(ctx, command.room_id, command.message_id)
     if message.sender_id != command.actor_id:
         raise Rejection("forbidden", "Only the author can edit a message.")
@@ -233,7 +250,7 @@ async def edit(ctx: MessagesContext, command: cmd.EditMessage, correlation_id: s
 
 
 async def delete(ctx: MessagesContext, command: cmd.DeleteMessage, correlation_id: str) -> None:
-    room, member = await _member(ctx, command.room_id, command.actor_id)
+    room, member = await _member(ctx, command.room_id, command.actor_id, seen_at=command.room_version)
     message = await _target(ctx, command.room_id, command.message_id)
     if message.sender_id != command.actor_id and member.role not in ("owner", "admin"):
         raise Rejection("forbidden", "Only the author or a room admin can delete a message.")
@@ -261,7 +278,7 @@ async def delete(ctx: MessagesContext, command: cmd.DeleteMessage, correlation_i
 
 
 async def react(ctx: MessagesContext, command: cmd.ReactToMessage, correlation_id: str) -> None:
-    room, _ = await _member(ctx, command.room_id, command.actor_id)
+    room, _ = await _member(ctx, command.room_id, command.actor_id, seen_at=command.room_version)
     message = await _target(ctx, command.room_id, command.message_id)
     if message.deleted:
         raise Rejection("not_found", "The message was deleted.")
@@ -294,7 +311,7 @@ async def move_marker(
     ctx: MessagesContext, command: cmd.MarkRead | cmd.AcknowledgeDelivery, correlation_id: str
 ) -> None:
     """Read and delivery markers only move forward, and never past the room's last message."""
-    await _member(ctx, command.room_id, command.actor_id)
+    await _member(ctx, command.room_id, command.actor_id, seen_at=command.room_version)
     kind: MarkerKind = "read" if isinstance(command, cmd.MarkRead) else "delivered"
     last = await ctx.store.last_seq(command.room_id)
     await ctx.store.move_marker(command.room_id, command.actor_id, kind, min(command.up_to_seq, last))

@@ -94,6 +94,25 @@ class MessagesScenarios:
         assert (answer.data.code, answer.data.sender_id) == ("not_member", eve.id)
         assert (await msgs.history(ada, room)).json()["items"] == []
 
+    async def test_a_member_whose_join_is_still_on_its_way_is_waited_for_not_refused(
+        self, msgs: MessagesHarness
+    ) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada)  # versions 1 (created) and 2 (ada joined)
+
+        async def join_arrives_late() -> None:
+            await asyncio.sleep(0.3)
+            await msgs.join(room, bob)  # version 3
+
+        late = asyncio.create_task(join_arrives_late())
+        answer = await msgs.send(bob, room, "just joined", room_version=3)  # the gateway saw bob at version 3
+        await late
+        assert isinstance(answer.data, ev.MessageCreated), answer.data
+        unknown = await msgs.person("eve")
+        refused = await msgs.send(unknown, room, "not a member", room_version=3)  # the projection is at 3 already
+        assert isinstance(refused.data, ev.MessageRejected)
+        assert refused.data.code == "not_member"
+
     async def test_bad_messages_are_rejected_with_a_code(self, msgs: MessagesHarness) -> None:
         ada = await msgs.person("ada")
         room, other = await msgs.room(ada), await msgs.room(ada)
