@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class Child:
     log_path: Path
     process: subprocess.Popen[bytes]
     log_file: IO[bytes]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    tmp_path: Path | None = None
     stopped_on_purpose: bool = False
     killed: bool = False
     listening_after: float | None = None
@@ -117,6 +120,23 @@ class Split:
         """Stop one process (``"rooms"``, ``"gateway-b"``…) as an operator would; returns its exit code."""
         return await self.children[name].stop()
 
+    async def restart(self, name: str) -> float:
+        """Stop one process and start it again on the same port (a gateway with a new instance id, as a new
+        process gets by default); returns the seconds until it was ready again."""
+        old = self.children[name]
+        await old.stop()
+        env = dict(old.env)
+        if name in GATEWAYS:
+            env["CHAT_GATEWAY_INSTANCE_ID"] = f"{name}-{uuid.uuid4().hex[:8]}"
+        assert old.tmp_path is not None
+        old.log_path.rename(old.log_path.with_suffix(f".{int(time.time() * 1000)}.log"))
+        began = time.perf_counter()
+        child = _spawn(name, old.target, old.port, env, old.tmp_path)
+        self.children[name] = child
+        async with httpx.AsyncClient(timeout=2) as probe, asyncio.timeout(START_TIMEOUT_SECONDS):
+            await _ready(child, probe, began)
+        return time.perf_counter() - began
+
     def logs(self, lines: int = 40) -> str:
         """The tail of every process's log."""
         return _logs(self.children.values(), lines)
@@ -152,7 +172,16 @@ def _spawn(name: str, target: str, port: int, env: dict[str, str], tmp_path: Pat
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, which then stops the children itself
     )
-    return Child(name=name, target=target, port=port, log_path=log_path, process=process, log_file=log_file)
+    return Child(
+        name=name,
+        target=target,
+        port=port,
+        log_path=log_path,
+        process=process,
+        log_file=log_file,
+        env=env,
+        tmp_path=tmp_path,
+    )
 
 
 class ChildDied(Exception):
