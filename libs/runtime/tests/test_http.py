@@ -11,6 +11,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
+from pymongo.errors import AutoReconnect
+from sqlalchemy.exc import OperationalError
 
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
@@ -40,6 +42,10 @@ class DemoModule:
                 raise ProblemError(409, "name_taken", "That name is taken.")
             if body.name == "crash":
                 raise RuntimeError("secret internals")
+            if body.name == "mongo-down":
+                raise AutoReconnect("127.0.0.1:27017: connection refused")
+            if body.name == "postgres-down":
+                raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
             return {"name": body.name}
 
         return router
@@ -120,6 +126,16 @@ async def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(client: h
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "secret internals" not in response.text
+
+
+@pytest.mark.parametrize("store", ["mongo-down", "postgres-down"])
+async def test_an_unreachable_store_is_a_503_problem_a_client_retries(store: str, client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/demo/things", json={"name": store})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "unavailable"
+    assert response.headers["retry-after"] == "2"
+    assert "refused" not in response.text
 
 
 async def test_a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced(

@@ -130,10 +130,42 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(exc.status_code, code, detail, instance=request.url.path)
 
+    async def on_outage(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("http.store_unreachable", error=type(exc).__name__, path=request.url.path)
+        response = problem_response(
+            503, "unavailable", "A store this needs is unreachable; try again.", instance=request.url.path
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+
     app.add_exception_handler(CodedError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for outage in store_outage_errors():
+        app.add_exception_handler(outage, on_outage)
     app.add_middleware(UnexpectedErrorMiddleware)
+
+
+def store_outage_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "the database is unreachable" rather than "this request is wrong": answered 503 with
+    ``unavailable`` (a client retries) instead of 500. Only drivers that are installed are listed."""
+    found: list[type[Exception]] = []
+    try:
+        from pymongo.errors import ConnectionFailure
+    except ImportError:  # pragma: no cover - a service without MongoDB
+        pass
+    else:
+        found.append(ConnectionFailure)
+    try:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+    except ImportError:  # pragma: no cover - a service without PostgreSQL
+        pass
+    else:
+        # OperationalError: the server refused or dropped the connection (or a transient failure such as a
+        # deadlock, which a retry also fixes); InterfaceError: a dead connection; PoolTimeout: no connection free.
+        found.extend([OperationalError, InterfaceError, PoolTimeout])
+    return tuple(found)
 
 
 class UnexpectedErrorMiddleware:
