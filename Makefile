@@ -9,7 +9,7 @@ UV := $(HOME)/.local/bin/uv
 endif
 RUN := $(UV) run --locked
 
-.PHONY: help uv sync js-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
+.PHONY: help uv sync js-deps web browser-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -24,16 +24,31 @@ js-deps: ## install the pinned JavaScript test client (tests/js/package-lock.jso
 	@command -v npm >/dev/null 2>&1 || { echo "make js-deps: npm not found; install Node.js 20+ with npm (tests/js drives the gateway with socket.io-client)" >&2; exit 1; }
 	@npm ci --no-audit --no-fund --prefix tests/js
 
-run: sync ## the whole product in one process on embedded defaults; prints the URL
+web: ## build the web client (clients/web: npm ci, tsc --noEmit, vite build into dist/); needs Node.js 20+ with npm
+	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; install Node.js 20+ with npm (the web client is built with Vite)" >&2; exit 1; }
+	@npm ci --no-audit --no-fund --prefix clients/web
+	@npm run --prefix clients/web build
+
+browser-deps: ## install Debian's chromium for the browser end-to-end test when /usr/bin/chromium is missing
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "make browser-deps: /usr/bin/chromium is missing and this is not root and has no sudo; install the chromium package" >&2; exit 1; fi; \
+		command -v apt-get >/dev/null 2>&1 || { echo "make browser-deps: /usr/bin/chromium is missing and apt-get is not available; install Chromium at /usr/bin/chromium" >&2; exit 1; }; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; } \
+			|| { echo "make browser-deps: installing chromium failed" >&2; exit 1; }; \
+		test -x /usr/bin/chromium || { echo "make browser-deps: chromium installed but /usr/bin/chromium is still missing" >&2; exit 1; }; \
+	fi
+
+run: sync web ## the whole product in one process on embedded defaults; prints the URL
 	@$(RUN) chat up
 
-test: sync js-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
+test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
 	@$(RUN) pytest
 
 unit: sync ## unit tests only (no servers)
 	@$(RUN) pytest libs services apps clients deploy
 
-integration: sync js-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
+integration: sync js-deps web browser-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
 	@$(RUN) pytest tests/integration
 
 lint: sync ## ruff lint and format check

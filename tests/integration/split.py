@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -231,6 +232,22 @@ async def split(
     mongo_database_name: str,
     smtp_server: tuple[str, int, SmtpInbox],
 ) -> AsyncIterator[Split]:
+    async with run_split(
+        tmp_path, postgres_url, kafka_bootstrap, mongo_url, mongo_database_name, smtp_server
+    ) as running:
+        yield running
+
+
+@asynccontextmanager
+async def run_split(
+    tmp_path: Path,
+    postgres_url: str,
+    kafka_bootstrap: str,
+    mongo_url: str,
+    mongo_database_name: str,
+    smtp_server: tuple[str, int, SmtpInbox],
+) -> AsyncIterator[Split]:
+    """The split deployment on the given servers (the ``split`` fixture, or a test's own Kafka broker)."""
     suffix = secrets.token_hex(4)
     names = ["auth", "rooms", "messages", *GATEWAYS]
     ports = dict(zip(names, _distinct_ports(len(names)), strict=True))

@@ -15,6 +15,7 @@ from chat_gateway.adapters.history import History, HttpHistory
 from chat_gateway.adapters.rooms import HttpRooms, Rooms
 from chat_gateway.entrypoints.http import build_router
 from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
+from chat_gateway.entrypoints.web import serve_web
 from chat_gateway.service.hub import Hub
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.port import Bus
@@ -56,9 +57,10 @@ class GatewayModule:
         return {}
 
     def wrap(self, app: Any) -> Any:
-        """Serve Socket.IO at /socket.io/ and the proxied services' paths in front of the HTTP app (which keeps
-        the lifespan)."""
+        """Serve Socket.IO at /socket.io/, the proxied services' paths and the web client at / in front of the HTTP
+        app (which keeps the lifespan)."""
         inner = self.proxy.in_front_of(app) if self.proxy is not None else app
+        inner = serve_web(inner, self.settings.web_dir)
         return socketio.ASGIApp(self.hub.sio, other_asgi_app=inner, socketio_path="socket.io")
 
     async def start(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import ClassVar, Self
 
 from pydantic import Field, model_validator
@@ -36,6 +37,9 @@ class GatewaySettings(ChatSettings):
     rooms_url: str = "http://127.0.0.1:8000"
     proxy_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     """Connecting to a service, and each wait for its next bytes; a forwarded request that exceeds it gets 504."""
+
+    # the web client's built files, served at / (a "not built" page when absent)
+    web_dir: Path = Field(default_factory=lambda: Path(__file__).resolve().parents[4] / "clients" / "web" / "dist")
 
     # behaviour
     recovery_limit: int = Field(default=500, ge=1, le=10_000)

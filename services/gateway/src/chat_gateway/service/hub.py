@@ -466,12 +466,20 @@ class Hub:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
+        command = build(connection.user.sub, request_id).model_copy(
+            update={"room_version": self.memberships.seen_at(room_id, connection.user.sub)}
+        )
         try:
-            command = build(connection.user.sub, request_id).model_copy(
-                update={"room_version": self.memberships.seen_at(room_id, connection.user.sub)}
-            )
-            await self.bus.publish(MESSAGES_COMMANDS, command, source=SOURCE)
-            return await asyncio.wait_for(future, self.settings.ack_timeout_seconds)
+            # One deadline for handing the command to the bus and hearing the answer.
+            async with asyncio.timeout(self.settings.ack_timeout_seconds):
+                try:
+                    await self.bus.publish(MESSAGES_COMMANDS, command, source=SOURCE)
+                except Exception as exc:  # the bus is unreachable: nothing was accepted, so say so at once
+                    log.warning("gateway.command_not_published", error=type(exc).__name__)
+                    return fail(
+                        "unavailable", "Messages cannot be accepted right now; resend with the same id.", retry_after=1
+                    )
+                return await future
         except TimeoutError:
             return fail("timeout", "No answer in time; resend with the same client_msg_id (it is safe).", retry_after=1)
         finally:

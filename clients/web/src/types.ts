@@ -1,0 +1,118 @@
+// Shapes of what the services answer (docs/rooms.md, docs/messages.md, docs/protocol.md).
+
+export interface Profile {
+  id: string;
+  email: string;
+  username: string;
+  display_name: string | null;
+  email_verified: boolean;
+}
+
+export interface Room {
+  id: string;
+  kind: "public" | "private" | "password" | "group_dm" | "direct";
+  name: string | null;
+  topic: string | null;
+  password_protected: boolean;
+  member_count: number;
+  archived: boolean;
+  my_role: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Member {
+  user_id: string;
+  role: string;
+  joined_at: string;
+}
+
+export interface Invitation {
+  room: Room;
+  invited_by: string;
+  created_at: string;
+}
+
+export interface Contact {
+  user_id: string;
+  username: string | null;
+  display_name: string | null;
+  state: string;
+}
+
+export interface Reaction {
+  emoji: string;
+  count: number;
+  user_ids: string[];
+}
+
+export interface Message {
+  id: string;
+  room_id: string;
+  seq: number;
+  sender_id: string;
+  client_msg_id: string;
+  body: string;
+  created_at: string;
+  edited_at: string | null;
+  deleted: boolean;
+  reply_to: string | null;
+  attachment_ids: string[];
+  mentions: { user_id: string; username: string }[];
+  reactions: Reaction[];
+  version: number;
+}
+
+export interface Unread {
+  room_id: string;
+  unread: number;
+  read_seq: number;
+  last_seq: number;
+}
+
+export interface Receipts {
+  markers: { user_id: string; read_seq: number; delivered_seq: number }[];
+}
+
+export interface Attachment {
+  id: string;
+  filename: string;
+  content_type: string;
+  size: number;
+}
+
+export type Presence = "online" | "away" | "offline";
+
+export interface AckError {
+  ok: false;
+  error: { code: string; message: string; retry_after?: number };
+}
+
+export type Ack<T> = ({ ok: true } & T) | AckError;
+
+export interface SubscribeResult {
+  ok?: boolean;
+  room_id: string;
+  recovered?: boolean | null;
+  seq?: number | null;
+  changes_recovered?: boolean | null;
+  presence?: { user_id: string; status: Presence }[];
+  error?: { code: string; message: string };
+}
+
+/** A message typed here and not yet acknowledged by the server: shown at once, resent until stored. */
+export interface Pending {
+  client_msg_id: string;
+  room_id: string;
+  body: string;
+  reply_to: string | null;
+  attachment_ids: string[];
+  created_at: string;
+  state: "sending" | "waiting" | "failed";
+  error?: string;
+  attempts: number;
+  attempt: number;
+}

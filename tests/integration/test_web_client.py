@@ -1,0 +1,131 @@
+"""The web client in headless Chromium against the whole product in one process: someone with TOTP signs in
+through the second-factor step (a recovery code) on a page that offers Google sign-in; two people sign up through
+emailed codes, one creates a public room and the other finds it in the directory and joins, they chat (typing,
+read receipts, a reaction, a reply, an edit, a deletion, an image), one goes offline, misses messages and writes
+one of their own, and on coming back sees what they missed while their queued message goes out; an unread badge
+and the "new messages" divider; a reload restores the session from the refresh cookie; and with short-lived
+tokens the page answers ``auth:expiring`` by refreshing over HTTP and sending ``auth:refresh``.
+
+clients/web/e2e/two-users.mjs drives the browsers (playwright-core with Debian's chromium); it asks this test for
+each email code on stdout and gets it on stdin. Screenshots land in tests/artifacts/web/ (git-ignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from .product import Product, product
+
+__all__ = ["product"]  # the fixture, imported for pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "clients" / "web"
+DRIVER = WEB / "e2e" / "two-users.mjs"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture
+def node() -> str:
+    """The node binary, once Chromium, the npm packages and the build are there; fails (never skips) with the
+    command that fixes whatever is missing, before any server starts."""
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail("node not found: install Node.js 20+ with npm (the web client and its browser test need it)")
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found: run `make browser-deps` (apt-get install chromium)")
+    if not (WEB / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("clients/web/node_modules is missing: run `make web` (npm ci + vite build in clients/web)")
+    if not (WEB / "dist" / "index.html").is_file():
+        pytest.fail("clients/web/dist is missing: run `make web` to build the web client")
+    return found
+
+
+async def email_code(product: Product, email: str) -> str:
+    async with asyncio.timeout(10):
+        while True:
+            for message in product.inbox.to(email):
+                found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
+                if found:
+                    return found.group(1)
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def web_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requested before ``product``, which reads the environment.
+
+    Access tokens of 60 s and the expiry warning 85 s before the socket would end (60 s + 30 s leeway): every
+    socket gets ``auth:expiring`` about 5 s after each token is issued, so the page refreshes over HTTP and sends
+    ``auth:refresh`` several times during the scenario. An OIDC client id, so the sign-in page offers the provider
+    (the provider itself is never contacted here; tests/integration/test_auth_oidc.py drives that flow)."""
+    monkeypatch.setenv("CHAT_AUTH_ACCESS_TOKEN_TTL_SECONDS", "60")
+    monkeypatch.setenv("CHAT_GATEWAY_TOKEN_WARNING_SECONDS", "85")
+    monkeypatch.setenv("CHAT_AUTH_OIDC_CLIENT_ID", "chat-web-test")
+    monkeypatch.setenv("CHAT_AUTH_OIDC_CLIENT_SECRET", "chat-web-test-secret")
+
+
+async def with_two_factor(product: Product, name: str) -> str:
+    """An account with TOTP turned on; returns one of its recovery codes."""
+    tokens = await product.sign_up(name)
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    setup = await product.http.post("/api/auth/totp/setup", headers=auth)
+    assert setup.status_code == 200, setup.text
+    code = pyotp.TOTP(setup.json()["secret"]).now()
+    confirmed = await product.http.post("/api/auth/totp/confirm", json={"code": code}, headers=auth)
+    assert confirmed.status_code == 200, confirmed.text
+    return str(confirmed.json()["recovery_codes"][0])
+
+
+async def test_two_people_chat_in_the_browser_and_one_recovers_what_it_missed_offline(
+    node: str, web_settings: None, product: Product
+) -> None:
+    recovery_code = await with_two_factor(product, "cyd")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(DRIVER),
+        product.base,
+        str(ARTIFACTS),
+        json.dumps({"two_factor_user": "cyd", "recovery_code": recovery_code}),
+        cwd=WEB,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    lines: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(110):  # ~30 s normally; room for a loaded machine
+            async for raw in process.stdout:
+                line: dict[str, Any] = json.loads(raw)
+                lines.append(line)
+                if line["type"] == "need_code":
+                    code = await email_code(product, line["email"])
+                    process.stdin.write(json.dumps({"code": code}).encode() + b"\n")
+                    await process.stdin.drain()
+            stderr = (await process.stderr.read()).decode(errors="replace")
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    printed = "\n".join(json.dumps(line) for line in lines)
+    print(printed)  # the steps with their times, shown with -s or when the test fails
+    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
+    assert lines[-1]["type"] == "done", printed
+    assert not [line for line in lines if line["type"] == "pageerror"], printed
+    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
+    assert len(shots) == 8
+    assert all(shot.stat().st_size > 10_000 for shot in shots), shots
