@@ -9,7 +9,7 @@ UV := $(HOME)/.local/bin/uv
 endif
 RUN := $(UV) run --locked
 
-.PHONY: help uv sync js-deps web browser-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench clean
+.PHONY: help uv sync js-deps web browser-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,12 @@ infra-status: sync ## show what runs and where
 
 bench: sync ## benchmarks that print figures (more arrive with the benchmark issue)
 	@$(RUN) python bench/auth_enumeration_timing.py
+
+chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs
+	@CHAT_FUZZ_EVENTS=10000 CHAT_OUTAGE_SECONDS=30 CHAT_CHAOS_MESSAGES=200 $(RUN) pytest -p no:cacheprovider -s -o timeout=1800 \
+		tests/integration/test_socket_fuzz.py tests/integration/test_store_outages.py \
+		tests/integration/test_kafka_restart.py tests/integration/test_gateway_restarts.py \
+		tests/integration/test_messages_crash.py
 
 clean: ## remove caches (not data: see infra-down and .infra/)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
