@@ -85,7 +85,8 @@ bench: sync ## benchmarks that print figures (more arrive with the benchmark iss
 	@$(RUN) python bench/auth_enumeration_timing.py
 
 chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs
-	@CHAT_FUZZ_EVENTS=10000 CHAT_OUTAGE_SECONDS=30 CHAT_CHAOS_MESSAGES=200 $(RUN) pytest -p no:cacheprovider -s -o timeout=1800 \
+	@CHAT_FUZZ_EVENTS=10000 CHAT_OUTAGE_SECONDS=30 CHAT_CHAOS_MESSAGES=200 CHAT_CRASH_KILLS=5 CHAT_CRASH_CLIENTS=50 \
+		CHAT_CRASH_ROOMS=20 CHAT_CRASH_MESSAGES_PER_CLIENT=200 $(RUN) pytest -p no:cacheprovider -s -o timeout=1800 \
 		tests/integration/test_socket_fuzz.py tests/integration/test_store_outages.py \
 		tests/integration/test_kafka_restart.py tests/integration/test_gateway_restarts.py \
 		tests/integration/test_messages_crash.py

@@ -31,10 +31,11 @@ from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 
-KILLS = 3
-CLIENTS = 6
-MESSAGES_PER_CLIENT = 12
-ROOMS = 4
+# Reduced size for `make test`; `make chaos` sets the full size (5 kills, 50 clients, 20 rooms, 10,000).
+KILLS = int(os.environ.get("CHAT_CRASH_KILLS", "3"))
+CLIENTS = int(os.environ.get("CHAT_CRASH_CLIENTS", "6"))
+MESSAGES_PER_CLIENT = int(os.environ.get("CHAT_CRASH_MESSAGES_PER_CLIENT", "12"))
+ROOMS = int(os.environ.get("CHAT_CRASH_ROOMS", "4"))
 
 
 def _free_port() -> int:
