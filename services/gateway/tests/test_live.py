@@ -276,3 +276,38 @@ async def test_events_named_like_lifecycle_handlers_are_refused_and_change_nothi
     assert ada.sio.connected
     assert (await subscribed(ada))["ok"] is True, "the socket is still ada's"
     assert {c.user.sub for c in gateway.hub.connections.values()} == {ADA}
+
+
+async def test_members_hear_of_room_changes_and_a_user_of_being_added_or_invited(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA)
+    ada, bob, eve = [await cluster.connect(gateway, u) for u in (ADA, BOB, EVE)]
+    await subscribed(ada)
+    await cluster.join(ROOM, BOB)
+    await until(lambda: bob.events("room:added") == [{"room_id": str(ROOM), "role": "member", "by": None}])
+    await until(lambda: [e["type"] for e in ada.events("room:event")] == ["room.member_joined"])
+    assert ada.events("room:event")[0]["user_id"] == str(BOB)
+
+    bus = InProcessBus(cluster.broker)
+    cluster.version += 1
+    invited = rev.MemberInvited(
+        room_id=ROOM, room_version=cluster.version, user_id=EVE, by=ADA, occurred_at=datetime.now(UTC)
+    )
+    await bus.publish(ROOMS_EVENTS, invited, source="rooms")
+    await until(lambda: eve.events("room:invited") == [{"room_id": str(ROOM), "by": str(ADA)}])
+    await until(lambda: len(ada.events("room:event")) == 2)
+    assert eve.events("room:event") == [], "the invitee is not a member: no room events"
+
+    cluster.version += 1
+    old = rev.MemberInvited(
+        room_id=ROOM,
+        room_version=cluster.version,
+        user_id=EVE,
+        by=ADA,
+        occurred_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    await bus.publish(ROOMS_EVENTS, old, source="rooms")  # a replay of old history is applied, not announced
+    await until(lambda: gateway.hub.memberships.versions.get(ROOM) == cluster.version)
+    await asyncio.sleep(0.2)
+    assert len(eve.events("room:invited")) == 1
+    assert len(ada.events("room:event")) == 2

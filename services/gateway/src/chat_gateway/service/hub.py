@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import socketio
@@ -58,6 +58,8 @@ log = structlog.get_logger("chat.gateway")
 
 SOURCE = "gateway"
 NAMESPACE = "/"
+LIVE_ROOM_EVENT_AGE = timedelta(seconds=60)
+"""Room events older than this are a replay of the topic, applied to memberships but not announced."""
 
 
 @dataclass
@@ -651,6 +653,19 @@ class Hub:
                 await self.sio.emit("room:removed", {"room_id": str(room)}, to=sid)
         if isinstance(data, rev.MemberJoined) and self.memberships.role(data.room_id, data.user_id) is not None:
             await self.ephemeral.member_joined(data.room_id, data.user_id)
+        happened = getattr(data, "occurred_at", None) or envelope.occurred_at
+        if datetime.now(UTC) - happened > LIVE_ROOM_EVENT_AGE:
+            return  # replayed history (a new instance reading the topic from the start): not news to anyone
+        room_id = getattr(data, "room_id", None)
+        if not isinstance(room_id, uuid.UUID):
+            return
+        if isinstance(data, rev.MemberJoined):
+            added = {"room_id": str(room_id), "role": data.role, "by": str(data.by) if data.by else None}
+            await self.sio.emit("room:added", added, room=user_channel(data.user_id))
+        elif isinstance(data, rev.MemberInvited):
+            invited = {"room_id": str(room_id), "by": str(data.by)}
+            await self.sio.emit("room:invited", invited, room=user_channel(data.user_id))
+        await self.broadcast("room:event", data.model_dump(mode="json"), room_id, droppable=False)
 
     async def on_user_event(self, envelope: Envelope) -> None:
         data = envelope.data

@@ -236,6 +236,29 @@ class MessageOut(_Out):
     version: int
 
 
+class RoomAddedOut(_Out):
+    room_id: uuid.UUID
+    role: str
+    by: uuid.UUID | None
+    """Who added you (None: you joined yourself)."""
+
+
+class RoomInvitedOut(_Out):
+    room_id: uuid.UUID
+    by: uuid.UUID
+
+
+class RoomEventOut(BaseModel):
+    """A chat.rooms.events event as it is on the topic (``type``, ``room_id``, ``room_version`` and the event's
+    own fields: see docs/asyncapi/kafka.json); ``room_version`` orders them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    room_id: uuid.UUID
+    room_version: int
+
+
 class RoomRemovedOut(_Out):
     room_id: uuid.UUID
 
@@ -288,6 +311,9 @@ GATEWAY_EVENTS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
     "typing": ("A member started or stopped typing", TypingOut),
     "presence": ("A member's status changed", PresenceOut),
     "room:removed": ("You left, were kicked or banned; the socket no longer receives the room", RoomRemovedOut),
+    "room:added": ("You are now a member of a room (to every socket of yours)", RoomAddedOut),
+    "room:invited": ("You were invited to a room (to every socket of yours)", RoomInvitedOut),
+    "room:event": ("Something happened in a room you subscribe to: members, roles, name, archive", RoomEventOut),
     "session:ended": ("Why the socket is about to be closed", SessionEndedOut),
     "auth:expiring": ("The access token expires soon: send auth:refresh", AuthExpiringOut),
 }
