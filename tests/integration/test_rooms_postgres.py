@@ -29,6 +29,7 @@ from chat_rooms.testing.contacts_scenarios import ContactsScenarios
 from chat_rooms.testing.fakes import FakeClock
 from chat_rooms.testing.harness import RoomsHarness, TokenMint, serve
 from chat_rooms.testing.scenarios import RoomsScenarios
+from chat_rooms.testing.users_scenarios import UsersScenarios
 from chat_runtime import postgres
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.outbox import OUTBOX, OutboxRelay, decode_headers
@@ -66,7 +67,7 @@ def _module(tmp_path: Path, url: str, engine: AsyncEngine, clock: FakeClock) -> 
     return RoomsModule(settings=settings, context=ctx), mint
 
 
-class TestRoomsOnPostgres(RoomsScenarios, ContactsScenarios):
+class TestRoomsOnPostgres(RoomsScenarios, ContactsScenarios, UsersScenarios):
     @pytest.fixture
     async def rooms(self, tmp_path: Path, pg_database: str, engine: AsyncEngine) -> AsyncIterator[RoomsHarness]:
         module, mint = _module(tmp_path, pg_database, engine, FakeClock())

@@ -432,3 +432,66 @@ async def test_the_loopback_listener_answers_the_callback_once_and_nothing_else(
         assert "close this tab" in landed.text
         assert (await browser.get("/callback", params={"one_time_code": "other"})).status_code == 404
         assert await loopback.result == {"one_time_code": "abc"}
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+
+
+async def test_user_names_are_looked_up_100_ids_at_a_time_and_unknown_ids_left_out(tmp_path: Path) -> None:
+    from chat_cli.api import user_names
+
+    asked: list[list[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/rooms/users"
+        ids = request.url.params["ids"].split(",")
+        asked.append(ids)
+        return httpx.Response(200, json=[{"user_id": i, "username": f"u{i[:4]}", "display_name": "U"} for i in ids[:1]])
+
+    config = Config(path=tmp_path / "c.json", server="http://s", access_token="a1", access_expires_at=1e12)
+    api = Api("http://s", config, transport=httpx.MockTransport(answer))
+    many = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(150)]
+    try:
+        names = await user_names(api, [*many, many[0], "not-an-id"])
+    finally:
+        await api.aclose()
+    assert [len(batch) for batch in asked] == [100, 50]
+    assert names == {many[0]: "u0000", many[100]: "u0000"}
+
+
+async def test_dm_accepts_a_username_in_any_case(tmp_path: Path) -> None:
+    paths: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.path == "/api/rooms/users/by-username/BOB":
+            return httpx.Response(200, json={"user_id": BOB, "username": "bob", "display_name": "Bob"})
+        if request.url.path == "/api/rooms/users/by-username/nobody":
+            return httpx.Response(404, json={"code": "user_not_found", "title": "No such user.", "status": 404})
+        assert request.url.path == "/api/rooms/direct"
+        assert json.loads(request.content) == {"user_id": BOB}
+        return httpx.Response(201, json={"id": "r1", "kind": "direct"})
+
+    path = tmp_path / "config.json"
+    Config(path=path, server="http://s", refresh_token="r1", access_token="a1", access_expires_at=1e12).save()
+
+    async def dm(who: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = await run(
+            ["--server", "http://s", "--config", str(path), "dm", who],
+            stdin=io.StringIO(),
+            stdout=out,
+            stderr=err,
+            environ={},
+            transport=httpx.MockTransport(answer),
+        )
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = await dm("@BOB")
+    assert code == 0, err
+    assert "Direct room with bob: r1" in out
+    code, out, err = await dm("nobody")
+    assert code == 1
+    assert "user_not_found" in err
+    assert "nobody" in err
+    assert paths == ["/api/rooms/users/by-username/BOB", "/api/rooms/direct", "/api/rooms/users/by-username/nobody"]

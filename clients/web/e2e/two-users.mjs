@@ -142,7 +142,7 @@ try {
   if (await bob.locator(".messages b").count()) throw new Error("a message body was rendered as HTML");
 
   await bob.getByLabel("Message", { exact: true }).fill("Hi Ada");
-  await ada.getByText(/is typing…/).waitFor(); // names: see docs/web-client.md (no user lookup API)
+  await ada.getByText("bob is typing…").waitFor(); // the name comes from the rooms service's user lookup
   await bob.getByLabel("Message", { exact: true }).press("Enter");
   await messageWith(ada, "Hi Ada").waitFor();
   // Bob has the room open at the end: Ada's message shows as read.
@@ -263,9 +263,9 @@ try {
   await ada.getByRole("heading", { name: /^@ / }).waitFor();
   await ada.getByLabel("Message", { exact: true }).fill("Just between us");
   await ada.getByLabel("Message", { exact: true }).press("Enter");
-  // No socket event announces a new room: the list is re-read every 10 s and when the window gets the focus.
-  await bob.evaluate(() => window.dispatchEvent(new Event("focus")));
-  await bob.locator("button.room").filter({ hasText: "@" }).getByLabel("1 unread").waitFor({ timeout: 20_000 });
+  // room:added puts the direct room in Bob's list at once (the fallback re-read is a minute away), named by
+  // the user lookup.
+  await bob.locator("button.room").filter({ hasText: "@ ada" }).getByLabel("1 unread").waitFor({ timeout: 20_000 });
   await bob.locator("button.room").filter({ hasText: "@" }).click();
   await messageWith(bob, "Just between us").waitFor();
 

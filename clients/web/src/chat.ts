@@ -16,13 +16,16 @@ import type {
   Receipts,
   Room,
   SubscribeResult,
+  RoomEvent,
   Unread,
 } from "./types";
+import { UserDirectory } from "./users";
 
 const PAGE = 50;
 const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 const TYPING_RENEW_MS = 2000;
-const ROOMS_POLL_MS = 10_000;
+/** A slow fallback: room:added, room:invited and room:event keep the lists current while the socket is up. */
+const ROOMS_POLL_MS = 60_000;
 
 interface RoomState {
   messages: Map<number, Message>;
@@ -57,10 +60,6 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function shortId(id: string): string {
-  return id.slice(0, 8);
-}
-
 function clientMsgId(): string {
   return `web-${crypto.randomUUID()}`;
 }
@@ -81,7 +80,7 @@ export class ChatApp {
   private readonly rooms = new Map<string, Room>();
   private readonly state = new Map<string, RoomState>();
   private readonly pending = new Map<string, Pending[]>();
-  private readonly names = new Map<string, string>();
+  private readonly users = new UserDirectory(() => this.namesChanged());
   private readonly attachmentUrls = new Map<string, Promise<{ url: string; type: string; name: string }>>();
   private readonly messageNodes = new Map<string, { key: string; node: HTMLElement }>();
   private invitations: Invitation[] = [];
@@ -110,7 +109,7 @@ export class ChatApp {
     private readonly me: Profile,
     private readonly onSignOut: (notice?: string) => void,
   ) {
-    this.names.set(me.id, me.username);
+    this.users.learn({ user_id: me.id, username: me.username, display_name: me.display_name ?? me.username });
     this.conn = new Connection({
       state: (state, detail) => this.showState(state, detail),
       connected: () => void this.onConnected(),
@@ -139,6 +138,7 @@ export class ChatApp {
     window.removeEventListener("focus", this.onFocus);
     document.removeEventListener("visibilitychange", this.onVisibility);
     window.clearTimeout(this.readTimer);
+    for (const timer of this.roomRefresh.values()) window.clearTimeout(timer);
     for (const found of this.attachmentUrls.values()) void found.then(({ url }) => URL.revokeObjectURL(url), () => undefined);
   }
 
@@ -168,7 +168,7 @@ export class ChatApp {
       h(
         "header",
         { class: "me" },
-        h("div", null, h("strong", null, this.me.username), h("small", { class: "muted" }, `Your user id: ${this.me.id}`)),
+        h("div", null, h("strong", null, this.me.username), h("small", { class: "muted" }, `@${this.me.username}`)),
         h("button", { type: "button", class: "small", onclick: () => this.signOut() }, "Sign out"),
       ),
       verifiedNote,
@@ -232,7 +232,17 @@ export class ChatApp {
   }
 
   private name(userId: string): string {
-    return this.names.get(userId) ?? `user ${shortId(userId)}`;
+    return this.users.label(userId);
+  }
+
+  /** Names arrived from a lookup: redraw what shows people. */
+  private namesChanged(): void {
+    this.renderRooms();
+    this.renderInvitations();
+    if (!this.current) return;
+    this.renderHeader();
+    this.renderTyping();
+    this.renderMessages();
   }
 
   private roomName(room: Room): string {
@@ -268,8 +278,8 @@ export class ChatApp {
     this.renderRooms();
   }
 
-  /** Rooms others put me in (a direct message, an accepted invitation elsewhere) and new invitations: the socket
-   * has no event for them, so the lists are re-read now and then. */
+  /** The slow fallback behind room:added, room:invited and room:removed (events missed while disconnected or
+   * not delivered): the lists are re-read every minute and on window focus. */
   private async refreshRooms(): Promise<void> {
     const startedAt = Date.now();
     let rooms: Room[];
@@ -311,12 +321,14 @@ export class ChatApp {
   private async loadMembers(roomId: string): Promise<Member[]> {
     const page = await api<Page<Member>>("GET", `/api/rooms/${roomId}/members?limit=100`);
     this.roomState(roomId).members = page.items;
+    await this.users.ensure(page.items.map((m) => m.user_id)).catch(() => undefined);
     return page.items;
   }
 
   private async loadInvitations(): Promise<void> {
     try {
       this.invitations = await api<Invitation[]>("GET", "/api/rooms/invitations");
+      this.users.want(...this.invitations.map((i) => i.invited_by));
     } catch {
       this.invitations = [];
     }
@@ -325,14 +337,16 @@ export class ChatApp {
 
   private async loadContacts(): Promise<void> {
     try {
-      for (const c of await api<Contact[]>("GET", "/api/rooms/contacts")) if (c.username) this.names.set(c.user_id, c.username);
+      for (const c of await api<Contact[]>("GET", "/api/rooms/contacts")) {
+        if (c.username) this.users.learn({ user_id: c.user_id, username: c.username, display_name: c.display_name ?? c.username });
+      }
     } catch {
       // names then show as short ids
     }
   }
 
   private learnNames(message: Message): void {
-    for (const m of message.mentions) this.names.set(m.user_id, m.username);
+    for (const m of message.mentions) this.users.learn({ user_id: m.user_id, username: m.username, display_name: "" });
   }
 
   /** GET, retried a few times on 404: right after a join the messages service may not know the member yet
@@ -455,6 +469,11 @@ export class ChatApp {
       this.renderRooms();
       if (e.room_id === this.current) this.renderHeader();
     });
+    socket.on("room:added", (e: { room_id: string; role: string; by: string | null }) => void this.onAdded(e));
+    socket.on("room:invited", (e: { room_id: string; by: string }) => {
+      void this.loadInvitations().then(() => this.announce(`${this.name(e.by)} invited you to a room.`));
+    });
+    socket.on("room:event", (e: RoomEvent) => this.onRoomEvent(e));
     socket.on("room:removed", (e: { room_id: string }) => {
       const room = this.rooms.get(e.room_id);
       this.rooms.delete(e.room_id);
@@ -463,6 +482,60 @@ export class ChatApp {
       if (this.current === e.room_id) this.closeRoom();
       this.renderRooms();
     });
+  }
+
+  /** Put in a room (a direct message opened with me, an invitation accepted, a join on another device). */
+  private async onAdded(e: { room_id: string; role: string; by: string | null }): Promise<void> {
+    this.invitations = this.invitations.filter((i) => i.room.id !== e.room_id);
+    this.renderInvitations();
+    // Already here, or being added by this page (joined() subscribes itself).
+    if (this.rooms.has(e.room_id) || Date.now() - (this.addedAt.get(e.room_id) ?? 0) < 10_000) return;
+    this.addedAt.set(e.room_id, Date.now());
+    try {
+      const room = await api<Room>("GET", `/api/rooms/${e.room_id}`);
+      this.rooms.set(room.id, room);
+      if (room.kind === "direct") await this.loadMembers(room.id).catch(() => undefined);
+      this.renderRooms();
+      await this.subscribeOne(room.id);
+      await this.loadUnread();
+      this.renderRooms();
+      if (e.by && e.by !== this.me.id) this.announce(`${this.name(e.by)} added you to ${this.roomName(room)}.`);
+    } catch {
+      // the 60-second refresh will find it
+    }
+  }
+
+  private readonly roomRefresh = new Map<string, number>();
+
+  /** A chat.rooms.events event about a subscribed room: re-read the room (name, topic, count, my role) and its
+   * member list, at most once per 300 ms per room; events older than what is shown are ignored. */
+  private onRoomEvent(e: RoomEvent): void {
+    const room = this.rooms.get(e.room_id);
+    if (!room || e.room_version <= room.version) return;
+    if (e.type === "room.deleted") return; // room:removed follows
+    if (e.user_id) this.users.want(e.user_id);
+    if (this.roomRefresh.has(e.room_id)) return;
+    this.roomRefresh.set(
+      e.room_id,
+      window.setTimeout(() => {
+        this.roomRefresh.delete(e.room_id);
+        void (async () => {
+          try {
+            const fresh = await api<Room>("GET", `/api/rooms/${e.room_id}`);
+            if (!this.rooms.has(fresh.id)) return;
+            this.rooms.set(fresh.id, fresh);
+            if (this.roomState(fresh.id).members || fresh.kind === "direct") await this.loadMembers(fresh.id);
+          } catch {
+            return; // gone or no longer visible: room:removed or the slow refresh handles it
+          }
+          this.renderRooms();
+          if (this.current === e.room_id) {
+            this.renderHeader();
+            this.renderComposerBar();
+          }
+        })();
+      }, 300),
+    );
   }
 
   private reactions(m: Message, emoji: string, userId: string, action: string, counts: Record<string, number>): Message["reactions"] {
@@ -1031,7 +1104,13 @@ export class ChatApp {
     if (this.list) this.list.scrollTop = this.list.scrollHeight;
   }
 
-  private ownStatus(m: Message): { mark: string; label: string } {
+  private ownStatus(m: Message): { mark: string; label: string; title: string } {
+    const status = this.receipt(m);
+    const readers = [...this.roomState(m.room_id).markers].filter(([user, marker]) => user !== this.me.id && marker.read >= m.seq);
+    return { ...status, title: readers.length ? `Read by ${readers.map(([user]) => this.name(user)).join(", ")}` : status.label };
+  }
+
+  private receipt(m: Message): { mark: string; label: string } {
     let delivered = false;
     let read = false;
     for (const [user, marker] of this.roomState(m.room_id).markers) {
@@ -1045,10 +1124,10 @@ export class ChatApp {
   private renderMessage(m: Message, room: Room): HTMLElement {
     const mine = m.sender_id === this.me.id;
     const status = mine ? this.ownStatus(m) : null;
-    const key = `${m.version}|${m.body}|${status?.label ?? ""}|${this.name(m.sender_id)}`;
+    const parent = m.reply_to ? [...this.roomState(m.room_id).messages.values()].find((x) => x.id === m.reply_to) : undefined;
+    const key = `${m.version}|${m.body}|${status?.title ?? ""}|${this.name(m.sender_id)}|${parent ? this.name(parent.sender_id) : ""}`;
     const cached = this.messageNodes.get(m.id);
     if (cached && cached.key === key) return cached.node;
-    const parent = m.reply_to ? [...this.roomState(m.room_id).messages.values()].find((x) => x.id === m.reply_to) : undefined;
     const admin = room.my_role === "owner" || room.my_role === "admin";
     const actions: HTMLElement[] = [];
     if (!m.deleted) {
@@ -1079,7 +1158,7 @@ export class ChatApp {
         h("strong", null, mine ? "You" : this.name(m.sender_id)),
         h("time", { datetime: m.created_at }, time(m.created_at)),
         m.edited_at && !m.deleted ? h("span", { class: "muted" }, "(edited)") : null,
-        status ? h("span", { class: "receipt " + status.label.toLowerCase(), title: status.label, "aria-label": status.label }, status.mark) : null,
+        status ? h("span", { class: "receipt " + status.label.toLowerCase(), title: status.title, "aria-label": status.label }, status.mark) : null,
       ),
       parent ? h("div", { class: "reply-to" }, `↪ ${this.name(parent.sender_id)}: `, parent.deleted ? "(deleted)" : parent.body.slice(0, 100)) : m.reply_to ? h("div", { class: "reply-to" }, "↪ an earlier message") : null,
       m.deleted ? h("p", { class: "body deleted" }, "This message was deleted.") : m.body ? h("p", { class: "body" }, m.body) : null,
@@ -1341,26 +1420,34 @@ export class ChatApp {
   }
 
   private directDialog(): void {
-    const user = h("input", { type: "text", name: "user_id", required: true, autocomplete: "off", pattern: "[0-9a-fA-F-]{36}", spellcheck: "false" });
+    const user = h("input", { type: "text", name: "username", required: true, autocomplete: "off", maxlength: 64, spellcheck: "false" });
     const error = h("p", { class: "error", role: "alert", hidden: true });
-    const contacts = [...this.names.entries()].filter(([id]) => id !== this.me.id);
+    const contacts = this.users
+      .known()
+      .filter((u) => u.user_id !== this.me.id)
+      .map((u) => [u.username, u.display_name || u.username] as const)
+      .sort((a, b) => a[1].localeCompare(b[1]))
+      .slice(0, 30);
     const form = h(
       "form",
       null,
-      field("User id", user, "Ask them for the user id shown under their name, or pick someone below."),
+      field("Username", user, "Their username (any case), or pick someone below."),
       error,
       h("button", { type: "submit", class: "primary" }, "Open conversation"),
       contacts.length
         ? h(
             "ul",
             { class: "plain", "aria-label": "People you know" },
-            contacts.map(([id, name]) => h("li", null, h("button", { type: "button", class: "link", onclick: () => ((user.value = id), form.requestSubmit()) }, name))),
+            contacts.map(([username, name]) => h("li", null, h("button", { type: "button", class: "link", onclick: () => ((user.value = username), form.requestSubmit()) }, name))),
           )
         : null,
     );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      void this.openDirect(user.value.trim(), dialog).catch((e: unknown) => {
+      void this.users
+        .resolve(user.value)
+        .then((found) => this.openDirect(found.user_id, dialog))
+        .catch((e: unknown) => {
           error.hidden = false;
           error.textContent = errorText(e);
         });
@@ -1398,7 +1485,7 @@ export class ChatApp {
             "li",
             { class: "member" },
             h("span", { class: `presence ${status}`, role: "img", "aria-label": status, title: status }),
-            h("span", { class: "grow" }, m.user_id === this.me.id ? `${this.me.username} (you)` : this.name(m.user_id), h("small", { class: "muted" }, ` ${m.role} · ${shortId(m.user_id)}`)),
+            h("span", { class: "grow" }, m.user_id === this.me.id ? `${this.me.username} (you)` : this.name(m.user_id), h("small", { class: "muted" }, ` ${m.role}${this.users.get(m.user_id) ? ` · @${this.users.get(m.user_id)?.username}` : ""}`)),
             m.user_id !== this.me.id ? h("button", { type: "button", class: "small", onclick: () => void this.openDirect(m.user_id, dialog).catch(fail) }, "Message") : null,
             canModerate ? act("Kick", () => api("POST", `/api/rooms/${room.id}/members/${m.user_id}/kick`, { body: {} })) : null,
             canModerate && room.kind !== "group_dm" ? act("Ban", () => api("POST", `/api/rooms/${room.id}/bans`, { body: { user_id: m.user_id } })) : null,
@@ -1406,19 +1493,45 @@ export class ChatApp {
         }),
       );
     };
-    const invite = h("input", { type: "text", name: "invite", autocomplete: "off", spellcheck: "false", pattern: "[0-9a-fA-F-]{36}", required: true });
-    const inviteForm = h("form", { class: "inline" }, field("Invite by user id", invite), h("button", { type: "submit" }, "Invite"));
+    const invite = h("input", { type: "text", name: "invite", autocomplete: "off", spellcheck: "false", maxlength: 64, required: true });
+    const inviteForm = h("form", { class: "inline" }, field("Invite by username", invite), h("button", { type: "submit" }, "Invite"));
     inviteForm.addEventListener("submit", (event) => {
       event.preventDefault();
-      void api("POST", `/api/rooms/${room.id}/invitations`, { body: { user_id: invite.value.trim() } })
-        .then(() => {
+      void this.users
+        .resolve(invite.value)
+        .then(async (found) => {
+          await api("POST", `/api/rooms/${room.id}/invitations`, { body: { user_id: found.user_id } });
           invite.value = "";
-          this.announce("Invitation sent.");
+          this.announce(`Invitation sent to ${found.display_name || found.username}.`);
+        })
+        .catch(fail);
+    });
+    // Ban someone who is not (or no longer) a member, so that they cannot join.
+    const banned = h("input", { type: "text", name: "ban", autocomplete: "off", spellcheck: "false", maxlength: 64, required: true });
+    const banForm = h("form", { class: "inline" }, field("Ban by username", banned), h("button", { type: "submit" }, "Ban"));
+    banForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.users
+        .resolve(banned.value)
+        .then(async (found) => {
+          const who = found.display_name || found.username;
+          if (!window.confirm(`Ban ${who}?`)) return;
+          await api("POST", `/api/rooms/${room.id}/bans`, { body: { user_id: found.user_id } });
+          banned.value = "";
+          this.announce(`${who} is banned.`);
+          await render();
         })
         .catch(fail);
     });
     const canInvite = room.kind === "group_dm" || myRank >= 2;
-    const dialog = this.dialog(`Members of ${this.roomName(room)}`, error, list, canInvite && room.kind !== "direct" ? inviteForm : null);
+    const canBan = myRank >= 2 && room.kind !== "direct" && room.kind !== "group_dm";
+    const dialog = this.dialog(
+      `Members of ${this.roomName(room)}`,
+      error,
+      list,
+      canInvite && room.kind !== "direct" ? inviteForm : null,
+      canBan ? banForm : null,
+    );
     await render().catch(fail);
   }
 

@@ -17,6 +17,8 @@ export interface Room {
   member_count: number;
   archived: boolean;
   my_role: string | null;
+  /** Grows by one per change; stamps every room:event (`room_version`). */
+  version: number;
 }
 
 export interface Page<T> {
@@ -115,4 +117,15 @@ export interface Pending {
   error?: string;
   attempts: number;
   attempt: number;
+}
+
+/** A chat.rooms.events event as the gateway relays it on `room:event` (docs/protocol.md, docs/rooms.md). */
+export interface RoomEvent {
+  type: string;
+  room_id: string;
+  room_version: number;
+  user_id?: string;
+  by?: string | null;
+  name?: string | null;
+  topic?: string | null;
 }

@@ -15,12 +15,13 @@ from chat_rooms.testing.contacts_scenarios import ContactsScenarios
 from chat_rooms.testing.fakes import FakeClock, FakeRoomsStore
 from chat_rooms.testing.harness import RoomsHarness, TokenMint, serve
 from chat_rooms.testing.scenarios import RoomsScenarios
+from chat_rooms.testing.users_scenarios import UsersScenarios
 from chat_runtime.settings import load_settings
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-class TestRoomsOnFakeStore(RoomsScenarios, ContactsScenarios):
+class TestRoomsOnFakeStore(RoomsScenarios, ContactsScenarios, UsersScenarios):
     @pytest.fixture
     async def rooms(self, tmp_path: Path) -> AsyncIterator[RoomsHarness]:
         settings = load_settings(RoomsSettings, data_dir=tmp_path, migrate_on_start=False)

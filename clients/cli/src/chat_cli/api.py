@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -157,10 +158,37 @@ def _expiry(tokens: dict[str, Any], now: float) -> float:
         return now + 60.0
 
 
-async def known_names(api: Api) -> dict[str, str]:
-    """User id → username for the people the server names to me (my contacts); best effort."""
+USER_LOOKUP_BATCH = 100
+"""``GET /api/rooms/users`` takes at most this many ids."""
+
+
+async def user_names(api: Api, user_ids: Iterable[str]) -> dict[str, str]:
+    """User id → username for the ids the server knows (``GET /api/rooms/users``, 100 ids per call); ids it does
+    not know (or a refused call) are left out: best effort, names are a convenience."""
+    wanted = list(dict.fromkeys(u for u in user_ids if _is_uuid(u)))
+    names: dict[str, str] = {}
+    for start in range(0, len(wanted), USER_LOOKUP_BATCH):
+        batch = wanted[start : start + USER_LOOKUP_BATCH]
+        try:
+            found = await api.request("GET", "/api/rooms/users", params={"ids": ",".join(batch)})
+        except Refused:
+            continue
+        names.update({str(u["user_id"]): str(u["username"]) for u in found})
+    return names
+
+
+async def user_by_username(api: Api, username: str) -> dict[str, Any]:
+    """The user with this username, in any case (a leading ``@`` is ignored); ``Refused("user_not_found")``."""
+    name = username.strip().removeprefix("@")
+    if not name:
+        raise Refused("user_not_found", "give a username")
+    found: dict[str, Any] = await api.request("GET", f"/api/rooms/users/by-username/{quote(name, safe='')}")
+    return found
+
+
+def _is_uuid(value: str) -> bool:
     try:
-        contacts = await api.request("GET", "/api/rooms/contacts")
-    except Refused:
-        return {}
-    return {str(c["user_id"]): str(c["username"]) for c in contacts if c.get("username")}
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from chat_cli.api import Api, known_names
+from chat_cli.api import Api, user_by_username, user_names
 from chat_cli.errors import Refused, Usage
 from chat_cli.oidc import sign_in_with_browser
 from chat_cli.output import Output, format_message, format_rooms, table
@@ -266,18 +266,17 @@ async def leave(args: argparse.Namespace, ctx: Context) -> None:
 
 async def dm(args: argparse.Namespace, ctx: Context) -> None:
     user_id = args.user
+    shown = user_id
     if not _is_uuid(user_id):
-        # The server has no lookup by username; my contacts are the only names it tells me.
-        contacts = await ctx.api.request("GET", "/api/rooms/contacts")
-        matches = [c for c in contacts if (c.get("username") or "").casefold() == user_id.lstrip("@").casefold()]
-        if not matches:
-            raise Refused(
-                "user_not_found",
-                f"{user_id!r} is not among your contacts; give the user's id (the server cannot look up names)",
-            )
-        user_id = str(matches[0]["user_id"])
+        try:
+            found = await user_by_username(ctx.api, user_id)
+        except Refused as refused:
+            if refused.code == "user_not_found":
+                raise Refused("user_not_found", f"nobody is called {user_id!r}") from None
+            raise
+        user_id, shown = str(found["user_id"]), str(found["username"])
     room = await ctx.api.request("POST", "/api/rooms/direct", json={"user_id": user_id})
-    ctx.out.result(room, f"Direct room {room['id']}")
+    ctx.out.result(room, f"Direct room with {shown}: {room['id']}")
 
 
 async def members(args: argparse.Namespace, ctx: Context) -> None:
@@ -292,8 +291,9 @@ async def members(args: argparse.Namespace, ctx: Context) -> None:
         cursor = page.get("next_cursor")
         if not cursor:
             break
-    rows = [[str(m["user_id"]), str(m["role"]), str(m["joined_at"])] for m in items]
-    ctx.out.result(items, table(rows, ["USER", "ROLE", "JOINED"]))
+    names = {} if ctx.out.json_mode else await user_names(ctx.api, (str(m["user_id"]) for m in items))
+    rows = [[names.get(str(m["user_id"]), "?"), str(m["role"]), str(m["joined_at"]), str(m["user_id"])] for m in items]
+    ctx.out.result(items, table(rows, ["USER", "ROLE", "JOINED", "ID"]))
 
 
 # -- messages ---------------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ async def history(args: argparse.Namespace, ctx: Context) -> None:
     if ctx.out.json_mode:
         ctx.out.result(items)
         return
-    names = await known_names(ctx.api)
+    names = await user_names(ctx.api, (str(m.get("sender_id")) for m in items))
     text = "\n".join(format_message(m, names, ctx.api.config.user_id) for m in items) or "(no messages)"
     ctx.out.result(items, text)
 

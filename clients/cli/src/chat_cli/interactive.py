@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -22,7 +22,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
-from chat_cli.api import Api, known_names
+from chat_cli.api import Api, user_names
 from chat_cli.errors import CliError, Refused, Unreachable
 from chat_cli.output import format_message, who
 from chat_cli.realtime import AckTimeout, Socket, new_client_msg_id
@@ -30,6 +30,8 @@ from chat_cli.realtime import AckTimeout, Socket, new_client_msg_id
 TYPING_RENEW_SECONDS = 2.0
 RECONNECT_MAX_DELAY = 15.0
 RECOVERY_PAGE = 100
+NAME_LOOKUP_SECONDS = 3.0
+"""How long the view waits for names before showing a short id instead (it asks once per user)."""
 # Session ends after which reconnecting helps; any other reason (logout, password change…) ends the room view.
 RECOVERABLE_ENDS = frozenset({"token_expired", "slow_consumer"})
 HELP = (
@@ -184,6 +186,8 @@ class RoomView:
         self.last_typing = 0.0
         self.last_read_sent = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.asked: set[str] = set()
+        """User ids whose names were asked for already (unknown ones are not asked again)."""
         self.input = TextArea(height=1, prompt="> ", multiline=False, accept_handler=self._accept)
         self.input.buffer.on_text_changed += self._typed
         self.app: Application[None] = self._application()
@@ -239,6 +243,16 @@ class RoomView:
         if self.transcript is not None:
             self.transcript.write(line + "\n")
             self.transcript.flush()
+
+    async def learn(self, user_ids: Iterable[str]) -> None:
+        """Look up the names of users not known yet (one request per 100 ids); best effort, a few seconds at most."""
+        wanted = [u for u in dict.fromkeys(user_ids) if u and u != self.state.me and u not in self.asked]
+        if not wanted:
+            return
+        self.asked.update(wanted)
+        with contextlib.suppress(CliError, TimeoutError):
+            self.state.names.update(await asyncio.wait_for(user_names(self.api, wanted), NAME_LOOKUP_SECONDS))
+        self.refresh()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -384,6 +398,7 @@ class RoomView:
             if str(data.get("room_id")) != self.room_id:
                 return
             replaced = int(data["seq"]) in self.state.messages
+            await self.learn([str(data.get("sender_id"))])
             if self.state.add(data):
                 if not replaced:
                     self._log(format_message(data, self.state.names, self.state.me))
@@ -407,6 +422,7 @@ class RoomView:
             if str(data.get("room_id")) != self.room_id or str(data.get("user_id")) == self.state.me:
                 return
             if data.get("typing"):
+                self._spawn(self.learn([str(data["user_id"])]))
                 self.state.typing[str(data["user_id"])] = _ts(data.get("expires_at"))
             else:
                 self.state.typing.pop(str(data["user_id"]), None)
@@ -414,6 +430,7 @@ class RoomView:
 
         async def presence(data: dict[str, Any]) -> None:
             if str(data.get("room_id")) == self.room_id:
+                await self.learn([str(data["user_id"])])
                 self.state.presence[str(data["user_id"])] = str(data["status"])
                 self._log(f"-- {who(str(data['user_id']), self.state.names, self.state.me)} is {data['status']}")
                 self.refresh()
@@ -466,10 +483,10 @@ class RoomView:
 
     async def load(self) -> None:
         """The latest page of history and the members' markers, before going live."""
-        self.state.names.update(await known_names(self.api))
         page = await self.api.request(
             "GET", f"/api/messages/rooms/{self.room_id}/messages", params={"limit": self.history, "order": "newest"}
         )
+        await self.learn(str(m.get("sender_id")) for m in page["items"])
         for message in sorted(page["items"], key=lambda m: int(m["seq"])):
             self.state.add(message)
             self._log(format_message(message, self.state.names, self.state.me))
@@ -488,6 +505,7 @@ class RoomView:
         if self.state.messages:
             payload["last_seq"] = self.state.last_seq
         ack = await self.socket.request("room:subscribe", payload)
+        await self.learn(str(entry["user_id"]) for entry in ack.get("presence") or [])
         for entry in ack.get("presence") or []:
             self.state.presence[str(entry["user_id"])] = str(entry["status"])
         self._log("-- " + self.state.status(time.monotonic()))

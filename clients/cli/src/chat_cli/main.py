@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("leave", commands.leave, "leave a room")
     p.add_argument("room")
 
-    p = command("dm", commands.dm, "open (or find) the direct room with a user (id, or a contact's username)")
+    p = command("dm", commands.dm, "open (or find) the direct room with a user (username or id)")
     p.add_argument("user")
 
     p = command("members", commands.members, "a room's members")

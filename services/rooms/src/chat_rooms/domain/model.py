@@ -71,6 +71,7 @@ class UserProfile:
     username: str
     display_name: str
     updated_at: datetime
+    avatar_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from chat_rooms.domain.search import MAX_PAGE
 from chat_rooms.entrypoints import cursors
 from chat_rooms.entrypoints.deps import CurrentActor, bind_context
 from chat_rooms.entrypoints.http_contacts import build_contacts_router
+from chat_rooms.entrypoints.http_users import build_users_router
 from chat_rooms.entrypoints.schemas import (
     BanOut,
     BanRequest,
@@ -74,8 +75,9 @@ def room_out(room: Room, membership: Membership | None) -> RoomOut:
 def build_router(ctx: RoomsContext) -> APIRouter:
     """The rooms service's routes, bound to ``ctx``."""
     router = APIRouter(tags=["rooms"], dependencies=[Depends(bind_context(ctx))])
-    # Fixed paths first: /contacts and /blocks must not be taken for a /{room_id}.
+    # Fixed paths first: /contacts, /blocks and /users must not be taken for a /{room_id}.
     router.include_router(build_contacts_router(ctx))
+    router.include_router(build_users_router(ctx))
 
     @router.get("/about", summary="Which service answers here, and its version", response_model=ServiceInfo)
     async def about() -> ServiceInfo:

@@ -108,3 +108,12 @@ class ServiceInfo(BaseModel):
     service: str
     version: str
     dm_policy: str
+
+
+class UserOut(BaseModel):
+    """A user's public profile, as the users projection knows it (no email, nothing the users topic lacks)."""
+
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    avatar_url: str | None = None

@@ -104,6 +104,9 @@ class Tx(Protocol):
 
     async def user(self, user_id: uuid.UUID) -> UserProfile | None: ...
 
+    async def users(self, user_ids: Sequence[uuid.UUID]) -> Sequence[UserProfile]:
+        """The known profiles among ``user_ids`` (one query; unknown ids are left out), in no particular order."""
+
     async def user_by_username(self, username: str) -> UserProfile | None:
         """Case-insensitive lookup."""
 

@@ -40,6 +40,8 @@ async def handle_user_event(ctx: RoomsContext, envelope: Envelope) -> None:
                     username=data.username,
                     display_name=data.display_name,
                     updated_at=data.occurred_at,
+                    # user.updated carries the whole profile: no avatar there means none (registration has none).
+                    avatar_url=data.avatar_url if isinstance(data, UserUpdated) else None,
                 )
             )
         elif isinstance(data, UserDeleted):

@@ -35,6 +35,8 @@ class _State:
     invitations: dict[tuple[uuid.UUID, uuid.UUID], Invitation] = field(default_factory=dict)
     bans: dict[tuple[uuid.UUID, uuid.UUID], Ban] = field(default_factory=dict)
     users: dict[uuid.UUID, UserProfile] = field(default_factory=dict)
+    username_keys: dict[str, uuid.UUID] = field(default_factory=dict)
+    """casefolded username -> the user who holds it (like the PostgreSQL ``username_key``)."""
     contacts: dict[tuple[uuid.UUID, uuid.UUID], Contact] = field(default_factory=dict)
     blocks: dict[tuple[uuid.UUID, uuid.UUID], Block] = field(default_factory=dict)
     hits: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -156,21 +158,28 @@ class FakeTx:
         )
 
     async def put_user(self, profile: UserProfile) -> None:
-        key = profile.username.casefold()
-        for other in list(self.s.users.values()):
-            if other.user_id != profile.user_id and other.username.casefold() == key:
-                del self.s.users[other.user_id]
+        # As on PostgreSQL: the profile written last takes the username; whoever held it keeps their profile
+        # but is no longer found by it.
+        self._drop_username_keys(profile.user_id)
+        self.s.username_keys[profile.username.casefold()] = profile.user_id
         self.s.users[profile.user_id] = profile
+
+    def _drop_username_keys(self, user_id: uuid.UUID) -> None:
+        self.s.username_keys = {k: v for k, v in self.s.username_keys.items() if v != user_id}
 
     async def user(self, user_id: uuid.UUID) -> UserProfile | None:
         return self.s.users.get(user_id)
 
+    async def users(self, user_ids: Sequence[uuid.UUID]) -> Sequence[UserProfile]:
+        return [self.s.users[u] for u in dict.fromkeys(user_ids) if u in self.s.users]
+
     async def user_by_username(self, username: str) -> UserProfile | None:
-        key = username.casefold()
-        return next((u for u in self.s.users.values() if u.username.casefold() == key), None)
+        holder = self.s.username_keys.get(username.casefold())
+        return self.s.users.get(holder) if holder is not None else None
 
     async def delete_user(self, user_id: uuid.UUID) -> None:
         self.s.users.pop(user_id, None)
+        self._drop_username_keys(user_id)
         self.s.invitations = {k: v for k, v in self.s.invitations.items() if v.user_id != user_id}
         self.s.contacts = {k: v for k, v in self.s.contacts.items() if user_id not in k}
         self.s.blocks = {k: v for k, v in self.s.blocks.items() if user_id not in k}

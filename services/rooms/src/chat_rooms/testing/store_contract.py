@@ -643,6 +643,23 @@ class StoreContract:
             await tx.put_user(replace(samuel, username="SAM", updated_at=T0 + 3 * HOUR))
             assert await tx.user_by_username("sam") == replace(samuel, username="SAM", updated_at=T0 + 3 * HOUR)
 
+    async def test_profiles_are_found_by_many_ids_at_once(self, store: RoomsStore) -> None:
+        alice, bob = a_profile("alice"), replace(a_profile("bob"), avatar_url="/api/auth/avatars/b.png")
+        async with store.transaction() as tx:
+            await tx.put_user(alice)
+            await tx.put_user(bob)
+        async with store.transaction() as tx:
+            found = await tx.users([bob.user_id, uuid.uuid4(), alice.user_id])
+            assert sorted(found, key=lambda p: p.username) == [alice, bob]
+            assert list(await tx.users([uuid.uuid4()])) == []
+            assert list(await tx.users([])) == []
+            # A username taken over: the previous holder keeps their profile, found by id but not by username.
+            newcomer = a_profile("ALICE", at=T0 + HOUR)
+            await tx.put_user(newcomer)
+            assert await tx.user(alice.user_id) == alice
+            assert await tx.user_by_username("alice") == newcomer
+            assert len(await tx.users([alice.user_id, newcomer.user_id])) == 2
+
     async def test_deleting_a_user_drops_their_profile_invitations_contacts_and_blocks(self, store: RoomsStore) -> None:
         alice, bob, carol = users(3)
         room = a_room("general", kind="private")

@@ -236,6 +236,11 @@ class PostgresTx(PgTx):
     async def user(self, user_id: uuid.UUID) -> UserProfile | None:
         return await self._one(select(*_profile_columns()).where(users.c.user_id == user_id), UserProfile)
 
+    async def users(self, user_ids: Sequence[uuid.UUID]) -> Sequence[UserProfile]:
+        if not user_ids:
+            return []
+        return await self._all(select(*_profile_columns()).where(users.c.user_id.in_(user_ids)), UserProfile)
+
     async def user_by_username(self, username: str) -> UserProfile | None:
         query = select(*_profile_columns()).where(users.c.username_key == username.casefold())
         return await self._one(query, UserProfile)

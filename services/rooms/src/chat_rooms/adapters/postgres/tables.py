@@ -150,6 +150,7 @@ users = Table(
     Column("username_key", String(200), nullable=True),
     Column("display_name", String(100), nullable=False),
     _at("updated_at"),
+    Column("avatar_url", String(2048), nullable=True),
     UniqueConstraint("username_key", name=USERNAME_TAKEN),
 )
 
