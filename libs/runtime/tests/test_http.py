@@ -138,6 +138,21 @@ async def test_an_unreachable_store_is_a_503_problem_a_client_retries(store: str
     assert "refused" not in response.text
 
 
+async def test_the_nul_character_is_refused_anywhere_in_a_request(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.post("/api/demo/things", json={"name": "a\x00b"}),
+        await client.post("/api/demo/things", json={"name": "ok", "a\x00": 1}),
+        await client.post("/api/demo/things?q=%00", json={"name": "ok"}),
+        await client.get("/api/demo/th%00ings"),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_failed"
+        assert "NUL" in response.json()["detail"]
+    literal = await client.post("/api/demo/things", json={"name": "\\u0000 is how JSON writes it"})
+    assert literal.status_code == 200, "the escaped text is just text"
+    assert literal.json() == {"name": "\\u0000 is how JSON writes it"}
+
+
 async def test_a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced(
     client: httpx.AsyncClient,
 ) -> None:

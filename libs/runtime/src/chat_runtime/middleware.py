@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -112,3 +113,80 @@ class BodySizeLimitMiddleware:
             instance=scope.get("path"),
         )
         await response(scope, receive, send)
+
+
+class NulCharacterGuard:
+    """Refuse the NUL character (U+0000) anywhere in a request with a 422 problem before a handler sees it.
+
+    PostgreSQL text cannot hold it (the driver raises, which would be a 500) and no field of this API means one.
+    Checked: the path, the query string, and every key and string of a JSON body (parsed, so the text ``\\u0000``
+    written as an escaped backslash is still accepted). Other bodies (uploads) pass untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+        if b"%00" in scope.get("query_string", b"") or b"%00" in raw_path or "\x00" in scope.get("path", ""):
+            await self._refuse(scope, receive, send)
+            return
+        content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+        if b"json" not in content_type.lower():
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if b"\\u0000" in body and _holds_nul(body):
+            await self._refuse(scope, receive, send)
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        from chat_runtime.problems import problem_response
+
+        response = problem_response(
+            422, "validation_failed", "The NUL character (U+0000) is not accepted.", instance=scope.get("path")
+        )
+        await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def _holds_nul(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False  # not JSON after all: the route's own validation answers
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False

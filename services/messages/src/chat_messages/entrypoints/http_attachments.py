@@ -46,7 +46,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 _DOWNLOADED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The file's bytes, with the sniffed type", "content": {"application/octet-stream": {}}}
+    200: {
+        "description": "The file's bytes, with the sniffed type (image/png, application/pdf, …)",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
 }
 
 
