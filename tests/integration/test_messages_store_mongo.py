@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from bson.binary import Binary, UuidRepresentation
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError
 
 from chat_messages.adapters import mongo
@@ -26,7 +25,7 @@ from chat_messages.adapters.mongo_store import (
     SEARCH_SORT,
     MongoMessageStore,
     duplicate_key_fields,
-    history_query,
+    history_window,
     message_document,
     search_queries,
     to_us,
@@ -462,13 +461,10 @@ async def test_history_last_seq_replies_and_client_msg_id_reads_use_their_indexe
 ) -> None:
     messages = client[mongo_database_name]["messages"]
 
-    def find(query: tuple[dict[str, Any], list[tuple[str, int]]]) -> AsyncCursor[dict[str, Any]]:
-        return messages.find(query[0]).sort(query[1]).limit(20)
-
-    newest = history_query(busy_room, before_seq=40, after_seq=None, min_seq=5, newest_first=True)
-    oldest = history_query(busy_room, before_seq=None, after_seq=30, min_seq=0, newest_first=False)
-    assert scans(await find(newest).explain()) == [f"IXSCAN {MESSAGES_BY_SEQ}"]
-    assert scans(await find(oldest).explain()) == [f"IXSCAN {MESSAGES_BY_SEQ}"]
+    # A history page is read as a closed seq window: the index yields just the window, nothing to sort.
+    window = await messages.find(history_window(busy_room, 19, 39)).explain()
+    assert scans(window) == [f"IXSCAN {MESSAGES_BY_SEQ}"]
+    assert window["executionStats"]["totalKeysExamined"] <= 21
 
     replies = messages.find({"room_id": busy_room, "reply_to": uuid.uuid4()}).sort("seq", 1).limit(20)
     assert scans(await replies.explain()) == [f"IXSCAN {MESSAGES_BY_REPLY}"]
@@ -508,3 +504,22 @@ async def test_search_and_unread_counts_can_be_answered_by_indexes(
         # queries run in about a millisecond on a small room in a 50,000-message collection.
         assert planned_search == ["COLLSCAN"]
         assert planned_unread == ["COLLSCAN"]
+
+
+async def test_the_head_catches_up_when_an_insert_stopped_before_moving_it(
+    mongo_store: MongoMessageStore, client: Client, mongo_database_name: str, busy_room: uuid.UUID
+) -> None:
+    assert await mongo_store.last_seq(busy_room) == 60, "written without heads: one sorted read, then kept"
+    assert (await client[mongo_database_name]["heads"].find_one({"_id": busy_room}) or {}).get("seq") == 60
+    # Two messages stored by an instance that crashed before it moved the head.
+    await client[mongo_database_name]["messages"].insert_many(
+        [message_document(a_message(busy_room, seq)) for seq in (61, 62)]
+    )
+    assert await mongo_store.last_seq(busy_room) == 62
+    page = await mongo_store.history(busy_room, limit=5, newest_first=True)
+    assert [m.seq for m in page] == [62, 61, 60, 59, 58]
+    await client[mongo_database_name]["messages"].delete_many({"room_id": busy_room, "seq": {"$gte": 20, "$lte": 50}})
+    older = await mongo_store.history(busy_room, before_seq=55, limit=8, newest_first=True)
+    assert [m.seq for m in older] == [54, 53, 52, 51, 19, 18, 17, 16], "a swept stretch is stepped over"
+    newer = await mongo_store.history(busy_room, after_seq=17, limit=4, newest_first=False)
+    assert [m.seq for m in newer] == [18, 19, 51, 52]

@@ -179,14 +179,10 @@ def _literal(value: object) -> dict[str, object]:
 # Queries (module level, so the tests can explain exactly what the store runs)
 
 
-def history_query(
-    room_id: uuid.UUID, *, before_seq: int | None, after_seq: int | None, min_seq: int, newest_first: bool
-) -> tuple[Filter, Sort]:
-    """One range on (room_id, seq), read from the end ``newest_first`` names."""
-    seq: dict[str, int] = {"$gt": min_seq if after_seq is None else max(min_seq, after_seq)}
-    if before_seq is not None:
-        seq["$lt"] = before_seq
-    return {"room_id": room_id, "seq": seq}, [("seq", DESCENDING if newest_first else ASCENDING)]
+def history_window(room_id: uuid.UUID, lower: int, upper: int) -> Filter:
+    """Messages with ``lower < seq <= upper``: one bounded range of the (room_id, seq) index, which every server
+    answers without sorting the room (history pages are read as such windows)."""
+    return {"room_id": room_id, "seq": {"$gt": lower, "$lte": upper}}
 
 
 SEARCH_SORT: Final[Sort] = [("created_us", DESCENDING), ("seq", DESCENDING)]
@@ -333,6 +329,8 @@ class _Collections:
     markers: AsyncCollection[Document]
     buckets: AsyncCollection[Document]
     retention: AsyncCollection[Document]
+    heads: AsyncCollection[Document]
+    """Room → the highest seq stored (a hint kept by every insert; ``last_seq`` verifies it)."""
 
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -374,6 +372,7 @@ class MongoMessageStore:
             markers=db["markers"],
             buckets=db["buckets"],
             retention=db["retention"],
+            heads=db["heads"],
         )
 
     async def ensure_indexes(self) -> None:
@@ -440,6 +439,7 @@ class MongoMessageStore:
 
     async def drop_room(self, room_id: uuid.UUID) -> None:
         await self._c.messages.delete_many({"room_id": room_id})
+        await self._c.heads.delete_one({"_id": room_id})
         await self._c.members.delete_many({"room_id": room_id})
         await self._c.markers.delete_many({"room_id": room_id})
 
@@ -475,14 +475,40 @@ class MongoMessageStore:
     # messages
 
     async def last_seq(self, room_id: uuid.UUID) -> int:
-        doc = await self._c.messages.find_one({"room_id": room_id}, {"_id": 0, "seq": 1}, sort=[("seq", DESCENDING)])
-        return 0 if doc is None else int(doc["seq"])
+        """The highest seq stored in the room, from its head document (O(1), no sort: the Mongo-wire server
+        used in development sorts in memory). An insert that crashed before moving the head leaves it behind by
+        a message or two; the exact point lookups of the next seqs catch up."""
+        head = await self._c.heads.find_one({"_id": room_id})
+        if head is None:
+            # No head yet (a room from before heads existed, or an empty one): one sorted read, then kept.
+            doc = await self._c.messages.find_one(
+                {"room_id": room_id}, {"_id": 0, "seq": 1}, sort=[("seq", DESCENDING)]
+            )
+            seq = 0 if doc is None else int(doc["seq"])
+            if seq:
+                await self._advance_head(room_id, seq)
+            return seq
+        seq = int(head["seq"])
+        walked = seq
+        while await self._c.messages.find_one({"room_id": room_id, "seq": walked + 1}, {"_id": 1}) is not None:
+            walked += 1
+        if walked != seq:
+            await self._advance_head(room_id, walked)
+        return walked
+
+    async def _advance_head(self, room_id: uuid.UUID, seq: int) -> None:
+        behind = {"_id": room_id, "seq": {"$lt": seq}}
+        try:
+            await self._c.heads.update_one(behind, {"$set": {"seq": seq}}, upsert=True)
+        except DuplicateKeyError:
+            await self._c.heads.update_one(behind, {"$set": {"seq": seq}})  # it exists, maybe ahead already
 
     async def insert_message(self, message: Message) -> InsertResult:
         try:
             await self._c.messages.insert_one(message_document(message))
         except DuplicateKeyError as error:
             return await self._duplicate(message, error)
+        await self._advance_head(message.room_id, message.seq)
         return "inserted"
 
     async def _duplicate(self, message: Message, error: DuplicateKeyError) -> InsertResult:
@@ -538,13 +564,28 @@ class MongoMessageStore:
         limit: int,
         newest_first: bool,
     ) -> Sequence[Message]:
-        if limit <= 0:  # a MongoDB limit of 0 means "no limit"
+        """A page read as closed seq windows, ``limit`` wide and doubling over gaps (swept messages): each read
+        is one bounded range of the (room_id, seq) index, never an open range sorted by the server."""
+        if limit <= 0:
             return []
-        query, sort = history_query(
-            room_id, before_seq=before_seq, after_seq=after_seq, min_seq=min_seq, newest_first=newest_first
-        )
-        cursor = self._c.messages.find(query, _NOT_APPLIED).sort(sort).limit(limit)
-        return [_message(doc) async for doc in cursor]
+        low = max(min_seq, after_seq or 0)  # exclusive
+        high = await self.last_seq(room_id)  # inclusive
+        if before_seq is not None:
+            high = min(high, before_seq - 1)
+        found: list[Message] = []
+        window = limit
+        while low < high and len(found) < limit:
+            if newest_first:
+                lower, upper = max(low, high - window), high
+                high = lower
+            else:
+                lower, upper = low, min(high, low + window)
+                low = upper
+            cursor = self._c.messages.find(history_window(room_id, lower, upper), _NOT_APPLIED)
+            batch = sorted([_message(doc) async for doc in cursor], key=lambda m: m.seq, reverse=newest_first)
+            found.extend(batch)
+            window *= 2
+        return found[:limit]
 
     async def replies(self, room_id: uuid.UUID, message_id: uuid.UUID, *, limit: int) -> Sequence[Message]:
         if limit <= 0:
