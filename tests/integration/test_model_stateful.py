@@ -92,6 +92,7 @@ def world(
         "CHAT_GATEWAY_MESSAGES_URL": base,
         "CHAT_GATEWAY_ROOMS_URL": base,
         "CHAT_GATEWAY_EVENTS_BURST": "100000",
+        "CHAT_ROOMS_ROOMS_PER_USER_PER_HOUR": "100000",  # every program creates a room
         "CHAT_MESSAGES_SEND_BURST": "1000",
         "CHAT_MESSAGES_SEND_PER_SECOND": "100",
     }
