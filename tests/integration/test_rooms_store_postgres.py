@@ -92,7 +92,7 @@ def _has_pg_trgm(url: str) -> bool:
 
 
 def test_migration_0002_creates_the_rooms_tables_and_reverts_to_0001(pg_database: str) -> None:
-    postgres.upgrade(pg_database, MIGRATIONS)
+    postgres.upgrade(pg_database, MIGRATIONS, "0002")
     assert alembic_version(pg_database) == "0002"
     assert public_tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
     assert _has_pg_trgm(pg_database)
@@ -101,9 +101,11 @@ def test_migration_0002_creates_the_rooms_tables_and_reverts_to_0001(pg_database
     assert alembic_version(pg_database) == "0001"
     assert public_tables(pg_database) == {"outbox", "alembic_version"}
 
-    postgres.upgrade(pg_database, MIGRATIONS)
-    assert alembic_version(pg_database) == "0002"
+    postgres.upgrade(pg_database, MIGRATIONS)  # to head: 0003 adds a column, no table
+    assert alembic_version(pg_database) == "0003"
     assert public_tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
+    postgres.downgrade(pg_database, MIGRATIONS, "0002")
+    assert alembic_version(pg_database) == "0002"
 
 
 def test_the_tables_module_matches_the_migrated_schema(pg_database: str) -> None:
