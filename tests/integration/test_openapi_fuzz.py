@@ -55,6 +55,7 @@ async def test_every_operation_answers_without_server_errors_and_as_documented(
         "/api/auth/logout-all",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # schemathesis keeps its state in ./.schemathesis
     )
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
