@@ -309,8 +309,10 @@ export class ChatApp {
     try {
       for (const u of await api<Unread[]>("GET", "/api/messages/unread")) {
         const s = this.roomState(u.room_id);
-        s.unread = u.room_id === this.current && this.atBottom() && !document.hidden ? 0 : u.unread;
         s.readSeq = Math.max(s.readSeq, u.read_seq);
+        // A message that arrived live while this answer was on its way is newer than the count: keep ours.
+        if (u.last_seq < (s.lastSeq ?? 0)) continue;
+        s.unread = u.room_id === this.current && this.atBottom() && !document.hidden ? 0 : u.unread;
         s.lastSeq ??= u.last_seq;
       }
     } catch {
