@@ -84,6 +84,40 @@ async def until(condition: Any, timeout: float = 15) -> None:
             await asyncio.sleep(0.05)
 
 
+def product_env(
+    *,
+    base: str,
+    data_dir: Path,
+    postgres_url: str,
+    databases: tuple[str, str],
+    mongo_url: str,
+    smtp_server: tuple[str, int, SmtpInbox],
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of the whole product in one process on these servers, served at ``base``: the auth and
+    rooms databases named by ``databases``, real SMTP, generous rate limits; ``extra`` adds or overrides."""
+    pg = make_url(postgres_url).set(drivername="postgresql+psycopg")
+    host, smtp_port, _inbox = smtp_server
+    auth_db, rooms_db = databases
+    return {
+        "CHAT_DATA_DIR": str(data_dir),
+        "CHAT_BUS": "inprocess",
+        "CHAT_LOG_LEVEL": "warning",
+        "CHAT_AUTH_DATABASE_URL": pg.set(database=auth_db).render_as_string(hide_password=False),
+        "CHAT_ROOMS_DATABASE_URL": pg.set(database=rooms_db).render_as_string(hide_password=False),
+        "CHAT_MESSAGES_MONGO_URL": mongo_url,
+        "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
+        "CHAT_AUTH_SMTP_HOST": host,
+        "CHAT_AUTH_SMTP_PORT": str(smtp_port),
+        "CHAT_AUTH_ISSUER": f"{base}/api/auth",
+        "CHAT_GATEWAY_MESSAGES_URL": base,
+        "CHAT_GATEWAY_ROOMS_URL": base,
+        "CHAT_GATEWAY_EVENTS_BURST": "1000",
+        "CHAT_MESSAGES_SEND_BURST": "1000",
+        **extra,
+    }
+
+
 @pytest.fixture
 async def product(
     tmp_path: Path,
@@ -96,31 +130,22 @@ async def product(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     suffix = uuid.uuid4().hex[:8]
-    pg = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    host, smtp_port, inbox = smtp_server
-    env = {
-        "CHAT_DATA_DIR": str(tmp_path),
-        "CHAT_BUS": "inprocess",
-        "CHAT_LOG_LEVEL": "warning",
-        "CHAT_AUTH_DATABASE_URL": pg.set(database=f"e2e_auth_{suffix}").render_as_string(hide_password=False),
-        "CHAT_ROOMS_DATABASE_URL": pg.set(database=f"e2e_rooms_{suffix}").render_as_string(hide_password=False),
-        "CHAT_MESSAGES_MONGO_URL": mongo_url,
-        "CHAT_MESSAGES_MONGO_DATABASE": mongo_database_name,
-        "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
-        "CHAT_AUTH_SMTP_HOST": host,
-        "CHAT_AUTH_SMTP_PORT": str(smtp_port),
-        "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-        "CHAT_GATEWAY_MESSAGES_URL": base,
-        "CHAT_GATEWAY_ROOMS_URL": base,
-        "CHAT_GATEWAY_TYPING_TTL_SECONDS": "1.5",
-        "CHAT_GATEWAY_TYPING_THROTTLE_SECONDS": "0.5",
-        "CHAT_GATEWAY_PRESENCE_GRACE_SECONDS": "1.5",
-        "CHAT_GATEWAY_HEARTBEAT_SECONDS": "0.5",
-        "CHAT_GATEWAY_RECOVERY_LIMIT": "50",
-        "CHAT_MESSAGES_SEND_BURST": "1000",
-        "CHAT_MESSAGES_SEND_PER_SECOND": "100",
-        "CHAT_GATEWAY_EVENTS_BURST": "1000",
-    }
+    inbox = smtp_server[2]
+    env = product_env(
+        base=base,
+        data_dir=tmp_path,
+        postgres_url=postgres_url,
+        databases=(f"e2e_auth_{suffix}", f"e2e_rooms_{suffix}"),
+        mongo_url=mongo_url,
+        smtp_server=smtp_server,
+        CHAT_MESSAGES_MONGO_DATABASE=mongo_database_name,
+        CHAT_GATEWAY_TYPING_TTL_SECONDS="1.5",
+        CHAT_GATEWAY_TYPING_THROTTLE_SECONDS="0.5",
+        CHAT_GATEWAY_PRESENCE_GRACE_SECONDS="1.5",
+        CHAT_GATEWAY_HEARTBEAT_SECONDS="0.5",
+        CHAT_GATEWAY_RECOVERY_LIMIT="50",
+        CHAT_MESSAGES_SEND_PER_SECOND="100",
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = build_asgi("all", load_settings(ChatSettings))

@@ -24,7 +24,6 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import make_url
 
 from chat_app.compose import build
 from chat_gateway.bootstrap import GatewayModule
@@ -32,7 +31,7 @@ from chat_gateway.service.hub import Hub
 from chat_localinfra.smtp import SmtpInbox
 from chat_runtime.settings import ChatSettings, load_settings
 
-from .product import Product, free_port
+from .product import Product, free_port, product_env
 
 T = TypeVar("T")
 EXAMPLES = int(os.environ.get("CHAT_MODEL_EXAMPLES", "6"))
@@ -75,27 +74,19 @@ def world(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     suffix = uuid.uuid4().hex[:8]
-    pg = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    host, smtp_port, inbox = smtp_server
-    env = {
-        "CHAT_DATA_DIR": str(tmp_path),
-        "CHAT_BUS": "inprocess",
-        "CHAT_LOG_LEVEL": "warning",
-        "CHAT_AUTH_DATABASE_URL": pg.set(database=f"model_auth_{suffix}").render_as_string(hide_password=False),
-        "CHAT_ROOMS_DATABASE_URL": pg.set(database=f"model_rooms_{suffix}").render_as_string(hide_password=False),
-        "CHAT_MESSAGES_MONGO_URL": mongo_url,
-        "CHAT_MESSAGES_MONGO_DATABASE": mongo_database_name,
-        "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
-        "CHAT_AUTH_SMTP_HOST": host,
-        "CHAT_AUTH_SMTP_PORT": str(smtp_port),
-        "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-        "CHAT_GATEWAY_MESSAGES_URL": base,
-        "CHAT_GATEWAY_ROOMS_URL": base,
-        "CHAT_GATEWAY_EVENTS_BURST": "100000",
-        "CHAT_ROOMS_ROOMS_PER_USER_PER_HOUR": "100000",  # every program creates a room
-        "CHAT_MESSAGES_SEND_BURST": "1000",
-        "CHAT_MESSAGES_SEND_PER_SECOND": "100",
-    }
+    inbox = smtp_server[2]
+    env = product_env(
+        base=base,
+        data_dir=tmp_path,
+        postgres_url=postgres_url,
+        databases=(f"model_auth_{suffix}", f"model_rooms_{suffix}"),
+        mongo_url=mongo_url,
+        smtp_server=smtp_server,
+        CHAT_MESSAGES_MONGO_DATABASE=mongo_database_name,
+        CHAT_GATEWAY_EVENTS_BURST="100000",
+        CHAT_ROOMS_ROOMS_PER_USER_PER_HOUR="100000",  # every program creates a room
+        CHAT_MESSAGES_SEND_PER_SECOND="100",
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     loop = LoopThread()

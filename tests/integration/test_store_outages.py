@@ -21,14 +21,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import make_url
 
 from chat_app.compose import build_asgi
 from chat_localinfra import InfraConfig, ensure_started, stop
 from chat_localinfra.smtp import SmtpInbox
 from chat_runtime.settings import ChatSettings, load_settings
 
-from .product import PASSWORD, Client, Product, connect, free_port, until
+from .product import PASSWORD, Client, Product, connect, free_port, product_env, until
 
 OUTAGE_SECONDS = float(os.environ.get("CHAT_OUTAGE_SECONDS", "4"))
 
@@ -62,25 +61,16 @@ async def outage_product(
     try:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        pg = make_url(urls["postgres"]).set(drivername="postgresql+psycopg")
-        host, smtp_port, inbox = smtp_server
-        env = {
-            "CHAT_DATA_DIR": str(tmp_path / "data"),
-            "CHAT_BUS": "inprocess",
-            "CHAT_LOG_LEVEL": "warning",
-            "CHAT_AUTH_DATABASE_URL": pg.set(database="chat_auth").render_as_string(hide_password=False),
-            "CHAT_ROOMS_DATABASE_URL": pg.set(database="chat_rooms").render_as_string(hide_password=False),
-            "CHAT_MESSAGES_MONGO_URL": urls["mongo"],
-            "CHAT_AUTH_EMAIL_TRANSPORT": "smtp",
-            "CHAT_AUTH_SMTP_HOST": host,
-            "CHAT_AUTH_SMTP_PORT": str(smtp_port),
-            "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-            "CHAT_GATEWAY_MESSAGES_URL": base,
-            "CHAT_GATEWAY_ROOMS_URL": base,
-            "CHAT_GATEWAY_ACK_TIMEOUT_SECONDS": "2",
-            "CHAT_GATEWAY_EVENTS_BURST": "1000",
-            "CHAT_MESSAGES_SEND_BURST": "1000",
-        }
+        inbox = smtp_server[2]
+        env = product_env(
+            base=base,
+            data_dir=tmp_path / "data",
+            postgres_url=urls["postgres"],
+            databases=("chat_auth", "chat_rooms"),
+            mongo_url=urls["mongo"],
+            smtp_server=smtp_server,
+            CHAT_GATEWAY_ACK_TIMEOUT_SECONDS="2",
+        )
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         app = build_asgi("all", load_settings(ChatSettings))
