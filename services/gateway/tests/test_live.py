@@ -17,6 +17,7 @@ from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS
 from chat_gateway.adapters.rooms import Membership
+from chat_gateway.service.hub import new_message
 from chat_runtime.bus.inprocess import InProcessBus
 
 from .harness import Client, Cluster, until
@@ -311,3 +312,41 @@ async def test_members_hear_of_room_changes_and_a_user_of_being_added_or_invited
     await asyncio.sleep(0.2)
     assert len(eve.events("room:invited")) == 1
     assert len(ada.events("room:event")) == 2
+
+
+def created(seq: int, sender: uuid.UUID = ADA) -> mev.MessageCreated:
+    return mev.MessageCreated(
+        message_id=uuid.UUID(int=seq),
+        room_id=ROOM,
+        seq=seq,
+        sender_id=sender,
+        client_msg_id=f"c-{seq}",
+        body=f"#{seq}",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_a_message_re_announced_to_answer_a_resend_is_not_shown_again_even_by_a_fresh_gateway(
+    cluster: Cluster,
+) -> None:
+    """A resent client_msg_id makes the messages service announce the stored message again. A gateway that has
+    just restarted knows nothing of what it fanned out before: it must still not send a socket a seq it has
+    already sent it, whether by replay or live."""
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA, BOB)
+    cluster.history.rooms[ROOM] = [new_message(created(seq)) for seq in (1, 2, 3)]
+    bob = await cluster.connect(gateway, BOB)
+    fresh = await cluster.connect(gateway, ADA)
+    answer = await bob.call("room:subscribe", {"room_id": str(ROOM), "last_seq": 1})
+    assert (answer["ok"], answer["recovered"], answer["seq"]) == (True, True, 3), answer
+    await subscribed(fresh)  # no last_seq: live only
+    bus = InProcessBus(cluster.broker)
+
+    await bus.publish(MESSAGES_EVENTS, created(3), source="messages")  # the resend of seq 3, answered again
+    await bus.publish(MESSAGES_EVENTS, created(4), source="messages")
+    await until(lambda: [m["seq"] for m in fresh.events("message:new")] == [3, 4])
+    await until(lambda: [m["seq"] for m in bob.events("message:new")] == [2, 3, 4])
+    await bus.publish(MESSAGES_EVENTS, created(4), source="messages")  # and again, after both have it
+    await bus.publish(MESSAGES_EVENTS, created(5), source="messages")
+    await until(lambda: [m["seq"] for m in bob.events("message:new")] == [2, 3, 4, 5])
+    await until(lambda: [m["seq"] for m in fresh.events("message:new")] == [3, 4, 5])

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import engineio.packet
 import socketio
+import socketio.packet
 import structlog
 from pydantic import ValidationError
 
@@ -78,6 +80,9 @@ class Connection:
     status: Status = "online"
     rooms: set[uuid.UUID] = field(default_factory=set)
     replaying: dict[uuid.UUID, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
+    delivered: dict[uuid.UUID, int] = field(default_factory=dict)
+    """The highest message seq sent to this socket per room: a re-announced message (a resend answered after a
+    gateway restart, a redelivered event) is never shown twice."""
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     """The expiry warning and the expiry of the current access token."""
 
@@ -129,7 +134,6 @@ class Hub:
         self.buckets: dict[uuid.UUID, dict[str, Bucket]] = {}
         """User → event ("*" for all events) → that budget on this instance."""
         self.pending: dict[str, asyncio.Future[Envelope]] = {}
-        self.fanned_out: dict[uuid.UUID, int] = {}
         """Highest message seq sent to each room's sockets: per-room events arrive in seq order."""
         self.ephemeral = Ephemeral(settings=settings, bus=bus, memberships=self.memberships, sockets=self)
         self._background: set[asyncio.Task[None]] = set()
@@ -437,6 +441,7 @@ class Hub:
                 await self.sio.emit(event, payload, to=sid)
                 if event == "message:new":
                     sent = seq
+        connection.delivered[room] = max(sent, connection.delivered.get(room, 0))
         # Replayed messages come in their current state (edited, deleted, reactions); changes since then to
         # messages at or before last_seq, markers and member lists are not replayed: the client reloads those.
         return ok(
@@ -453,6 +458,7 @@ class Hub:
         connection = self.connections[sid]
         connection.rooms.discard(request.room_id)
         connection.replaying.pop(request.room_id, None)
+        connection.delivered.pop(request.room_id, None)
         await self.sio.leave_room(sid, room_channel(request.room_id))
         return ok(room_id=str(request.room_id))
 
@@ -589,12 +595,7 @@ class Hub:
         if name is None:
             return
         room = data.room_id  # type: ignore[attr-defined]
-        if name == "message:new":
-            # A resent client_msg_id re-announces its message to answer the sender; clients saw it already.
-            if seq <= self.fanned_out.get(room, 0):
-                return
-            self.fanned_out[room] = seq
-        await self.broadcast(name, payload, room, droppable=False, seq=seq)
+        await self.broadcast(name, payload, room, droppable=False, seq=seq, new=name == "message:new")
 
     async def broadcast(
         self,
@@ -605,39 +606,56 @@ class Hub:
         droppable: bool,
         skip_user: uuid.UUID | None = None,
         seq: int = 0,
+        new: bool = False,
     ) -> None:
         """Emit to a room's sockets, encoded once. A socket replaying the room gets room events queued behind
         the replay. A socket whose backlog is over the soft limit misses droppable events (typing, presence);
-        over the hard limit, a room event ends it with ``slow_consumer`` instead of growing its buffer."""
-        skip: list[str] = []
+        over the hard limit, a room event ends it with ``slow_consumer`` instead of growing its buffer. A ``new``
+        message goes only to sockets that have not been sent its seq (a resent client_msg_id re-announces its
+        message to answer the sender, and a gateway that restarted cannot know what its sockets replayed)."""
+        sockets = self.sio.eio.sockets
+        frame: engineio.packet.Packet | None = None
         lagging: list[str] = []
         limit = self.settings.buffer_soft_limit if droppable else self.settings.buffer_hard_limit
         for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
             connection = self.connections.get(sid)
-            mine = connection is not None and skip_user is not None and connection.user.sub == skip_user
-            if connection is None or sid in self.ending or mine:
-                skip.append(sid)
-            elif not droppable and room_id in connection.replaying:
+            socket = sockets.get(eio_sid)
+            if connection is None or socket is None or socket.closed or sid in self.ending:
+                continue
+            if skip_user is not None and connection.user.sub == skip_user:
+                continue
+            if not droppable and room_id in connection.replaying:
                 connection.replaying[room_id].append((seq, event, payload))
-                skip.append(sid)
-            elif self.backlog(eio_sid) >= limit:
-                skip.append(sid)
+                continue
+            if new and connection.delivered.get(room_id, 0) >= seq:
+                continue
+            if self.backlog(eio_sid) >= limit:
                 if not droppable:
                     lagging.append(sid)
-        if len(skip) < self._participants(room_id):
-            await self.sio.emit(event, payload, room=room_channel(room_id), skip_sid=skip or None)
+                continue
+            if new:
+                connection.delivered[room_id] = seq
+            if frame is None:
+                frame = self._frame(event, payload)
+            # Straight onto the socket's Engine.IO queue, which its writer task drains: python-socketio's own
+            # room emit would create a task per recipient and wait for them all (half the CPU of a fan-out).
+            socket.queue.put_nowait(frame)
         for sid in lagging:
             log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
             self.ending.add(sid)
             self._spawn(self.end(sid, "slow_consumer"))
 
+    def _frame(self, event: str, payload: dict[str, Any]) -> engineio.packet.Packet:
+        """The Engine.IO packet carrying a Socket.IO event, encoded once for every recipient."""
+        encoded = self.sio.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=[event, payload]).encode()
+        if not isinstance(encoded, str):  # binary attachments would take several packets; no event has any
+            raise TypeError(f"{event} carries binary data")
+        return engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+
     def backlog(self, eio_sid: str) -> int:
         """Packets queued for a socket and not yet written to it."""
         socket = self.sio.eio.sockets.get(eio_sid)
         return socket.queue.qsize() if socket is not None else 0
-
-    def _participants(self, room_id: uuid.UUID) -> int:
-        return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(room_channel(room_id), {}))
 
     async def on_room_event(self, envelope: Envelope) -> None:
         data = envelope.data
@@ -649,6 +667,7 @@ class Hub:
                     continue
                 connection.rooms.discard(room)
                 connection.replaying.pop(room, None)
+                connection.delivered.pop(room, None)
                 await self.sio.leave_room(sid, room_channel(room))
                 await self.sio.emit("room:removed", {"room_id": str(room)}, to=sid)
         if isinstance(data, rev.MemberJoined) and self.memberships.role(data.room_id, data.user_id) is not None:
