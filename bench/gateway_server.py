@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import shutil
 import tempfile
 import time
 import uuid
@@ -139,4 +140,4 @@ class GatewayTarget:
         return spent
 
     async def stop(self) -> None:
-        return None
+        shutil.rmtree(self.data_dir, ignore_errors=True)

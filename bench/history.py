@@ -5,8 +5,10 @@ network), for the newest page and for pages at random depths.
 uv run python -m bench.history                 # N from BENCH_HISTORY_MESSAGES (default 1,000,000)
 BENCH_HISTORY_MESSAGES=100000 uv run python -m bench.history
 
-The server is CHAT_TEST_MONGO_URL, else the local one (`make infra-up`). The data goes to a database of its own,
-dropped at the end. Prints a table and writes bench/results/history.json.
+The server is CHAT_TEST_MONGO_URL when set, else a fresh Mongo-wire server of the run's own, in a temporary
+folder, stopped and removed at the end (a long-lived development server that has served many test runs is
+several times slower). The data goes to a database of its own, dropped at the end. Prints a table and writes
+bench/results/history.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import random
+import socket
 import statistics
 import tempfile
 import time
@@ -29,6 +32,7 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
+from chat_localinfra import InfraConfig, ensure_started, stop
 from chat_messages.adapters.mongo_store import MongoMessageStore, message_document
 from chat_messages.bootstrap import bootstrap
 from chat_messages.domain.model import Member, Message, RoomState
@@ -83,8 +87,25 @@ async def _fill(store: MongoMessageStore, db: Any, room: uuid.UUID, sender: uuid
 
 
 async def main() -> dict[str, Any]:
+    given = os.environ.get("CHAT_TEST_MONGO_URL")
+    if given:
+        return await measure(given)
+    with tempfile.TemporaryDirectory(prefix="chat-bench-history-") as folder:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        own = InfraConfig.from_env({"CHAT_INFRA_DIR": folder, "CHAT_INFRA_MONGO_PORT": str(port)})
+        try:
+            urls = await asyncio.to_thread(ensure_started, "mongo", config=own)
+            if not urls.mongo_url:
+                raise SystemExit("history benchmark: the Mongo-wire server did not start")
+            return await measure(urls.mongo_url)
+        finally:
+            await asyncio.to_thread(stop, "mongo", config=own)
+
+
+async def measure(url: str) -> dict[str, Any]:
     count = int(os.environ.get("BENCH_HISTORY_MESSAGES", "1000000"))
-    url = os.environ.get("CHAT_TEST_MONGO_URL") or "mongodb://127.0.0.1:27019/?directConnection=true"
     name = f"bench_history_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True, uuidRepresentation="standard")
     db = client[name]

@@ -9,6 +9,9 @@ same machine, so the same clock).
 
     lg = LoadGen.start(url, seats, workers=2, protocol="gateway", cpu=1, sources=["127.0.0.2"])
     lg.connect(); lg.record(True); ...; deliveries, latencies = lg.record(False); lg.close()
+
+The pipeline benchmark also sends through it: ``lg.send(rate, seconds)`` has every worker emit ``message:send``
+from its own connections in turn, at its share of the rate on an absolute schedule, and waits for the acks.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ import contextlib
 import multiprocessing
 import os
 import time
+import uuid
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 import aiohttp
 import socketio
 
-from bench.serving import Seat, pin_to, raise_fd_limit, sent_at
+from bench.serving import Seat, pin_to, raise_fd_limit, sent_at, stamped_body
 
 ServerKind = Literal["gateway", "baseline"]
 
@@ -48,11 +54,16 @@ class Recorder:
     deliveries: int = 0
     recording: bool = False
     latencies: array[float] = field(default_factory=lambda: array("d"))
+    upstream: array[float] = field(default_factory=lambda: array("d"))
+    """Per delivery, the part of its latency before the message was stored: its ``created_at`` (the messages
+    service's clock, the same machine's) minus the send time."""
 
     def on_message(self, data: dict[str, Any]) -> None:
         self.deliveries += 1
         if self.recording:
-            self.latencies.append(time.time() - sent_at(data["body"]))
+            sent = sent_at(data["body"])
+            self.latencies.append(time.time() - sent)
+            self.upstream.append(datetime.fromisoformat(data["created_at"]).timestamp() - sent)
 
 
 def _worker(control: Connection, plan: WorkerPlan) -> None:
@@ -71,22 +82,32 @@ async def _work(control: Connection, plan: WorkerPlan) -> None:
         for source in plan.sources
     ]
     clients: list[socketio.AsyncClient] = []
+    seated: list[tuple[socketio.AsyncClient, Seat]] = []
     try:
         while True:
             request: dict[str, Any] = await loop.run_in_executor(None, control.recv)
             op = request["op"]
             if op == "connect":
-                control.send(await _connect(plan, sessions, recorder, clients))
+                control.send(await _connect(plan, sessions, recorder, clients, seated))
+            elif op == "send":
+                control.send(await _send(seated, float(request["rate"]), float(request["seconds"])))
             elif op == "count":
                 control.send({"deliveries": recorder.deliveries, "connected": sum(c.connected for c in clients)})
             elif op == "record":
                 if request["on"]:
                     recorder.latencies = array("d")
+                    recorder.upstream = array("d")
                     recorder.recording = True
                     control.send({"deliveries": recorder.deliveries})
                 else:
                     recorder.recording = False
-                    control.send({"deliveries": recorder.deliveries, "latencies": recorder.latencies.tobytes()})
+                    control.send(
+                        {
+                            "deliveries": recorder.deliveries,
+                            "latencies": recorder.latencies.tobytes(),
+                            "upstream": recorder.upstream.tobytes(),
+                        }
+                    )
             elif op == "close":
                 await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
                 control.send({"closed": len(clients)})
@@ -97,7 +118,11 @@ async def _work(control: Connection, plan: WorkerPlan) -> None:
 
 
 async def _connect(
-    plan: WorkerPlan, sessions: list[aiohttp.ClientSession], recorder: Recorder, clients: list[socketio.AsyncClient]
+    plan: WorkerPlan,
+    sessions: list[aiohttp.ClientSession],
+    recorder: Recorder,
+    clients: list[socketio.AsyncClient],
+    seated: list[tuple[socketio.AsyncClient, Seat]],
 ) -> dict[str, Any]:
     gate = asyncio.Semaphore(plan.concurrency)
     errors: list[str] = []
@@ -112,7 +137,7 @@ async def _connect(
             try:
                 if plan.protocol == "gateway":
                     await client.connect(
-                        plan.url, auth={"token": seat.token}, transports=["websocket"], wait_timeout=60
+                        seat.url or plan.url, auth={"token": seat.token}, transports=["websocket"], wait_timeout=60
                     )
                     ack = await client.call("room:subscribe", {"room_id": seat.room}, timeout=60)
                 else:
@@ -121,6 +146,7 @@ async def _connect(
                 if not (isinstance(ack, dict) and ack.get("ok")):
                     raise RuntimeError(f"subscribe refused: {ack}")
                 clients.append(client)
+                seated.append((client, seat))
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(Exception):
@@ -135,11 +161,50 @@ async def _connect(
     }
 
 
+async def _send(seated: list[tuple[socketio.AsyncClient, Seat]], rate: float, seconds: float) -> dict[str, Any]:
+    """``message:send`` at ``rate`` per second for ``seconds`` from this worker's connections in turn, each with
+    a fresh client_msg_id and the send time in the body; waits for every ack (at most 60 s after the last send)
+    and returns the ack latencies and the refusals by code."""
+    count = max(1, round(rate * seconds))
+    acks = array("d")
+    refused: Counter[str] = Counter()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(client: socketio.AsyncClient, seat: Seat) -> None:
+        sent = time.time()
+        request = {"room_id": seat.room, "client_msg_id": uuid.uuid4().hex, "body": stamped_body(sent)}
+        try:
+            answer = await client.call("message:send", request, timeout=60)
+        except Exception as exc:
+            refused[type(exc).__name__] += 1
+            return
+        if isinstance(answer, dict) and answer.get("ok"):
+            acks.append(time.time() - sent)
+        else:
+            refused[str((answer or {}).get("error", {}).get("code", "malformed"))] += 1
+
+    started = time.perf_counter()
+    for index in range(count):
+        wait = started + index / rate - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        client, seat = seated[index % len(seated)]
+        task = asyncio.create_task(one(client, seat))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    sending = time.perf_counter() - started
+    if pending:
+        await asyncio.wait(list(pending), timeout=60)
+    return {"sent": count, "seconds": sending, "acks": acks.tobytes(), "refused": dict(refused)}
+
+
 class LoadGen:
     """Worker processes holding the connections; every call goes to all of them at once."""
 
     def __init__(self, workers: list[tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
         self.workers = workers
+        self.upstream: list[float] = []
+        """After ``record(False)``: the stored-at minus sent-at part of each recorded delivery's latency."""
 
     @classmethod
     def start(
@@ -204,12 +269,36 @@ class LoadGen:
         in seconds recorded since the start."""
         answers = self._all({"op": "record", "on": on})
         latencies: list[float] = []
+        upstream: list[float] = []
         for answer in answers:
             if "latencies" in answer:
                 recorded = array("d")
                 recorded.frombytes(answer["latencies"])
                 latencies.extend(recorded)
+                before = array("d")
+                before.frombytes(answer["upstream"])
+                upstream.extend(before)
+        if not on:
+            self.upstream = upstream
         return sum(a["deliveries"] for a in answers), latencies
+
+    def send(self, rate: float, seconds: float) -> dict[str, Any]:
+        """Every worker sends its share of ``rate`` messages per second for ``seconds``; returns what was sent,
+        the ack latencies (seconds) and the refusals by code."""
+        answers = self._all({"op": "send", "rate": rate / len(self.workers), "seconds": seconds})
+        acks: list[float] = []
+        refused: Counter[str] = Counter()
+        for answer in answers:
+            recorded = array("d")
+            recorded.frombytes(answer["acks"])
+            acks.extend(recorded)
+            refused.update(answer["refused"])
+        return {
+            "sent": sum(a["sent"] for a in answers),
+            "seconds": max(a["seconds"] for a in answers),
+            "acks": acks,
+            "refused": dict(refused),
+        }
 
     def close(self) -> None:
         """Disconnect every client and end the workers (again: nothing to do)."""

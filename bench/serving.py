@@ -64,10 +64,12 @@ def sent_at(body: str) -> float:
 
 @dataclass(frozen=True)
 class Seat:
-    """One connection to open: its access token (None for the baseline) and the room it subscribes to."""
+    """One connection to open: its access token (None for the baseline), the room it subscribes to, and the
+    server it connects to when not the load generator's own URL (the pipeline spreads seats over two gateways)."""
 
     token: str | None
     room: str
+    url: str | None = None
 
 
 class Target(Protocol):

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +246,10 @@ async def run_split(
     mongo_url: str,
     mongo_database_name: str,
     smtp_server: tuple[str, int, SmtpInbox],
+    extra_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Split]:
-    """The split deployment on the given servers (the ``split`` fixture, or a test's own Kafka broker)."""
+    """The split deployment on the given servers (the ``split`` fixture, or a test's own Kafka broker); ``extra_env``
+    adds to or overrides the services' configuration (the pipeline benchmark's limits)."""
     suffix = secrets.token_hex(4)
     names = ["auth", "rooms", "messages", *GATEWAYS]
     ports = dict(zip(names, _distinct_ports(len(names)), strict=True))
@@ -303,6 +305,7 @@ async def run_split(
         "CHAT_GATEWAY_TYPING_THROTTLE_SECONDS": "0.5",
         "CHAT_GATEWAY_PRESENCE_GRACE_SECONDS": "1.5",
         "CHAT_GATEWAY_HEARTBEAT_SECONDS": "1",
+        **(extra_env or {}),
     }
     instance_ids = {name: f"{name}-{suffix}" for name in GATEWAYS}
     children: dict[str, Child] = {}
