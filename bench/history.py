@@ -89,7 +89,7 @@ async def _fill(store: MongoMessageStore, db: Any, room: uuid.UUID, sender: uuid
 async def main() -> dict[str, Any]:
     given = os.environ.get("CHAT_TEST_MONGO_URL")
     if given:
-        return await measure(given)
+        return await measure(given, drop=True)
     with tempfile.TemporaryDirectory(prefix="chat-bench-history-") as folder:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -99,12 +99,12 @@ async def main() -> dict[str, Any]:
             urls = await asyncio.to_thread(ensure_started, "mongo", config=own)
             if not urls.mongo_url:
                 raise SystemExit("history benchmark: the Mongo-wire server did not start")
-            return await measure(urls.mongo_url)
+            return await measure(urls.mongo_url, drop=False)  # the whole server goes; dropping 1M takes minutes
         finally:
             await asyncio.to_thread(stop, "mongo", config=own)
 
 
-async def measure(url: str) -> dict[str, Any]:
+async def measure(url: str, *, drop: bool) -> dict[str, Any]:
     count = int(os.environ.get("BENCH_HISTORY_MESSAGES", "1000000"))
     name = f"bench_history_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True, uuidRepresentation="standard")
@@ -165,7 +165,8 @@ async def measure(url: str) -> dict[str, Any]:
                     )
                     http_times["newest"].append(time.perf_counter() - began)
     finally:
-        await client.drop_database(name)
+        if drop:
+            await client.drop_database(name)
         await client.close()
 
     result = {

@@ -638,7 +638,7 @@ class Hub:
             if frame is None:
                 frame = self._frame(event, payload)
             # Straight onto the socket's Engine.IO queue, which its writer task drains: python-socketio's own
-            # room emit would create a task per recipient and wait for them all (half the CPU of a fan-out).
+            # room emit would create a task per recipient and wait for them all (docs/benchmarks.md).
             socket.queue.put_nowait(frame)
         for sid in lagging:
             log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
