@@ -261,6 +261,20 @@ class LoadGen:
     def deliveries(self) -> int:
         return sum(a["deliveries"] for a in self._all({"op": "count"}))
 
+    def drain(self, target: int, *, quiet: float = 1.0, limit: float = 30.0) -> None:
+        """Wait until ``target`` deliveries in all arrived, or none arrived for ``quiet`` seconds."""
+        deadline = time.monotonic() + limit
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = self.deliveries()
+            if now >= target:
+                return
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since > quiet:
+                return
+            time.sleep(0.05)
+
     def connected(self) -> int:
         return sum(a["connected"] for a in self._all({"op": "count"}))
 

@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import secrets
 import tempfile
 import time
@@ -49,7 +48,7 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 
 from bench.loadgen import LoadGen
-from bench.scenarios import Sources, machine, percentile
+from bench.scenarios import Sources, latency_axis, machine, percentile, save_plot
 from bench.serving import Seat, cpu_seconds
 from chat_localinfra import InfraConfig, ensure_started, status, stop
 from chat_localinfra.smtp import SmtpInbox
@@ -111,7 +110,7 @@ async def _sign_up(split: Split, inbox: SmtpInbox, n: int, tag: str) -> dict[str
         )
         if registered.status_code != 202:
             raise RuntimeError(f"register {name}: {registered.status_code} {registered.text}")
-        code = await _code(inbox, email)
+        code = await inbox.code_for(email, timeout=60)
         verified = await http.post("/api/auth/email/verify", json={"email": email, "code": code})
         if verified.status_code != 200:
             raise RuntimeError(f"verify {name}: {verified.status_code} {verified.text}")
@@ -119,16 +118,6 @@ async def _sign_up(split: Split, inbox: SmtpInbox, n: int, tag: str) -> dict[str
         if tokens.status_code != 200:
             raise RuntimeError(f"login {name}: {tokens.status_code} {tokens.text}")
         return dict(tokens.json())
-
-
-async def _code(inbox: SmtpInbox, email: str) -> str:
-    async with asyncio.timeout(60):
-        while True:
-            for message in inbox.to(email):
-                found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
-                if found:
-                    return found.group(1)
-            await asyncio.sleep(0.05)
 
 
 async def _gather_limited(jobs: list[Any], limit: int) -> list[Any]:
@@ -256,20 +245,6 @@ async def _settle(meter: Meter, *, share: float = 0.05, calm: int = 3, limit: fl
     return round(time.perf_counter() - began, 1)
 
 
-async def _drain(loadgen: LoadGen, target: int, *, quiet: float = 5.0, limit: float = 300.0) -> None:
-    deadline = time.monotonic() + limit
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = await asyncio.to_thread(loadgen.deliveries)
-        if now >= target:
-            return
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif time.monotonic() - since > quiet:
-            return
-        await asyncio.sleep(0.1)
-
-
 async def _step(loadgen: LoadGen, meter: Meter, rate: int, sizes: Sizes, connections: int) -> dict[str, Any]:
     before_deliveries, _ = await asyncio.to_thread(loadgen.record, True)
     cpu_before = meter.read()
@@ -277,7 +252,7 @@ async def _step(loadgen: LoadGen, meter: Meter, rate: int, sizes: Sizes, connect
     sent = await asyncio.to_thread(loadgen.send, rate, sizes.seconds)
     acked = len(sent["acks"])
     expected = before_deliveries + acked * sizes.room_size
-    await _drain(loadgen, expected)
+    await asyncio.to_thread(loadgen.drain, expected, quiet=5.0, limit=300.0)
     elapsed = time.perf_counter() - began
     cpu_after = meter.read()
     delivered, latencies = await asyncio.to_thread(loadgen.record, False)
@@ -489,19 +464,10 @@ def plot(report: dict[str, Any], out: Path) -> Path | None:
     for key, style in (("p50_ms", "-"), ("p99_ms", "--"), ("p999_ms", "-."), ("max_ms", ":")):
         axis.plot(x, [r[key] for r in steps], style, marker="o", label=key[:-3].replace("p999", "p99.9"))
     axis.axhline(P99_LIMIT_MS, color="grey", linewidth=0.8)
-    axis.set_title(
-        f"split mode, {report['sizes']['connections']} sockets, rooms of {report['sizes']['room_size']}: send → receive"
-    )
-    axis.set_xlabel("messages per second in")
-    axis.set_ylabel("latency (ms)")
-    axis.set_yscale("log")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = out / "pipeline.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    sizes = report["sizes"]
+    title = f"split mode, {sizes['connections']} sockets, rooms of {sizes['room_size']}"
+    latency_axis(axis, title, "messages per second in")
+    return save_plot(figure, out / "pipeline.png")
 
 
 def main() -> None:

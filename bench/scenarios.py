@@ -335,7 +335,7 @@ def _step(
     before = server.sample()
     injected = server.call("inject", rate=rate, seconds=config.seconds)
     expected = injected["sent"] * room_size
-    _drain(loadgen, start_deliveries + expected)
+    loadgen.drain(start_deliveries + expected)
     after = server.sample()
     end_deliveries, latencies = loadgen.record(False)
     delivered = end_deliveries - start_deliveries
@@ -369,21 +369,6 @@ def _step(
         "load_average": load_average(),
         "measured_at": _now(),
     }
-
-
-def _drain(loadgen: LoadGen, target: int, *, quiet: float = 1.0, limit: float = 30.0) -> None:
-    """Wait until every expected delivery arrived, or none arrived for ``quiet`` seconds."""
-    deadline = time.monotonic() + limit
-    seen, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = loadgen.deliveries()
-        if now >= target:
-            return
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif time.monotonic() - since > quiet:
-            return
-        time.sleep(0.05)
 
 
 def _profiled_step(
@@ -496,14 +481,24 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path | None:
             x = [r["offered_per_second"] for r in mine]
             for key, style in (("p50_ms", "-"), ("p99_ms", "--"), ("max_ms", ":")):
                 axis.plot(x, [r[key] for r in mine], style, color=colour, marker="o", label=f"{kind} {key[:-3]}")
-        axis.set_title(f"rooms of {size}")
-        axis.set_xlabel("offered deliveries per second")
-        axis.set_ylabel("send → receive latency (ms)")
-        axis.set_yscale("log")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8)
+        latency_axis(axis, f"rooms of {size}", "offered deliveries per second")
+    return save_plot(figure, out / "latency.png")
+
+
+def latency_axis(axis: Any, title: str, xlabel: str) -> None:
+    """Titles, a log latency scale, a grid and the legend: the look every latency plot here shares."""
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("send → receive latency (ms)")
+    axis.set_yscale("log")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+
+
+def save_plot(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    path = out / "latency.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -5,7 +5,6 @@ python-socketio clients that record every event they receive."""
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -42,20 +41,11 @@ class Product:
         email = f"{name}@example.com"
         body = {"email": email, "username": name, "password": PASSWORD}
         assert (await self.http.post("/api/auth/register", json=body)).status_code == 202
-        code = await self._code(email)
+        code = await self.inbox.code_for(email, timeout=10)
         assert (await self.http.post("/api/auth/email/verify", json={"email": email, "code": code})).status_code == 200
         tokens = (await self.http.post("/api/auth/login", json={"identifier": name, "password": PASSWORD})).json()
         assert "access_token" in tokens, tokens
         return dict(tokens)
-
-    async def _code(self, email: str) -> str:
-        async with asyncio.timeout(10):
-            while True:
-                for message in self.inbox.to(email):
-                    found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
-                    if found:
-                        return found.group(1)
-                await asyncio.sleep(0.05)
 
 
 @dataclass

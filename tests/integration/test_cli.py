@@ -79,22 +79,12 @@ class Cli:
         return str(json.loads(self.config.read_text())["access_token"])
 
 
-async def _emailed_code(inbox: SmtpInbox, email: str) -> str:
-    async with asyncio.timeout(15):
-        while True:
-            for message in inbox.to(email):
-                found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
-                if found:
-                    return found.group(1)
-            await asyncio.sleep(0.05)
-
-
 async def _signed_up(server: str, inbox: SmtpInbox, tmp_path: Path, name: str) -> Cli:
     cli = Cli(server, tmp_path / name / "config.json")
     email = f"{name}@example.com"
     registered = await cli("register", email, name, "--password-stdin", stdin=PASSWORD + "\n")
     assert registered.code == 0, registered
-    verified = await cli("verify", email, await _emailed_code(inbox, email))
+    verified = await cli("verify", email, await inbox.code_for(email))
     assert verified.code == 0, verified
     signed_in = await cli("login", name, "--password-stdin", "--json", stdin=PASSWORD + "\n")
     assert signed_in.code == 0, signed_in

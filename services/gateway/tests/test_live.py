@@ -187,16 +187,7 @@ async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffer
     bus = InProcessBus(cluster.broker)
 
     async def message(seq: int) -> None:
-        created = mev.MessageCreated(
-            message_id=uuid.uuid4(),
-            room_id=ROOM,
-            seq=seq,
-            sender_id=ADA,
-            client_msg_id=f"c-{seq}",
-            body=f"#{seq}",
-            created_at=datetime.now(UTC),
-        )
-        await bus.publish(MESSAGES_EVENTS, created, source="messages")
+        await bus.publish(MESSAGES_EVENTS, created(seq), source="messages")
 
     await message(1)
     await until(lambda: len(eve.events("message:new")) == 1)

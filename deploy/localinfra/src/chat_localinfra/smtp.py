@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -23,3 +25,13 @@ class SmtpInbox:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if str(m["To"]).lower() == address.lower()]
+
+    async def code_for(self, address: str, *, timeout: float = 15.0) -> str:
+        """The six-digit code in the subject of a message to ``address``, waiting up to ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.to(address):
+                    found = re.search(r"\b(\d{6})\b", str(message["Subject"]))
+                    if found:
+                        return found.group(1)
+                await asyncio.sleep(0.05)
