@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import werkzeug.serving
 from psycopg import sql
 from pymongo import MongoClient
 
@@ -219,3 +222,27 @@ def smtp_server() -> Iterator[tuple[str, int, SmtpInbox]]:
         yield "127.0.0.1", port, inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[str]:
+    """oidc-provider-mock (a local OpenID provider) on a free loopback port, in a thread; its issuer is this URL,
+    configured exactly as Google's is in production."""
+    with warnings.catch_warnings():
+        # Its import pulls in authlib.jose (deprecated by authlib for joserfc) and authlib's httpx client
+        # (deprecated by authlib for httpx2).
+        warnings.filterwarnings("ignore", message="authlib.jose module is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
+        import oidc_provider_mock
+
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True, issue_refresh_token=False), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()

@@ -8,6 +8,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,21 @@ async def product(
         CHAT_GATEWAY_RECOVERY_LIMIT="50",
         CHAT_MESSAGES_SEND_PER_SECOND="100",
     )
+    async with serving_product(port, env, inbox, monkeypatch) as running:
+        yield running
+
+
+@asynccontextmanager
+async def serving_product(
+    port: int, env: dict[str, str], inbox: SmtpInbox, monkeypatch: pytest.MonkeyPatch, *, log_level: str = "warning"
+) -> AsyncIterator[Product]:
+    """The all-in-one product configured by ``env`` (see ``product_env``), served by uvicorn on ``port``."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = build_asgi("all", load_settings(ChatSettings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on"))
     serving = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=20) as http:
             await until(lambda: server.started, timeout=60)

@@ -91,18 +91,8 @@ class Resilient:
     async def _reload(self, base: str) -> None:
         """Too much missed for recovery: page the history over HTTP, as a real client reloads."""
         self.reloads += 1
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            while True:
-                page = await http.get(
-                    f"/api/messages/rooms/{self.room_id}/messages",
-                    params={"after_seq": self.last, "order": "oldest", "limit": 100},
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                items = page.json()["items"]
-                for item in items:
-                    self.show(int(item["seq"]))
-                if len(items) < 100:
-                    return
+        for seq in await stored_seqs(base, self.token, self.room_id, after=self.last):
+            self.show(seq)
 
     async def drop(self) -> None:
         """Lose the connection as a flaky network would (the disconnect handler reconnects)."""
@@ -134,6 +124,23 @@ class Resilient:
         if self.reconnecting is not None:
             await self.reconnecting
         await _dispose(self.sio)
+
+
+async def stored_seqs(base: str, token: str, room_id: str, *, after: int = 0) -> list[int]:
+    """Every seq stored in the room after ``after``, oldest first, paged over HTTP as a client reloads."""
+    seqs: list[int] = []
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        while True:
+            page = await http.get(
+                f"/api/messages/rooms/{room_id}/messages",
+                params={"after_seq": seqs[-1] if seqs else after, "order": "oldest", "limit": 100},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert page.status_code == 200, page.text
+            items = [int(m["seq"]) for m in page.json()["items"]]
+            seqs += items
+            if len(items) < 100:
+                return seqs
 
 
 async def _dispose(client: socketio.AsyncClient) -> None:

@@ -70,6 +70,14 @@ async def chat_scenario(entries: Sequence[Product]) -> Outcome:
         assert b.messages(room_id) == [1, 2], "the resend is not delivered twice"
         assert a.messages(room_id) == [1, 2]
         assert e.received == [], "a non-member receives nothing"
+        page = await last.http.get(
+            f"/api/messages/rooms/{room_id}/messages",
+            params={"after_seq": 0, "order": "oldest", "limit": 10},
+            headers={"Authorization": f"Bearer {bob['access_token']}"},
+        )
+        assert page.status_code == 200, page.text
+        live_items = [payload for event, payload in b.received if event == "message:new"]
+        assert live_items == page.json()["items"], "a live message:new is exactly the history page's item"
 
         await b.sio.disconnect()
         for n in range(3, 3 + RECOVERY_LIMIT):

@@ -5,10 +5,8 @@ follows each redirect by hand, submits the provider's consent form and keeps one
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +16,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pyotp
 import pytest
-import werkzeug.serving
 from asgi_lifespan import LifespanManager
 from joserfc.jwk import KeySet
 from prometheus_client import CollectorRegistry
@@ -53,38 +50,15 @@ REDIRECT_URI = f"{APP}/api/auth/oidc/callback"
 CLI_VERIFIER = "cli-verifier-" + "x" * 40
 
 
-@pytest.fixture(scope="module")
-def provider_url() -> Iterator[str]:
-    """The mock provider on a free loopback port, in a thread; its issuer is this URL."""
-    with warnings.catch_warnings():
-        # Its import pulls in authlib.jose (deprecated by authlib for joserfc) and authlib's httpx client
-        # (deprecated by authlib for httpx2).
-        warnings.filterwarnings("ignore", message="authlib.jose module is deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
-        import oidc_provider_mock
-
-    server = werkzeug.serving.make_server(
-        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True, issue_refresh_token=False), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
-
-
 @dataclass
 class Browser:
     """One browser: a cookie jar shared by our app (in-process) and the provider (real HTTP on loopback)."""
 
     http: httpx.AsyncClient
-    provider_url: str
+    oidc_provider: str
 
     async def set_provider_user(self, sub: str, **claims: Any) -> None:
-        response = await self.http.put(f"{self.provider_url}/users/{sub}", json=claims)
+        response = await self.http.put(f"{self.oidc_provider}/users/{sub}", json=claims)
         assert response.status_code == 204, response.text
 
     async def start(self, **params: str) -> str:
@@ -92,7 +66,7 @@ class Browser:
         response = await self.http.get(f"{APP}/api/auth/oidc/start", params={"return_to": "/rooms", **params})
         assert response.status_code == 302, response.text
         location = response.headers["location"]
-        assert location.startswith(self.provider_url + "/oauth2/authorize?")
+        assert location.startswith(self.oidc_provider + "/oauth2/authorize?")
         return location
 
     async def consent(self, authorization_url: str, sub: str) -> str:
@@ -131,7 +105,7 @@ class Browser:
 class World:
     module: AuthModule
     app: Any
-    provider_url: str
+    oidc_provider: str
     clock: FakeClock
     browsers: list[httpx.AsyncClient]
 
@@ -139,7 +113,7 @@ class World:
         transport = httpx.ASGITransport(app=self.app, client=("192.0.2.1", 1234))
         http = httpx.AsyncClient(mounts={APP: transport}, trust_env=False, timeout=10)
         self.browsers.append(http)
-        return Browser(http=http, provider_url=self.provider_url)
+        return Browser(http=http, oidc_provider=self.oidc_provider)
 
     async def outbox(self) -> list[Any]:
         engine = self.module.engine
@@ -161,14 +135,14 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, pg_database: str, provider_url: str) -> AsyncIterator[World]:
+async def world(tmp_path: Path, pg_database: str, oidc_provider: str) -> AsyncIterator[World]:
     await asyncio.to_thread(postgres.upgrade, pg_database, MIGRATIONS)
     settings = load_settings(
         AuthSettings,
         data_dir=tmp_path,
         database_url=pg_database,
         migrate_on_start=False,
-        oidc_issuer=provider_url,
+        oidc_issuer=oidc_provider,
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
         oidc_redirect_uri=REDIRECT_URI,
@@ -181,7 +155,7 @@ async def world(tmp_path: Path, pg_database: str, provider_url: str) -> AsyncIte
     module = AuthModule(settings=settings, context=ctx, engine=engine, oidc=provider)
     app = build_app([module], bus=InProcessBus(InProcessBroker()), registry=CollectorRegistry())
     async with LifespanManager(app) as manager:
-        world = World(module=module, app=manager.app, provider_url=provider_url, clock=clock, browsers=[])
+        world = World(module=module, app=manager.app, oidc_provider=oidc_provider, clock=clock, browsers=[])
         try:
             yield world
         finally:
@@ -243,7 +217,7 @@ async def test_first_sign_in_creates_a_verified_account_and_signs_in(world: Worl
     assert (registered.user_id, registered.email_verified) == (uuid.UUID(me["id"]), True)
     async with world.module.context.store.transaction() as tx:
         (identity,) = await tx.identities_of(uuid.UUID(me["id"]))
-    assert (identity.issuer, identity.subject) == (world.provider_url, sub)
+    assert (identity.issuer, identity.subject) == (world.oidc_provider, sub)
 
 
 async def test_the_second_sign_in_with_the_same_subject_reaches_the_same_account(world: World) -> None:
@@ -311,29 +285,29 @@ async def test_a_code_issued_to_another_client_is_refused(world: World) -> None:
     assert _problem(response) == (400, "oidc_token_invalid")
 
 
-async def test_a_genuine_id_token_for_another_audience_is_refused(world: World, provider_url: str) -> None:
+async def test_a_genuine_id_token_for_another_audience_is_refused(world: World, oidc_provider: str) -> None:
     """A correctly signed token the provider issued to another client (another site's login) is not ours."""
     browser = await world.browser()
     sub = _sub()
     await browser.set_provider_user(sub, email="gil@example.com", email_verified=True)
     nonce = "n" * 43
     other_site = HttpOidcProvider(
-        issuer=provider_url, client_id="another-site", client_secret="x", redirect_uri="http://other.test/cb"
+        issuer=oidc_provider, client_id="another-site", client_secret="x", redirect_uri="http://other.test/cb"
     )
     authorization_url = await other_site.authorization_url(state="s" * 43, nonce=nonce, code_challenge="c" * 43)
     consent = await browser.http.post(authorization_url, data={"sub": sub})
     code = _query(consent.headers["location"])["code"]
     tokens = await browser.http.post(
-        f"{provider_url}/oauth2/token",
+        f"{oidc_provider}/oauth2/token",
         data={"grant_type": "authorization_code", "code": code, "redirect_uri": "http://other.test/cb"},
         auth=("another-site", "x"),
     )
     id_token = tokens.json()["id_token"]
-    keys = KeySet.import_key_set((await browser.http.get(f"{provider_url}/jwks")).json())
+    keys = KeySet.import_key_set((await browser.http.get(f"{oidc_provider}/jwks")).json())
     as_issued = validate_id_token(
         id_token,
         keys=keys,
-        issuer=provider_url,
+        issuer=oidc_provider,
         client_id="another-site",
         nonce=nonce,
         now=datetime.now(UTC).timestamp(),
@@ -343,7 +317,7 @@ async def test_a_genuine_id_token_for_another_audience_is_refused(world: World, 
         validate_id_token(
             id_token,
             keys=keys,
-            issuer=provider_url,
+            issuer=oidc_provider,
             client_id=CLIENT_ID,
             nonce=nonce,
             now=datetime.now(UTC).timestamp(),

@@ -18,10 +18,7 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,6 @@ from urllib.parse import urlsplit
 import httpx
 import pyotp
 import pytest
-import werkzeug.serving
 from chat_cli.api import Api
 from chat_cli.config import Config
 from chat_cli.interactive import RoomView
@@ -353,27 +349,6 @@ async def test_the_cli_signs_up_chats_and_scripts_against_split_mode(split: Spli
 # -- signing in through the browser (the loopback flow of docs/auth-oidc.md) -------------------------------------
 
 REDIRECT_URI = "http://chat.test/api/auth/oidc/callback"  # the browser below takes chat.test to the product
-
-
-@pytest.fixture(scope="module")
-def oidc_provider() -> Iterator[str]:
-    """oidc-provider-mock on a loopback port, in a thread; its issuer is its URL."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="authlib.jose module is deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
-        import oidc_provider_mock
-
-    server = werkzeug.serving.make_server(
-        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True, issue_refresh_token=False), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
 
 
 @pytest.fixture

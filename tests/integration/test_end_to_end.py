@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import socketio
 
+from chat_gateway.service.protocol import CLIENT_EVENTS
+
 from .product import Client, Product, connect, product
 from .product import until as _until
 from .scenario import chat_scenario
@@ -39,17 +41,6 @@ async def test_bad_frames_get_coded_acks_and_an_oversized_frame_closes_only_that
     ada, bob = [await product.sign_up(n) for n in ("ada", "bob")]
     a, b = [await connect(product, t["access_token"]) for t in (ada, bob)]
     try:
-        served = [
-            "room:subscribe",
-            "room:subscribe_many",
-            "room:unsubscribe",
-            "message:send",
-            "message:edit",
-            "message:delete",
-            "message:react",
-            "room:read",
-            "room:delivered",
-        ]
         garbage: list[Any] = [
             None,
             [],
@@ -59,7 +50,7 @@ async def test_bad_frames_get_coded_acks_and_an_oversized_frame_closes_only_that
             {"room_id": "not-a-uuid"},
             {"room_id": str(uuid.uuid4()), "x": 1},
         ]
-        for event in served:
+        for event in CLIENT_EVENTS:
             for payload in garbage:
                 answer = await a.sio.call(event, payload, timeout=15)
                 assert answer["ok"] is False, (event, payload)

@@ -11,10 +11,8 @@ import os
 import random
 import time
 
-import httpx
-
 from .product import until
-from .resilient import Resilient
+from .resilient import Resilient, stored_seqs
 from .split import Split, split
 
 __all__ = ["split"]
@@ -71,20 +69,7 @@ async def test_gateway_restarts_and_flaky_clients_end_with_exactly_the_history(s
     total = per_sender * len(senders)
     assert acked == list(range(1, total + 1)), "every acked message has its own seq, gap-free"
 
-    async with httpx.AsyncClient(base_url=split.gateways[0], timeout=10) as http:
-        page = await http.get(
-            f"/api/messages/rooms/{room_id}/messages",
-            params={"after_seq": 0, "order": "oldest", "limit": 100},
-            headers=owner,
-        )
-        history = [int(m["seq"]) for m in page.json()["items"]]
-        while len(history) < total:
-            more = await http.get(
-                f"/api/messages/rooms/{room_id}/messages",
-                params={"after_seq": history[-1], "order": "oldest", "limit": 100},
-                headers=owner,
-            )
-            history += [int(m["seq"]) for m in more.json()["items"]]
+    history = await stored_seqs(split.gateways[0], users[0]["access_token"], room_id)
     assert history == list(range(1, total + 1))
     try:
         await until(lambda: all(c.shown == history for c in clients), timeout=30)

@@ -11,10 +11,8 @@ import os
 import random
 import time
 
-import httpx
-
 from .product import until
-from .resilient import Resilient
+from .resilient import Resilient, stored_seqs
 from .split import Split, split
 
 __all__ = ["split"]
@@ -66,18 +64,7 @@ async def test_rolling_every_service_under_load_loses_nothing(split: Split) -> N
     total = len(acked)
     assert acked == list(range(1, total + 1)), "every acked message has its own seq, gap-free"
 
-    async with httpx.AsyncClient(base_url=split.gateways[0], timeout=10) as http:
-        history: list[int] = []
-        while len(history) < total:
-            page = await http.get(
-                f"/api/messages/rooms/{room_id}/messages",
-                params={"after_seq": history[-1] if history else 0, "order": "oldest", "limit": 100},
-                headers=owner,
-            )
-            assert page.status_code == 200, page.text
-            items = [int(m["seq"]) for m in page.json()["items"]]
-            assert items, f"history stopped at {len(history)} of {total}"
-            history += items
+    history = await stored_seqs(split.gateways[0], users[0]["access_token"], room_id)
     assert history == acked, "stored exactly what was acked"
     try:
         await until(lambda: all(c.shown == history for c in clients), timeout=30)

@@ -19,25 +19,13 @@ from typing import Any
 
 import socketio
 
+from chat_gateway.service.protocol import CLIENT_EVENTS
+
 from .product import Client, Product, connect, product, until
 
 __all__ = ["product"]
 
-EVENTS = [
-    "room:subscribe",
-    "room:subscribe_many",
-    "room:unsubscribe",
-    "message:send",
-    "message:edit",
-    "message:delete",
-    "message:react",
-    "room:read",
-    "room:delivered",
-    "typing:start",
-    "typing:stop",
-    "presence:set",
-    "auth:refresh",
-]
+EVENTS = list(CLIENT_EVENTS)
 FIELDS = ["room_id", "last_seq", "rooms", "client_msg_id", "body", "reply_to", "attachment_ids", "message_id",
           "emoji", "action", "seq", "status", "token", "x", ""]  # fmt: skip
 

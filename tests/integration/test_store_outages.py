@@ -18,16 +18,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from chat_app.compose import build_asgi
 from chat_localinfra import InfraConfig, ensure_started, stop
 from chat_localinfra.smtp import SmtpInbox
-from chat_runtime.settings import ChatSettings, load_settings
 
-from .product import PASSWORD, Client, Product, connect, free_port, product_env, until
+from .product import PASSWORD, Client, Product, connect, free_port, product_env, serving_product, until
 
 OUTAGE_SECONDS = float(os.environ.get("CHAT_OUTAGE_SECONDS", "4"))
 
@@ -61,7 +57,6 @@ async def outage_product(
     try:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        inbox = smtp_server[2]
         env = product_env(
             base=base,
             data_dir=tmp_path / "data",
@@ -71,18 +66,8 @@ async def outage_product(
             smtp_server=smtp_server,
             CHAT_GATEWAY_ACK_TIMEOUT_SECONDS="2",
         )
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        app = build_asgi("all", load_settings(ChatSettings))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
-        serving = asyncio.create_task(server.serve())
-        try:
-            async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-                await until(lambda: server.started, timeout=60)
-                yield Product(base=base, http=http, inbox=inbox), servers
-        finally:
-            server.should_exit = True
-            await serving
+        async with serving_product(port, env, smtp_server[2], monkeypatch, log_level="critical") as running:
+            yield running, servers
     finally:
         await asyncio.to_thread(stop, None, config=servers.config)
 
