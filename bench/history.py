@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
+from bench.serving import free_port
 from chat_localinfra import InfraConfig, ensure_started, stop
 from chat_messages.adapters.mongo_store import MongoMessageStore, message_document
 from chat_messages.bootstrap import bootstrap
@@ -91,10 +91,7 @@ async def main() -> dict[str, Any]:
     if given:
         return await measure(given, drop=True)
     with tempfile.TemporaryDirectory(prefix="chat-bench-history-") as folder:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        own = InfraConfig.from_env({"CHAT_INFRA_DIR": folder, "CHAT_INFRA_MONGO_PORT": str(port)})
+        own = InfraConfig.from_env({"CHAT_INFRA_DIR": folder, "CHAT_INFRA_MONGO_PORT": str(free_port())})
         try:
             urls = await asyncio.to_thread(ensure_started, "mongo", config=own)
             if not urls.mongo_url:

@@ -178,10 +178,12 @@ async def _send(seated: list[tuple[socketio.AsyncClient, Seat]], rate: float, se
         except Exception as exc:
             refused[type(exc).__name__] += 1
             return
-        if isinstance(answer, dict) and answer.get("ok"):
+        if not isinstance(answer, dict):
+            refused["malformed"] += 1
+        elif answer.get("ok"):
             acks.append(time.time() - sent)
         else:
-            refused[str((answer or {}).get("error", {}).get("code", "malformed"))] += 1
+            refused[str(answer.get("error", {}).get("code", "malformed"))] += 1
 
     started = time.perf_counter()
     for index in range(count):

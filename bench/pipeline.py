@@ -49,7 +49,7 @@ from pymongo import AsyncMongoClient
 
 from bench.loadgen import LoadGen
 from bench.scenarios import Sources, latency_axis, machine, percentile, save_plot
-from bench.serving import Seat, cpu_seconds
+from bench.serving import Seat, cpu_seconds, free_port
 from chat_localinfra import InfraConfig, ensure_started, status, stop
 from chat_localinfra.smtp import SmtpInbox
 from tests.integration.split import Split, run_split
@@ -312,8 +312,8 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         own = InfraConfig.from_env(
             {
                 "CHAT_INFRA_DIR": stores,
-                "CHAT_INFRA_PG_PORT": str(_free_port()),
-                "CHAT_INFRA_MONGO_PORT": str(_free_port()),
+                "CHAT_INFRA_PG_PORT": str(free_port()),
+                "CHAT_INFRA_MONGO_PORT": str(free_port()),
             }
         )
         try:
@@ -328,7 +328,7 @@ async def _run(sizes: Sizes, own: InfraConfig) -> dict[str, Any]:
     if not (urls.postgres_url and shared.kafka_bootstrap and urls.mongo_url):
         raise RuntimeError(f"the servers did not all start: {urls}, {shared}")
     inbox = SmtpInbox()
-    smtp_port = _free_port()
+    smtp_port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     database = f"bench_{secrets.token_hex(6)}"
@@ -401,14 +401,6 @@ async def _run(sizes: Sizes, own: InfraConfig) -> dict[str, Any]:
 
 def _within(row: dict[str, Any]) -> bool:
     return bool(row["p99_ms"] < P99_LIMIT_MS and not row["lost"] and row["acked"] == row["sent"])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def table(report: dict[str, Any]) -> str:
