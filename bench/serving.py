@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from chat_runtime.serving import server_config
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAD = "x" * 96
 """A message body of about 120 characters: the send timestamp, then padding."""
@@ -100,7 +102,7 @@ def serve(control: Connection, make: Callable[[], Target], cpu: int | None) -> N
 async def _serve(control: Connection, make: Callable[[], Target]) -> None:
     target = make()
     port = free_port()
-    config = uvicorn.Config(target.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", backlog=4096)
+    config = server_config(target.app, host="127.0.0.1", port=port, backlog=4096)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 
 from chat_app.compose import build_asgi
 from chat_localinfra.smtp import SmtpInbox
+from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, load_settings
 
 PASSWORD = "correct horse battery staple"
@@ -149,7 +150,7 @@ async def serving_product(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = build_asgi("all", load_settings(ChatSettings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on"))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level=log_level))
     serving = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
     try:

@@ -29,6 +29,7 @@ from chat_app.compose import build
 from chat_gateway.bootstrap import GatewayModule
 from chat_gateway.service.hub import Hub
 from chat_localinfra.smtp import SmtpInbox
+from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, load_settings
 
 from .product import Product, free_port, product_env
@@ -92,9 +93,7 @@ def world(
     loop = LoopThread()
     app = build("all", load_settings(ChatSettings))
     gateway = next(m for m in app.state.modules if isinstance(m, GatewayModule))
-    server = uvicorn.Server(
-        uvicorn.Config(gateway.wrap(app), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(server_config(gateway.wrap(app), host="127.0.0.1", port=port))
     serving = asyncio.run_coroutine_threadsafe(server.serve(), loop.loop)
 
     async def started() -> None:

@@ -26,7 +26,8 @@ from chat_gateway.service.protocol import CLIENT_EVENTS, GATEWAY_EVENTS, ErrorAc
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-from chat_runtime.settings import load_settings
+from chat_runtime.serving import server_config
+from chat_runtime.settings import ChatSettings, load_settings
 from chat_runtime.testing.tokens import TokenMint
 
 ISSUER = "http://gateway.test/api/auth"
@@ -123,7 +124,7 @@ class Cluster:
     clients: list[Client] = field(default_factory=list)
     version: int = 0
 
-    async def start(self, instance: str, **settings: Any) -> Gateway:
+    async def start(self, instance: str, *, ws_compression: bool = False, **settings: Any) -> Gateway:
         port = free_port()
         options: dict[str, Any] = {
             "data_dir": self.data_dir,
@@ -147,7 +148,8 @@ class Cluster:
             rooms=self.rooms,
         )
         app = module.wrap(build_app([module], bus=bus, registry=CollectorRegistry()))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        served = ChatSettings(data_dir=self.data_dir, ws_compression=ws_compression)
+        server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, settings=served))
         serving = asyncio.create_task(server.serve())
         await until(lambda: server.started or serving.done(), timeout=20)
         gateway = Gateway(base=f"http://127.0.0.1:{port}", hub=module.hub, server=server, serving=serving)

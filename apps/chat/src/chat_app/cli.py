@@ -15,6 +15,7 @@ from chat_app.embedded import embedded_servers
 from chat_app.maintenance import STORES, Store, migrate
 from chat_localinfra import InfraError
 from chat_runtime.logging import configure_logging
+from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
 
 
@@ -66,7 +67,7 @@ def _serve(target: Target, settings: ChatSettings, host: str | None, port: int |
             os.environ.setdefault(variable, here)
     app = build_asgi(target, settings)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.Server(server_config(app, host=host, port=port, settings=settings)).run()
 
 
 def _up(host: str | None, port: int | None) -> None:

@@ -52,6 +52,10 @@ class ChatSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    ws_compression: bool = False
+    """Offer permessage-deflate to websocket clients. Off by default, as in Socket.IO's own server: compressing
+    each recipient's copy of a broadcast costs more CPU than small chat frames save, and the compression state
+    roughly doubles a connection's memory."""
 
     @classmethod
     def settings_customise_sources(
