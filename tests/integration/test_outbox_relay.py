@@ -36,7 +36,7 @@ from chat_contracts.users import UserRegistered, UserUpdated
 from chat_runtime import postgres
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
-from chat_runtime.bus.port import Bus, Handler, RetryPolicy, Start, Subscription
+from chat_runtime.bus.port import Bus, Handler, Outgoing, RetryPolicy, Subscription
 from chat_runtime.outbox import OUTBOX, OutboxRelay, enqueue, outbox_table
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.2)
@@ -174,10 +174,11 @@ class TappedBus:
     async def publish(self, spec: TopicSpec, data: Contract, **options: Any) -> Envelope:
         return await self.inner.publish(spec, data, **options)
 
-    async def subscribe(
-        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
-    ) -> Subscription:
-        return await self.inner.subscribe(spec, group=group, handler=handler, start=start)
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
+        return await self.inner.publish_all(messages, source=source)
+
+    async def subscribe(self, spec: TopicSpec, *, group: str, handler: Handler, **options: Any) -> Subscription:
+        return await self.inner.subscribe(spec, group=group, handler=handler, **options)
 
     async def publish_record(self, record: Record) -> None:
         if time.monotonic() < self._down_until:

@@ -18,8 +18,8 @@ FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.005, max_backoff=0.05
 
 
 class InProcessHarness:
-    def __init__(self) -> None:
-        self.broker = InProcessBroker()
+    def __init__(self, *, roundtrip: bool = True) -> None:
+        self.broker = InProcessBroker(roundtrip=roundtrip)
         self.buses: list[InProcessBus] = []
 
     async def new_bus(self) -> Bus:
@@ -55,5 +55,17 @@ class TestInProcessBus(BusContract, BusStartContract):
     @pytest.fixture
     async def harness(self) -> AsyncIterator[InProcessHarness]:
         harness = InProcessHarness()
+        yield harness
+        await harness.close()
+
+
+class TestInProcessBusHandingOverEnvelopes(BusContract, BusStartContract):
+    """The composition ``chat up`` uses: consumers get the published envelopes instead of decoding their bytes."""
+
+    quiet_period = 0.2
+
+    @pytest.fixture
+    async def harness(self) -> AsyncIterator[InProcessHarness]:
+        harness = InProcessHarness(roundtrip=False)
         yield harness
         await harness.close()

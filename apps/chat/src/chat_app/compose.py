@@ -47,7 +47,8 @@ def make_bus(settings: ChatSettings, target: Target, registry: CollectorRegistry
                 f"--target {target} runs one service, which needs the Kafka bus (set CHAT_BUS=kafka); "
                 "the in-process bus only connects services running in the same process (--target all)"
             )
-        return InProcessBus(InProcessBroker(), metrics=metrics)
+        # Consumers get the published envelopes themselves: decoding them again would only cost CPU.
+        return InProcessBus(InProcessBroker(roundtrip=False), metrics=metrics)
     return KafkaBus(kafka_config(settings, client_id=f"chat-{target}"), metrics=metrics)
 
 

@@ -48,9 +48,7 @@ def build_app(
                 await module.start()
                 started.append(module)
                 for consumer in module.bus_handlers():
-                    await bus.subscribe(
-                        consumer.spec, group=consumer.group, handler=consumer.handler, start=consumer.start
-                    )
+                    await consumer.subscribe(bus)
             log.info("app.started", modules=names)
             yield
         finally:

@@ -9,18 +9,32 @@ from typing import Protocol
 from fastapi import APIRouter
 
 from chat_contracts.spec import TopicSpec
-from chat_runtime.bus.port import Handler, Start
+from chat_runtime.bus.port import BatchHandler, Bus, Handler, Start, Subscription
 from chat_runtime.health import ReadinessCheck
 
 
 @dataclass(frozen=True, slots=True)
 class BusHandler:
-    """A consumer a module wants: ``handler`` gets records of ``spec`` as a member of ``group``."""
+    """A consumer a module wants: ``handler`` gets records of ``spec`` as a member of ``group`` (``batch``, when
+    given, a partition's ready records at once; ``broadcast``: every instance reads everything, see ``Bus``)."""
 
     spec: TopicSpec
     group: str
     handler: Handler
     start: Start = "earliest"
+    batch: BatchHandler | None = None
+    broadcast: bool = False
+
+    async def subscribe(self, bus: Bus) -> Subscription:
+        """Subscribe this consumer on ``bus``."""
+        return await bus.subscribe(
+            self.spec,
+            group=self.group,
+            handler=self.handler,
+            start=self.start,
+            batch=self.batch,
+            broadcast=self.broadcast,
+        )
 
 
 class ServiceModule(Protocol):

@@ -2,15 +2,22 @@
 
 It keeps the semantics callers rely on from Kafka: a partitioned log per topic (same key → same partition as
 Kafka's default partitioner), consumer groups with committed offsets and rebalancing, at-least-once delivery
-with redelivery of uncommitted records after a member leaves, and every record round-tripped through the same
-serialization as on Kafka. Records every subscribed group has committed are dropped from memory.
+with redelivery of uncommitted records after a member leaves, and batches of a partition's ready records for
+batch handlers. Records every subscribed group has committed are dropped from memory.
+
+Every record is encoded as on Kafka when it is published (so a payload that cannot be serialized fails here
+too, and dead letters and inspection see the same bytes). Consumers get the published envelope itself, which is
+immutable, instead of decoding those bytes again: nothing crosses a process boundary here, and decoding was
+the larger half of a hop's cost (``roundtrip=False``, what ``chat up`` composes). The default, ``roundtrip=True``,
+decodes every record from its bytes as Kafka consumers do; the contract suites and the unit-test harnesses run
+that way, so a contract that does not survive its own serialization still fails a test (decisions/0009).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -21,20 +28,25 @@ from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.partitioner import partition_for
-from chat_runtime.bus.port import Handler, RetryPolicy, Start
-from chat_runtime.bus.processing import RecordProcessor
+from chat_runtime.bus.port import BatchHandler, Handler, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
 log = structlog.get_logger("chat.bus.inprocess")
 
 DEFAULT_PARTITIONS_FOR_UNKNOWN = 1
 MAX_UNCONSUMED_PER_PARTITION = 200_000
+MAX_BATCH = 500
+_BROADCASTS = itertools.count(1)
+"""Records a batch handler gets at most at once."""
 
 
 class _Partition:
     def __init__(self) -> None:
         self.base = 0
         self.records: list[Record] = []
+        self.envelopes: list[Envelope | None] = []
+        """The published envelope of each record (None for records published as bytes)."""
         self.changed = asyncio.Condition()
 
     @property
@@ -44,10 +56,18 @@ class _Partition:
     def read(self, offset: int) -> Record:
         return self.records[offset - self.base]
 
+    def deliveries(self, offset: int, limit: int, *, decoded: bool) -> list[Delivery]:
+        start = offset - self.base
+        stop = min(len(self.records), start + limit)
+        if decoded:
+            return [Delivery(self.records[i], self.base + i, self.envelopes[i]) for i in range(start, stop)]
+        return [Delivery(self.records[i], self.base + i) for i in range(start, stop)]
+
     def trim_below(self, offset: int) -> None:
         drop = min(max(0, offset - self.base), len(self.records))
         if drop:
             del self.records[:drop]
+            del self.envelopes[:drop]
             self.base += drop
 
 
@@ -83,11 +103,16 @@ class _Group:
 class InProcessBroker:
     """The shared log of one process; every InProcessBus of the process talks to the same broker."""
 
-    def __init__(self, *, max_unconsumed_per_partition: int = MAX_UNCONSUMED_PER_PARTITION) -> None:
+    def __init__(
+        self, *, max_unconsumed_per_partition: int = MAX_UNCONSUMED_PER_PARTITION, roundtrip: bool = True
+    ) -> None:
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._member_ids = itertools.count(1)
         self._max_unconsumed = max_unconsumed_per_partition
+        self.roundtrip = roundtrip
+        """Decode every record from its bytes, as a Kafka consumer does (tests), instead of handing over the
+        published envelope."""
 
     def ensure_topic(self, name: str, partitions: int) -> list[_Partition]:
         """Create the topic with ``partitions`` partitions unless it exists."""
@@ -95,17 +120,36 @@ class InProcessBroker:
             self._topics[name] = [_Partition() for _ in range(partitions)]
         return self._topics[name]
 
-    async def append(self, record: Record, *, partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN) -> tuple[int, int]:
-        """Append a record; returns (partition, offset)."""
-        parts = self.ensure_topic(record.topic, partitions)
-        index = partition_for(record.key, len(parts)) if record.key else 0
-        part = parts[index]
-        async with part.changed:
+    async def append(
+        self,
+        record: Record,
+        *,
+        partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN,
+        envelope: Envelope | None = None,
+    ) -> tuple[int, int]:
+        """Append a record (with the envelope it encodes, when the publisher has it); returns (partition, offset)."""
+        placed = await self.append_all([(record, envelope)], partitions=partitions)
+        return placed[0]
+
+    async def append_all(
+        self, items: list[tuple[Record, Envelope | None]], *, partitions: int = DEFAULT_PARTITIONS_FOR_UNKNOWN
+    ) -> list[tuple[int, int]]:
+        """Append records in order (all of one topic's partition count); waking each partition's readers once."""
+        placed: list[tuple[int, int]] = []
+        touched: dict[tuple[str, int], _Partition] = {}
+        for record, envelope in items:
+            parts = self.ensure_topic(record.topic, partitions)
+            index = partition_for(record.key, len(parts)) if record.key else 0
+            part = parts[index]
             part.records.append(record)
-            offset = part.end - 1
-            part.changed.notify_all()
-        self._trim(record.topic, index)
-        return index, offset
+            part.envelopes.append(envelope)
+            placed.append((index, part.end - 1))
+            touched[(record.topic, index)] = part
+        for (topic, index), part in touched.items():
+            async with part.changed:
+                part.changed.notify_all()
+            self._trim(topic, index)
+        return placed
 
     def records(self, topic: str) -> list[Record]:
         """Every retained record of ``topic`` in partition then offset order (inspection and tests)."""
@@ -191,13 +235,14 @@ class InProcessBroker:
                 async with part.changed:
                     await part.changed.wait_for(readable)
                 continue
-            record = part.read(position)
-            done = await processor.process(record, partition=index, offset=position, stopping=lambda: flag.requested)
-            if not done:
-                break
-            position += 1
+            limit = MAX_BATCH if processor.batch is not None else 1
+            deliveries = part.deliveries(position, limit, decoded=not self.roundtrip)
+            done = await processor.process_many(deliveries, partition=index, stopping=lambda: flag.requested)
+            position += done
             state.committed[index] = position
             self._trim(state.topic, index)
+            if done < len(deliveries):
+                break
 
     async def stop_all(self) -> None:
         """Stop every worker gracefully (tests and shutdown)."""
@@ -278,9 +323,27 @@ class InProcessBus:
             key=key or spec.key_of(data),
             correlation_id=correlation_id or current_correlation_id(),
         )
-        await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions)
+        await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions, envelope=envelope)
         self.metrics.published.labels(spec.name).inc()
         return envelope
+
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
+        envelopes: list[Envelope] = []
+        by_topic: dict[str, tuple[TopicSpec, list[tuple[Record, Envelope | None]]]] = {}
+        for message in messages:
+            envelope = Envelope.wrap(
+                message.data,
+                source=source,
+                key=message.key or message.spec.key_of(message.data),
+                correlation_id=message.correlation_id or current_correlation_id(),
+            )
+            envelopes.append(envelope)
+            entry = by_topic.setdefault(message.spec.name, (message.spec, []))
+            entry[1].append((encode(envelope, topic=message.spec.name), envelope))
+        for spec, items in by_topic.values():
+            await self.broker.append_all(items, partitions=spec.partitions)
+            self.metrics.published.labels(spec.name).inc(len(items))
+        return envelopes
 
     async def publish_record(self, record: Record) -> None:
         """Append an already-encoded record (outbox relays, dead letters)."""
@@ -293,17 +356,28 @@ class InProcessBus:
         return DLQ_PARTITIONS if topic.endswith(DLQ_SUFFIX) else DEFAULT_PARTITIONS_FOR_UNKNOWN
 
     async def subscribe(
-        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+        self,
+        spec: TopicSpec,
+        *,
+        group: str,
+        handler: Handler,
+        start: Start = "earliest",
+        batch: BatchHandler | None = None,
+        broadcast: bool = False,
     ) -> InProcessSubscription:
         processor = RecordProcessor(
             spec=spec,
             group=group,
             handler=handler,
+            batch=batch,
             policy=self.retry,
             metrics=self.metrics,
             dead_letter=self.publish_record,
         )
-        member_id = await self.broker.join(spec, group, processor, start)
-        subscription = InProcessSubscription(self.broker, spec, group, member_id)
+        # A broadcast subscriber is alone in a group of its own, so it reads every partition; its committed offsets
+        # only let the log drop what every reader has seen.
+        joined = f"{group}#broadcast-{next(_BROADCASTS)}" if broadcast else group
+        member_id = await self.broker.join(spec, joined, processor, start)
+        subscription = InProcessSubscription(self.broker, spec, joined, member_id)
         self._subscriptions.append(subscription)
         return subscription

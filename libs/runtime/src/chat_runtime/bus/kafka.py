@@ -1,17 +1,20 @@
 """The Kafka bus adapter (aiokafka).
 
 Producer: idempotent, acks=all, so a publish that returned is on every in-sync replica and a retried send is
-not written twice. Consumers: one AIOKafkaConsumer per subscription, auto-commit off; each polled batch is
-processed partition by partition (partitions concurrently, records of one partition in order) and committed
-after every record in it is handled or dead-lettered. A rebalance waits for the batch in flight to finish and
-commit before partitions move, so a clean hand-over re-delivers nothing.
+not written twice; records wait up to ``linger_ms`` to share a request with others, and ``publish_all`` hands
+a whole batch to the producer before waiting for any of it. Consumers: one AIOKafkaConsumer per subscription,
+auto-commit off; each polled batch is processed partition by partition (partitions concurrently, records of one
+partition in order, all of them at once to a batch handler) and committed after every record in it is handled
+or dead-lettered. A rebalance waits for the batch in flight to finish and commit before partitions move, so a
+clean hand-over re-delivers nothing. A broadcast subscription (every instance reads everything: the gateways'
+fan-out) assigns itself every partition instead of joining a group, so instances never rebalance each other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +28,8 @@ from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime.bus.metrics import BusMetrics
-from chat_runtime.bus.port import Handler, RetryPolicy, Start
-from chat_runtime.bus.processing import RecordProcessor
+from chat_runtime.bus.port import BatchHandler, Handler, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
 log = structlog.get_logger("chat.bus.kafka")
@@ -46,7 +49,10 @@ class KafkaConfig:
     max_poll_interval_ms: int = 300_000
     max_batch: int = 500
     poll_timeout_ms: int = 200
+    fetch_max_wait_ms: int = 100
+    """How long the broker holds a fetch that found nothing new (it answers at once when something arrives)."""
     linger_ms: int = 2
+    """How long the producer waits for more records to share a request: a little latency for fewer requests."""
     topic_prefix: str = ""
     """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private
     topics), so two deployments never share a group's offsets or rebalances; services keep using the registry's
@@ -110,21 +116,32 @@ class KafkaSubscription:
     """One consumer-group member: a consumer and the task that polls, dispatches and commits."""
 
     def __init__(
-        self, *, config: KafkaConfig, spec: TopicSpec, group: str, processor: RecordProcessor, start: Start = "earliest"
+        self,
+        *,
+        config: KafkaConfig,
+        spec: TopicSpec,
+        group: str,
+        processor: RecordProcessor,
+        start: Start = "earliest",
+        broadcast: bool = False,
     ) -> None:
         self._config = config
         self._spec = spec
         self._group = group
         self._processor = processor
+        self._start = start
+        self.broadcast = broadcast
+        """Read every partition by assignment, commit nothing (a fan-out reader of one instance)."""
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=config.bootstrap,
-            group_id=config.topic_prefix + group,
+            group_id=None if broadcast else config.topic_prefix + group,
             client_id=f"{config.client_id}-{group}",
             enable_auto_commit=False,
             auto_offset_reset=start,
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             max_poll_interval_ms=config.max_poll_interval_ms,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
             isolation_level="read_committed",
         )
         self.batch_lock = asyncio.Lock()
@@ -141,8 +158,23 @@ class KafkaSubscription:
         return self._spec.name
 
     async def start(self) -> None:
-        self._consumer.subscribe([self._config.physical(self._spec.name)], listener=_Listener(self))
-        await self._consumer.start()
+        topic = self._config.physical(self._spec.name)
+        if self.broadcast:
+            await self._consumer.start()
+            await self._consumer.topics()  # fetches the cluster's metadata, this topic's partitions included
+            partitions = self._consumer.partitions_for_topic(topic) or set(range(self._spec.partitions))
+            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+            self._consumer.assign(assigned)
+            if self._start == "latest":
+                await self._consumer.seek_to_end(*assigned)
+            else:
+                await self._consumer.seek_to_beginning(*assigned)
+            # The positions are resolved now, so nothing published after start() returns is missed.
+            for tp in assigned:
+                await self._consumer.position(tp)
+        else:
+            self._consumer.subscribe([topic], listener=_Listener(self))
+            await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
 
     async def _run(self) -> None:
@@ -155,7 +187,7 @@ class KafkaSubscription:
             async with self.batch_lock:
                 results = await asyncio.gather(*(self._handle(tp, records) for tp, records in batches.items()))
                 offsets = {tp: offset for tp, offset in results if offset is not None}
-                if offsets:
+                if offsets and not self.broadcast:
                     try:
                         await self._consumer.commit(offsets)
                     except CommitFailedError as exc:
@@ -163,22 +195,22 @@ class KafkaSubscription:
                         log.warning("bus.commit_failed", error=str(exc))
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> tuple[TopicPartition, int | None]:
-        next_offset: int | None = None
-        for consumed in records:
-            record = Record(
-                topic=consumed.topic.removeprefix(self._config.topic_prefix),
-                key=consumed.key or b"",
-                value=consumed.value or b"",
-                headers=headers_from(consumed.headers or ()),
+        deliveries = [
+            Delivery(
+                Record(
+                    topic=consumed.topic.removeprefix(self._config.topic_prefix),
+                    key=consumed.key or b"",
+                    value=consumed.value or b"",
+                    headers=headers_from(consumed.headers or ()),
+                ),
+                consumed.offset,
             )
-            done = await self._processor.process(
-                record, partition=tp.partition, offset=consumed.offset, stopping=lambda: self._stopping
-            )
-            if not done:
-                self._consumer.seek(tp, consumed.offset)
-                break
-            next_offset = consumed.offset + 1
-        return tp, next_offset
+            for consumed in records
+        ]
+        done = await self._processor.process_many(deliveries, partition=tp.partition, stopping=lambda: self._stopping)
+        if done < len(deliveries):
+            self._consumer.seek(tp, deliveries[done].offset)
+        return tp, (deliveries[done - 1].offset + 1) if done else None
 
     async def stop(self) -> None:
         """Finish and commit the batch in flight, then leave the group."""
@@ -265,6 +297,33 @@ class KafkaBus:
         self.metrics.published.labels(spec.name).inc()
         return envelope
 
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
+        producer = self._require_producer()
+        envelopes: list[Envelope] = []
+        pending = []
+        for message in messages:
+            envelope = Envelope.wrap(
+                message.data,
+                source=source,
+                key=message.key or message.spec.key_of(message.data),
+                correlation_id=message.correlation_id or current_correlation_id(),
+            )
+            envelopes.append(envelope)
+            record = encode(envelope, topic=message.spec.name)
+            # Queued in order (same key, same partition, same batch order); acknowledged together below.
+            pending.append(
+                await producer.send(
+                    self.config.physical(record.topic),
+                    value=record.value,
+                    key=record.key or None,
+                    headers=list(record.headers),
+                )
+            )
+        await asyncio.gather(*pending)
+        for message in messages:
+            self.metrics.published.labels(message.spec.name).inc()
+        return envelopes
+
     async def publish_record(self, record: Record) -> None:
         """Send an already-encoded record and wait for acks=all."""
         await self._require_producer().send_and_wait(
@@ -272,18 +331,28 @@ class KafkaBus:
         )
 
     async def subscribe(
-        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+        self,
+        spec: TopicSpec,
+        *,
+        group: str,
+        handler: Handler,
+        start: Start = "earliest",
+        batch: BatchHandler | None = None,
+        broadcast: bool = False,
     ) -> KafkaSubscription:
         await self.start()
         processor = RecordProcessor(
             spec=spec,
             group=group,
             handler=handler,
+            batch=batch,
             policy=self.retry,
             metrics=self.metrics,
             dead_letter=self.publish_record,
         )
-        subscription = KafkaSubscription(config=self.config, spec=spec, group=group, processor=processor, start=start)
+        subscription = KafkaSubscription(
+            config=self.config, spec=spec, group=group, processor=processor, start=start, broadcast=broadcast
+        )
         await subscription.start()
         self._subscriptions.append(subscription)
         return subscription

@@ -9,13 +9,20 @@
   failing for ``RetryPolicy.max_attempts``, is written to ``<topic>.dlq`` with the reason, and the consumer
   moves on. ``RetryableError`` (a dependency is down) is retried with capped backoff without limit, because
   a valid record must not be dead-lettered because of an outage.
+- Batches: a subscription may also give a ``BatchHandler``. It then receives, in offset order, the records of one
+  partition that are ready (up to the adapter's batch size), decoded; undecodable ones go to the dead-letter
+  topic alone. When the batch handler raises, the same records are handed to ``handler`` one by one, with the
+  retries and dead letters above, so a poison record is isolated and its neighbours are neither lost nor
+  applied twice (handlers are idempotent). The offsets are committed once the whole batch is done.
+- ``publish_all`` publishes several records and returns once every one is durable; records with the same key
+  keep the order they were given in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -25,6 +32,7 @@ from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_HEADER_OFFSET, DLQ_HEADER_PARTITION, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
 
 Handler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
 Start = Literal["earliest", "latest"]
 
 DLQ_REASON = DLQ_HEADER_REASON
@@ -56,6 +64,16 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1)."""
         ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record for ``publish_all``: the payload, its topic, and optionally its key and correlation id."""
+
+    spec: TopicSpec
+    data: Contract
+    correlation_id: str | None = None
+    key: str | None = None
 
 
 class Subscription(Protocol):
@@ -93,15 +111,27 @@ class Bus(Protocol):
     ) -> Envelope:
         """Wrap ``data`` in an envelope keyed by the topic's key field and publish it durably."""
 
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
+        """Publish every message (each wrapped as ``publish`` would) and return once all are durable."""
+
     async def publish_record(self, record: Record) -> None:
         """Publish an already-encoded record durably (outbox relays, dead letters)."""
 
     async def subscribe(
-        self, spec: TopicSpec, *, group: str, handler: Handler, start: Start = "earliest"
+        self,
+        spec: TopicSpec,
+        *,
+        group: str,
+        handler: Handler,
+        start: Start = "earliest",
+        batch: BatchHandler | None = None,
+        broadcast: bool = False,
     ) -> Subscription:
-        """Join ``group`` on ``spec``'s topic and start handing records to ``handler``. A group with no committed
-        offsets starts at the oldest retained record, or with ``start="latest"`` at the next new one (fan-out
-        groups that only care about what happens from now on)."""
+        """Join ``group`` on ``spec``'s topic and start handing records to ``handler`` (or, when given, to
+        ``batch`` a partition's ready records at a time). A group with no committed offsets starts at the oldest
+        retained record, or with ``start="latest"`` at the next new one (fan-out groups that only care about what
+        happens from now on). ``broadcast``: this subscriber alone reads every partition and commits nothing (a
+        gateway's fan-out; ``group`` then only names it)."""
 
 
 async def run_with_retries(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from chat_contracts.envelope import Record, decode
+from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.errors import ContractError
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.metrics import BusMetrics
@@ -21,6 +22,7 @@ from chat_runtime.bus.port import (
     DLQ_PARTITION,
     DLQ_REASON,
     DLQ_SOURCE_TOPIC,
+    BatchHandler,
     Handler,
     RetryPolicy,
     run_with_retries,
@@ -48,6 +50,15 @@ def dead_letter_record(
     return Record(topic=spec.dlq, key=record.key, value=record.value, headers=record.headers + extra)
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A consumed record and its offset; ``envelope`` when the adapter already has it decoded (in-process)."""
+
+    record: Record
+    offset: int
+    envelope: Envelope | None = None
+
+
 class RecordProcessor:
     """Decode, dispatch with retries, dead-letter; says whether the record may be committed."""
 
@@ -60,15 +71,79 @@ class RecordProcessor:
         policy: RetryPolicy,
         metrics: BusMetrics,
         dead_letter: Callable[[Record], Awaitable[None]],
+        batch: BatchHandler | None = None,
     ) -> None:
         self.spec = spec
         self.group = group
         self.handler = handler
+        self.batch = batch
         self.policy = policy
         self.metrics = metrics
         self._dead_letter = dead_letter
 
-    async def process(self, record: Record, *, partition: int, offset: int, stopping: Callable[[], bool]) -> bool:
+    async def process_many(
+        self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]
+    ) -> int:
+        """Handle consecutive records of one partition; returns how many of them, from the first, are done with
+        (handled or dead-lettered), so their offsets may be committed.
+
+        With a batch handler, every record that decodes goes to it at once (the undecodable ones to the
+        dead-letter topic); if it raises, the same records go through ``process`` one by one."""
+        if self.batch is None or len(deliveries) == 1:
+            return await self._one_by_one(deliveries, partition=partition, stopping=stopping)
+        decoded: list[tuple[Delivery, Envelope]] = []
+        for delivery in deliveries:
+            if delivery.envelope is not None:
+                decoded.append((delivery, delivery.envelope))
+                continue
+            try:
+                decoded.append((delivery, decode(delivery.record, self.spec)))
+            except ContractError as exc:
+                await self._send_to_dlq(
+                    delivery.record, exc.reason, partition=partition, offset=delivery.offset, attempts=0
+                )
+        if not decoded:
+            return len(deliveries)
+        started = time.perf_counter()
+        try:
+            await self.batch([envelope for _, envelope in decoded])
+        except Exception as exc:
+            # One of them may be poison, or a dependency failed: every record again on its own, with retries and
+            # dead letters. The handlers are idempotent, so what the batch already applied is not applied twice.
+            log.warning("bus.batch_failed", records=len(decoded), error=f"{type(exc).__name__}: {exc}")
+            self.metrics.retries.labels(self.spec.name, self.group).inc()
+            singles = [Delivery(d.record, d.offset, envelope) for d, envelope in decoded]
+            done = await self._one_by_one(singles, partition=partition, stopping=stopping)
+            if done < len(singles):
+                return deliveries.index(decoded[done][0])
+            return len(deliveries)
+        elapsed = time.perf_counter() - started
+        self.metrics.handler_seconds.labels(self.spec.name, self.group).observe(elapsed)
+        self.metrics.consumed.labels(self.spec.name, self.group, "ok").inc(len(decoded))
+        return len(deliveries)
+
+    async def _one_by_one(self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]) -> int:
+        for done, delivery in enumerate(deliveries):
+            handled = await self.process(
+                delivery.record,
+                partition=partition,
+                offset=delivery.offset,
+                stopping=stopping,
+                envelope=delivery.envelope,
+            )
+            if not handled:
+                return done
+        return len(deliveries)
+
+    async def process(
+        self,
+        record: Record,
+        *,
+        partition: int,
+        offset: int,
+        stopping: Callable[[], bool],
+        envelope: Envelope | None = None,
+    ) -> bool:
         """True when the record is done with (handled or dead-lettered) and its offset may be committed."""
         context = {
             "topic": record.topic,
@@ -78,11 +153,12 @@ class RecordProcessor:
             CORRELATION_KEY: record.header("correlation_id") or "-",
         }
         with bound_contextvars(**context):
-            try:
-                envelope = decode(record, self.spec)
-            except ContractError as exc:
-                await self._send_to_dlq(record, exc.reason, partition=partition, offset=offset, attempts=0)
-                return True
+            if envelope is None:
+                try:
+                    envelope = decode(record, self.spec)
+                except ContractError as exc:
+                    await self._send_to_dlq(record, exc.reason, partition=partition, offset=offset, attempts=0)
+                    return True
             with bound_contextvars(event_type=envelope.type):
                 started = time.perf_counter()
                 ok, reason, attempts = await run_with_retries(

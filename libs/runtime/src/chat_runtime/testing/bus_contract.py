@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
 
 from pydantic import Field
@@ -17,12 +17,14 @@ from pydantic import Field
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record
 from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import (
     DLQ_ATTEMPTS,
     DLQ_GROUP,
     DLQ_REASON,
     DLQ_SOURCE_TOPIC,
     Bus,
+    Outgoing,
     PoisonRecord,
     RetryableError,
 )
@@ -338,6 +340,109 @@ class BusContract:
         await got.wait_for(lambda: len(got.seen) >= 1, timeout=60)
         assert got.numbers() == [1]
         assert failures["left"] == 0
+
+    async def test_a_batch_handler_gets_one_partitions_records_in_order_each_once(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=4)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        batches: list[list[Envelope]] = []
+        got = Collector()
+
+        async def batch(envelopes: Sequence[Envelope]) -> None:
+            batches.append(list(envelopes))
+            for envelope in envelopes:
+                await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-batch", handler=got.add, batch=batch)
+        await bus.publish_all([Outgoing(spec, Ping(key=f"k{n % 9}", n=n)) for n in range(400)], source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 400)
+        await settle(self.quiet_period)
+        assert sorted(got.numbers()) == list(range(400))
+        assert any(len(b) > 1 for b in batches), "records that were ready together came one at a time"
+        for envelopes in batches:
+            assert len({partition_for(e.key.encode(), spec.partitions) for e in envelopes}) == 1
+            numbers = [e.data.n for e in envelopes if isinstance(e.data, Ping)]
+            by_key: dict[str, list[int]] = defaultdict(list)
+            for envelope, n in zip(envelopes, numbers, strict=True):
+                by_key[envelope.key].append(n)
+            assert all(found == sorted(found) for found in by_key.values())
+
+    async def test_a_failing_batch_is_handled_one_by_one_and_only_the_poison_record_is_dead_lettered(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        release, holding = asyncio.Event(), asyncio.Event()
+
+        async def single(envelope: Envelope) -> None:
+            assert isinstance(envelope.data, Ping)
+            if envelope.data.n == 13:
+                raise PoisonRecord("thirteen")
+            if envelope.data.n == 0 and not release.is_set():
+                holding.set()
+                await release.wait()  # the rest queue up behind the first record and come as one batch
+            await got.add(envelope)
+
+        async def batch(envelopes: Sequence[Envelope]) -> None:
+            for envelope in envelopes:
+                if isinstance(envelope.data, Ping) and envelope.data.n == 13:
+                    raise ValueError("a batch with the poison record in it")
+                await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-batch-poison", handler=single, batch=batch)
+        await bus.publish(spec, Ping(key="k", n=0), source=SOURCE)
+        await asyncio.wait_for(holding.wait(), 30)
+        await bus.publish_all([Outgoing(spec, Ping(key="k", n=n)) for n in range(1, 30)], source=SOURCE)
+        await settle(self.quiet_period)
+        release.set()
+        await got.wait_for(lambda: set(got.numbers()) >= set(range(30)) - {13})
+        dead = await harness.read_raw(spec.dlq, count=1, timeout=30)
+        assert (dead[0].header(DLQ_REASON) or "").startswith("poison: thirteen")
+        await settle(self.quiet_period)
+        assert 13 not in got.numbers()
+        assert sorted(set(got.numbers())) == [n for n in range(30) if n != 13]
+
+    async def test_publish_all_returns_once_every_record_is_published_in_order_per_key(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=3)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        got = Collector()
+        await bus.subscribe(spec, group="g-publish-all", handler=got.add)
+        bind_correlation_id("corr-all")
+        sent = await bus.publish_all(
+            [Outgoing(spec, Ping(key=f"k{n % 4}", n=n), correlation_id=f"c{n}" if n % 2 else None) for n in range(60)],
+            source=SOURCE,
+        )
+        assert [e.data.n for e in sent if isinstance(e.data, Ping)] == list(range(60))
+        await got.wait_for(lambda: len(got.seen) >= 60)
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for envelope in got.seen:
+            assert isinstance(envelope.data, Ping)
+            by_key[envelope.key].append(envelope.data.n)
+            expected = f"c{envelope.data.n}" if envelope.data.n % 2 else "corr-all"
+            assert envelope.correlation_id == expected
+        assert all(found == sorted(found) for found in by_key.values())
+        assert sorted(got.numbers()) == list(range(60))
+
+    async def test_broadcast_subscribers_of_one_name_each_read_every_record(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=3)
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        first, second = Collector(), Collector()
+        bus_a, bus_b = await harness.new_bus(), await harness.new_bus()
+        await publish_many(producer, spec, 5)  # before the subscribers: not for them (they start at latest)
+        await bus_a.subscribe(spec, group="g-fanout", handler=first.add, start="latest", broadcast=True)
+        await bus_b.subscribe(spec, group="g-fanout", handler=second.add, start="latest", broadcast=True)
+        await publish_many(producer, spec, 90, start=5)
+        await first.wait_for(lambda: len(first.seen) >= 90)
+        await second.wait_for(lambda: len(second.seen) >= 90)
+        await settle(self.quiet_period)
+        assert sorted(first.numbers()) == list(range(5, 95))
+        assert sorted(second.numbers()) == list(range(5, 95))
 
 
 def _envelope_json(*, type_: str, data: dict[str, object]) -> bytes:
