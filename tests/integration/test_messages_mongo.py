@@ -89,7 +89,7 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
         )
         module = MessagesModule(settings=settings, context=ctx)
         for handler in module.bus_handlers():
-            await bus.subscribe(handler.spec, group="messages", handler=handler.handler)
+            await handler.subscribe(bus)
         return bus, module
 
     client = KafkaBus(config)
@@ -177,8 +177,8 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
         await _delete_topics(config)
     acked = [m for session in results for m in session]
     assert len(acked) == 90
-    assert first.seqs.stored_count > 0, "the killed instance was working before it died"
-    assert second.seqs.stored_count > 0, "the survivor took over"
+    assert first.owner.stored_count > 0, "the killed instance was working before it died"
+    assert second.owner.stored_count > 0, "the survivor took over"
     by_room: dict[uuid.UUID, list[int]] = defaultdict(list)
     store = MongoMessageStore(mongo_client[mongo_database_name])
     for room in rooms:

@@ -66,7 +66,7 @@ async def test_a_command_waits_out_a_store_outage_and_is_stored_once(
     answers: list[Envelope] = []
     try:
         for handler in module.bus_handlers():
-            await bus.subscribe(handler.spec, group="messages", handler=handler.handler)
+            await handler.subscribe(bus)
         await bus.subscribe(MESSAGES_EVENTS, group="client", handler=lambda e: _append(answers, e))
         room, ada = uuid.uuid4(), uuid.uuid4()
         store.down = False

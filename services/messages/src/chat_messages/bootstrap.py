@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter
@@ -19,10 +21,11 @@ from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.entrypoints.http import build_router
 from chat_messages.entrypoints.http_attachments import build_attachments_router
-from chat_messages.service.commands import SeqCache, handle_command
+from chat_messages.service.commands import handle_command, handle_commands
 from chat_messages.service.context import MessagesContext, Publisher
+from chat_messages.service.owner import HEAD_FLUSH_SECONDS, RoomOwner
 from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
-from chat_messages.service.projection import handle_room_event, handle_user_event
+from chat_messages.service.projection import handle_room_event, handle_user_event, note_room_event
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
 from chat_runtime.bus.port import Bus, RetryableError
@@ -33,6 +36,7 @@ from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
 log = structlog.get_logger("chat.messages")
 
 CONSUMER_GROUP = "messages"
+T = TypeVar("T")
 _STORE_DOWN = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
 
 
@@ -57,12 +61,12 @@ def build_context(
     )
 
 
-def retry_while_store_is_down(handler: Callable[[Envelope], Awaitable[None]]) -> Callable[[Envelope], Awaitable[None]]:
+def retry_while_store_is_down(handler: Callable[[T], Awaitable[None]]) -> Callable[[T], Awaitable[None]]:
     """MongoDB unreachable is an outage, not a bad record: retry (the offset stays uncommitted), never dead-letter."""
 
-    async def wrapped(envelope: Envelope) -> None:
+    async def wrapped(delivered: T) -> None:
         try:
-            await handler(envelope)
+            await handler(delivered)
         except _STORE_DOWN as exc:
             raise RetryableError(f"message store unavailable: {exc}") from exc
 
@@ -76,9 +80,13 @@ class MessagesModule:
     settings: MessagesSettings
     context: MessagesContext
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
-    seqs: SeqCache = field(default_factory=SeqCache)
+    owner: RoomOwner = field(init=False)
     sweeper: Sweeper | None = None
     name: str = field(default="messages", init=False)
+    _heads: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.owner = RoomOwner(self.context.store)
 
     def router(self) -> APIRouter:
         router = build_router(self.context)
@@ -96,21 +104,40 @@ class MessagesModule:
         return {"mongo": database}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        ctx, seqs = self.context, self.seqs
+        ctx, owner = self.context, self.owner
 
         async def on_command(envelope: Envelope) -> None:
-            await handle_command(ctx, seqs, envelope)
+            await handle_command(ctx, owner, envelope)
+
+        async def on_commands(envelopes: Sequence[Envelope]) -> None:
+            await handle_commands(ctx, owner, envelopes)
 
         async def on_room_event(envelope: Envelope) -> None:
-            await handle_room_event(ctx, seqs, envelope)
+            await handle_room_event(ctx, owner, envelope)
 
         async def on_user_event(envelope: Envelope) -> None:
             await handle_user_event(ctx, envelope)
 
+        async def on_room_news(envelope: Envelope) -> None:
+            note_room_event(owner, envelope)
+
         return (
             BusHandler(spec=ROOMS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_room_event)),
             BusHandler(spec=USERS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_user_event)),
-            BusHandler(spec=MESSAGES_COMMANDS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_command)),
+            BusHandler(
+                spec=MESSAGES_COMMANDS,
+                group=CONSUMER_GROUP,
+                handler=retry_while_store_is_down(on_command),
+                batch=retry_while_store_is_down(on_commands),
+            ),
+            # What this instance keeps in memory of its rooms is dropped when any instance's projection changes.
+            BusHandler(
+                spec=ROOMS_EVENTS,
+                group=f"{CONSUMER_GROUP}-{self.settings.instance_id}-rooms",
+                handler=on_room_news,
+                start="latest",
+                broadcast=True,
+            ),
         )
 
     def body_limits(self) -> Mapping[str, int]:
@@ -126,8 +153,24 @@ class MessagesModule:
             await self.context.attachments.ensure_indexes()
         if self.sweeper is not None:
             await self.sweeper.start()
+        self._heads = asyncio.create_task(self._flush_heads(), name="messages:heads")
+
+    async def _flush_heads(self) -> None:
+        """Raise the rooms' head documents every ``HEAD_FLUSH_SECONDS`` (one write for all that moved)."""
+        while True:
+            await asyncio.sleep(HEAD_FLUSH_SECONDS)
+            try:
+                await self.owner.flush_heads()
+            except _STORE_DOWN as exc:
+                log.warning("messages.heads_not_written", error=str(exc))
 
     async def stop(self) -> None:
+        if self._heads is not None:
+            self._heads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heads
+            with contextlib.suppress(*_STORE_DOWN):
+                await self.owner.flush_heads()
         if self.sweeper is not None:
             await self.sweeper.stop()
         if self.mongo is not None:

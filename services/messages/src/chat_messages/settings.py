@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 from pydantic import Field, field_validator
@@ -19,6 +20,8 @@ class MessagesSettings(ChatSettings):
 
     mongo_url: str = "mongodb://127.0.0.1:27019/?directConnection=true"
     mongo_database: str = Field(default="chat_messages", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    """Names this instance's subscription to room events (every instance hears every one of them)."""
 
     # verifying access tokens issued by the auth service
     auth_issuer: str = "http://127.0.0.1:8000/api/auth"

@@ -11,7 +11,8 @@ Representation (see also ``ensure_indexes``):
   ``{emoji, users}`` in the order emoji were first used (an emoji is arbitrary client text, so never a field
   name); an emoji whose last user leaves is removed. ``applied`` holds the last 64 applied request ids.
 - ``rooms`` (``_id`` = room id), ``members`` and ``markers`` (``_id`` = "room_id:user_id"), ``users`` (``_id`` =
-  user id, with the case-folded ``username_key``) and ``buckets`` (``_id`` = the rate-limit key).
+  user id, with the case-folded ``username_key``) and ``heads`` (``_id`` = room id: a seq at or below the room's
+  highest, raised in batches by the room's owner).
 
 Queries avoid ``$or``/``$nor``/``$expr``: the Mongo-wire server used in development and tests answers those
 with a collection scan, and none of them is needed (search splits into a few index-exact queries instead).
@@ -23,17 +24,17 @@ import asyncio
 import random
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chat_messages.domain.model import (
     Change,
@@ -45,7 +46,7 @@ from chat_messages.domain.model import (
     Message,
     RoomState,
 )
-from chat_messages.service.ports import InsertResult
+from chat_messages.service.ports import InsertOutcome, InsertResult, Refusal
 
 Document = dict[str, Any]
 Filter = dict[str, Any]
@@ -53,8 +54,8 @@ Sort = list[tuple[str, int]]
 
 APPLIED_KEPT: Final = 64
 """How many applied request ids a message remembers."""
-BUCKET_ATTEMPTS: Final = 20
-"""Tries to take a token while many requests create the same bucket at once."""
+HEAD_WINDOW: Final = 1024
+"""Seqs read at once when ``last_seq`` walks from a head document that is behind."""
 UPSERT_ATTEMPTS: Final = 5
 # Claims of one username race each other (each clears the others, then sets its own); backing off with
 # jitter lets one of them finish instead of all of them knocking each other out in lockstep.
@@ -91,10 +92,10 @@ def _pair_id(room_id: uuid.UUID, user_id: uuid.UUID) -> str:
     return f"{room_id}:{user_id}"
 
 
-def duplicate_key_fields(error: DuplicateKeyError) -> set[str]:
-    """The fields of the unique index a duplicate-key error names (``keyPattern``, else the index name in the
-    message, for servers that leave ``keyPattern`` out)."""
-    details = error.details or {}
+def duplicate_key_fields(error: DuplicateKeyError | Mapping[str, Any]) -> set[str]:
+    """The fields of the unique index a duplicate-key error (or one write error of a bulk write) names
+    (``keyPattern``, else the index name in the message, for servers that leave ``keyPattern`` out)."""
+    details = (error.details or {}) if isinstance(error, DuplicateKeyError) else error
     pattern = details.get("keyPattern")
     if isinstance(pattern, Mapping) and pattern:
         return set(pattern)
@@ -304,22 +305,6 @@ def _reaction(emoji: str, user_id: uuid.UUID, action: str) -> Document:
     raise ValueError(f"unknown reaction action {action!r}")
 
 
-def bucket_update(*, capacity: float, refill_per_second: float, now_us: int) -> list[Document]:
-    """Refill for the time since the last take (never for time going backwards), then take one if there is one."""
-    elapsed = {"$max": [0, {"$subtract": [now_us, {"$ifNull": ["$at_us", now_us]}]}]}
-    refill = {"$divide": [{"$multiply": [elapsed, refill_per_second]}, 1_000_000]}
-    return [
-        {
-            "$set": {
-                "tokens": {"$min": [capacity, {"$add": [{"$ifNull": ["$tokens", capacity]}, refill]}]},
-                "at_us": {"$max": [{"$ifNull": ["$at_us", now_us]}, now_us]},
-            }
-        },
-        {"$set": {"granted": {"$gte": ["$tokens", 1]}}},
-        {"$set": {"tokens": {"$cond": ["$granted", {"$subtract": ["$tokens", 1]}, "$tokens"]}}},
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class _Collections:
     messages: AsyncCollection[Document]
@@ -327,10 +312,9 @@ class _Collections:
     members: AsyncCollection[Document]
     users: AsyncCollection[Document]
     markers: AsyncCollection[Document]
-    buckets: AsyncCollection[Document]
     retention: AsyncCollection[Document]
     heads: AsyncCollection[Document]
-    """Room → the highest seq stored (a hint kept by every insert; ``last_seq`` verifies it)."""
+    """Room → a seq at or below the highest stored (a hint the room's owner raises; ``last_seq`` walks on)."""
 
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -355,7 +339,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("purge_us", ASCENDING)], name="purge_us", sparse=True),
     ],
 }
-"""Every secondary index, by collection; ``rooms`` and ``buckets`` are read by ``_id`` only."""
+"""Every secondary index, by collection; ``rooms`` and ``heads`` are read by ``_id`` only."""
 
 
 class MongoMessageStore:
@@ -370,7 +354,6 @@ class MongoMessageStore:
             members=db["members"],
             users=db["users"],
             markers=db["markers"],
-            buckets=db["buckets"],
             retention=db["retention"],
             heads=db["heads"],
         )
@@ -437,6 +420,13 @@ class MongoMessageStore:
         cursor = self._c.members.find({"room_id": room_id}).sort([("room_id", ASCENDING), ("user_id", ASCENDING)])
         return [_member(doc) async for doc in cursor]
 
+    async def members_of(self, room_id: uuid.UUID, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Member]:
+        if not user_ids:
+            return {}
+        wanted = [_pair_id(room_id, user_id) for user_id in dict.fromkeys(user_ids)]
+        cursor = self._c.members.find({"_id": {"$in": wanted}})
+        return {doc["user_id"]: _member(doc) async for doc in cursor}
+
     async def drop_room(self, room_id: uuid.UUID) -> None:
         await self._c.messages.delete_many({"room_id": room_id})
         await self._c.heads.delete_one({"_id": room_id})
@@ -475,9 +465,9 @@ class MongoMessageStore:
     # messages
 
     async def last_seq(self, room_id: uuid.UUID) -> int:
-        """The highest seq stored in the room, from its head document (O(1), no sort: the Mongo-wire server
-        used in development sorts in memory). An insert that crashed before moving the head leaves it behind by
-        a message or two; the exact point lookups of the next seqs catch up."""
+        """The highest seq stored in the room: its head document (no sort: the Mongo-wire server used in
+        development sorts in memory), then the seqs stored above it, which the owner writes before it raises the
+        head (a window of ``HEAD_WINDOW`` seqs per read; seqs are dense, so a full window means read on)."""
         head = await self._c.heads.find_one({"_id": room_id})
         if head is None:
             # No head yet (a room from before heads existed, or an empty one): one sorted read, then kept.
@@ -486,36 +476,65 @@ class MongoMessageStore:
             )
             seq = 0 if doc is None else int(doc["seq"])
             if seq:
-                await self._advance_head(room_id, seq)
+                await self.advance_heads({room_id: seq})
             return seq
-        seq = int(head["seq"])
-        walked = seq
-        while await self._c.messages.find_one({"room_id": room_id, "seq": walked + 1}, {"_id": 1}) is not None:
-            walked += 1
-        if walked != seq:
-            await self._advance_head(room_id, walked)
+        seq = walked = int(head["seq"])
+        while True:
+            window = {"room_id": room_id, "seq": {"$gt": walked, "$lte": walked + HEAD_WINDOW}}
+            found = [int(doc["seq"]) async for doc in self._c.messages.find(window, {"_id": 0, "seq": 1})]
+            if not found:
+                break
+            walked = max(found)
+            if len(found) < HEAD_WINDOW:
+                break
+        if walked - seq >= HEAD_WINDOW:
+            await self.advance_heads({room_id: walked})  # a long walk: spare the next reader of the room
         return walked
 
-    async def _advance_head(self, room_id: uuid.UUID, seq: int) -> None:
-        behind = {"_id": room_id, "seq": {"$lt": seq}}
-        try:
-            await self._c.heads.update_one(behind, {"$set": {"seq": seq}}, upsert=True)
-        except DuplicateKeyError:
-            await self._c.heads.update_one(behind, {"$set": {"seq": seq}})  # it exists, maybe ahead already
+    async def advance_heads(self, heads: Mapping[uuid.UUID, int]) -> None:
+        if not heads:
+            return
+        for attempt in range(UPSERT_ATTEMPTS):
+            requests = [
+                UpdateOne({"_id": room_id, "seq": {"$lt": seq}}, {"$set": {"seq": seq}}, upsert=attempt == 0)
+                for room_id, seq in heads.items()
+            ]
+            try:
+                await self._c.heads.bulk_write(requests, ordered=False)
+            except BulkWriteError as error:
+                # An upsert collides with a head that exists already (ahead or just created): update without them.
+                codes = {e.get("code") for e in error.details.get("writeErrors", [])}
+                if codes - {11000}:
+                    raise
+                continue
+            return
 
     async def insert_message(self, message: Message) -> InsertResult:
-        try:
-            await self._c.messages.insert_one(message_document(message))
-        except DuplicateKeyError as error:
-            return await self._duplicate(message, error)
-        await self._advance_head(message.room_id, message.seq)
-        return "inserted"
+        outcome = await self.insert_messages([message])
+        return "inserted" if outcome.inserted == 1 else (outcome.refused or "duplicate_seq")
 
-    async def _duplicate(self, message: Message, error: DuplicateKeyError) -> InsertResult:
+    async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
+        if not messages:
+            return InsertOutcome(inserted=0)
+        try:
+            await self._c.messages.insert_many([message_document(m) for m in messages], ordered=True)
+        except BulkWriteError as error:
+            details = error.details
+            inserted = int(details.get("nInserted", 0))
+            failures = details.get("writeErrors") or []
+            if not failures or failures[0].get("code") != 11000:
+                raise
+            refused = await self._refusal(messages[failures[0].get("index", inserted)], failures[0])
+            if refused is None:  # not a rule of the port (the same _id in another room): not for callers to explain
+                raise DuplicateKeyError(str(failures[0].get("errmsg", "duplicate key")), 11000, failures[0]) from error
+            return InsertOutcome(inserted=inserted, refused=refused)
+        return InsertOutcome(inserted=len(messages))
+
+    async def _refusal(self, message: Message, failure: Mapping[str, Any]) -> Refusal | None:
         """Which uniqueness rule refused ``message``. A stored client_msg_id wins whichever index the server
         checked first: the message exists, and that is what the caller must learn (the very same message
         again, after a write whose answer was lost, collides on ``_id`` first)."""
-        fields = duplicate_key_fields(error)
+        fields = duplicate_key_fields(failure)
         if "client_msg_id" in fields:
             return "duplicate_client_msg_id"
         if fields & {"seq", "_id"}:
@@ -526,7 +545,7 @@ class MongoMessageStore:
                 return "duplicate_client_msg_id"
             if "seq" in fields:
                 return "duplicate_seq"
-        raise error
+        return None
 
     async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         doc = await self._c.messages.find_one({"_id": message_id, "room_id": room_id}, _NOT_APPLIED)
@@ -639,8 +658,6 @@ class MongoMessageStore:
     async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
         return await self._c.messages.count_documents(unread_query(room_id, user_id, after_seq=after_seq))
 
-    # rate limits
-
     # retention
 
     async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
@@ -674,31 +691,6 @@ class MongoMessageStore:
 
     async def purge_done(self, room_id: uuid.UUID) -> None:
         await self._c.retention.update_one({"_id": room_id}, {"$unset": {"purge_us": ""}})
-
-    async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
-        if capacity < 1 or refill_per_second <= 0:
-            raise ValueError("a token bucket needs a capacity of at least 1 and a positive refill rate")
-        update = bucket_update(capacity=capacity, refill_per_second=refill_per_second, now_us=to_us(now))
-        doc: Document | None = None
-        upsert = True
-        for attempt in range(BUCKET_ATTEMPTS):
-            try:
-                doc = await self._c.buckets.find_one_and_update(
-                    {"_id": key}, update, upsert=upsert, return_document=ReturnDocument.AFTER
-                )
-            except DuplicateKeyError:
-                # Created concurrently: it exists now, so update it without inserting.
-                upsert = False
-                await asyncio.sleep(0.001 * attempt)
-                continue
-            if doc is not None:
-                break
-            upsert = True  # deleted meanwhile (never by us, but be safe): create it again
-        if doc is None:
-            raise RuntimeError(f"could not take a token from bucket {key!r}")
-        if doc["granted"]:
-            return 0.0
-        return (1 - float(doc["tokens"])) / refill_per_second
 
     # helpers
 

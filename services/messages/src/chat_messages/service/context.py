@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,6 +13,7 @@ from chat_contracts.spec import TopicSpec
 from chat_messages.domain.moderation import Moderation, moderation_for
 from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.settings import MessagesSettings
+from chat_runtime.bus.port import Outgoing
 from chat_runtime.tokens import TokenVerifier
 
 
@@ -21,6 +23,8 @@ class Publisher(Protocol):
     async def publish(
         self, spec: TopicSpec, data: Contract, *, key: str | None = None, correlation_id: str | None = None, source: str
     ) -> Envelope: ...
+
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]: ...
 
 
 @dataclass(frozen=True, slots=True)

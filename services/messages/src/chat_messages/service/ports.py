@@ -9,7 +9,8 @@ loses nothing and a redelivered command changes nothing (decisions/0006).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -17,6 +18,18 @@ from chat_messages.domain.model import Attachment, Change, MarkerKind, Markers, 
 
 Clock = Callable[[], datetime]
 InsertResult = Literal["inserted", "duplicate_client_msg_id", "duplicate_seq"]
+Refusal = Literal["duplicate_client_msg_id", "duplicate_seq"]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    """What an ordered insert of several messages did."""
+
+    inserted: int
+    """How many of the messages, from the first, are stored."""
+    refused: Refusal | None = None
+    """Why the next one was not (None when all were): its client_msg_id is stored already (whatever else
+    collided), or another message has its seq."""
 
 
 class MessageStore(Protocol):
@@ -37,6 +50,9 @@ class MessageStore(Protocol):
 
     async def members(self, room_id: uuid.UUID) -> Sequence[Member]: ...
 
+    async def members_of(self, room_id: uuid.UUID, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Member]:
+        """The memberships of those users who are members (one read)."""
+
     async def drop_room(self, room_id: uuid.UUID) -> None:
         """Delete the room's messages, members and markers (its RoomState stays, marked deleted, by the caller)."""
 
@@ -55,6 +71,12 @@ class MessageStore(Protocol):
 
     async def insert_message(self, message: Message) -> InsertResult:
         """Insert; unique (room_id, client_msg_id) and (room_id, seq) decide the result."""
+
+    async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
+        """Insert in order (one write), stopping at the first message a uniqueness rule refuses."""
+
+    async def advance_heads(self, heads: Mapping[uuid.UUID, int]) -> None:
+        """Raise each room's head document to at least the given seq (never lower it); one write."""
 
     async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None: ...
 
@@ -129,10 +151,6 @@ class MessageStore(Protocol):
         """Rooms whose purge time has come."""
 
     async def purge_done(self, room_id: uuid.UUID) -> None: ...
-
-    # rate limits
-    async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
-        """Token bucket: take one token; 0.0 when taken, else the seconds until one is available (nothing taken)."""
 
 
 class AttachmentStore(Protocol):

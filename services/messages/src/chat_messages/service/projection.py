@@ -7,6 +7,7 @@ written before the version is advanced, and every effect is idempotent, so a cra
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,13 +17,13 @@ from chat_contracts import rooms as ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
 from chat_messages.domain.model import Member, RoomState
-from chat_messages.service.commands import SeqCache
 from chat_messages.service.context import MessagesContext
+from chat_messages.service.owner import RoomOwner
 
 log = structlog.get_logger("chat.messages.projection")
 
 
-async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Envelope) -> None:
+async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: Envelope) -> None:
     data = envelope.data
     room_id = getattr(data, "room_id", None)
     version = getattr(data, "room_version", None)
@@ -48,7 +49,7 @@ async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Enve
         else:
             await store.drop_room(room_id)
             await ctx.attachments.drop_room(room_id)
-        seqs.forget(room_id)
+        owner.forget(room_id)
         state = replace(state, deleted=True)
         log.info("messages.room_deleted", room_id=str(room_id), purge_after_days=grace)
     elif isinstance(data, ev.MemberJoined):
@@ -63,6 +64,17 @@ async def handle_room_event(ctx: MessagesContext, seqs: SeqCache, envelope: Enve
         if member is not None:
             await store.put_member(replace(member, role=data.new_role))
     await store.apply_room(replace(state, version=version))
+    await owner.projected(room_id, version)
+
+
+def note_room_event(owner: RoomOwner, envelope: Envelope) -> None:
+    """Every instance hears every room event (a broadcast subscription): what its ledgers keep of that room is
+    older now, so the next command of the room reads it again from the projection."""
+    data = envelope.data
+    room_id = getattr(data, "room_id", None)
+    version = getattr(data, "room_version", None)
+    if isinstance(room_id, uuid.UUID) and isinstance(version, int):
+        owner.stale(room_id, version)
 
 
 async def handle_user_event(ctx: MessagesContext, envelope: Envelope) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +13,8 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.spec import TopicSpec
 from chat_messages.domain.model import Change, Edit, MarkerKind, Markers, Member, Message, RoomState
-from chat_messages.service.ports import InsertResult
+from chat_messages.service.ports import InsertOutcome, InsertResult
+from chat_runtime.bus.port import Outgoing
 
 APPLIED_KEPT = 64
 
@@ -31,7 +32,9 @@ class FakeMessageStore:
         self.users: dict[uuid.UUID, str] = {}
         self.messages: dict[uuid.UUID, _Stored] = {}
         self.markers_: dict[tuple[uuid.UUID, uuid.UUID], Markers] = {}
-        self.buckets: dict[str, tuple[float, datetime]] = {}
+        self.heads: dict[uuid.UUID, int] = {}
+        self.writes = 0
+        """Insert and head writes made (tests count what a batch costs)."""
         self.retention_days: dict[uuid.UUID, int] = {}
         self.purges: dict[uuid.UUID, datetime] = {}
         self._lock = asyncio.Lock()
@@ -61,6 +64,9 @@ class FakeMessageStore:
     async def members(self, room_id: uuid.UUID) -> Sequence[Member]:
         return [m for m in self.members_.values() if m.room_id == room_id]
 
+    async def members_of(self, room_id: uuid.UUID, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Member]:
+        return {u: m for u in user_ids if (m := self.members_.get((room_id, u))) is not None}
+
     async def drop_room(self, room_id: uuid.UUID) -> None:
         self.messages = {k: v for k, v in self.messages.items() if v.message.room_id != room_id}
         self.members_ = {k: v for k, v in self.members_.items() if k[0] != room_id}
@@ -87,15 +93,25 @@ class FakeMessageStore:
         return max((m.seq for m in self._room_messages(room_id)), default=0)
 
     async def insert_message(self, message: Message) -> InsertResult:
+        outcome = await self.insert_messages([message])
+        return "inserted" if outcome.inserted == 1 else (outcome.refused or "duplicate_seq")
+
+    async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
         async with self._lock:
-            for stored in self.messages.values():
-                if stored.message.room_id == message.room_id and stored.message.client_msg_id == message.client_msg_id:
-                    return "duplicate_client_msg_id"
-            for stored in self.messages.values():
-                if stored.message.room_id == message.room_id and stored.message.seq == message.seq:
-                    return "duplicate_seq"
-            self.messages[message.id] = _Stored(message)
-            return "inserted"
+            self.writes += 1
+            for inserted, message in enumerate(messages):
+                same_room = [s.message for s in self.messages.values() if s.message.room_id == message.room_id]
+                if any(m.client_msg_id == message.client_msg_id for m in same_room):
+                    return InsertOutcome(inserted=inserted, refused="duplicate_client_msg_id")
+                if any(m.seq == message.seq for m in same_room):
+                    return InsertOutcome(inserted=inserted, refused="duplicate_seq")
+                self.messages[message.id] = _Stored(message)
+            return InsertOutcome(inserted=len(messages))
+
+    async def advance_heads(self, heads: Mapping[uuid.UUID, int]) -> None:
+        self.writes += 1
+        for room_id, seq in heads.items():
+            self.heads[room_id] = max(seq, self.heads.get(room_id, 0))
 
     async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         stored = self.messages.get(message_id)
@@ -254,32 +270,34 @@ class FakeMessageStore:
     async def purge_done(self, room_id: uuid.UUID) -> None:
         self.purges.pop(room_id, None)
 
-    async def take_token(self, key: str, *, capacity: float, refill_per_second: float, now: datetime) -> float:
-        tokens, at = self.buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + max(0.0, (now - at).total_seconds()) * refill_per_second)
-        if tokens >= 1:
-            self.buckets[key] = (tokens - 1, now)
-            return 0.0
-        self.buckets[key] = (tokens, now)
-        return (1 - tokens) / refill_per_second
-
 
 def _edit(body: str, at: datetime) -> Edit:
     return Edit(body=body, edited_at=at)
 
 
 class RecordingPublisher:
-    """Keeps every published envelope; tests read ``events``."""
+    """Keeps every published envelope; tests read ``events`` (and ``batches``: how many publish calls)."""
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
+        self.batches = 0
 
     async def publish(
         self, spec: TopicSpec, data: Contract, *, key: str | None = None, correlation_id: str | None = None, source: str
     ) -> Envelope:
+        self.batches += 1
         envelope = Envelope.wrap(data, source=source, key=key or spec.key_of(data), correlation_id=correlation_id)
         self.events.append(envelope)
         return envelope
+
+    async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
+        self.batches += 1
+        envelopes = [
+            Envelope.wrap(m.data, source=source, key=m.key or m.spec.key_of(m.data), correlation_id=m.correlation_id)
+            for m in messages
+        ]
+        self.events.extend(envelopes)
+        return envelopes
 
 
 class FakeClock:

@@ -67,7 +67,7 @@ class MessagesHarness:
             {"room_id": room_id, "room_version": version, "occurred_at": self.clock(), **fields}
         )
         await handle_room_event(
-            self.module.context, self.module.seqs, Envelope.wrap(data, source="rooms", key=str(room_id))
+            self.module.context, self.module.owner, Envelope.wrap(data, source="rooms", key=str(room_id))
         )
 
     async def room(self, owner: Person, *members: Person, history: str = "shared", kind: str = "public") -> uuid.UUID:
@@ -87,7 +87,7 @@ class MessagesHarness:
         """Deliver a command as the bus would and return the answer published for its request_id."""
         envelope = Envelope.wrap(data, source="gateway", key=str(data.room_id))  # type: ignore[attr-defined]
         before = len(self.publisher.events)
-        await handle_command(self.module.context, self.module.seqs, envelope)
+        await handle_command(self.module.context, self.module.owner, envelope)
         answers = [e for e in self.publisher.events[before:] if getattr(e.data, "request_id", None) == data.request_id]  # type: ignore[attr-defined]
         assert len(answers) == 1, answers
         return answers[0]

@@ -11,7 +11,8 @@ from chat_contracts import messages_events as ev
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import decode, encode
 from chat_contracts.topics import MESSAGES_EVENTS
-from chat_messages.service.commands import SeqCache, handle_command
+from chat_messages.service.commands import handle_command
+from chat_messages.service.owner import RoomOwner
 from chat_messages.testing.harness import MessagesHarness
 
 
@@ -66,7 +67,7 @@ class MessagesScenarios:
         ada = await msgs.person("ada")
         room = await msgs.room(ada)
         msgs.module.context.settings.send_burst = 1000
-        other_instance = SeqCache()
+        other_instance = RoomOwner(msgs.module.context.store)
         await msgs.send(ada, room, "warm the first cache")
 
         async def on_other(i: int) -> None:

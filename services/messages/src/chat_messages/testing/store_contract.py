@@ -12,10 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from chat_messages.domain.model import Change, Edit, Markers, Member, MentionedUser, Message, RoomState
-from chat_messages.service.ports import MessageStore
+from chat_messages.service.ports import InsertOutcome, MessageStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 """A fixed instant."""
@@ -326,6 +324,52 @@ class StoreContract:
         assert await store.insert_message(replace(original, id=uuid.uuid4())) == "duplicate_client_msg_id"
         assert await store.insert_message(original) == "duplicate_client_msg_id"
         assert list(await store.history(room_id, limit=10, newest_first=False)) == [original]
+
+    async def test_an_ordered_insert_stores_every_message_in_one_call(self, store: MessageStore) -> None:
+        room_id, other = uuid.uuid4(), uuid.uuid4()
+        batch = [a_message(room_id, 1), a_message(other, 1), a_message(room_id, 2)]
+        assert await store.insert_messages(batch) == InsertOutcome(inserted=3)
+        assert [m.seq for m in await store.history(room_id, limit=10, newest_first=False)] == [1, 2]
+        assert await store.last_seq(other) == 1
+        assert await store.insert_messages([]) == InsertOutcome(inserted=0)
+
+    async def test_an_ordered_insert_stops_at_a_stored_client_msg_id(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        await insert(store, a_message(room_id, 1, client_msg_id="abc"))
+        batch = [a_message(room_id, 2), a_message(room_id, 3, client_msg_id="abc"), a_message(room_id, 4)]
+        assert await store.insert_messages(batch) == InsertOutcome(inserted=1, refused="duplicate_client_msg_id")
+        assert [m.seq for m in await store.history(room_id, limit=10, newest_first=False)] == [1, 2]
+
+    async def test_an_ordered_insert_stops_at_a_taken_seq(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        await insert(store, a_message(room_id, 2))
+        batch = [a_message(room_id, 1), a_message(room_id, 2), a_message(room_id, 3)]
+        assert await store.insert_messages(batch) == InsertOutcome(inserted=1, refused="duplicate_seq")
+        assert [m.seq for m in await store.history(room_id, limit=10, newest_first=False)] == [1, 2]
+
+    async def test_last_seq_counts_messages_stored_above_a_head_that_is_behind(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        await insert(store, a_message(room_id, 1))
+        await store.advance_heads({room_id: 1})
+        await store.insert_messages([a_message(room_id, seq) for seq in range(2, 2_101)])
+        assert await store.last_seq(room_id) == 2_100
+        await store.advance_heads({room_id: 7})  # never lowers it
+        assert await store.last_seq(room_id) == 2_100
+        await store.advance_heads({room_id: 2_100, uuid.uuid4(): 3})
+        assert await store.last_seq(room_id) == 2_100
+
+    async def test_members_of_finds_the_members_among_the_users_asked_about(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        ada, bob, eve = ids(3)
+        await store.put_member(Member(room_id=room_id, user_id=ada, role="owner"))
+        await store.put_member(Member(room_id=room_id, user_id=bob, role="member", joined_after_seq=4))
+        await store.put_member(Member(room_id=uuid.uuid4(), user_id=eve, role="member"))
+        found = await store.members_of(room_id, [ada, bob, eve, bob])
+        assert found == {
+            ada: Member(room_id=room_id, user_id=ada, role="owner"),
+            bob: Member(room_id=room_id, user_id=bob, role="member", joined_after_seq=4),
+        }
+        assert await store.members_of(room_id, []) == {}
 
     async def test_seq_and_client_msg_id_are_unique_per_room_only(self, store: MessageStore) -> None:
         first, second = uuid.uuid4(), uuid.uuid4()
@@ -754,37 +798,6 @@ class StoreContract:
         assert await store.count_unread(room_id, me, after_seq=7) == 0
         assert await store.count_unread(room_id, them, after_seq=0) == 2  # 2, 5
         assert await store.count_unread(uuid.uuid4(), me, after_seq=0) == 0
-
-    # rate limits
-
-    async def test_a_bucket_gives_its_capacity_then_says_how_long_to_wait(self, store: MessageStore) -> None:
-        for _ in range(3):
-            assert await store.take_token("send:a", capacity=3, refill_per_second=0.5, now=T0) == 0.0
-        assert await store.take_token("send:a", capacity=3, refill_per_second=0.5, now=T0) == pytest.approx(2.0)
-        wait = await store.take_token("send:a", capacity=3, refill_per_second=0.5, now=T0 + SECOND)
-        assert wait == pytest.approx(1.0)
-        assert wait > 0
-
-    async def test_a_refused_take_takes_nothing_and_the_bucket_refills_over_time(self, store: MessageStore) -> None:
-        async def take(at: datetime) -> float:
-            return await store.take_token("k", capacity=2, refill_per_second=1, now=at)
-
-        assert await take(T0) == 0.0
-        assert await take(T0) == 0.0
-        assert await take(T0 + SECOND / 4) == pytest.approx(0.75)
-        assert await take(T0 + SECOND / 2) == pytest.approx(0.5)
-        assert await take(T0 + SECOND) == 0.0
-        assert await take(T0 + SECOND) == pytest.approx(1.0)
-        # A long pause fills the bucket to its capacity, not beyond.
-        later = T0 + timedelta(hours=1)
-        assert await take(later) == 0.0
-        assert await take(later) == 0.0
-        assert await take(later) > 0
-
-    async def test_buckets_are_kept_per_key(self, store: MessageStore) -> None:
-        assert await store.take_token("a", capacity=1, refill_per_second=1, now=T0) == 0.0
-        assert await store.take_token("a", capacity=1, refill_per_second=1, now=T0) > 0
-        assert await store.take_token("b", capacity=1, refill_per_second=1, now=T0) == 0.0
 
     # retention
 
