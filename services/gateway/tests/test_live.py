@@ -170,7 +170,7 @@ async def test_a_live_socket_is_warned_refreshes_its_token_and_ends_when_it_does
 
 
 async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffered(cluster: Cluster) -> None:
-    gateway = await cluster.start("gw-a", buffer_soft_limit=10, buffer_hard_limit=100)
+    gateway = await cluster.start("gw-a", buffer_soft_limit_bytes=10_000, buffer_hard_limit_bytes=100_000)
     await cluster.join(ROOM, ADA, BOB, EVE)
     ada, bob, eve = [await cluster.connect(gateway, u) for u in (ADA, BOB, EVE)]
     for client in (ada, bob, eve):
@@ -178,7 +178,7 @@ async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffer
     hub = gateway.hub
     bob_sid = next(sid for sid, c in hub.connections.items() if c.user.sub == BOB)
     bob_eio = hub.sio.manager.eio_sid_from_sid(bob_sid, "/")
-    backlog = {"value": 50}
+    backlog = {"value": 50_000}
     measured = hub.backlog
     hub.backlog = lambda eio_sid: backlog["value"] if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
 
@@ -194,7 +194,7 @@ async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffer
     await until(lambda: len(bob.events("message:new")) == 1)
     assert typing_of(bob, ADA) == [], "over the soft limit: typing is dropped, messages are not"
 
-    backlog["value"] = 100
+    backlog["value"] = 100_000
     await message(2)
     await until(lambda: not bob.sio.connected)
     assert bob.events("session:ended") == [{"reason": "slow_consumer"}]

@@ -47,10 +47,23 @@ class GatewayModule:
             BusHandler(spec=ROOMS_EVENTS, group=f"{own}-rooms", handler=self.hub.on_room_event),
             # Fan-out and session ends only matter from now on.
             BusHandler(
-                spec=MESSAGES_EVENTS, group=f"{own}-messages", handler=self.hub.on_message_event, start="latest"
+                spec=MESSAGES_EVENTS,
+                group=f"{own}-messages",
+                handler=self.hub.on_message_event,
+                batch=self.hub.on_message_events,
+                start="latest",
+                broadcast=True,
             ),
-            BusHandler(spec=USERS_EVENTS, group=f"{own}-users", handler=self.hub.on_user_event, start="latest"),
-            BusHandler(spec=EPHEMERAL, group=f"{own}-ephemeral", handler=self.hub.ephemeral.on_event, start="latest"),
+            BusHandler(
+                spec=USERS_EVENTS, group=f"{own}-users", handler=self.hub.on_user_event, start="latest", broadcast=True
+            ),
+            BusHandler(
+                spec=EPHEMERAL,
+                group=f"{own}-ephemeral",
+                handler=self.hub.ephemeral.on_event,
+                start="latest",
+                broadcast=True,
+            ),
         )
 
     def body_limits(self) -> Mapping[str, int]:

@@ -67,17 +67,24 @@ class GatewaySettings(ChatSettings):
     """``auth:expiring`` is sent this long before the access token expires; without ``auth:refresh`` in time
     the socket ends with ``token_expired``."""
 
-    # slow clients (packets queued for one socket, not yet written to it)
-    buffer_soft_limit: int = Field(default=256, ge=1)
+    # slow clients (bytes written to one socket that it has not read yet)
+    buffer_soft_limit_bytes: int = Field(default=256 * 1024, ge=1024)
     """Above this backlog a socket stops getting typing and presence events."""
-    buffer_hard_limit: int = Field(default=2048, ge=1)
+    buffer_hard_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Above this backlog a socket that should get a room event is ended with ``slow_consumer`` instead (it
     reconnects and recovers by seq), so one slow reader never delays or bloats the others."""
+
+    # websocket compression (offered only with CHAT_WS_COMPRESSION=true)
+    ws_compression_min_bytes: int = Field(default=1024, ge=0)
+    """Frames shorter than this go uncompressed even on a connection that negotiated permessage-deflate: most
+    chat frames are a few hundred bytes, which deflate barely shrinks at a real CPU cost per recipient."""
 
     @model_validator(mode="after")
     def _no_wildcard_origin_outside_dev(self) -> Self:
         if self.mode == "prod" and ("*" in self.allowed_origins or not self.allowed_origins):
             raise ValueError("allowed_origins: list the web origins explicitly outside dev mode ('*' is refused)")
-        if self.buffer_soft_limit >= self.buffer_hard_limit:
-            raise ValueError("buffer_soft_limit must be below buffer_hard_limit (ephemeral events go first)")
+        if self.buffer_soft_limit_bytes >= self.buffer_hard_limit_bytes:
+            raise ValueError(
+                "buffer_soft_limit_bytes must be below buffer_hard_limit_bytes (ephemeral events go first)"
+            )
         return self

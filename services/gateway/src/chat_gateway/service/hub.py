@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import engineio.packet
+import orjson
 import socketio
 import socketio.packet
 import structlog
@@ -26,6 +26,7 @@ from chat_contracts import users as uev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS
+from chat_gateway.adapters import fanout
 from chat_gateway.adapters.history import History, HistoryUnavailable
 from chat_gateway.adapters.rooms import Rooms, RoomsUnavailable
 from chat_gateway.domain.membership import Memberships
@@ -93,7 +94,15 @@ LIFECYCLE_NAMES = frozenset({"connect", "disconnect", "*"})
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio hands a client *event* named ``connect`` or ``disconnect`` to the lifecycle handler of that
     name, and one named ``*`` to the catch-all with its arguments shifted: a client could re-run authentication
-    or drop its own connection state. Here such events are answered ``unknown_event`` and go no further."""
+    or drop its own connection state. Here such events are answered ``unknown_event`` and go no further.
+
+    Every new engine.io socket becomes a ``fanout.FastSocket`` (written without a writer task per socket)."""
+
+    compression_min_bytes = 1024
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        fanout.adopt(self.eio, eio_sid, compression_min_bytes=self.compression_min_bytes)
+        await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]) -> None:
         if data and data[0] in LIFECYCLE_NAMES:
@@ -146,6 +155,7 @@ class Hub:
             logger=False,
             engineio_logger=False,
         )
+        self.sio.compression_min_bytes = settings.ws_compression_min_bytes
         self._register()
 
     async def start(self) -> None:
@@ -581,6 +591,11 @@ class Hub:
 
     # --- events from the bus ----------------------------------------------------------------------------------
 
+    async def on_message_events(self, envelopes: Sequence[Envelope]) -> None:
+        """A batch of messages events: every socket gets what is for it in one write (see ``fanout``)."""
+        for envelope in envelopes:
+            await self.on_message_event(envelope)
+
     async def on_message_event(self, envelope: Envelope) -> None:
         """Resolve a waiting ack, then fan the event out to the room (encoded once for every recipient)."""
         data = envelope.data
@@ -613,14 +628,14 @@ class Hub:
         over the hard limit, a room event ends it with ``slow_consumer`` instead of growing its buffer. A ``new``
         message goes only to sockets that have not been sent its seq (a resent client_msg_id re-announces its
         message to answer the sender, and a gateway that restarted cannot know what its sockets replayed)."""
-        sockets = self.sio.eio.sockets
-        frame: engineio.packet.Packet | None = None
+        eio = self.sio.eio
+        frame: fanout.Frame | None = None
         lagging: list[str] = []
-        limit = self.settings.buffer_soft_limit if droppable else self.settings.buffer_hard_limit
+        limit = self.settings.buffer_soft_limit_bytes if droppable else self.settings.buffer_hard_limit_bytes
         for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
             connection = self.connections.get(sid)
-            socket = sockets.get(eio_sid)
-            if connection is None or socket is None or socket.closed or sid in self.ending:
+            socket = fanout.socket_of(eio, eio_sid)
+            if connection is None or socket is None or sid in self.ending:
                 continue
             if skip_user is not None and connection.user.sub == skip_user:
                 continue
@@ -636,26 +651,19 @@ class Hub:
             if new:
                 connection.delivered[room_id] = seq
             if frame is None:
-                frame = self._frame(event, payload)
-            # Straight onto the socket's Engine.IO queue, which its writer task drains: python-socketio's own
-            # room emit would create a task per recipient and wait for them all (docs/benchmarks.md).
-            socket.queue.put_nowait(frame)
+                frame = fanout.event_frame(event, orjson.dumps(payload))
+            # The same frame for every recipient, written to its connection without a task per recipient (as
+            # python-socketio's room emit would make) or per socket (as python-engineio's writer is).
+            socket.send_frame(frame)
         for sid in lagging:
             log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
             self.ending.add(sid)
             self._spawn(self.end(sid, "slow_consumer"))
 
-    def _frame(self, event: str, payload: dict[str, Any]) -> engineio.packet.Packet:
-        """The Engine.IO packet carrying a Socket.IO event, encoded once for every recipient."""
-        encoded = self.sio.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=[event, payload]).encode()
-        if not isinstance(encoded, str):  # binary attachments would take several packets; no event has any
-            raise TypeError(f"{event} carries binary data")
-        return engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
-
     def backlog(self, eio_sid: str) -> int:
-        """Packets queued for a socket and not yet written to it."""
-        socket = self.sio.eio.sockets.get(eio_sid)
-        return socket.queue.qsize() if socket is not None else 0
+        """Bytes written to a socket and not yet sent to it."""
+        socket = fanout.socket_of(self.sio.eio, eio_sid)
+        return socket.backlog() if socket is not None else 0
 
     async def on_room_event(self, envelope: Envelope) -> None:
         data = envelope.data

@@ -1,0 +1,331 @@
+"""Writing Socket.IO packets to websockets without python-engineio's per-socket writer task: the only module that
+touches python-engineio's and uvicorn's internals (version bounds in the gateway's pyproject; the contract test
+services/gateway/tests/test_fanout_transport.py fails when either library changes under it).
+
+python-engineio gives every websocket a writer task that waits on a queue (with an ``asyncio.wait_for`` task per
+wait), a task per received packet and a task per heartbeat, and hands each packet to the ASGI server, which frames
+it in Python. Here a websocket served by uvicorn's Sans-I/O ``websockets`` protocol gets a ``FrameWriter``
+instead:
+
+- every packet for the socket (acks, events, heartbeats) is framed here and written straight to the connection's
+  transport, in the order it was sent: no queue, no writer task;
+- a broadcast is encoded once into a complete websocket frame (``Frame``) and the same bytes go to every recipient;
+- writes made in one turn of the event loop are joined into one ``transport.write`` per socket (a batch of events
+  costs a socket one system call, not one per event);
+- the heartbeat is a timer, not a sleeping task;
+- a socket's backlog is the bytes its transport has not sent yet.
+
+Sockets on long-polling, or served by another ASGI server, keep python-engineio's own path.
+
+permessage-deflate (``CHAT_WS_COMPRESSION``): frames shorter than ``compression_min_bytes`` go uncompressed (RFC
+7692 lets a sender compress message by message); longer ones are compressed by the connection's own compressor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import engineio.async_socket
+import engineio.exceptions
+import engineio.packet
+import orjson
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+_TEXT_FIN = 0x81
+_POLLED_PACKET_BYTES = 512
+"""A long-polling socket's backlog is counted in queued packets; each is taken for this many bytes."""
+
+
+def websocket_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented websocket text frame (what a server sends) carrying ``payload``."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_TEXT_FIN, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", _TEXT_FIN, 126, size) + payload
+    return struct.pack("!BBQ", _TEXT_FIN, 127, size) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One Socket.IO event for many sockets: the Engine.IO packet text, and the websocket frame carrying it."""
+
+    packet: bytes
+    wire: bytes
+
+    @property
+    def message(self) -> str:
+        """The Socket.IO packet: what an Engine.IO MESSAGE packet carries after its ``4``."""
+        return self.packet[1:].decode()
+
+
+def event_frame(event: str, payload_json: bytes) -> Frame:
+    """The frame of a Socket.IO event on the default namespace: Engine.IO ``4`` (message), Socket.IO ``2``
+    (event), then ``[event, payload]`` as JSON; ``payload_json`` is the payload already encoded."""
+    packet = b'42[' + orjson.dumps(event) + b"," + payload_json + b"]"
+    return Frame(packet=packet, wire=websocket_frame(packet))
+
+
+class FrameWriter:
+    """Writes one websocket's frames to its transport, joining what is written in one turn of the loop."""
+
+    __slots__ = ("_compress_from", "_pending", "_protocol", "closed")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol, compress_from: int | None) -> None:
+        self._protocol = protocol
+        self._pending: list[bytes] = []
+        self._compress_from = compress_from if protocol.conn.extensions else None
+        self.closed = False
+
+    @classmethod
+    def attach(cls, ws: Any, *, compression_min_bytes: int) -> FrameWriter | None:
+        """A writer for python-engineio's ASGI websocket ``ws`` when uvicorn's Sans-I/O protocol serves it."""
+        send = getattr(ws, "asgi_send", None)
+        protocol = getattr(send, "__self__", None)
+        if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.transport is None:
+            return None
+        return cls(protocol, compression_min_bytes)
+
+    @property
+    def compressing(self) -> bool:
+        """The connection negotiated permessage-deflate and frames from ``compress_from`` bytes are deflated."""
+        return self._compress_from is not None
+
+    @property
+    def usable(self) -> bool:
+        protocol = self._protocol
+        return not (self.closed or protocol.close_sent or protocol.disconnected or protocol.transport.is_closing())
+
+    def write(self, frame: Frame) -> None:
+        if self._compress_from is not None and len(frame.packet) >= self._compress_from:
+            self._write_compressed(frame.packet)
+        else:
+            self._queue(frame.wire)
+
+    def write_packet(self, packet: str) -> None:
+        data = packet.encode()
+        if self._compress_from is not None and len(data) >= self._compress_from:
+            self._write_compressed(data)
+        else:
+            self._queue(websocket_frame(data))
+
+    def _queue(self, wire: bytes) -> None:
+        if not self.usable:
+            return
+        if not self._pending:
+            _DIRTY.add(self)
+        self._pending.append(wire)
+
+    def _write_compressed(self, data: bytes) -> None:
+        if not self.usable:
+            return
+        self.flush()  # what is queued goes first
+        conn = self._protocol.conn
+        conn.send_text(data)
+        self._protocol.transport.write(b"".join(conn.data_to_send()))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        _DIRTY.discard(self)
+        if self.usable:
+            self._protocol.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def backlog(self) -> int:
+        """Bytes written to the socket and not yet sent."""
+        if not self.usable:
+            return 0
+        return self._protocol.transport.get_write_buffer_size() + sum(len(p) for p in self._pending)
+
+
+class _Dirty:
+    """Writers with queued frames; flushed once per turn of the event loop."""
+
+    def __init__(self) -> None:
+        self._writers: dict[FrameWriter, None] = {}
+        self._scheduled = False
+
+    def add(self, writer: FrameWriter) -> None:
+        self._writers[writer] = None
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def discard(self, writer: FrameWriter) -> None:
+        self._writers.pop(writer, None)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        writers, self._writers = self._writers, {}
+        for writer in writers:
+            writer.flush()
+
+
+_DIRTY = _Dirty()
+
+
+class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
+    """python-engineio's socket, writing through a ``FrameWriter`` once upgraded to a websocket served by uvicorn."""
+
+    last_ping: float | None
+    connected: bool
+    upgraded: bool
+    upgrading: bool
+    closed: bool
+    closing: bool
+    writer: FrameWriter | None = None
+    compression_min_bytes: int = 1024
+    _ping_timer: asyncio.TimerHandle | None = None
+    _ws: Any = None
+
+    async def send(self, pkt: engineio.packet.Packet) -> None:
+        writer = self.writer
+        if writer is None:
+            await super().send(pkt)
+            return
+        if self.closed or not await self.check_ping_timeout():
+            return
+        writer.write_packet(pkt.encode())
+
+    def send_frame(self, frame: Frame) -> None:
+        """A broadcast's frame, as is (the caller has checked the socket is open)."""
+        writer = self.writer
+        if writer is not None:
+            writer.write(frame)
+        else:
+            self.queue.put_nowait(engineio.packet.Packet(engineio.packet.MESSAGE, frame.message))
+
+    def backlog(self) -> int:
+        """Bytes waiting to be sent to the client (estimated from queued packets on long-polling)."""
+        writer = self.writer
+        return writer.backlog() if writer is not None else self.queue.qsize() * _POLLED_PACKET_BYTES
+
+    def schedule_ping(self) -> None:
+        # A timer instead of python-engineio's task per heartbeat (a task per socket, asleep most of the time).
+        if self.last_ping:
+            self.last_ping = None
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(self.server.ping_interval, self._ping_now)
+
+    def _ping_now(self) -> None:
+        self._ping_timer = None
+        if self.closing or self.closed:
+            return
+        self.last_ping = time.time()
+        if self.writer is not None:
+            self.writer.write_packet(engineio.packet.Packet(engineio.packet.PING).encode())
+            return
+        task = asyncio.get_running_loop().create_task(self.send(engineio.packet.Packet(engineio.packet.PING)))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        await super().close(wait=wait, abort=abort, reason=reason)
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        writer = self.writer
+        if writer is not None and not writer.closed:
+            writer.flush()
+            writer.closed = True
+            if self._ws is not None:  # ends the websocket too, so a client that ignores the CLOSE packet is gone
+                with contextlib.suppress(Exception):
+                    await self._ws.close()
+
+    async def _websocket_handler(self, ws: Any) -> Any:
+        writer = FrameWriter.attach(ws, compression_min_bytes=self.compression_min_bytes)
+        if writer is None:
+            return await super()._websocket_handler(ws)
+        if self.connected:  # upgrading from long-polling: the probe, then the upgrade packet
+            if not await self._upgrade(ws):
+                return None
+        else:
+            self.connected = True
+            self.upgraded = True
+        self.writer, self._ws = writer, ws
+        self._drain_queue()
+        try:
+            await self._read(ws)
+        finally:
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+            if not writer.closed:
+                writer.flush()
+                writer.closed = True
+                with contextlib.suppress(Exception):
+                    await ws.close()
+        return None
+
+    async def _upgrade(self, ws: Any) -> bool:
+        self.upgrading = True
+        try:
+            probe = engineio.packet.Packet(encoded_packet=await self._receive(ws))
+            if probe.packet_type != engineio.packet.PING or probe.data != "probe":
+                return False
+            await ws.send(engineio.packet.Packet(engineio.packet.PONG, data="probe").encode())
+            await self.queue.put(engineio.packet.Packet(engineio.packet.NOOP))  # ends the poll in flight
+            upgrade = engineio.packet.Packet(encoded_packet=await self._receive(ws))
+            if upgrade.packet_type != engineio.packet.UPGRADE:
+                return False
+            self.upgraded = True
+            return True
+        except (OSError, ValueError):
+            return False
+        finally:
+            self.upgrading = False
+
+    def _drain_queue(self) -> None:
+        """Packets queued before the websocket took over (the OPEN packet, a CONNECT answer) go first."""
+        writer = self.writer
+        while writer is not None:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            self.queue.task_done()
+            if pkt is not None and pkt.packet_type != engineio.packet.NOOP:
+                writer.write_packet(pkt.encode())
+
+    async def _receive(self, ws: Any) -> Any:
+        data = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    async def _read(self, ws: Any) -> None:
+        while not self.closed:
+            try:
+                data = await self._receive(ws)
+            except (OSError, ValueError):
+                return
+            if data is None:
+                return
+            try:
+                await self.receive(engineio.packet.Packet(encoded_packet=data))
+            except (engineio.exceptions.UnknownPacketError, ValueError):
+                continue
+            except engineio.exceptions.SocketIsClosedError:
+                return
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def adopt(server: Any, eio_sid: str, *, compression_min_bytes: int) -> None:
+    """Make the engine.io socket just created for ``eio_sid`` a ``FastSocket`` (python-engineio creates its own
+    class; the connect handler runs before the socket reads or writes anything)."""
+    socket = server.sockets.get(eio_sid)
+    if type(socket) is engineio.async_socket.AsyncSocket:
+        socket.__class__ = FastSocket
+        socket.compression_min_bytes = compression_min_bytes
+
+
+def socket_of(server: Any, eio_sid: str) -> FastSocket | None:
+    socket = server.sockets.get(eio_sid)
+    return socket if isinstance(socket, FastSocket) and not socket.closed else None
+
