@@ -2,8 +2,8 @@
 server), run as child processes with their data under the git-ignored ``.infra/`` folder.
 
 `chat up` starts whichever is not already running, points the services at them (unless their URLs are set
-explicitly), and on exit stops exactly the servers it started, so Ctrl-C leaves nothing behind while a server
-someone started with `make infra-up` keeps running. The data stays on disk, so a restart finds it again.
+explicitly), and on exit stops exactly the servers it started, so Ctrl-C or SIGTERM leaves nothing behind while a
+server someone started with `make infra-up` keeps running. The data stays on disk, so a restart finds it again.
 """
 
 from __future__ import annotations
