@@ -230,6 +230,8 @@ def _dotted(node: ast.expr) -> list[str] | None:
 def _resolve(qualified: str) -> object | None:
     """The object a dotted name stands for: the longest importable module, then attributes."""
     parts = qualified.split(".")
+    if "__main__" in parts:
+        return None  # importing it would run the program
     for cut in range(len(parts), 0, -1):
         try:
             found: object = importlib.import_module(".".join(parts[:cut]))

@@ -41,6 +41,9 @@ def point_services_at(
 def embedded_servers(progress: Callable[[str], None]) -> Iterator[frozenset[str]]:
     """Run the embedded servers for the duration of the block; yields those this call started."""
     urls = ensure_started(EMBEDDED, progress=progress)
+    for service in EMBEDDED:
+        if service not in urls.started_now:
+            progress(f"{service}: already running, so left running on exit (`make infra-down` stops it)")
     point_services_at(urls.postgres_url, urls.mongo_url, os.environ)
     try:
         yield urls.started_now
