@@ -46,7 +46,7 @@ test: sync js-deps web browser-deps lint typecheck contracts-check ## everything
 	@$(RUN) pytest
 
 unit: sync ## unit tests only (no servers)
-	@$(RUN) pytest libs services apps clients deploy
+	@$(RUN) pytest libs services apps clients deploy tests/codebase
 
 integration: sync js-deps web browser-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
 	@$(RUN) pytest tests/integration

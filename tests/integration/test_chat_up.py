@@ -1,18 +1,12 @@
 """`chat up` as a person meets it: one command starts embedded PostgreSQL and SecantusDB as child servers and the
-whole product on one port, prints the URL and the email codes; Ctrl-C stops everything it started; the data is
-there again after a restart (accounts, rooms, messages, and sending still works)."""
+whole product on one port, prints the URL and the email codes; Ctrl-C stops everything it started, and so does
+SIGTERM (`kill`, a process manager); the data is there again after a restart (accounts, rooms, messages, and
+sending still works)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import re
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,119 +14,27 @@ import httpx
 import pytest
 import socketio
 
-from .product import PASSWORD, free_port, until
-
-STOP_SECONDS = 30
-
-
-@dataclass
-class Up:
-    """One `chat up` process, its output read line by line."""
-
-    process: asyncio.subprocess.Process
-    base: str
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    async def read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def output(self) -> str:
-        return "\n".join(self.lines[-80:])
-
-    def code_for(self, email: str) -> str | None:
-        for line in self.lines:
-            if "mail.console" in line and email in line:
-                found = re.search(r"\b(\d{6})\b", json.loads(line).get("subject", ""))
-                if found:
-                    return found.group(1)
-        return None
-
-    async def interrupt(self) -> int:
-        """Ctrl-C, as a person at the terminal would; returns the exit status."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            async with asyncio.timeout(STOP_SECONDS):
-                status = await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            raise AssertionError(f"chat up did not stop within {STOP_SECONDS}s:\n{self.output()}") from None
-        if self.reader is not None:
-            await self.reader
-        return status
-
-
-def _port_answers(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+from .chat_up import Footprint, Up, own_infra_dir, running_up, up_environment
+from .procfs import listening
+from .product import PASSWORD, until
 
 
 @pytest.fixture
-def up_env(tmp_path: Path) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CHAT_")}
-    env.update(
-        {
-            "CHAT_INFRA_DIR": str(tmp_path / "infra"),
-            "CHAT_INFRA_PG_PORT": str(free_port()),
-            "CHAT_INFRA_MONGO_PORT": str(free_port()),
-            "CHAT_DATA_DIR": str(tmp_path / "data"),
-            "CHAT_HTTP_PORT": str(free_port()),
-            "CHAT_LOG_FORMAT": "json",
-            "CHAT_LOG_LEVEL": "info",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
+def up_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with own_infra_dir() as infra:
+        yield up_environment(tmp_path, infra=infra)
 
 
 @pytest.fixture
 async def start_up(up_env: dict[str, str]) -> AsyncIterator[Any]:
-    running: list[Up] = []
+    async with running_up(up_env) as start:
 
-    async def start() -> Up:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chat_app",
-            "up",
-            env=up_env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        up = Up(process=process, base=f"http://127.0.0.1:{up_env['CHAT_HTTP_PORT']}")
-        up.reader = asyncio.create_task(up.read())
-        running.append(up)
-        try:
-            await until(lambda: any("listening on http://" in line for line in up.lines) or process.returncode, 120)
-            assert process.returncode is None, f"chat up exited:\n{up.output()}"
-            async with httpx.AsyncClient(base_url=up.base, timeout=5) as http:
-                for _ in range(200):
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            return up
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.1)
-        except BaseException:
-            print(up.output())
-            raise
-        raise AssertionError(f"chat up never became ready:\n{up.output()}")
+        async def started() -> Up:
+            up: Up = await start()
+            await up.ready()
+            return up
 
-    try:
-        yield start
-    finally:
-        for up in running:
-            if up.process.returncode is None:
-                up.process.kill()
-                await up.process.wait()
-        # Whatever happened, stop the embedded servers this test's `chat up` may have left.
-        stopper = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "chat_localinfra", "down", env=up_env, stdout=asyncio.subprocess.DEVNULL
-        )
-        await stopper.wait()
+        yield started
 
 
 async def _socket(base: str, token: str) -> socketio.AsyncClient:
@@ -141,11 +43,11 @@ async def _socket(base: str, token: str) -> socketio.AsyncClient:
     return client
 
 
-async def test_chat_up_serves_the_product_stops_its_servers_on_ctrl_c_and_keeps_the_data(
+async def test_chat_up_serves_the_product_stops_its_servers_on_ctrl_c_and_sigterm_and_keeps_the_data(
     start_up: Any, up_env: dict[str, str]
 ) -> None:
-    ports = [int(up_env["CHAT_INFRA_PG_PORT"]), int(up_env["CHAT_INFRA_MONGO_PORT"])]
     first: Up = await start_up()
+    footprint = Footprint.of(first.process.pid, up_env)
     assert any(f"listening on {first.base}/" in line for line in first.lines), "the URL is printed"
     async with httpx.AsyncClient(base_url=first.base, timeout=20) as http:
         body = {"email": "ada@example.com", "username": "ada", "password": PASSWORD}
@@ -164,13 +66,14 @@ async def test_chat_up_serves_the_product_stops_its_servers_on_ctrl_c_and_keeps_
             assert (await client.call("message:send", sent, timeout=15))["seq"] == 1
         finally:
             await client.disconnect()
-    assert all(_port_answers(port) for port in ports), "the embedded servers ran"
+    assert listening(set(footprint.ports)) == footprint.ports, "the product and the embedded servers listen"
 
     status = await first.interrupt()
-    assert status in (0, -signal.SIGINT, 130), f"exit status {status}:\n{first.output()}"
-    assert not any(_port_answers(port) for port in ports), f"Ctrl-C stops the servers it started:\n{first.output()}"
+    assert status == 0, f"exit status {status}:\n{first.output()}"
+    assert footprint.left() == "", f"Ctrl-C stops everything it started:\n{footprint.left()}{first.output()}"
 
     second: Up = await start_up()
+    footprint = Footprint.of(second.process.pid, up_env)
     async with httpx.AsyncClient(base_url=second.base, timeout=20) as http:
         again = await http.post("/api/auth/login", json={"identifier": "ada", "password": PASSWORD})
         assert again.status_code == 200, "the account survived the restart"
@@ -187,5 +90,7 @@ async def test_chat_up_serves_the_product_stops_its_servers_on_ctrl_c_and_keeps_
             assert answer["seq"] == 2, answer
         finally:
             await client.disconnect()
-    await second.interrupt()
-    assert not any(_port_answers(port) for port in ports)
+    status = await second.stop(signal.SIGTERM)
+    assert status == 0, f"exit status {status}:\n{second.output()}"
+    assert second.said("app.stopped"), "the app drained and stopped its modules before the process ended"
+    assert footprint.left() == "", f"SIGTERM stops everything it started:\n{footprint.left()}{second.output()}"

@@ -13,6 +13,7 @@ import uvicorn
 from chat_app.compose import SERVICES, LauncherError, Target, build_asgi, create_topics, rotate_signing_key
 from chat_app.embedded import embedded_servers
 from chat_app.maintenance import STORES, Store, migrate
+from chat_app.signals import StopSignals
 from chat_localinfra import InfraError
 from chat_runtime.logging import configure_logging
 from chat_runtime.serving import server_config
@@ -32,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         "up",
         help="run the whole product in one process: in-process bus, embedded PostgreSQL and SecantusDB, dev defaults",
         description="Starts PostgreSQL and SecantusDB as child servers (data under .infra/) unless they run "
-        "already, serves every service and the gateway on one port, and stops the servers it started on Ctrl-C.",
+        "already, serves every service and the gateway on one port, and stops the servers it started on Ctrl-C "
+        "or SIGTERM.",
     )
     up.add_argument("--host", default=None, help="listen address (default CHAT_HTTP_HOST or 127.0.0.1)")
     up.add_argument("--port", type=int, default=None, help="listen port (default CHAT_HTTP_PORT or 8000)")
@@ -83,6 +85,7 @@ def _progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `chat` command."""
     args = _parser().parse_args(argv)
+    stops = StopSignals.install()
     try:
         if args.command == "up":
             if args.external:
@@ -110,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, LauncherError, InfraError) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Stopped before or after serving (uvicorn turns a stop while it serves into a clean return), or during a
+        # one-shot command; what the command started was stopped on the way out.
+        print("chat: stopped", file=sys.stderr)
+        return stops.exit_status
+    finally:
+        stops.restore()
     return 0
 
 

@@ -2,8 +2,8 @@
 server), run as child processes with their data under the git-ignored ``.infra/`` folder.
 
 `chat up` starts whichever is not already running, points the services at them (unless their URLs are set
-explicitly), and on exit stops exactly the servers it started, so Ctrl-C leaves nothing behind while a server
-someone started with `make infra-up` keeps running. The data stays on disk, so a restart finds it again.
+explicitly), and on exit stops exactly the servers it started, so Ctrl-C or SIGTERM leaves nothing behind while a
+server someone started with `make infra-up` keeps running. The data stays on disk, so a restart finds it again.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def point_services_at(
 def embedded_servers(progress: Callable[[str], None]) -> Iterator[frozenset[str]]:
     """Run the embedded servers for the duration of the block; yields those this call started."""
     urls = ensure_started(EMBEDDED, progress=progress)
+    for service in EMBEDDED:
+        if service not in urls.started_now:
+            progress(f"{service}: already running, so left running on exit (`make infra-down` stops it)")
     point_services_at(urls.postgres_url, urls.mongo_url, os.environ)
     try:
         yield urls.started_now

@@ -20,6 +20,7 @@ from chat_localinfra.process import (
     pid_is_alive,
     port_is_free,
     rotate_log,
+    stop_signals_deferred,
     tail,
     terminate,
 )
@@ -88,7 +89,6 @@ def ensure_started(
     chosen = parse_only(only)
     all_servers = servers(config)
     urls: dict[Service, str] = {}
-    started: set[Service] = set()
     _prepare_infra_dir(config)
     with exclusive_lock(config.lock_path):
         to_start: list[Server] = []
@@ -115,43 +115,72 @@ def ensure_started(
             server.prepare(report)
         # Launch everything, then wait, so the servers boot side by side.
         launched: list[tuple[Server, int]] = []
-        failures: list[str] = []
-        began = time.monotonic()
-        for server in to_start:
-            report(f"{server.service}: starting")
-            try:
-                pid = server.launch(wait_seconds)
-            except InfraError as exc:
-                failures.append(str(exc))
-                continue
-            # Recorded before it is ready, so an interrupted `up` leaves something `down` can stop.
-            write_state(config.state_dir, _state_of(server, pid))
-            launched.append((server, pid))
-        for server, pid in launched:
-            try:
-                wait_until_ready(
-                    server.probe,
-                    what=f"{server.human_name} (pid {pid}, log {server.log_path})",
-                    timeout=max(1.0, wait_seconds - (time.monotonic() - began)),
-                    still_running=functools.partial(pid_is_alive, pid),
-                    log_tail=functools.partial(tail, server.log_path),
-                )
-            except InfraError as exc:
-                failures.append(str(exc))
-                _stop_failed_start(server, pid)
-                remove_state(config.state_dir, server.service)
-                continue
-            urls[server.service] = server.url
-            started.add(server.service)
-            report(f"{server.service}: ready (pid {pid}, {time.monotonic() - began:.1f}s after launch)")
-        if failures:
-            raise InfraError("\n\n".join(failures))
+        try:
+            ready = _launch_and_wait(config, to_start, launched=launched, timeout=wait_seconds, report=report)
+        except BaseException:
+            # A start that fails or is interrupted (Ctrl-C, SIGTERM) stops what it launched: nobody else would,
+            # and the next start would reuse the leftovers as servers someone else runs and never stop them.
+            _stop_launched(config, launched, report=report)
+            raise
+        urls.update(ready)
     return InfraUrls(
         postgres_url=urls.get("postgres"),
         kafka_bootstrap=urls.get("kafka"),
         mongo_url=urls.get("mongo"),
-        started_now=frozenset(started),
+        started_now=frozenset(ready),
     )
+
+
+def _launch_and_wait(
+    config: InfraConfig,
+    to_start: list[Server],
+    *,
+    launched: list[tuple[Server, int]],
+    timeout: float,
+    report: Progress,
+) -> dict[Service, str]:
+    """Launch each server, adding it to ``launched`` as it goes, then wait for each to answer; their URLs."""
+    ready: dict[Service, str] = {}
+    failures: list[str] = []
+    began = time.monotonic()
+    for server in to_start:
+        report(f"{server.service}: starting")
+        try:
+            # Launched and recorded as one step: a signal in between would leave a server nobody knows of.
+            with stop_signals_deferred():
+                pid = server.launch(timeout)
+                # Recorded before it is ready, so even a killed `up` leaves something `down` can stop.
+                write_state(config.state_dir, _state_of(server, pid))
+                launched.append((server, pid))
+        except InfraError as exc:
+            failures.append(str(exc))
+            continue
+    for server, pid in launched:
+        try:
+            wait_until_ready(
+                server.probe,
+                what=f"{server.human_name} (pid {pid}, log {server.log_path})",
+                timeout=max(1.0, timeout - (time.monotonic() - began)),
+                still_running=functools.partial(pid_is_alive, pid),
+                log_tail=functools.partial(tail, server.log_path),
+            )
+        except InfraError as exc:
+            failures.append(str(exc))
+            continue
+        ready[server.service] = server.url
+        report(f"{server.service}: ready (pid {pid}, {time.monotonic() - began:.1f}s after launch)")
+    if failures:
+        raise InfraError("\n\n".join(failures))
+    return ready
+
+
+def _stop_launched(config: InfraConfig, launched: list[tuple[Server, int]], *, report: Progress) -> None:
+    with stop_signals_deferred():
+        for server, pid in launched:
+            if pid_is_alive(pid):
+                _stop_failed_start(server, pid)
+                report(f"{server.service}: stopped (pid {pid}), the start did not complete")
+            remove_state(config.state_dir, server.service)
 
 
 def stop(
@@ -164,7 +193,8 @@ def stop(
     stopped: set[Service] = set()
     if not config.state_dir.is_dir():
         return frozenset()  # nothing was ever started here; don't create the folder just to say so
-    with exclusive_lock(config.lock_path):
+    # Inside the lock: a Ctrl-C while waiting for another `up` or `down` to finish still works.
+    with exclusive_lock(config.lock_path), stop_signals_deferred():
         for service in parse_only(only):
             server = all_servers[service]
             running = _running_state(config, server)

@@ -1,4 +1,5 @@
-"""Process plumbing: detached spawning, PID checks, signal-then-kill stopping, log tails, ports, locks."""
+"""Process plumbing: detached spawning, PID checks, signal-then-kill stopping, held signals, log tails, ports,
+locks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,6 +132,38 @@ def terminate(pid: int, *, first_signal: signal.Signals = signal.SIGTERM, grace:
     _signal(pid, signal.SIGKILL)
     wait_for_exit(pid, 10.0)
     return False
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs, then deliver the first one that came (if the block ended
+    without an exception; otherwise that exception is already unwinding).
+
+    For what must not be cut in half: launching a server and recording it (cut there, it runs with nobody to stop
+    it), or stopping the servers (a second Ctrl-C, or the SIGINT `uv run` forwards on its own after the
+    terminal's, would leave the rest running). Each such block ends in bounded time: every stop ends in SIGKILL.
+    Only the main thread can set handlers; elsewhere (a fixture in a worker thread) this holds nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    # A handler rather than SIG_IGN: an ignored signal stays ignored in the children started meanwhile (pg_ctl).
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        signal.raise_signal(received[0])
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

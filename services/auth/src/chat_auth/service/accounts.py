@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from chat_auth.domain.errors import AuthError, Conflict
+from chat_auth.domain.errors import AuthError, Conflict, InvalidCode
 from chat_auth.domain.model import CodePurpose, EmailCode, User
 from chat_auth.domain.names import clean_display_name, normalize_email, normalize_username
 from chat_auth.domain.passwords import check_password
@@ -22,7 +22,6 @@ from chat_auth.service.sessions import Principal, revoke_all, verify_token
 
 log = structlog.get_logger("chat.auth.accounts")
 
-INVALID_CODE = AuthError("invalid_code", "The code is wrong or has expired; request a new one.", status=400)
 RESET_TTL_MINUTES = 10
 
 
@@ -97,17 +96,17 @@ async def _check_code(
     now = ctx.clock()
     await limits.enforce(tx, f"code-check-ip:{client.ip}", ctx.limits.auth_calls, now)
     if user is None:
-        raise INVALID_CODE
+        raise InvalidCode()
     await limits.enforce(tx, f"code-check:{purpose}:{user.id}", ctx.limits.code_checks, now)
     stored = await tx.active_code(user.id, purpose, now)
     if stored is None or stored.attempts >= ctx.settings.code_max_attempts:
-        raise INVALID_CODE
+        raise InvalidCode()
     expected = code_hash(ctx.pepper, user_id=user.id, purpose=purpose, code=code.strip())
     if not hmac.compare_digest(expected, stored.code_hash):
         attempts = stored.attempts + 1
         spent = attempts >= ctx.settings.code_max_attempts
         await tx.update_code(replace(stored, attempts=attempts, consumed_at=now if spent else None))
-        raise INVALID_CODE
+        raise InvalidCode()
     await tx.update_code(replace(stored, attempts=stored.attempts + 1, consumed_at=now))
     return user
 

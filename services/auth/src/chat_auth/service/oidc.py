@@ -19,14 +19,14 @@ from typing import Any, Literal, Protocol
 import structlog
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from chat_auth.domain.errors import AuthError, Conflict
+from chat_auth.domain.errors import AuthError, Conflict, InvalidCredentials
 from chat_auth.domain.model import Identity, OidcState, User
 from chat_auth.domain.names import USERNAME_MAX, clean_display_name, normalize_email, normalize_username
 from chat_auth.domain.secrets import secret_hash
 from chat_auth.service import events, limits, sessions
 from chat_auth.service.context import AuthContext, Client
 from chat_auth.service.ports import Tx
-from chat_auth.service.sessions import INVALID_CREDENTIALS, SecondFactorRequired, SignedIn
+from chat_auth.service.sessions import SecondFactorRequired, SignedIn
 
 log = structlog.get_logger("chat.auth.oidc")
 
@@ -428,7 +428,7 @@ async def link(ctx: AuthContext, *, link_token: str, password: str, client: Clie
             user = await _link_identity(tx, user, pending, now)
     if not ok:
         log.info("oidc.link_failed", user_id=str(user.id))
-        raise INVALID_CREDENTIALS
+        raise InvalidCredentials()
     log.info("oidc.linked", user_id=str(user.id), issuer=pending.extra["issuer"])
     return await sign_in(ctx, user, client=client)
 

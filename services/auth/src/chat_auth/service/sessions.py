@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from chat_auth.domain.errors import AuthError
+from chat_auth.domain.errors import AuthError, InvalidCredentials
 from chat_auth.domain.model import AuthMethod, RefreshToken, RevocationReason, Session, User
 from chat_auth.domain.names import normalize_email, normalize_username
 from chat_auth.domain.secrets import new_refresh_token, refresh_token_hash
@@ -22,7 +22,6 @@ from chat_runtime.tokens import JwksUnavailable, TokenError, VerifiedToken
 log = structlog.get_logger("chat.auth.sessions")
 
 MFA_TTL = timedelta(minutes=5)
-INVALID_CREDENTIALS = AuthError("invalid_credentials", "Wrong email, username or password.", status=401)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +168,7 @@ async def login(ctx: AuthContext, *, identifier: str, password: str, client: Cli
                     await tx.update_user(user)
     if failed or user is None:
         log.info("auth.login_failed", account=account)
-        raise INVALID_CREDENTIALS
+        raise InvalidCredentials()
     if user.disabled_at is not None:
         raise AuthError("account_disabled", "This account is disabled.", status=403)
     if user.totp_enabled:

@@ -18,3 +18,17 @@ class Rejection(Exception):
 
 class MessagesError(CodedError):
     """An HTTP request the service refuses, with a stable code."""
+
+
+class RoomNotFound(MessagesError):
+    """No such room, or one the caller is not a member of."""
+
+    def __init__(self) -> None:
+        super().__init__("room_not_found", "No such room.", status=404)
+
+
+class AttachmentNotFound(MessagesError):
+    """No such file in this room."""
+
+    def __init__(self) -> None:
+        super().__init__("attachment_not_found", "No such file.", status=404)

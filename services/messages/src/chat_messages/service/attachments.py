@@ -10,13 +10,11 @@ import uuid
 from collections.abc import Sequence
 
 from chat_messages.domain import files
-from chat_messages.domain.errors import MessagesError, Rejection
+from chat_messages.domain.errors import AttachmentNotFound, MessagesError, Rejection, RoomNotFound
 from chat_messages.domain.model import Attachment, RoomState
 from chat_messages.service.context import MessagesContext, Reader
 from chat_messages.service.ports import AttachmentStore
-from chat_messages.service.reading import NOT_FOUND
 
-ATTACHMENT_NOT_FOUND = MessagesError("attachment_not_found", "No such file.", status=404)
 _MILLISECOND_US = 1000
 
 
@@ -24,7 +22,7 @@ async def _room_of_member(ctx: MessagesContext, reader: Reader, room_id: uuid.UU
     room = await ctx.store.room(room_id)
     member = await ctx.store.member(room_id, reader.user_id) if room is not None and not room.deleted else None
     if room is None or member is None:
-        raise NOT_FOUND
+        raise RoomNotFound()
     return room
 
 
@@ -87,7 +85,7 @@ async def download(
     found = await attachments.get(room_id, attachment_id)
     data = await attachments.open(room_id, attachment_id) if found is not None else None
     if found is None or data is None:
-        raise ATTACHMENT_NOT_FOUND
+        raise AttachmentNotFound()
     return found, data
 
 

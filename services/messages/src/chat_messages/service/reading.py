@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chat_messages.domain import text
-from chat_messages.domain.errors import MessagesError
+from chat_messages.domain.errors import MessagesError, RoomNotFound
 from chat_messages.domain.model import Markers, Member, Message, RoomState
 from chat_messages.service.context import MessagesContext, Reader
 
-NOT_FOUND = MessagesError("room_not_found", "No such room.", status=404)
 MAX_PAGE = 100
 
 
@@ -25,7 +24,7 @@ async def _access(ctx: MessagesContext, reader: Reader, room_id: uuid.UUID) -> t
     room = await ctx.store.room(room_id)
     member = await ctx.store.member(room_id, reader.user_id) if room is not None and not room.deleted else None
     if room is None or member is None:
-        raise NOT_FOUND
+        raise RoomNotFound()
     return room, member
 
 

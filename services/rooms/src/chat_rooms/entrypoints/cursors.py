@@ -8,9 +8,7 @@ import json
 import uuid
 from datetime import datetime
 
-from chat_rooms.domain.errors import RoomsError
-
-_BAD = RoomsError("invalid_cursor", "The cursor is not one this API gave out.", status=422)
+from chat_rooms.domain.errors import InvalidCursor
 
 
 def encode(*parts: str) -> str:
@@ -21,9 +19,9 @@ def _decode(cursor: str) -> list[str]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise _BAD from None
+        raise InvalidCursor() from None
     if not isinstance(raw, list) or len(raw) != 2 or not all(isinstance(p, str) for p in raw):
-        raise _BAD
+        raise InvalidCursor()
     return raw
 
 
@@ -34,7 +32,7 @@ def name_cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
     try:
         return name, uuid.UUID(room_id)
     except ValueError:
-        raise _BAD from None
+        raise InvalidCursor() from None
 
 
 def time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
@@ -47,4 +45,4 @@ def time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
             raise ValueError(when)
         return parsed, uuid.UUID(ident)
     except ValueError:
-        raise _BAD from None
+        raise InvalidCursor() from None

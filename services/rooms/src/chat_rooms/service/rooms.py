@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from chat_contracts import rooms as ev
 from chat_rooms.domain import permissions, rules
-from chat_rooms.domain.errors import Conflict, RoomsError
+from chat_rooms.domain.errors import Conflict, RoomNotFound, RoomsError
 from chat_rooms.domain.model import Ban, History, Invitation, Membership, Role, Room, RoomKind, RoomListing
 from chat_rooms.domain.permissions import Action
 from chat_rooms.service.context import Actor, RoomsContext
@@ -22,7 +22,6 @@ from chat_rooms.service.ports import Tx
 
 log = structlog.get_logger("chat.rooms")
 
-NOT_FOUND = RoomsError("room_not_found", "No such room.", status=404)
 CREATABLE: frozenset[RoomKind] = frozenset({"public", "private", "password", "group_dm"})
 
 
@@ -50,10 +49,10 @@ async def _load(
     """The room and the caller's membership; 404 when the caller may not know the room exists."""
     room = await tx.room(room_id, for_update=for_update)
     if room is None:
-        raise NOT_FOUND
+        raise RoomNotFound()
     membership = await tx.membership(room_id, actor.user_id)
     if membership is None and not visible_without_membership(room):
-        raise NOT_FOUND
+        raise RoomNotFound()
     return room, membership
 
 
@@ -321,13 +320,13 @@ async def join(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID, *, password:
     async with ctx.store.transaction() as tx:
         room = await tx.room(room_id, for_update=True)
         if room is None:
-            raise NOT_FOUND
+            raise RoomNotFound()
         existing = await tx.membership(room_id, actor.user_id)
         if existing is not None:
             return RoomView(room=room, membership=existing)
         invitation = await tx.invitation(room_id, actor.user_id)
         if invitation is None and not visible_without_membership(room):
-            raise NOT_FOUND
+            raise RoomNotFound()
         if await tx.ban(room_id, actor.user_id) is not None:
             raise RoomsError("banned", "You are banned from this room.", status=403)
         if room.archived:
