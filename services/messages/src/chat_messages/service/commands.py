@@ -18,7 +18,7 @@ from chat_contracts import messages_events as ev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_EVENTS
-from chat_messages.domain import text
+from chat_messages.domain import blocks, text
 from chat_messages.domain.errors import Rejection
 from chat_messages.domain.model import Change, MarkerKind, Member, MentionedUser, Message, RoomState
 from chat_messages.service.attachments import validate_for_send
@@ -105,17 +105,18 @@ async def _member(
     """The room and the user's membership, or ``not_member``.
 
     ``seen_at`` is the room version at which the gateway saw the user as a member. When this projection has not
-    reached it yet (the join is still on its way through chat.rooms.events), wait for it a moment
-    (``MEMBERSHIP_WAIT_SECONDS``) instead of refusing someone who has just joined.
+    reached it yet (a join, or a change such as ``room.blocked``, is still on its way through chat.rooms.events),
+    wait for it a moment (``MEMBERSHIP_WAIT_SECONDS``): someone who has just joined is not refused, and a room
+    the gateway already showed as closed is not written to.
     """
     deadline = time.monotonic() + MEMBERSHIP_WAIT_SECONDS
     while True:
         room = await ctx.store.room(room_id)
         member = await ctx.store.member(room_id, user_id) if room is not None and not room.deleted else None
-        if room is not None and member is not None:
-            return room, member
         behind = seen_at is not None and (room is None or room.version < seen_at)
         if not behind or time.monotonic() >= deadline:
+            if room is not None and member is not None:
+                return room, member
             raise Rejection("not_member", "You are not a member of this room.")
         await asyncio.sleep(MEMBERSHIP_POLL_SECONDS)
 
@@ -123,6 +124,8 @@ async def _member(
 def _writable(room: RoomState) -> None:
     if room.archived:
         raise Rejection("room_archived", "The room is archived (read-only).")
+    if (refusal := blocks.write_refusal(room)) is not None:
+        raise refusal
 
 
 def created_event(message: Message, request_id: str | None) -> ev.MessageCreated:
