@@ -13,6 +13,7 @@ import socketio
 
 from chat_gateway.service.protocol import CLIENT_EVENTS
 
+from .block_scenario import block_scenario
 from .product import Client, Product, connect, product
 from .product import until as _until
 from .scenario import chat_scenario
@@ -23,6 +24,11 @@ __all__ = ["product"]  # the fixture, imported for pytest
 async def test_the_chat_scenario_in_the_all_in_one_mode(product: Product) -> None:
     """The scenario of ``scenario.chat_scenario``; test_split_mode runs the same one with every service apart."""
     await chat_scenario([product])
+
+
+async def test_a_block_closes_the_direct_room_in_the_all_in_one_mode(product: Product) -> None:
+    """The scenario of ``block_scenario.block_scenario``; test_split_mode runs the same one across two gateways."""
+    await block_scenario([product])
 
 
 async def test_a_socket_without_a_valid_token_is_refused_with_a_code(product: Product) -> None:

@@ -21,6 +21,9 @@ from chat_contracts.users import UserRegistered
 from chat_rooms.adapters.postgres import MIGRATIONS
 from chat_rooms.adapters.postgres.store import PostgresRoomsStore
 from chat_rooms.bootstrap import RoomsModule, build_context
+from chat_rooms.domain.errors import RoomsError
+from chat_rooms.domain.rules import dm_key
+from chat_rooms.service import contacts
 from chat_rooms.service import rooms as use_cases
 from chat_rooms.service.context import Actor
 from chat_rooms.service.users import handle_user_event
@@ -107,6 +110,28 @@ async def test_many_simultaneous_requests_for_one_pair_create_one_direct_room(
         rooms = await connection.scalar(text("SELECT count(*) FROM rooms WHERE kind = 'direct'"))
         memberships = await connection.scalar(text("SELECT count(*) FROM memberships"))
     assert (rooms, memberships) == (1, 2)
+
+
+async def test_a_direct_room_opened_while_a_block_is_made_ends_closed_or_is_not_made(
+    tmp_path: Path, pg_database: str, engine: AsyncEngine
+) -> None:
+    module, _ = _module(tmp_path, pg_database, engine, FakeClock())
+    for attempt in range(8):
+        ada, bob = await _users(module, f"ada{attempt}", f"bob{attempt}")
+        opened, blocked = await asyncio.gather(
+            use_cases.open_direct(module.context, ada, other_id=bob.user_id),
+            contacts.block(module.context, bob, other_id=ada.user_id),
+            return_exceptions=True,
+        )
+        assert blocked is None, blocked
+        async with engine.connect() as connection:
+            closed = await connection.scalar(
+                text("SELECT blocked FROM rooms WHERE dm_key = :key"), {"key": dm_key(ada.user_id, bob.user_id)}
+            )
+        if isinstance(opened, RoomsError):
+            assert (opened.code, closed) == ("blocked", None)
+        else:
+            assert closed is True, "a room that exists while a block stands is closed"
 
 
 async def test_many_simultaneous_joins_to_a_password_room_make_one_membership(

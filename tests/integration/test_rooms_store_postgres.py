@@ -101,11 +101,44 @@ def test_migration_0002_creates_the_rooms_tables_and_reverts_to_0001(pg_database
     assert alembic_version(pg_database) == "0001"
     assert public_tables(pg_database) == {"outbox", "alembic_version"}
 
-    postgres.upgrade(pg_database, MIGRATIONS)  # to head: 0003 adds a column, no table
-    assert alembic_version(pg_database) == "0003"
+    postgres.upgrade(pg_database, MIGRATIONS)  # to head: 0003 and 0004 add columns, no table
+    assert alembic_version(pg_database) == "0004"
     assert public_tables(pg_database) == ROOMS_TABLES | {"outbox", "alembic_version"}
     postgres.downgrade(pg_database, MIGRATIONS, "0002")
     assert alembic_version(pg_database) == "0002"
+
+
+async def _outbox(url: str) -> list[Envelope]:
+    engine = postgres.async_engine(url)
+    try:
+        return await outbox_envelopes(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_migration_0004_closes_the_direct_rooms_of_pairs_already_blocked_and_announces_it(pg_database: str) -> None:
+    postgres.upgrade(pg_database, MIGRATIONS, "0003")
+    alice, bob, carol = sorted(users(3))
+    with psycopg.connect(libpq_url(pg_database)) as connection:
+        for low, high in ((alice, bob), (alice, carol)):
+            connection.execute(
+                "INSERT INTO rooms (id, kind, name_key, history, created_by, created_at, updated_at, version, "
+                "dm_key, member_count) VALUES (%s, 'direct', '', 'shared', %s, now(), now(), 3, %s, 2)",
+                (uuid.uuid5(low, str(high)), low, dm_key(low, high)),
+            )
+        # bob blocked alice (the higher id blocked the lower one); carol blocked nobody
+        connection.execute("INSERT INTO blocks VALUES (%s, %s, now())", (bob, alice))
+        connection.commit()
+    postgres.upgrade(pg_database, MIGRATIONS, "0004")
+    with psycopg.connect(libpq_url(pg_database)) as connection:
+        rows = connection.execute("SELECT dm_key, blocked, version FROM rooms ORDER BY dm_key").fetchall()
+    assert sorted(rows) == sorted([(dm_key(alice, bob), True, 4), (dm_key(alice, carol), False, 3)])
+    queued = asyncio.run(_outbox(pg_database))
+    assert [(e.type, e.key, e.data.room_version) for e in queued] == [  # type: ignore[attr-defined]
+        ("room.blocked", str(uuid.uuid5(alice, str(bob))), 4)
+    ]
+    postgres.downgrade(pg_database, MIGRATIONS, "0003")
+    assert alembic_version(pg_database) == "0003"
 
 
 def test_the_tables_module_matches_the_migrated_schema(pg_database: str) -> None:
@@ -216,6 +249,7 @@ async def test_check_constraints_refuse_values_the_domain_does_not_define(engine
         add_room(replace(a_room("public with a dm key"), dm_key=dm_key(alice, bob))),
         add_room(replace(a_room("group with a dm key", kind="group_dm"), dm_key=dm_key(alice, bob))),
         add_room(replace(a_room("locked", kind="password"), password_hash=None)),
+        add_room(replace(a_room("a blocked public room"), blocked=True)),
         update_room(replace(room, kind="password")),
         update_room(replace(room, version=-3)),
         bad_role,
@@ -499,6 +533,20 @@ async def test_two_direct_rooms_racing_for_one_pair_end_in_one_room_and_one_conf
     async with PostgresRoomsStore(engine).transaction() as tx:
         assert await tx.room_by_dm_key(dm_key(alice, bob)) == winner
         assert await tx.room(loser.id) is None
+
+
+async def test_two_transactions_about_one_pair_take_turns_whichever_order_the_ids_come_in(
+    engine: AsyncEngine,
+) -> None:
+    alice, bob = users(2)
+
+    async def block(tx: Tx) -> None:
+        await tx.lock_pair(alice, bob)
+
+    async def open_direct(tx: Tx) -> None:
+        await tx.lock_pair(bob, alice)  # waits: _race fails unless the second transaction waits for a lock
+
+    assert await _race(engine, block, open_direct) is None
 
 
 async def test_two_users_racing_for_one_username_both_commit_and_the_later_holds_it(engine: AsyncEngine) -> None:

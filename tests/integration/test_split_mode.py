@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .block_scenario import block_scenario
 from .product import PASSWORD, Client, connect, until
 from .scenario import chat_scenario
 from .split import Split, split
@@ -66,6 +67,11 @@ async def test_the_chat_scenario_across_two_gateways_then_typing_presence_and_a_
         for client in (a, b, e):
             if client.sio.connected:
                 await client.sio.disconnect()
+
+
+async def test_a_block_closes_the_direct_room_across_two_gateways(split: Split) -> None:
+    """The same scenario as the all-in-one mode (``block_scenario.block_scenario``), amy on gateway A, ben on B."""
+    await block_scenario([split.at(0), split.at(1)])
 
 
 async def test_the_gateways_proxy_the_services_and_answer_502_when_one_is_down(split: Split) -> None:

@@ -151,22 +151,28 @@ async def test_a_compressed_connection_gets_small_frames_plain_and_large_ones_de
     await cluster.join(ROOM, ADA)
     url = gateway.base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     async with websockets.connect(url, compression="deflate") as ws:
+
+        async def text() -> str:
+            packet = await asyncio.wait_for(ws.recv(), 10)
+            assert isinstance(packet, str)
+            return packet
+
         assert ws.protocol.extensions, "the client offered permessage-deflate and the server took it"
-        assert (await ws.recv()).startswith("0")  # Engine.IO OPEN
+        assert (await text()).startswith("0")  # Engine.IO OPEN
         await ws.send("40" + json.dumps({"token": cluster.token(ADA)}))
-        assert (await ws.recv()).startswith("40")  # Socket.IO CONNECT answered
+        assert (await text()).startswith("40")  # Socket.IO CONNECT answered
         socket = engine_socket(gateway, ADA)
         assert socket.writer is not None
         assert socket.writer.compressing
         await ws.send('421["room:subscribe",' + json.dumps({"room_id": str(ROOM)}) + "]")
-        assert (await ws.recv()).startswith("431")
+        assert (await text()).startswith("431")
         small, large = created(1), created(2).model_copy(update={"body": "x" * 3000})
         bus = InProcessBus(cluster.broker)
         await bus.publish_all([Outgoing(MESSAGES_EVENTS, small), Outgoing(MESSAGES_EVENTS, large)], source="messages")
-        received = []
+        received: list[Any] = []
         while len(received) < 2:
-            packet = await asyncio.wait_for(ws.recv(), 10)
-            if isinstance(packet, str) and packet.startswith("42"):
+            packet = await text()
+            if packet.startswith("42"):
                 received.append(json.loads(packet[2:]))
     assert [(event, body["seq"], len(body["body"])) for event, body in received] == [
         ("message:new", 1, 2),

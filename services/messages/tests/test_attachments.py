@@ -303,6 +303,18 @@ async def test_an_archived_room_takes_no_uploads_but_its_files_stay_readable(fil
     assert (await files.download(ada, room, uploaded.json()["id"])).content == PNG
 
 
+async def test_a_direct_room_closed_by_a_block_takes_no_uploads_until_reopened(files: Files) -> None:
+    ada, bob = await files.msgs.person("ada"), await files.msgs.person("bob")
+    room = await files.msgs.room(ada, bob, kind="direct")
+    uploaded = await files.upload(bob, room, PNG)
+    await files.msgs.room_event(room, rooms_ev.RoomBlocked)
+    refused = await files.upload(bob, room, PNG)
+    assert (refused.status_code, problem_code(refused)) == (403, "user_blocked")
+    assert (await files.download(ada, room, uploaded.json()["id"])).content == PNG, "earlier files stay readable"
+    await files.msgs.room_event(room, rooms_ev.RoomUnblocked)
+    assert (await files.upload(bob, room, PNG)).status_code == 201
+
+
 async def test_a_deleted_room_answers_404(files: Files) -> None:
     ada = await files.msgs.person("ada")
     room = await files.msgs.room(ada)
@@ -324,7 +336,7 @@ async def test_signing_in_is_needed(files: Files) -> None:
 async def test_the_routes_are_documented(files: Files) -> None:
     schema = (await files.msgs.http.get("/openapi.json")).json()
     upload = schema["paths"]["/api/messages/rooms/{room_id}/attachments"]["post"]
-    assert set(upload["responses"]) == {"201", "401", "404", "409", "413", "415", "422"}
+    assert set(upload["responses"]) == {"201", "401", "403", "404", "409", "413", "415", "422"}
     assert "application/octet-stream" in upload["requestBody"]["content"]
     download = schema["paths"]["/api/messages/rooms/{room_id}/attachments/{attachment_id}"]["get"]
     assert {"200", "401", "404"} <= set(download["responses"])

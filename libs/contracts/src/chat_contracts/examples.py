@@ -90,6 +90,8 @@ def _room_examples() -> tuple[Contract, ...]:
         rooms.RoomUpdated(**common, room_version=4, kind="public", name="general", topic="Be nice", by=ALICE_ID),
         rooms.RoomArchived(**common, room_version=5, by=ALICE_ID),
         rooms.RoomUnarchived(**common, room_version=6, by=ALICE_ID),
+        rooms.RoomBlocked(**common, room_version=13),
+        rooms.RoomUnblocked(**common, room_version=14),
         rooms.RoomDeleted(**common, room_version=7, by=ALICE_ID),
         rooms.MemberJoined(**common, room_version=2, user_id=ALICE_ID, role="owner"),
         rooms.MemberLeft(**common, room_version=8, user_id=BOB_ID),

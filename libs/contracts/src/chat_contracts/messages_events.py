@@ -48,14 +48,17 @@ RejectionCode: TypeAlias = Literal[
     "invalid_reply",
     "rate_limited",
     "blocked",
+    "user_blocked",
     "invalid",
     "not_found",
     "forbidden",
 ]
 """Why a command was refused.
 
-``not_found``: the message to edit, delete or react to does not exist (or is deleted). ``forbidden``: the
-actor is a member but may not do this (for example edit someone else's message).
+``blocked``: the text breaks a moderation rule. ``user_blocked``: the room is a direct room whose two people are
+blocked from each other (``room.blocked``), so nobody writes in it until the block is lifted. ``not_found``: the
+message to edit, delete or react to does not exist (or is deleted). ``forbidden``: the actor is a member but may
+not do this (for example edit someone else's message).
 """
 
 

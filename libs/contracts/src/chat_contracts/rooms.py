@@ -81,6 +81,26 @@ class RoomUnarchived(Contract):
     occurred_at: UtcDatetime
 
 
+class RoomBlocked(Contract):
+    """A direct room whose two people are now blocked from each other (one blocked the other, or both did).
+    Nobody can post, edit, delete or react in it, and neither sees the other's typing, presence or receipts
+    there; its history stays readable. Only direct rooms have it (docs/decisions/0009)."""
+
+    type: Literal["room.blocked"] = "room.blocked"
+    room_id: RoomId
+    room_version: Version
+    occurred_at: UtcDatetime
+
+
+class RoomUnblocked(Contract):
+    """The last block between the two people of a direct room was lifted: it works again as before."""
+
+    type: Literal["room.unblocked"] = "room.unblocked"
+    room_id: RoomId
+    room_version: Version
+    occurred_at: UtcDatetime
+
+
 class RoomDeleted(Contract):
     """The room is gone, with its membership; consumers drop what they hold about it."""
 
@@ -177,6 +197,8 @@ RoomEvent: TypeAlias = Annotated[
     | RoomUpdated
     | RoomArchived
     | RoomUnarchived
+    | RoomBlocked
+    | RoomUnblocked
     | RoomDeleted
     | MemberJoined
     | MemberLeft
@@ -193,6 +215,8 @@ PAYLOADS: tuple[type[Contract], ...] = (
     RoomUpdated,
     RoomArchived,
     RoomUnarchived,
+    RoomBlocked,
+    RoomUnblocked,
     RoomDeleted,
     MemberJoined,
     MemberLeft,

@@ -1,8 +1,9 @@
 """Events on ``chat.social.events``: contacts and blocks between two users, published by the rooms service.
 
 Key: ``user_id``, the user who acted, so one user's social changes stay in order. Every event names both users
-(``user_id`` and ``other_id``); the gateway tells both of them. A block hides the blocker's presence from the
-blocked user and stops the blocked user from opening direct messages with or inviting the blocker.
+(``user_id`` and ``other_id``). While a block stands, in either direction, neither user can open a direct room
+with, invite, create a group conversation with or ask to be a contact of the other; their direct room, if any, is
+closed by ``room.blocked`` on chat.rooms.events (docs/decisions/0009).
 """
 
 from __future__ import annotations

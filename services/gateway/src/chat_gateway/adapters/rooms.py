@@ -17,6 +17,8 @@ class RoomsUnavailable(Exception):
 class Membership:
     role: str
     room_version: int
+    blocked: bool = False
+    """A direct room closed by a block between its two people, at ``room_version``."""
 
 
 class Rooms(Protocol):
@@ -44,7 +46,9 @@ class HttpRooms:
             raise RoomsUnavailable(f"rooms service answered {response.status_code}")
         room = response.json()
         role = room.get("my_role")
-        return Membership(role=str(role), room_version=int(room["version"])) if role else None
+        if not role:
+            return None
+        return Membership(role=str(role), room_version=int(room["version"]), blocked=bool(room.get("blocked")))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -24,6 +24,9 @@ class Memberships:
     by_user: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
     learnt: dict[tuple[uuid.UUID, uuid.UUID], int] = field(default_factory=dict)
     """(room, user) → the room version at which the rooms service confirmed the user's membership."""
+    closed: dict[uuid.UUID, tuple[int, bool]] = field(default_factory=dict)
+    """Direct room → (room version, whether a block between its two people closes it), from ``room.blocked`` /
+    ``room.unblocked`` or the rooms service's answer, whichever is newer."""
 
     def role(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         return self.members.get(room_id, {}).get(user_id)
@@ -41,8 +44,18 @@ class Memberships:
         known = max(self.versions.get(room_id, 0), self.learnt.get((room_id, user_id), 0))
         return known or None
 
-    def learn(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str, version: int) -> None:
-        """The rooms service says ``user_id`` is a member at room ``version``."""
+    def blocked(self, room_id: uuid.UUID) -> bool:
+        """Whether ``room_id`` is a direct room closed by a block: neither person's typing, presence or receipts
+        reach the other there (docs/decisions/0009)."""
+        return self.closed.get(room_id, (0, False))[1]
+
+    def _close(self, room_id: uuid.UUID, version: int, blocked: bool) -> None:
+        if version > self.closed.get(room_id, (0, False))[0]:
+            self.closed[room_id] = (version, blocked)
+
+    def learn(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str, version: int, *, blocked: bool = False) -> None:
+        """The rooms service says ``user_id`` is a member at room ``version`` (and whether a block closes it)."""
+        self._close(room_id, version, blocked)
         if version <= self.learnt.get((room_id, user_id), -1):
             return
         self.learnt[(room_id, user_id)] = version
@@ -68,7 +81,10 @@ class Memberships:
         elif isinstance(data, ev.MemberLeft | ev.MemberKicked | ev.MemberBanned):
             self._remove(room_id, data.user_id)
             return [(room_id, data.user_id)]
+        elif isinstance(data, ev.RoomBlocked | ev.RoomUnblocked):
+            self._close(room_id, version, isinstance(data, ev.RoomBlocked))
         elif isinstance(data, ev.RoomDeleted):
+            self.closed.pop(room_id, None)
             gone = list(self.members.get(room_id, {}))
             for user in gone:
                 self._remove(room_id, user)

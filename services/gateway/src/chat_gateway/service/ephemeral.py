@@ -8,6 +8,9 @@ Presence: this instance reports, per room the user is in, what it sees of the us
 online, away if all are away). When the last socket closes it waits ``presence_grace_seconds`` before reporting
 offline, so a reconnect does not flap. What members are shown is the best status any instance reports
 (``PresenceBoard``), and only changes are shown.
+
+A direct room closed by a block (docs/decisions/0009) shows neither typing nor presence: neither person sees the
+other there until the block is lifted.
 """
 
 from __future__ import annotations
@@ -149,6 +152,12 @@ class Ephemeral:
         self.typing.pop((room, user), None)
         self.typing_sent.pop((room, user), None)
 
+    async def room_closed(self, room: uuid.UUID) -> None:
+        """A block closed ``room``: whoever types in it here stops (the stop reaches the other person)."""
+        for typing_room, typist in list(self.typing):
+            if typing_room == room:
+                await self._typing_stopped(room, typist)
+
     async def typing_start(self, room: uuid.UUID, user: uuid.UUID, sid: str) -> None:
         now = time.monotonic()
         key = (room, user)
@@ -200,6 +209,8 @@ class Ephemeral:
         if isinstance(data, eph.TypingChanged):
             if data.typing and data.expires_at <= datetime.now(UTC):
                 return  # arrived too late to mean anything
+            if data.typing and self.memberships.blocked(data.room_id):
+                return  # started before the block, on an instance that had not heard of it yet
             payload = data.model_dump(mode="json", exclude={"type"})
             await self.sockets.broadcast("typing", payload, data.room_id, droppable=True, skip_user=data.user_id)
         elif isinstance(data, eph.PresenceChanged):
@@ -228,6 +239,8 @@ class Ephemeral:
                 await self._show(room, user)
 
     async def _show(self, room: uuid.UUID, user: uuid.UUID) -> None:
+        if self.memberships.blocked(room):
+            return  # a direct room closed by a block shows neither person to the other
         seen = self.board.to_show(room, user)
         if seen is not None:
             payload = {
@@ -239,7 +252,9 @@ class Ephemeral:
             await self.sockets.broadcast("presence", payload, room, droppable=True, skip_user=user)
 
     def present_in(self, room: uuid.UUID) -> list[dict[str, Any]]:
-        """Members of ``room`` who are online or away, for a subscribe answer."""
+        """Members of ``room`` who are online or away, for a subscribe answer (none in a room closed by a block)."""
+        if self.memberships.blocked(room):
+            return []
         found = []
         for user in self.memberships.members_of(room):
             seen = self.board.status(user)

@@ -61,6 +61,7 @@ log = structlog.get_logger("chat.gateway")
 
 SOURCE = "gateway"
 NAMESPACE = "/"
+BLOCKED_MESSAGE = "A block between you and the other person closes this conversation until it is lifted."
 LIVE_ROOM_EVENT_AGE = timedelta(seconds=60)
 """Room events older than this are a replay of the topic, applied to memberships but not announced."""
 
@@ -367,6 +368,8 @@ class Hub:
         refused = await self._require_member(request.room_id, connection)
         if refused is not None:
             return refused
+        if self.memberships.blocked(request.room_id):
+            return fail("user_blocked", BLOCKED_MESSAGE)
         await self.ephemeral.typing_start(request.room_id, connection.user.sub, sid)
         return ok(room_id=str(request.room_id), ttl_seconds=self.settings.typing_ttl_seconds)
 
@@ -392,7 +395,7 @@ class Hub:
             return fail("unavailable", "Membership cannot be checked right now; try again.", retry_after=2)
         if found is None:
             return fail("not_member", "You are not a member of this room (or it does not exist).")
-        self.memberships.learn(room, connection.user.sub, found.role, found.room_version)
+        self.memberships.learn(room, connection.user.sub, found.role, found.room_version, blocked=found.blocked)
         return None
 
     # --- subscriptions and recovery ----------------------------------------------------------------------------
@@ -610,6 +613,9 @@ class Hub:
         if name is None:
             return
         room = data.room_id  # type: ignore[attr-defined]
+        if isinstance(data, mev.ReadMarkerMoved | mev.DeliveryMarkerMoved) and self.memberships.blocked(room):
+            await self.sio.emit(name, payload, room=user_channel(data.user_id))  # their own devices only
+            return
         await self.broadcast(name, payload, room, droppable=False, seq=seq, new=name == "message:new")
 
     async def broadcast(
@@ -680,6 +686,8 @@ class Hub:
                 await self.sio.emit("room:removed", {"room_id": str(room)}, to=sid)
         if isinstance(data, rev.MemberJoined) and self.memberships.role(data.room_id, data.user_id) is not None:
             await self.ephemeral.member_joined(data.room_id, data.user_id)
+        if isinstance(data, rev.RoomBlocked):
+            await self.ephemeral.room_closed(data.room_id)
         happened = getattr(data, "occurred_at", None) or envelope.occurred_at
         if datetime.now(UTC) - happened > LIVE_ROOM_EVENT_AGE:
             return  # replayed history (a new instance reading the topic from the start): not news to anyone

@@ -376,6 +376,7 @@ class MongoMessageStore:
             archived=doc["archived"],
             history=doc["history"],
             deleted=doc["deleted"],
+            blocked=doc.get("blocked", False),  # absent from rooms stored before blocks closed direct rooms
         )
 
     async def apply_room(self, state: RoomState) -> bool:
@@ -385,6 +386,7 @@ class MongoMessageStore:
             "archived": state.archived,
             "history": state.history,
             "deleted": state.deleted,
+            "blocked": state.blocked,
         }
         older = {"_id": state.room_id, "version": {"$lt": state.version}}
         try:

@@ -66,6 +66,8 @@ class RoomState:
     archived: bool = False
     history: History = "shared"
     deleted: bool = False
+    blocked: bool = False
+    """A direct room whose two people are blocked from each other (``domain.blocks``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ DOWNLOAD_ROUTE = "download_attachment"
 
 _DESCRIBED = {
     401: "Not signed in or the token is not valid",
+    403: "A direct room closed by a block between its two people (user_blocked)",
     404: "No such room or file, or one you may not see",
     409: "The room is archived",
     413: "The file is larger than the service accepts",
@@ -125,7 +126,7 @@ def build_attachments_router(ctx: MessagesContext, attachments: AttachmentStore)
         status_code=201,
         response_model=AttachmentOut,
         summary="Upload a file to a room: the raw body is the file, X-Filename its URL-encoded name",
-        responses=_problems(401, 404, 409, 413, 415, 422),
+        responses=_problems(401, 403, 404, 409, 413, 415, 422),
         openapi_extra=_UPLOAD_BODY,
     )
     async def upload(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from chat_messages.domain import files
+from chat_messages.domain import blocks, files
 from chat_messages.domain.errors import AttachmentNotFound, MessagesError, Rejection, RoomNotFound
 from chat_messages.domain.model import Attachment, RoomState
 from chat_messages.service.context import MessagesContext, Reader
@@ -27,10 +27,13 @@ async def _room_of_member(ctx: MessagesContext, reader: Reader, room_id: uuid.UU
 
 
 async def may_upload(ctx: MessagesContext, reader: Reader, room_id: uuid.UUID) -> None:
-    """Raise unless the reader may upload to the room: a member (404 otherwise) of a room not archived (409)."""
+    """Raise unless the reader may upload to the room: a member (404 otherwise) of a room not archived (409) and
+    not closed by a block (403: nothing uploaded could be sent there)."""
     room = await _room_of_member(ctx, reader, room_id)
     if room.archived:
         raise MessagesError("room_archived", "The room is archived (read-only).", status=409)
+    if (refusal := blocks.write_refusal(room)) is not None:
+        raise MessagesError(refusal.code, refusal.message, status=403)
 
 
 def too_large(ctx: MessagesContext) -> MessagesError:
@@ -47,9 +50,10 @@ async def upload(
     data: bytes,
     attachments: AttachmentStore,
 ) -> Attachment:
-    """Store ``data`` as a file of the room. Checked in this order: membership (404), archived room (409), size
-    (413), empty (422), sniffed type among ``settings.attachment_types`` (415). The name is cleaned; the instant
-    is kept to the millisecond (what MongoDB stores), so the result equals what later reads return."""
+    """Store ``data`` as a file of the room. Checked in this order: membership (404), archived room (409), a direct
+    room closed by a block (403), size (413), empty (422), sniffed type among ``settings.attachment_types`` (415).
+    The name is cleaned; the instant is kept to the millisecond (what MongoDB stores), so the result equals what
+    later reads return."""
     await may_upload(ctx, reader, room_id)
     if len(data) > ctx.settings.attachment_max_bytes:
         raise too_large(ctx)

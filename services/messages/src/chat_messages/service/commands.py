@@ -31,7 +31,7 @@ from chat_contracts import messages_events as ev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_EVENTS
-from chat_messages.domain import text
+from chat_messages.domain import blocks, text
 from chat_messages.domain.errors import Rejection
 from chat_messages.domain.model import Change, MarkerKind, Member, MentionedUser, Message
 from chat_messages.service.attachments import validate_for_send
@@ -145,8 +145,13 @@ def _member(ledger: RoomLedger, user_id: uuid.UUID) -> Member:
 
 
 def _writable(ledger: RoomLedger) -> None:
-    if ledger.state is not None and ledger.state.archived:
+    state = ledger.state
+    if state is None:
+        return
+    if state.archived:
         raise Rejection("room_archived", "The room is archived (read-only).")
+    if (refusal := blocks.write_refusal(state)) is not None:
+        raise refusal
 
 
 async def _plan(

@@ -42,6 +42,8 @@ async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: En
         state = replace(state, archived=True)
     elif isinstance(data, ev.RoomUnarchived):
         state = replace(state, archived=False)
+    elif isinstance(data, ev.RoomBlocked | ev.RoomUnblocked):
+        state = replace(state, blocked=isinstance(data, ev.RoomBlocked))
     elif isinstance(data, ev.RoomDeleted):
         grace = ctx.settings.deleted_room_retention_days
         if grace:

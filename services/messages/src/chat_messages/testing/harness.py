@@ -59,6 +59,10 @@ class MessagesHarness:
         await handle_user_event(self.module.context, Envelope.wrap(data, source="auth", key=str(user_id)))
         return Person(id=user_id, username=username, token=self.mint.access_token(user_id, username))
 
+    def version_of(self, room_id: uuid.UUID) -> int:
+        """The version of the last room event delivered for ``room_id``."""
+        return self._versions.get(room_id, 0)
+
     async def room_event(self, room_id: uuid.UUID, event_type: type[Contract], **fields: Any) -> None:
         """Deliver a chat.rooms.events event with the room's next version."""
         version = self._versions.get(room_id, 0) + 1

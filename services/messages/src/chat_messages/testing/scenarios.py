@@ -142,6 +142,65 @@ class MessagesScenarios:
         await msgs.room_event(room, rooms_ev.RoomUnarchived, by=ada.id)
         assert isinstance((await msgs.send(ada, room)).data, ev.MessageCreated)
 
+    async def test_a_direct_room_closed_by_a_block_takes_no_writes_from_either_until_reopened(
+        self, msgs: MessagesHarness
+    ) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob, kind="direct")
+        earlier = (await msgs.send(bob, room, "before the block")).data
+        assert isinstance(earlier, ev.MessageCreated)
+        await msgs.room_event(room, rooms_ev.RoomBlocked)
+        published = len(msgs.events)
+        writes: list[cmd.SendMessage | cmd.EditMessage | cmd.ReactToMessage | cmd.DeleteMessage] = [
+            cmd.SendMessage(room_id=room, sender_id=bob.id, client_msg_id="b-2", body="hello?", request_id=_rid()),
+            cmd.SendMessage(room_id=room, sender_id=ada.id, client_msg_id="a-1", body="hi", request_id=_rid()),
+            cmd.EditMessage(
+                room_id=room, actor_id=bob.id, message_id=earlier.message_id, body="changed", request_id=_rid()
+            ),
+            cmd.ReactToMessage(
+                room_id=room,
+                actor_id=ada.id,
+                message_id=earlier.message_id,
+                emoji="👍",
+                action="add",
+                request_id=_rid(),
+            ),
+            cmd.DeleteMessage(room_id=room, actor_id=bob.id, message_id=earlier.message_id, request_id=_rid()),
+        ]
+        for write in writes:
+            refused = (await msgs.command(write)).data
+            assert isinstance(refused, ev.MessageRejected), write.type
+            assert (refused.code, refused.command) == ("user_blocked", write.type)
+        assert all(isinstance(e.data, ev.MessageRejected) for e in msgs.events[published:]), "nothing else announced"
+        read = (await msgs.command(cmd.MarkRead(room_id=room, actor_id=ada.id, up_to_seq=1, request_id=_rid()))).data
+        assert isinstance(read, ev.ReadMarkerMoved), "each person's own unread count still moves"
+        kept = (await msgs.history(ada, room)).json()["items"]
+        assert [(m["seq"], m["body"], m["deleted"]) for m in kept] == [(1, "before the block", False)]
+
+        await msgs.room_event(room, rooms_ev.RoomUnblocked)
+        again = (await msgs.send(bob, room, "hello again", client_msg_id="b-2")).data
+        assert isinstance(again, ev.MessageCreated)
+        assert again.seq == 2, "the refused sends took no seq"
+
+    async def test_a_send_the_gateway_stamped_after_a_block_waits_for_the_block_and_is_refused(
+        self, msgs: MessagesHarness
+    ) -> None:
+        ada, bob = await msgs.person("ada"), await msgs.person("bob")
+        room = await msgs.room(ada, bob, kind="direct")
+        block_version = msgs.version_of(room) + 1
+        # The gateway has read room.blocked (so it stamps the command with its version) before this projection.
+        stamped = cmd.SendMessage(
+            room_id=room,
+            sender_id=bob.id,
+            client_msg_id="b-1",
+            body="sent right after the block",
+            request_id=_rid(),
+            room_version=block_version,
+        )
+        answer, _ = await asyncio.gather(msgs.command(stamped), msgs.room_event(room, rooms_ev.RoomBlocked))
+        assert isinstance(answer.data, ev.MessageRejected)
+        assert answer.data.code == "user_blocked"
+
     async def test_sending_too_fast_is_rejected_with_retry_after(self, msgs: MessagesHarness) -> None:
         ada = await msgs.person("ada")
         room = await msgs.room(ada)

@@ -32,6 +32,10 @@ class Room:
     dm_key: str | None = None
     """For direct rooms: the two user ids, sorted and joined, unique, so asking twice returns the same room."""
     member_count: int = 0
+    blocked: bool = False
+    """For direct rooms: one of the two has blocked the other. Kept in step with the blocks (under the pair's lock)
+    and announced as ``room.blocked`` / ``room.unblocked``, so the messages service and the gateway can refuse
+    writes in the room (docs/decisions/0009)."""
 
     @property
     def archived(self) -> bool:

@@ -62,6 +62,7 @@ def room_out(room: Room, membership: Membership | None) -> RoomOut:
         avatar_url=room.avatar_url,
         history=room.history,
         archived=room.archived,
+        blocked=room.blocked,
         password_protected=room.kind == "password",
         member_count=room.member_count,
         created_by=room.created_by,

@@ -71,6 +71,9 @@ class RoomOut(BaseModel):
     avatar_url: str | None
     history: str
     archived: bool
+    blocked: bool = Field(
+        description="direct rooms: one of the two blocked the other, so nobody can write in it until it is lifted"
+    )
     password_protected: bool
     member_count: int
     created_by: uuid.UUID

@@ -1,5 +1,5 @@
-"""Contacts (friend requests) and blocks between two users. Events go on chat.social.events so the gateway can
-tell both people and hide a blocker's presence from the blocked user."""
+"""Contacts (friend requests) and blocks between two users. Their events go on chat.social.events; a block that
+closes or reopens the pair's direct room also announces it on chat.rooms.events (``align_direct_room``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from chat_rooms.domain.model import Block, Contact, UserProfile
 from chat_rooms.service.context import Actor, RoomsContext
 from chat_rooms.service.events import social_event
 from chat_rooms.service.ports import Tx
+from chat_rooms.service.rooms import align_direct_room
 
 log = structlog.get_logger("chat.rooms.contacts")
 
@@ -73,6 +74,9 @@ async def accept(ctx: RoomsContext, actor: Actor, *, other_id: uuid.UUID) -> Non
         existing = await tx.contact(actor.user_id, other_id)
         if existing is None or existing.accepted_at is not None or existing.requested_by == actor.user_id:
             raise RoomsError("request_not_found", "No request from them to accept.", status=404)
+        # A block ends every request; this covers one made while the block was being made.
+        if await tx.blocked(other_id, actor.user_id) or await tx.blocked(actor.user_id, other_id):
+            raise RoomsError("blocked", "You cannot become contacts while a block is in place.", status=403)
         await tx.put_contact(replace(existing, accepted_at=now))
         await social_event(tx, social.ContactAccepted, now, user_id=actor.user_id, other_id=other_id)
 
@@ -110,26 +114,41 @@ async def contacts(ctx: RoomsContext, actor: Actor) -> list[ContactView]:
 
 
 async def block(ctx: RoomsContext, actor: Actor, *, other_id: uuid.UUID) -> None:
-    """Block someone: they cannot open a direct room with you, invite you, or see your presence; a contact or
-    request between you ends."""
+    """Block someone. Until either of you lifts every block between you, neither can open a direct room with,
+    invite, add to a group conversation or ask to be a contact of the other; your direct room, if you have one,
+    is closed to writing (docs/decisions/0009). A contact, a request and invitations between you end."""
     now = ctx.clock()
     async with ctx.store.transaction() as tx:
         await _other(tx, actor, other_id)
+        await tx.lock_pair(actor.user_id, other_id)
         if await tx.blocked(actor.user_id, other_id):
             return
         await tx.put_block(Block(blocker=actor.user_id, blocked=other_id, created_at=now))
         if await tx.remove_contact(actor.user_id, other_id):
             await social_event(tx, social.ContactEnded, now, user_id=actor.user_id, other_id=other_id, reason="blocked")
+        await _withdraw_invitations(tx, actor.user_id, other_id)
         await social_event(tx, social.UserBlocked, now, user_id=actor.user_id, other_id=other_id)
+        await align_direct_room(tx, actor.user_id, other_id, now)
     log.info("rooms.user_blocked")
 
 
+async def _withdraw_invitations(tx: Tx, first: uuid.UUID, second: uuid.UUID) -> None:
+    """Drop the pending invitations either of the two sent the other (as a decline would, without an event)."""
+    for invitee, inviter in ((first, second), (second, first)):
+        for invitation in await tx.invitations_of(invitee):
+            if invitation.invited_by == inviter:
+                await tx.remove_invitation(invitation.room_id, invitee)
+
+
 async def unblock(ctx: RoomsContext, actor: Actor, *, other_id: uuid.UUID) -> None:
+    """Lift your block; your direct room opens again unless they block you too."""
     now = ctx.clock()
     async with ctx.store.transaction() as tx:
+        await tx.lock_pair(actor.user_id, other_id)
         if not await tx.remove_block(actor.user_id, other_id):
             raise RoomsError("block_not_found", "You have not blocked them.", status=404)
         await social_event(tx, social.UserUnblocked, now, user_id=actor.user_id, other_id=other_id)
+        await align_direct_room(tx, actor.user_id, other_id, now)
 
 
 async def blocks(ctx: RoomsContext, actor: Actor) -> list[Block]:

@@ -124,6 +124,10 @@ class Tx(Protocol):
     async def contacts_of(self, user_id: uuid.UUID) -> Sequence[Contact]:
         """Requests and contacts involving the user, newest first."""
 
+    async def lock_pair(self, first: uuid.UUID, second: uuid.UUID) -> None:
+        """Hold the pair's lock, whichever order the ids come in, until the transaction ends: blocking, unblocking
+        and creating the pair's direct room take it, so a direct room never misses a block made meanwhile."""
+
     async def put_block(self, block: Block) -> None: ...
 
     async def remove_block(self, blocker: uuid.UUID, blocked: uuid.UUID) -> bool: ...

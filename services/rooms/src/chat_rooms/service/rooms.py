@@ -122,6 +122,8 @@ async def create_room(
                 raise RoomsError("user_not_found", "No such user.", status=404)
             if await tx.blocked(other, actor.user_id):
                 raise RoomsError("blocked", "One of these people does not accept conversations from you.", status=403)
+            if await tx.blocked(actor.user_id, other):
+                raise RoomsError("blocked", "You blocked one of these people; unblock them first.", status=403)
         await tx.add_room(room)
         await first_event(
             tx,
@@ -197,6 +199,11 @@ async def open_direct(ctx: RoomsContext, actor: Actor, *, other_id: uuid.UUID) -
     )
     try:
         async with ctx.store.transaction() as tx:
+            # Under the pair's lock, so that a block made since the check above is seen here, or waits for this
+            # room to exist and then closes it (``align_direct_room``).
+            await tx.lock_pair(actor.user_id, other_id)
+            if await tx.blocked(other_id, actor.user_id) or await tx.blocked(actor.user_id, other_id):
+                raise RoomsError("blocked", "Direct messages between you are blocked.", status=403)
             await tx.add_room(room)
             await first_event(tx, room, ev.RoomCreated, now, kind="direct", created_by=actor.user_id, history="shared")
             mine = Membership(room_id=room.id, user_id=actor.user_id, role="member", joined_at=now)
@@ -217,6 +224,23 @@ async def open_direct(ctx: RoomsContext, actor: Actor, *, other_id: uuid.UUID) -
                 raise
             return RoomView(room=found, membership=await tx.membership(found.id, actor.user_id)), False
     return RoomView(room=room, membership=mine), True
+
+
+async def align_direct_room(tx: Tx, first: uuid.UUID, second: uuid.UUID, now: datetime) -> None:
+    """Bring the pair's direct room, if they have one, in line with the blocks between them: closed while either
+    blocks the other, open again once neither does; a change is announced (``room.blocked``, ``room.unblocked``).
+    The caller holds the pair's lock."""
+    found = await tx.room_by_dm_key(rules.dm_key(first, second))
+    room = await tx.room(found.id, for_update=True) if found is not None else None
+    if room is None:
+        return
+    blocked = await tx.blocked(first, second) or await tx.blocked(second, first)
+    if room.blocked == blocked:
+        return
+    event = ev.RoomBlocked if blocked else ev.RoomUnblocked
+    room = await room_event(tx, replace(room, blocked=blocked), event, now)
+    await tx.update_room(room)
+    log.info("rooms.direct_room_blocked" if blocked else "rooms.direct_room_unblocked", room_id=str(room.id))
 
 
 async def get_room(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID) -> RoomView:
@@ -418,6 +442,8 @@ async def invite(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID, *, user_id
             raise RoomsError("banned", "They are banned from this room; unban them first.", status=409)
         if await tx.blocked(user_id, actor.user_id):
             raise RoomsError("blocked", "They do not accept invitations from you.", status=403)
+        if await tx.blocked(actor.user_id, user_id):
+            raise RoomsError("blocked", "You blocked them; unblock them first.", status=403)
         if room.kind == "group_dm" and room.member_count >= rules.GROUP_DM_MAX_MEMBERS:
             raise RoomsError("room_full", "This conversation is full.", status=409)
         await tx.put_invitation(Invitation(room_id=room_id, user_id=user_id, invited_by=actor.user_id, created_at=now))
@@ -428,8 +454,13 @@ async def invite(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID, *, user_id
 async def accept(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID) -> RoomView:
     """Accept a pending invitation (joining without one is ``join``)."""
     async with ctx.store.transaction() as tx:
-        if await tx.invitation(room_id, actor.user_id) is None:
+        invitation = await tx.invitation(room_id, actor.user_id)
+        if invitation is None:
             raise RoomsError("invitation_not_found", "No such invitation.", status=404)
+        # A block withdraws the invitations between the two; this covers one sent while the block was made.
+        inviter = invitation.invited_by
+        if await tx.blocked(inviter, actor.user_id) or await tx.blocked(actor.user_id, inviter):
+            raise RoomsError("blocked", "A block stands between you and the person who invited you.", status=403)
     return await join(ctx, actor, room_id)
 
 

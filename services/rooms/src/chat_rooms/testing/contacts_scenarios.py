@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 from chat_contracts import social
 from chat_contracts.envelope import decode, encode
-from chat_contracts.topics import SOCIAL_EVENTS
+from chat_contracts.topics import ROOMS_EVENTS, SOCIAL_EVENTS
+from chat_rooms.domain.model import Contact, Invitation
 from chat_rooms.testing.harness import RoomsHarness, User
 
 
@@ -88,3 +91,86 @@ class ContactsScenarios:
         assert (ghost.status_code, ghost.json()["code"]) == (404, "user_not_found")
         nothing = await rooms.http.delete("/api/rooms/blocks/00000000-0000-4000-8000-000000000000", headers=ada.headers)
         assert nothing.json()["code"] == "block_not_found"
+
+    async def test_a_block_closes_the_direct_room_until_every_block_between_the_two_is_lifted(
+        self, rooms: RoomsHarness
+    ) -> None:
+        ada, bob = await rooms.user("ada"), await rooms.user("bob")
+        dm = (await rooms.http.post("/api/rooms/direct", json={"user_id": str(bob.id)}, headers=ada.headers)).json()
+
+        async def blocked() -> list[bool]:
+            seen = [await rooms.http.get(f"/api/rooms/{dm['id']}", headers=u.headers) for u in (ada, bob)]
+            assert [r.json()["my_role"] for r in seen] == ["member", "member"], "the room stays, with both in it"
+            return [r.json()["blocked"] for r in seen]
+
+        assert dm["blocked"] is False
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(bob.id)}, headers=ada.headers)
+        assert await blocked() == [True, True]
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(ada.id)}, headers=bob.headers)
+        await rooms.http.delete(f"/api/rooms/blocks/{bob.id}", headers=ada.headers)
+        assert await blocked() == [True, True], "bob's own block still stands"
+        await rooms.http.delete(f"/api/rooms/blocks/{ada.id}", headers=bob.headers)
+        assert await blocked() == [False, False]
+        events = [e for e in await rooms.events() if e.key == dm["id"]]
+        changes = [(e.type, e.data.room_version) for e in events[3:]]  # type: ignore[attr-defined]
+        assert changes == [("room.blocked", 4), ("room.unblocked", 5)], "one event per change of state"
+        for envelope in events:
+            assert decode(encode(envelope, topic=ROOMS_EVENTS.name), ROOMS_EVENTS) == envelope
+
+    async def test_neither_side_of_a_block_can_bring_the_other_into_a_room_or_a_contact(
+        self, rooms: RoomsHarness
+    ) -> None:
+        ada, bob, cat = await rooms.user("ada"), await rooms.user("bob"), await rooms.user("cat")
+        adas = await rooms.create(ada, "private", "adas room")
+        bobs = await rooms.create(bob, "private", "bobs room")
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(bob.id)}, headers=ada.headers)
+        for me, other, mine in ((ada, bob, adas), (bob, ada, bobs)):  # the blocker first, then the blocked
+            group = {"kind": "group_dm", "members": [str(other.id), str(cat.id)]}
+            refused = [
+                await rooms.http.post("/api/rooms", json=group, headers=me.headers),
+                await rooms.http.post(
+                    f"/api/rooms/{mine['id']}/invitations", json={"user_id": str(other.id)}, headers=me.headers
+                ),
+                await rooms.http.post("/api/rooms/contacts", json={"user_id": str(other.id)}, headers=me.headers),
+                await rooms.http.post("/api/rooms/direct", json={"user_id": str(other.id)}, headers=me.headers),
+            ]
+            assert [(r.status_code, r.json()["code"]) for r in refused] == [(403, "blocked")] * 4, me.username
+        mine = (await rooms.http.get("/api/rooms/mine", headers=ada.headers)).json()["items"]
+        assert [r["kind"] for r in mine] == ["private"], "no group conversation was made"
+        with_cat = await rooms.http.post(
+            "/api/rooms", json={"kind": "group_dm", "members": [str(cat.id)]}, headers=ada.headers
+        )
+        assert with_cat.status_code == 201, "a block concerns only the two people"
+
+    async def test_a_block_withdraws_the_invitations_between_the_two(self, rooms: RoomsHarness) -> None:
+        ada, bob = await rooms.user("ada"), await rooms.user("bob")
+        adas = await rooms.create(ada, "private", "adas room")
+        bobs = await rooms.create(bob, "private", "bobs room")
+        for inviter, invitee, room in ((ada, bob, adas), (bob, ada, bobs)):
+            invited = await rooms.http.post(
+                f"/api/rooms/{room['id']}/invitations", json={"user_id": str(invitee.id)}, headers=inviter.headers
+            )
+            assert invited.status_code == 204
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(bob.id)}, headers=ada.headers)
+        for invitee, room in ((bob, adas), (ada, bobs)):
+            assert (await rooms.http.get("/api/rooms/invitations", headers=invitee.headers)).json() == []
+            accepted = await rooms.http.post(f"/api/rooms/{room['id']}/invitation/accept", headers=invitee.headers)
+            assert accepted.json()["code"] == "invitation_not_found"
+
+    async def test_an_invitation_or_request_that_slipped_past_a_block_cannot_be_accepted(
+        self, rooms: RoomsHarness
+    ) -> None:
+        ada, bob = await rooms.user("ada"), await rooms.user("bob")
+        bobs = await rooms.create(bob, "private", "bobs room")
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(bob.id)}, headers=ada.headers)
+        # What a request racing the block could leave behind.
+        now = rooms.clock()
+        async with rooms.module.context.store.transaction() as tx:
+            await tx.put_invitation(
+                Invitation(room_id=uuid.UUID(bobs["id"]), user_id=ada.id, invited_by=bob.id, created_at=now)
+            )
+            low, high = sorted((ada.id, bob.id))
+            await tx.put_contact(Contact(user_low=low, user_high=high, requested_by=bob.id, created_at=now))
+        joined = await rooms.http.post(f"/api/rooms/{bobs['id']}/invitation/accept", headers=ada.headers)
+        contact = await rooms.http.post(f"/api/rooms/contacts/{bob.id}/accept", headers=ada.headers)
+        assert [(r.status_code, r.json()["code"]) for r in (joined, contact)] == [(403, "blocked")] * 2

@@ -197,6 +197,9 @@ class FakeTx:
         mine = [c for c in self.s.contacts.values() if user_id in (c.user_low, c.user_high)]
         return sorted(mine, key=lambda c: c.created_at, reverse=True)
 
+    async def lock_pair(self, first: uuid.UUID, second: uuid.UUID) -> None:
+        return None  # transactions here run one at a time
+
     async def put_block(self, block: Block) -> None:
         self.s.blocks[(block.blocker, block.blocked)] = block
 

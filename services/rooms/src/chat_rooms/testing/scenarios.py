@@ -417,10 +417,15 @@ class RoomsScenarios:
         await rooms.http.post(f"/api/rooms/{rid}/archive", headers=h)
         await rooms.http.post(f"/api/rooms/{rid}/unarchive", headers=h)
         await rooms.http.delete(f"/api/rooms/{rid}", headers=h)
-        events = [e for e in await rooms.events() if e.key == rid]
-        assert {e.type for e in events} == set(ROOMS_EVENTS.payload_types)
-        versions = [e.data.room_version for e in events]  # type: ignore[attr-defined]
-        assert versions == list(range(1, len(events) + 1)), "one version step per event, in order"
-        for envelope in events:
-            assert envelope.source == "rooms"
-            assert decode(encode(envelope, topic=ROOMS_EVENTS.name), ROOMS_EVENTS) == envelope
+        dm = (await rooms.http.post("/api/rooms/direct", json={"user_id": str(bob.id)}, headers=h)).json()["id"]
+        await rooms.http.post("/api/rooms/blocks", json={"user_id": str(bob.id)}, headers=h)
+        await rooms.http.delete(f"/api/rooms/blocks/{bob.id}", headers=h)
+        emitted = await rooms.events()
+        assert {e.type for e in emitted if e.key in (rid, dm)} == set(ROOMS_EVENTS.payload_types)
+        for room_id in (rid, dm):
+            events = [e for e in emitted if e.key == room_id]
+            versions = [e.data.room_version for e in events]  # type: ignore[attr-defined]
+            assert versions == list(range(1, len(events) + 1)), "one version step per event, in order"
+            for envelope in events:
+                assert envelope.source == "rooms"
+                assert decode(encode(envelope, topic=ROOMS_EVENTS.name), ROOMS_EVENTS) == envelope

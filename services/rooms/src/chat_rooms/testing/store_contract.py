@@ -202,6 +202,17 @@ class StoreContract:
             assert await tx.membership(general.id, alice) == a_membership(general, alice)
             assert await tx.membership(general.id, bob) == a_membership(general, bob)
 
+    async def test_a_direct_rooms_block_is_written_back_and_read(self, store: RoomsStore) -> None:
+        alice, bob = users(2)
+        room = a_direct_room(alice, bob)
+        async with store.transaction() as tx:
+            await tx.add_room(room)
+            assert (await tx.room(room.id) or room).blocked is False
+            await tx.update_room(replace(room, blocked=True, version=2))
+        async with store.transaction() as tx:
+            assert await tx.room(room.id) == replace(room, blocked=True, version=2)
+            assert await tx.room_by_dm_key(dm_key(bob, alice)) == replace(room, blocked=True, version=2)
+
     async def test_update_room_writes_every_field_back(self, store: RoomsStore) -> None:
         room = a_room("general")
         async with store.transaction() as tx:

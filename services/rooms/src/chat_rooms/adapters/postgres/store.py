@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -43,6 +44,7 @@ from chat_rooms.adapters.postgres.tables import (
     throttle_hits,
     users,
 )
+from chat_rooms.domain import rules
 from chat_rooms.domain.errors import Conflict
 from chat_rooms.domain.model import (
     Ban,
@@ -55,7 +57,6 @@ from chat_rooms.domain.model import (
     RoomListing,
     UserProfile,
 )
-from chat_rooms.domain.rules import search_key
 from chat_runtime import pg_throttle
 from chat_runtime.pg_store import PgStore, PgTx, unique_constraint
 
@@ -272,6 +273,12 @@ class PostgresTx(PgTx):
         )
         return await self._all(query, Contact)
 
+    async def lock_pair(self, first: uuid.UUID, second: uuid.UUID) -> None:
+        # A transaction-scoped advisory lock: the pair may have no row to lock yet (no direct room, no block).
+        # Two pairs that hash alike only wait for each other.
+        key = f"pair:{rules.dm_key(first, second)}"
+        await self._db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
     async def put_block(self, block: Block) -> None:
         await self._put(blocks, _columns(block))
 
@@ -354,7 +361,7 @@ def directory_query(*, query: str | None, after: tuple[str, uuid.UUID] | None, l
 
 
 def _name_key(name: str) -> str:
-    return search_key(name)[:NAME_KEY_MAX]
+    return rules.search_key(name)[:NAME_KEY_MAX]
 
 
 def _escape_like(value: str) -> str:

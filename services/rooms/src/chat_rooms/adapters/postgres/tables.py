@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Final, get_args
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     column,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import UUID
@@ -84,6 +86,7 @@ rooms = Table(
     _at("archived_at", nullable=True),
     Column("dm_key", String(100), nullable=True),
     Column("member_count", Integer, nullable=False),
+    Column("blocked", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("dm_key", name=DM_KEY_TAKEN),
     CheckConstraint(column("kind", String).in_(get_args(RoomKind)), name="rooms_kind_check"),
     CheckConstraint(column("history", String).in_(get_args(History)), name="rooms_history_check"),
@@ -91,6 +94,7 @@ rooms = Table(
     CheckConstraint("member_count >= 0", name="rooms_member_count_check"),
     CheckConstraint("(kind = 'direct') = (dm_key IS NOT NULL)", name="rooms_dm_key_check"),
     CheckConstraint("kind <> 'password' OR password_hash IS NOT NULL", name="rooms_password_hash_check"),
+    CheckConstraint("kind = 'direct' OR NOT blocked", name="rooms_blocked_check"),
 )
 Index(
     "rooms_directory_name_trgm",
