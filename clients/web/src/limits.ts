@@ -15,3 +15,5 @@ export const MAX_ATTACHMENTS = 10;
 export const ATTACHMENT_MAX_BYTES = 10485760;
 /** one Socket.IO frame (a websocket message, a long-polling POST body): bytes. */
 export const MAX_FRAME_BYTES = 65536;
+/** nesting of arrays and objects in a frame, the event's argument array included: levels. */
+export const MAX_JSON_DEPTH = 32;

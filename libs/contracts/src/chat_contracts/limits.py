@@ -24,6 +24,7 @@ from chat_contracts.fields import (
     MAX_CLIENT_MSG_ID_CHARS,
     MAX_EMOJI_CHARS,
     MAX_FRAME_BYTES,
+    MAX_JSON_DEPTH,
     MAX_ROOMS_PER_SUBSCRIBE,
 )
 
@@ -77,6 +78,13 @@ LIMITS: Final[tuple[Limit, ...]] = (
         MAX_FRAME_BYTES,
         "bytes",
         "`CHAT_GATEWAY_MAX_MESSAGE_BYTES` may lower it; larger: that socket is closed",
+    ),
+    Limit(
+        "MAX_JSON_DEPTH",
+        "nesting of arrays and objects in a frame, the event's argument array included",
+        MAX_JSON_DEPTH,
+        "levels",
+        "deeper, or not JSON: `validation_failed` (the ack id comes before the JSON, so the ack still comes)",
     ),
 )
 """Every limit a client sees, in the order docs/protocol.md lists them."""
