@@ -77,7 +77,8 @@ LIMITS: Final[tuple[Limit, ...]] = (
         "one Socket.IO frame (a websocket message, a long-polling POST body)",
         MAX_FRAME_BYTES,
         "bytes",
-        "`CHAT_GATEWAY_MAX_MESSAGE_BYTES` may lower it; larger: that socket is closed",
+        "`CHAT_GATEWAY_MAX_MESSAGE_BYTES` may lower it; larger: that socket gets `session:ended` "
+        "`frame_too_large` and is closed (websocket close code 1009; long-polling POST 413)",
     ),
     Limit(
         "MAX_JSON_DEPTH",
