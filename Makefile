@@ -62,15 +62,17 @@ fmt: sync ## apply ruff fixes and formatting
 typecheck: sync ## mypy --strict over every package
 	@$(RUN) mypy libs services apps clients deploy tests bench
 
-contracts-check: sync ## committed JSON Schemas and AsyncAPI documents (Kafka, Socket.IO) match the code
+contracts-check: sync ## committed JSON Schemas, AsyncAPI documents (Kafka, Socket.IO) and client limits match the code
 	@$(RUN) python -m chat_contracts.schema_export --check
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json --check
 	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json --check
+	@$(RUN) python -m chat_contracts.limits --protocol docs/protocol.md --web clients/web/src/limits.ts --check
 
-schemas: sync ## regenerate the committed JSON Schemas and the AsyncAPI document from the contract models
+schemas: sync ## regenerate the committed JSON Schemas, the AsyncAPI documents and the client limits from the contracts
 	@$(RUN) python -m chat_contracts.schema_export
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json
 	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json
+	@$(RUN) python -m chat_contracts.limits --protocol docs/protocol.md --web clients/web/src/limits.ts
 
 infra-up: sync ## start PostgreSQL 18, Kafka 4 (KRaft) and SecantusDB on this machine
 	@$(RUN) python -m chat_localinfra up

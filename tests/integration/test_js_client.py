@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from chat_contracts.fields import MAX_FRAME_BYTES
 
 from .product import Client, Product, connect, product, until
 
@@ -93,7 +96,9 @@ class JsClient:
 
 
 @asynccontextmanager
-async def js_client(product: Product, token: str, room_id: str = "") -> AsyncIterator[JsClient]:
+async def js_client(
+    product: Product, token: str, room_id: str = "", *, transport: str = "websocket"
+) -> AsyncIterator[JsClient]:
     """Runs the driver; any failure inside carries node's stdout and stderr, and node never outlives the block."""
     node = shutil.which("node")
     if node is None:
@@ -110,6 +115,7 @@ async def js_client(product: Product, token: str, room_id: str = "") -> AsyncIte
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CHAT_CLIENT_TRANSPORT": transport},
     )
     client = JsClient(process)
     failure: Exception | None = None
@@ -233,5 +239,27 @@ async def test_a_js_client_resubscribing_with_last_seq_gets_exactly_what_it_miss
             assert [m["seq"] for m in got] == [2, 3, 4, 5, 6, 7], "exactly the missed ones, in order, then the live one"
             assert [m["id"] for m in got] == [m["message_id"] for m in missed] + [live["message_id"]]
             assert [m["body"] for m in got] == ["#2", "#3", "#4", "#5", "#6", "live"]
+    finally:
+        await ada.sio.disconnect()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_js_client_sending_a_frame_over_the_limit_reads_frame_too_large_and_only_its_socket_ends(
+    product: Product, transport: str
+) -> None:
+    room_id, ada, bob_token = await chatting_pair(product)
+    try:
+        async with js_client(product, bob_token, room_id, transport=transport) as bob:
+            await bob.step("subscribe")
+            assert (await bob.ack("room:subscribe"))["ok"] is True
+            await bob.step("oversize", bytes=MAX_FRAME_BYTES + 1)
+            ended = await bob.expect("event", "session:ended")
+            assert ended["data"] == {"reason": "frame_too_large"}
+            gone = await bob.expect("disconnect")
+            assert gone["reason"] == "io server disconnect", gone
+            assert await bob.finish() == 1
+            assert bob.printed("ack", "message:send") == []
+        after = await send(ada, room_id, "a-1", "the others go on")
+        await until(lambda: after["seq"] in ada.messages(room_id))
     finally:
         await ada.sio.disconnect()

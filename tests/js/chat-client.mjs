@@ -7,9 +7,12 @@
 //                                                 (it learns memberships from room events, a moment late)
 //   {"op": "send", "client_msg_id": "b-1", "body": "hi"}   message:send
 //   {"op": "wait", "event": "message:new", "count": 2}     until that many such events arrived since connecting
+//   {"op": "oversize", "bytes": 70000}            message:send with a body of that many bytes, no ack awaited
+// CHAT_CLIENT_TRANSPORT picks the transport: websocket (the default) or polling.
 // stdout gets one JSON line per happening: {"type": "connect"}, {"type": "event", event, data},
 // {"type": "ack", event, ack}, {"type": "waited", event, count}, then {"type": "done"} and exit 0 at the end of stdin.
-// Failures: {"type": "connect_error", code, message, data} exits 2; {"type": "error"} or "disconnect" exits 1.
+// Failures: {"type": "connect_error", code, message, data} exits 2; {"type": "error"} or
+// {"type": "disconnect", reason, description} exits 1.
 
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -29,13 +32,17 @@ function finish(code, line) {
   process.stdout.write(`${JSON.stringify(line)}\n`, () => process.exit(code));
 }
 
-const socket = io(base, { auth: { token }, transports: ["websocket"], reconnection: false });
+const transport = process.env.CHAT_CLIENT_TRANSPORT ?? "websocket";
+const socket = io(base, { auth: { token }, transports: [transport], reconnection: false });
 const received = [];
 socket.onAny((event, data) => {
   received.push(event);
   print({ type: "event", event, data });
 });
-socket.on("disconnect", (reason) => finishing || finish(1, { type: "disconnect", reason }));
+socket.on(
+  "disconnect",
+  (reason, details) => finishing || finish(1, { type: "disconnect", reason, description: details?.description ?? null }),
+);
 socket.on("connect_error", (err) =>
   finish(2, { type: "connect_error", code: err.data?.code ?? null, message: err.message, data: err.data ?? null }),
 );
@@ -68,6 +75,9 @@ const steps = {
       return ack;
     }),
   send: ({ room_id = roomId, client_msg_id, body }) => call("message:send", { room_id, client_msg_id, body }),
+  oversize: ({ room_id = roomId, bytes }) => {
+    socket.emit("message:send", { room_id, client_msg_id: "oversize", body: "x".repeat(bytes) });
+  },
   wait: ({ event = "message:new", count = 1 }) =>
     within(`${count} ${event}`, () => {
       if (received.filter((e) => e === event).length < count) return undefined;

@@ -14,6 +14,10 @@ from chat_app.signals import sigterm_interrupts
 @pytest.fixture
 def default_handlers() -> Iterator[None]:
     sigterm, sigint = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    # A process's own defaults, whatever earlier tests left: uvicorn servers run side by side in one test process
+    # restore each other's handlers in the wrong order when they stop.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGTERM, sigterm)
     signal.signal(signal.SIGINT, sigint)

@@ -3,6 +3,7 @@
 import { ApiError, api, request } from "./api";
 import { Connection, type ConnectionState } from "./connection";
 import { field, h, replace, type Child } from "./dom";
+import { MAX_BODY_CHARS, MAX_ROOMS_PER_SUBSCRIBE } from "./limits";
 import type {
   Attachment,
   Contact,
@@ -574,8 +575,8 @@ export class ChatApp {
 
   private async onConnected(): Promise<void> {
     const ids = [...this.rooms.keys()];
-    for (let i = 0; i < ids.length; i += 100) {
-      const rooms = ids.slice(i, i + 100).map((room_id) => {
+    for (let i = 0; i < ids.length; i += MAX_ROOMS_PER_SUBSCRIBE) {
+      const rooms = ids.slice(i, i + MAX_ROOMS_PER_SUBSCRIBE).map((room_id) => {
         const last = this.roomState(room_id).lastSeq;
         return last === null ? { room_id } : { room_id, last_seq: last };
       });
@@ -933,7 +934,7 @@ export class ChatApp {
       rows: 1,
       placeholder: "Write a message",
       "aria-label": "Message",
-      maxlength: 4000,
+      maxlength: MAX_BODY_CHARS,
     });
     this.composer.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -63,7 +63,7 @@ export class Connection {
           (tokens) => (tokens ? undefined : this.events.signedOut("Your session has expired. Sign in again.")),
           () => undefined, // reconnecting presents a token; a refused one is refreshed then
         );
-      } else if (data.reason !== "slow_consumer") {
+      } else if (data.reason !== "slow_consumer" && data.reason !== "frame_too_large") {
         this.stop();
         this.events.signedOut(`You were signed out (${data.reason.replace(/_/g, " ")}).`);
       }

@@ -82,6 +82,18 @@ class FakeMongo(Sleeper):
     service: ClassVar[Service] = "mongo"
 
 
+@pytest.fixture(autouse=True)
+def default_signal_handlers() -> Iterator[None]:
+    """The process's own SIGINT and SIGTERM handlers for each test, whatever earlier tests in this process left
+    (an asyncio runner's SIGINT handler outlives it when a server it ran restores handlers after it closed)."""
+    sigterm, sigint = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGTERM, sigterm)
+    signal.signal(signal.SIGINT, sigint)
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> InfraConfig:
     return InfraConfig(repo_root=tmp_path, infra_dir=tmp_path / "infra")

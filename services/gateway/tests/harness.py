@@ -187,7 +187,9 @@ class Cluster:
         for client in self.clients:
             if client.sio.connected:
                 await client.sio.disconnect()
-        for gateway in self.gateways:
+        # Last started, first stopped: each uvicorn server puts back the signal handlers it found, so stopping them
+        # in another order would leave a stopped server's handlers installed for the rest of the test process.
+        for gateway in reversed(self.gateways):
             if not gateway.serving.done():
                 await gateway.stop()
 

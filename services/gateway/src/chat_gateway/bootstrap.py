@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from chat_contracts.topics import EPHEMERAL, MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
 from chat_gateway.adapters.history import History, HttpHistory
 from chat_gateway.adapters.rooms import HttpRooms, Rooms
+from chat_gateway.entrypoints.frame_limit import FrameLimit
 from chat_gateway.entrypoints.http import build_router
 from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
 from chat_gateway.entrypoints.web import serve_web
@@ -70,11 +71,12 @@ class GatewayModule:
         return {}
 
     def wrap(self, app: Any) -> Any:
-        """Serve Socket.IO at /socket.io/, the proxied services' paths and the web client at / in front of the HTTP
-        app (which keeps the lifespan)."""
+        """Serve Socket.IO at /socket.io/ (behind the frame size limit), the proxied services' paths and the web
+        client at / in front of the HTTP app (which keeps the lifespan)."""
         inner = self.proxy.in_front_of(app) if self.proxy is not None else app
         inner = serve_web(inner, self.settings.web_dir)
-        return socketio.ASGIApp(self.hub.sio, other_asgi_app=inner, socketio_path="socket.io")
+        sockets = socketio.ASGIApp(self.hub.sio, other_asgi_app=inner, socketio_path="socket.io")
+        return FrameLimit(sockets, max_bytes=self.settings.max_message_bytes, server=self.hub.sio, end=self.hub.end)
 
     async def start(self) -> None:
         if self.proxy is not None:

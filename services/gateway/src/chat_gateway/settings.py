@@ -9,6 +9,7 @@ from typing import ClassVar, Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from chat_contracts.fields import MAX_FRAME_BYTES
 from chat_runtime.settings import ChatSettings
 
 
@@ -19,7 +20,8 @@ class GatewaySettings(ChatSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT_GATEWAY_", extra="ignore", validate_default=True)
 
     allowed_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"])
-    max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024)
+    max_message_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=MAX_FRAME_BYTES)
+    """A Socket.IO frame larger than this (bytes) ends its socket with ``frame_too_large``."""
     instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,40}$")
     """Names this instance's fan-out consumer groups: every instance must see every event."""
 

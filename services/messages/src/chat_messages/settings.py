@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from chat_contracts.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_MAX_BYTES_CEILING
 from chat_messages.domain.moderation import validate_patterns
 from chat_runtime.settings import ChatSettings
 
@@ -35,7 +36,7 @@ class MessagesSettings(ChatSettings):
     """Sustained messages per second per user and room."""
 
     # attachments
-    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    attachment_max_bytes: int = Field(default=ATTACHMENT_MAX_BYTES, ge=1024, le=ATTACHMENT_MAX_BYTES_CEILING)
     attachment_types: list[str] = Field(
         default_factory=lambda: [
             "image/png",

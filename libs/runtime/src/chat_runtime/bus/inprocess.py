@@ -10,7 +10,7 @@ too, and dead letters and inspection see the same bytes). Consumers get the publ
 immutable, instead of decoding those bytes again: nothing crosses a process boundary here, and decoding was
 the larger half of a hop's cost (``roundtrip=False``, what ``chat up`` composes). The default, ``roundtrip=True``,
 decodes every record from its bytes as Kafka consumers do; the contract suites and the unit-test harnesses run
-that way, so a contract that does not survive its own serialization still fails a test (decisions/0009).
+that way, so a contract that does not survive its own serialization still fails a test (decisions/0011).
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ instead:
 - writes made in one turn of the event loop are joined into one ``transport.write`` per socket (a batch of events
   costs a socket one system call, not one per event);
 - the heartbeat is a timer, not a sleeping task;
-- a socket's backlog is the bytes its transport has not sent yet.
+- a socket's backlog is the bytes its transport has not sent yet;
+- a frame over the size limit (``max_http_buffer_size``, counted in bytes) ends that socket only: the
+  ``on_frame_too_large`` callback tells it why (``session:ended``), and the websocket is closed with code 1009
+  (message too big) and reason ``frame_too_large``.
 
 Sockets on long-polling, or served by another ASGI server, keep python-engineio's own path.
 
@@ -27,6 +30,7 @@ import asyncio
 import contextlib
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 _TEXT_FIN = 0x81
 _POLLED_PACKET_BYTES = 512
+MESSAGE_TOO_BIG = 1009
+"""RFC 6455's close code for a message too big to process."""
+FRAME_TOO_LARGE = "frame_too_large"
+
+FrameTooLarge = Callable[[str], Awaitable[None]]
+"""(engine.io sid) → tell the socket's client why it is being closed, and close it (``Hub.end``)."""
 """A long-polling socket's backlog is counted in queued packets; each is taken for this many bytes."""
 
 
@@ -67,7 +77,7 @@ class Frame:
 def event_frame(event: str, payload_json: bytes) -> Frame:
     """The frame of a Socket.IO event on the default namespace: Engine.IO ``4`` (message), Socket.IO ``2``
     (event), then ``[event, payload]`` as JSON; ``payload_json`` is the payload already encoded."""
-    packet = b'42[' + orjson.dumps(event) + b"," + payload_json + b"]"
+    packet = b"42[" + orjson.dumps(event) + b"," + payload_json + b"]"
     return Frame(packet=packet, wire=websocket_frame(packet))
 
 
@@ -181,8 +191,10 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     closing: bool
     writer: FrameWriter | None = None
     compression_min_bytes: int = 1024
+    on_frame_too_large: FrameTooLarge | None = None
     _ping_timer: asyncio.TimerHandle | None = None
     _ws: Any = None
+    _close_code: tuple[int, str] | None = None
 
     async def send(self, pkt: engineio.packet.Packet) -> None:
         writer = self.writer
@@ -235,8 +247,7 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             writer.flush()
             writer.closed = True
             if self._ws is not None:  # ends the websocket too, so a client that ignores the CLOSE packet is gone
-                with contextlib.suppress(Exception):
-                    await self._ws.close()
+                await self._close_websocket(self._ws)
 
     async def _websocket_handler(self, ws: Any) -> Any:
         writer = FrameWriter.attach(ws, compression_min_bytes=self.compression_min_bytes)
@@ -257,9 +268,13 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             if not writer.closed:
                 writer.flush()
                 writer.closed = True
-                with contextlib.suppress(Exception):
-                    await ws.close()
+                await self._close_websocket(ws)
         return None
+
+    async def _close_websocket(self, ws: Any) -> None:
+        code, reason = self._close_code or (1000, "")
+        with contextlib.suppress(Exception):
+            await ws.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def _upgrade(self, ws: Any) -> bool:
         self.upgrading = True
@@ -293,14 +308,19 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
     async def _receive(self, ws: Any) -> Any:
         data = await ws.wait()
-        if data and len(data) > self.server.max_http_buffer_size:
-            raise ValueError("packet is too large")
+        if data and _too_large(data, self.server.max_http_buffer_size):
+            raise _Oversize
         return data
 
     async def _read(self, ws: Any) -> None:
         while not self.closed:
             try:
                 data = await self._receive(ws)
+            except _Oversize:
+                self._close_code = (MESSAGE_TOO_BIG, FRAME_TOO_LARGE)
+                if self.on_frame_too_large is not None:
+                    await self.on_frame_too_large(self.sid)
+                return
             except (OSError, ValueError):
                 return
             if data is None:
@@ -313,19 +333,34 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 return
 
 
+class _Oversize(Exception):
+    """A frame over the size limit."""
+
+
+def _too_large(data: str | bytes, limit: int) -> bool:
+    """Over ``limit`` bytes (UTF-8 for text), counted without encoding what cannot be over it."""
+    if isinstance(data, bytes):
+        return len(data) > limit
+    if len(data) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return False
+    return len(data) > limit or len(data.encode()) > limit
+
+
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def adopt(server: Any, eio_sid: str, *, compression_min_bytes: int) -> None:
+def adopt(
+    server: Any, eio_sid: str, *, compression_min_bytes: int, on_frame_too_large: FrameTooLarge | None = None
+) -> None:
     """Make the engine.io socket just created for ``eio_sid`` a ``FastSocket`` (python-engineio creates its own
     class; the connect handler runs before the socket reads or writes anything)."""
     socket = server.sockets.get(eio_sid)
     if type(socket) is engineio.async_socket.AsyncSocket:
         socket.__class__ = FastSocket
         socket.compression_min_bytes = compression_min_bytes
+        socket.on_frame_too_large = on_frame_too_large
 
 
 def socket_of(server: Any, eio_sid: str) -> FastSocket | None:
     socket = server.sockets.get(eio_sid)
     return socket if isinstance(socket, FastSocket) and not socket.closed else None
-

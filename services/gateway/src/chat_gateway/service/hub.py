@@ -29,6 +29,7 @@ from chat_contracts.topics import MESSAGES_COMMANDS
 from chat_gateway.adapters import fanout
 from chat_gateway.adapters.history import History, HistoryUnavailable
 from chat_gateway.adapters.rooms import Rooms, RoomsUnavailable
+from chat_gateway.adapters.socketio_packets import GuardedServer
 from chat_gateway.domain.membership import Memberships
 from chat_gateway.domain.presence import Status
 from chat_gateway.service.ephemeral import Ephemeral
@@ -89,32 +90,6 @@ class Connection:
     """The expiry warning and the expiry of the current access token."""
 
 
-LIFECYCLE_NAMES = frozenset({"connect", "disconnect", "*"})
-
-
-class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio hands a client *event* named ``connect`` or ``disconnect`` to the lifecycle handler of that
-    name, and one named ``*`` to the catch-all with its arguments shifted: a client could re-run authentication
-    or drop its own connection state. Here such events are answered ``unknown_event`` and go no further.
-
-    Every new engine.io socket becomes a ``fanout.FastSocket`` (written without a writer task per socket)."""
-
-    compression_min_bytes = 1024
-
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
-        fanout.adopt(self.eio, eio_sid, compression_min_bytes=self.compression_min_bytes)
-        await super()._handle_eio_connect(eio_sid, environ)
-
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]) -> None:
-        if data and data[0] in LIFECYCLE_NAMES:
-            if id is not None:
-                refused = fail("unknown_event", f"{data[0]!r} is not an event a client can send.")
-                packet = self.packet_class(socketio.packet.ACK, namespace=namespace or "/", id=id, data=[refused])
-                await self._send_packet(eio_sid, packet)
-            return
-        await super()._handle_event(eio_sid, namespace, id, data)
-
-
 def room_channel(room_id: uuid.UUID) -> str:
     return f"room:{room_id}"
 
@@ -150,13 +125,15 @@ class Hub:
         self.ending: set[str] = set()
         """Sockets being closed by the gateway: they get nothing more."""
         self.sio = GuardedServer(
+            refuse=self.on_refused_event,
+            end=self.end,
+            compression_min_bytes=settings.ws_compression_min_bytes,
             async_mode="asgi",
             cors_allowed_origins=settings.allowed_origins if settings.mode == "prod" else "*",
             max_http_buffer_size=settings.max_message_bytes,
             logger=False,
             engineio_logger=False,
         )
-        self.sio.compression_min_bytes = settings.ws_compression_min_bytes
         self._register()
 
     async def start(self) -> None:
@@ -327,6 +304,16 @@ class Hub:
         if wait > 0:
             return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
         return fail("unknown_event", f"The gateway does not serve {event[:64]!r}.")
+
+    async def on_refused_event(self, sid: str, code: str, message: str) -> Ack:
+        """An event no handler may see (undecodable, or a lifecycle name) still gets a coded ack, and counts."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return fail("unauthenticated", "Connect with a token first.")
+        wait = self._take(connection.user.sub, "*")
+        if wait > 0:
+            return fail("rate_limited", "Too many events; slow down.", retry_after=round(wait, 3))
+        return fail(code, message)
 
     def _take(self, user: uuid.UUID, scope: str) -> float:
         """Seconds to wait before one more event of ``scope`` is allowed (0: allowed, and counted): ``*`` is the

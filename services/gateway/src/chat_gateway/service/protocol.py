@@ -13,6 +13,17 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from chat_contracts.fields import (
+    MAX_ATTACHMENTS,
+    MAX_ROOMS_PER_SUBSCRIBE,
+    AttachmentId,
+    BodyText,
+    ClientMsgId,
+    Emoji,
+    MessageId,
+    RoomId,
+)
+
 Ack = dict[str, Any]
 
 
@@ -32,15 +43,12 @@ class _In(BaseModel):
 
 
 class Subscribe(_In):
-    room_id: uuid.UUID
+    room_id: RoomId
     last_seq: int | None = Field(default=None, ge=0)
 
 
-MAX_SUBSCRIBE_MANY: Final = 100
-
-
 class SubscribeMany(_In):
-    rooms: list[Subscribe] = Field(min_length=1, max_length=MAX_SUBSCRIBE_MANY)
+    rooms: list[Subscribe] = Field(min_length=1, max_length=MAX_ROOMS_PER_SUBSCRIBE)
 
     @model_validator(mode="after")
     def _distinct(self) -> SubscribeMany:
@@ -50,42 +58,42 @@ class SubscribeMany(_In):
 
 
 class RoomRef(_In):
-    room_id: uuid.UUID
+    room_id: RoomId
 
 
 class Send(_In):
-    room_id: uuid.UUID
-    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    body: str = Field(default="", max_length=16000)
-    reply_to: uuid.UUID | None = None
-    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    room_id: RoomId
+    client_msg_id: ClientMsgId
+    body: BodyText = ""
+    reply_to: MessageId | None = None
+    attachment_ids: list[AttachmentId] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 class Edit(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
-    body: str = Field(max_length=16000)
+    room_id: RoomId
+    message_id: MessageId
+    body: BodyText
 
 
 class Delete(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
+    room_id: RoomId
+    message_id: MessageId
 
 
 class React(_In):
-    room_id: uuid.UUID
-    message_id: uuid.UUID
-    emoji: str = Field(min_length=1, max_length=32)
+    room_id: RoomId
+    message_id: MessageId
+    emoji: Emoji
     action: str = Field(pattern=r"^(add|remove)$")
 
 
 class Marker(_In):
-    room_id: uuid.UUID
+    room_id: RoomId
     seq: int = Field(ge=0)
 
 
 class Typing(_In):
-    room_id: uuid.UUID
+    room_id: RoomId
 
 
 class SetPresence(_In):
@@ -282,7 +290,9 @@ class ClientEvent:
 
 CLIENT_EVENTS: Final[dict[str, ClientEvent]] = {
     "room:subscribe": ClientEvent("Receive a room's events, recovering those after last_seq", Subscribe, SubscribeAck),
-    "room:subscribe_many": ClientEvent("Subscribe to up to 100 rooms in one event", SubscribeMany, SubscribeManyAck),
+    "room:subscribe_many": ClientEvent(
+        f"Subscribe to up to {MAX_ROOMS_PER_SUBSCRIBE} rooms in one event", SubscribeMany, SubscribeManyAck
+    ),
     "room:unsubscribe": ClientEvent("Stop receiving a room's events", RoomRef, RoomAck),
     "message:send": ClientEvent("Send a message; acked once stored, with its seq", Send, SendAck),
     "message:edit": ClientEvent("Replace a message's body", Edit, VersionAck),

@@ -6,9 +6,9 @@ import re
 import unicodedata
 from typing import Final
 
+from chat_contracts.fields import MAX_BODY_CHARS, normalized_body
 from chat_messages.domain.errors import Rejection
 
-MAX_BODY_CHARS: Final = 4000
 MAX_TOKENS: Final = 256
 MAX_TOKEN_CHARS: Final = 64
 ROOM_MENTIONS: Final = frozenset({"room", "here", "everyone", "all"})
@@ -17,11 +17,11 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def normalize_body(body: str, *, has_attachments: bool) -> str:
-    """NFC, without trailing whitespace; at most 4,000 characters; empty only with attachments.
+    """NFC, without trailing whitespace; at most ``MAX_BODY_CHARS``; empty only with attachments.
 
     The body is stored and sent as text: clients must render it as text, never as HTML.
     """
-    text = unicodedata.normalize("NFC", body).rstrip()
+    text = normalized_body(body)
     if len(text) > MAX_BODY_CHARS:
         raise Rejection("too_long", f"Messages are at most {MAX_BODY_CHARS} characters.")
     if not text.strip() and not has_attachments:

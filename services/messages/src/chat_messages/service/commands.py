@@ -1,5 +1,5 @@
 """Handling chat.messages.commands a batch at a time: every command gets exactly one answer event carrying its
-request_id (decisions/0006, 0009).
+request_id (decisions/0006, 0011).
 
 For one batch (the ready records of one partition, in order):
 

@@ -1,5 +1,5 @@
 """What the owner of a room keeps in memory: the instance that consumes a room's partition of
-chat.messages.commands is the only one that writes its messages (decisions/0009).
+chat.messages.commands is the only one that writes its messages (decisions/0011).
 
 Per room it keeps the next seq, the room's state and the memberships it has looked up (both read from the
 projection that ``service/projection.py`` writes), each sender's send budget, and the highest seq whose head

@@ -1,0 +1,110 @@
+"""What chat_gateway.adapters.socketio_packets assumes of python-socketio, checked against the installed release:
+these fail when the library changes under the adapter (the gateway's pyproject bounds the version until they
+pass on a newer one). And what the adapter itself promises about depth and decoding."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+import socketio.packet
+
+from chat_contracts.fields import MAX_JSON_DEPTH
+from chat_gateway.adapters.socketio_packets import GuardedServer, Packet, Undecodable, UndecodablePayload, loads
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+async def _refuse(sid: str, code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_the_installed_python_socketio_is_inside_the_bound_these_tests_were_run_for() -> None:
+    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
+    [bound] = [d.removeprefix("python-socketio") for d in dependencies if d.startswith("python-socketio")]
+    floor, ceiling = (clause.strip() for clause in bound.split(","))
+    assert floor.startswith(">="), bound
+    assert ceiling.startswith("<"), f"python-socketio needs an upper bound: {bound}"
+    installed = _version(importlib.metadata.version("python-socketio"))
+    assert _version(floor.removeprefix(">=")) <= installed < _version(ceiling.removeprefix("<"))
+
+
+def test_the_server_builds_its_packets_with_the_serializer_class_it_is_given() -> None:
+    server = GuardedServer(refuse=_refuse, async_mode="asgi")
+    assert server.packet_class is Packet
+
+
+def test_the_server_hooks_the_adapter_overrides_still_exist_with_the_same_parameters() -> None:
+    handle_event = inspect.signature(socketio.AsyncServer._handle_event)
+    assert list(handle_event.parameters) == ["self", "eio_sid", "namespace", "id", "data"]
+    assert list(inspect.signature(socketio.AsyncServer._send_packet).parameters) == ["self", "eio_sid", "pkt"]
+    assert "packet_class(encoded_packet=data)" in inspect.getsource(socketio.AsyncServer._handle_eio_message)
+    assert "self._handle_event(eio_sid, pkt.namespace, pkt.id" in inspect.getsource(
+        socketio.AsyncServer._handle_eio_message
+    )
+
+
+def test_a_packet_reads_type_namespace_and_ack_id_before_its_json() -> None:
+    for text, namespace in ((f'242["message:send",{nested(1500)}]', None), (f'2/chat,42["x",{nested(40)}]', "/chat")):
+        packet = Packet(encoded_packet=text)
+        assert (packet.packet_type, packet.namespace, packet.id) == (socketio.packet.EVENT, namespace, 42)
+        assert packet.data == [
+            Undecodable(f"The payload nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.")
+        ]
+
+
+def test_a_packet_json_goes_through_the_adapter_both_ways() -> None:
+    packet = Packet(encoded_packet='21["message:send",{"body":"\\u00e9"}]')
+    assert packet.data == ["message:send", {"body": "é"}]
+    encoded = Packet(socketio.packet.ACK, namespace="/", id=7, data=[{"body": "é", "n": 1.5}]).encode()
+    assert encoded == '37[{"body":"é","n":1.5}]', "orjson writes compact UTF-8, json would escape é"
+    assert json.loads(encoded[2:]) == [{"body": "é", "n": 1.5}]
+
+
+def test_a_binary_event_with_refused_json_is_answered_as_a_plain_event() -> None:
+    packet = Packet(encoded_packet=f'51-3["message:send",{nested(100)}]')
+    assert (packet.packet_type, packet.id, packet.attachment_count) == (socketio.packet.EVENT, 3, 0)
+    assert isinstance(packet.data[0], Undecodable)
+
+
+def test_a_well_formed_binary_event_still_waits_for_its_attachment() -> None:
+    packet = Packet(encoded_packet='51-3["message:send",{"_placeholder":true,"num":0}]')
+    assert (packet.packet_type, packet.attachment_count) == (socketio.packet.BINARY_EVENT, 1)
+    assert packet.add_attachment(b"\x00") is True
+    assert packet.data == ["message:send", b"\x00"]
+
+
+def test_a_connect_with_refused_auth_json_carries_no_auth() -> None:
+    packet = Packet(encoded_packet=f'0{{"token":{nested(100)}}}')
+    assert (packet.packet_type, packet.data) == (socketio.packet.CONNECT, None)
+
+
+@pytest.mark.parametrize("levels", [1, MAX_JSON_DEPTH])
+def test_nesting_up_to_the_limit_decodes(levels: int) -> None:
+    assert loads(nested(levels)) == json.loads(nested(levels))
+    wide = "[" + ",".join([nested(MAX_JSON_DEPTH - 1)] * 200) + "]"  # many brackets, none too deep
+    assert len(loads(wide)) == 200
+
+
+@pytest.mark.parametrize("text", [nested(MAX_JSON_DEPTH + 1), nested(1500), '{"a":' * 40 + "1" + "}" * 40])
+def test_nesting_past_the_limit_is_refused_at_any_depth(text: str) -> None:
+    with pytest.raises(UndecodablePayload, match=f"more than {MAX_JSON_DEPTH} levels"):
+        loads(text)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert loads(json.dumps(["[" * 100, {"{": "{" * 100}])) == ["[" * 100, {"{": "{" * 100}]
