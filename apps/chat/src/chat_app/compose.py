@@ -6,7 +6,8 @@ service's password hashing, SQLAlchemy or Alembic, which roughly halves a single
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from chat_runtime.tokens import CallableJwksSource, JwksSource
 
 if TYPE_CHECKING:
     from chat_auth.bootstrap import AuthModule
+    from chat_auth.service.context import AuthContext
 
 Target = Literal["all", "auth", "rooms", "messages", "gateway"]
 SERVICES: tuple[Target, ...] = ("auth", "rooms", "messages", "gateway")
@@ -148,20 +150,35 @@ async def create_topics(settings: ChatSettings) -> list[str]:
     return await ensure_topics(kafka_config(settings, client_id="chat-admin"), TOPICS.values())
 
 
-async def rotate_signing_key() -> str:
-    """Publish a new signing key in the auth database (works while the service runs)."""
+@asynccontextmanager
+async def _auth_context() -> AsyncIterator[AuthContext]:
+    """The auth service's use-case context on its database, for operator commands (works while it runs)."""
     from chat_auth.adapters.email import ConsoleMailer
     from chat_auth.adapters.postgres.store import PostgresAuthStore
     from chat_auth.bootstrap import build_context
-    from chat_auth.service import keys as auth_keys
     from chat_auth.settings import AuthSettings
     from chat_runtime import postgres
 
     settings = load_settings(AuthSettings)
     engine = postgres.async_engine(settings.database_url, pool_size=1)
     try:
-        store = PostgresAuthStore(engine)
-        context = build_context(settings, store=store, mailer=ConsoleMailer())
-        return await auth_keys.rotate(context)
+        yield build_context(settings, store=PostgresAuthStore(engine), mailer=ConsoleMailer())
     finally:
         await engine.dispose()
+
+
+async def rotate_signing_key() -> str:
+    """Publish a new signing key in the auth database (works while the service runs)."""
+    from chat_auth.service import keys as auth_keys
+
+    async with _auth_context() as context:
+        return await auth_keys.rotate(context)
+
+
+async def set_account_disabled(identifier: str, *, disabled: bool) -> bool:
+    """Disable an account (its sessions end everywhere: the running auth service relays the event within its
+    outbox poll interval) or enable it again; False when no account has that email address or username."""
+    from chat_auth.service import accounts
+
+    async with _auth_context() as context:
+        return await accounts.set_disabled(context, identifier=identifier, disabled=disabled) is not None
