@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from chat_contracts.topics import TOPICS
 from chat_runtime.app import build_app
+from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.metrics import BusMetrics
@@ -80,20 +81,34 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
             from chat_rooms.settings import RoomsSettings
 
             modules.append(
-                bootstrap_rooms(load_settings(RoomsSettings), bus=bus, registry=registry, jwks=_local_jwks(auth))
+                bootstrap_rooms(
+                    load_settings(RoomsSettings),
+                    bus=bus,
+                    registry=registry,
+                    jwks=_local_jwks(auth),
+                    follower=_follower(bus, auth),
+                )
             )
         elif service == "messages":
             from chat_messages.bootstrap import bootstrap as bootstrap_messages
             from chat_messages.settings import MessagesSettings
 
-            modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth)))
+            modules.append(
+                bootstrap_messages(
+                    load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth), follower=_follower(bus, auth)
+                )
+            )
         elif service == "gateway":
             from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
             from chat_gateway.settings import GatewaySettings
 
             try:
                 gateway = bootstrap_gateway(
-                    load_settings(GatewaySettings), bus=bus, jwks=_local_jwks(auth), proxied=proxied_by(target)
+                    load_settings(GatewaySettings),
+                    bus=bus,
+                    jwks=_local_jwks(auth),
+                    proxied=proxied_by(target),
+                    follower=_follower(bus, auth),
                 )
             except ValueError as exc:
                 raise LauncherError(f"invalid gateway settings: {exc}") from exc
@@ -121,6 +136,12 @@ def _local_jwks(auth: AuthModule | None) -> JwksSource | None:
         return await auth_keys.published_keys(context)
 
     return CallableJwksSource(keys)
+
+
+def _follower(bus: Bus, auth: AuthModule | None) -> TopicFollower:
+    """How verifiers read ``chat.users.events`` back: on Kafka by time; on the in-process bus, which forgets, the
+    past comes from the auth module's outbox (decisions/0004)."""
+    return follower_for(bus, history=auth.published_since if auth is not None else None)
 
 
 def build(target: Target, settings: ChatSettings) -> FastAPI:
