@@ -47,7 +47,8 @@ export class Connection {
         this.set(navigator.onLine ? "reconnecting" : "offline"); // transport error: socket.io retries
         return;
       }
-      if (code === "unauthenticated" || code.startsWith("token_")) {
+      // session_revoked: the refresh fails too, and that signs out rather than reconnecting forever.
+      if (code === "unauthenticated" || code === "session_revoked" || code.startsWith("token_")) {
         void refresh().then(
           (tokens) => (tokens ? this.later(0) : this.events.signedOut("Your session has ended. Sign in again.")),
           () => this.later(2000), // the server is unreachable: try again

@@ -156,8 +156,10 @@ class Cluster:
         self.gateways.append(gateway)
         return gateway
 
-    def token(self, user: uuid.UUID, *, ttl: timedelta = timedelta(minutes=15)) -> str:
-        return self.mint.access_token(user, f"u{user.hex[:8]}", ttl=ttl)
+    def token(
+        self, user: uuid.UUID, *, ttl: timedelta = timedelta(minutes=15), session: uuid.UUID | None = None
+    ) -> str:
+        return self.mint.access_token(user, f"u{user.hex[:8]}", ttl=ttl, session_id=session)
 
     async def connect(self, gateway: Gateway, user: uuid.UUID, *, token: str | None = None) -> Client:
         client = Client(socketio.AsyncClient(reconnection=False))

@@ -15,12 +15,13 @@ import socketio
 
 from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
-from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS
+from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
+from chat_contracts.users import UserSessionsRevoked
 from chat_gateway.adapters.rooms import Membership
 from chat_gateway.service.hub import new_message
 from chat_runtime.bus.inprocess import InProcessBus
 
-from .harness import Client, Cluster, until
+from .harness import Client, Cluster, Gateway, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -167,6 +168,38 @@ async def test_a_live_socket_is_warned_refreshes_its_token_and_ends_when_it_does
     bob = await cluster.connect(gateway, BOB, token=cluster.token(BOB, ttl=short))
     await until(lambda: not bob.sio.connected, timeout=8)
     assert bob.events("session:ended") == [{"reason": "token_expired"}]
+
+
+async def refusal(gateway: Gateway, token: str, *, within: float = 5) -> dict[str, Any]:
+    """The ``connect_error`` data once a handshake with ``token`` is refused, which must happen ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            client = socketio.AsyncClient(reconnection=False)
+            refusals: list[dict[str, Any]] = []
+            client.on("connect_error", refusals.append)
+            try:
+                await client.connect(gateway.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+            except socketio.exceptions.ConnectionError:
+                return dict(refusals[0]["data"])
+            await client.disconnect()
+
+
+async def test_a_token_of_an_ended_session_is_refused_at_the_handshake_and_on_refresh(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    laptop, phone = uuid.uuid4(), uuid.uuid4()
+    ended = cluster.token(ADA, session=laptop)
+    still_fine = await cluster.connect(gateway, ADA, token=cluster.token(ADA, session=phone))
+    hours_old = await cluster.connect(gateway, ADA, token=ended)
+
+    revoked = UserSessionsRevoked(user_id=ADA, session_ids=(laptop,), reason="logout", occurred_at=datetime.now(UTC))
+    await InProcessBus(cluster.broker).publish(USERS_EVENTS, revoked, source="auth")
+    await until(lambda: not hours_old.sio.connected)
+
+    assert (await refusal(gateway, ended))["code"] == "session_revoked"
+    answer = await still_fine.call("auth:refresh", {"token": ended})
+    assert answer["error"]["code"] == "session_revoked"
+    assert still_fine.sio.connected, "the other session's socket stays"
+    assert (await cluster.connect(gateway, ADA, token=cluster.token(ADA, session=phone))).sio.connected
 
 
 async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffered(cluster: Cluster) -> None:

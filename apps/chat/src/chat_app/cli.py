@@ -10,7 +10,15 @@ from typing import cast, get_args
 
 import uvicorn
 
-from chat_app.compose import SERVICES, LauncherError, Target, build_asgi, create_topics, rotate_signing_key
+from chat_app.compose import (
+    SERVICES,
+    LauncherError,
+    Target,
+    build_asgi,
+    create_topics,
+    rotate_signing_key,
+    set_account_disabled,
+)
 from chat_app.embedded import embedded_servers
 from chat_app.maintenance import STORES, Store, migrate
 from chat_app.signals import StopSignals
@@ -56,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-signing-key",
         help="publish a new token signing key; it signs after CHAT_AUTH_KEY_ACTIVATION_DELAY_SECONDS",
     )
+    for name, what in (
+        ("disable-account", "disable an account and end its sessions everywhere"),
+        ("enable-account", "let a disabled account sign in again"),
+    ):
+        account = commands.add_parser(name, help=what)
+        account.add_argument("identifier", help="the account's email address or username")
     return parser
 
 
@@ -106,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "rotate-signing-key":
             kid = asyncio.run(rotate_signing_key())
             print(f"published signing key {kid}; it signs new tokens once every verifier has fetched it")
+        elif args.command in ("disable-account", "enable-account"):
+            disabled = args.command == "disable-account"
+            if not asyncio.run(set_account_disabled(args.identifier, disabled=disabled)):
+                print(f"chat: no account is called {args.identifier!r}", file=sys.stderr)
+                return 1
+            print(f"{'disabled' if disabled else 'enabled'} {args.identifier}")
         elif args.command == "create-topics":
             settings = load_settings(ChatSettings)
             created = asyncio.run(create_topics(settings))

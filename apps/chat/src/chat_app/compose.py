@@ -6,7 +6,8 @@ service's password hashing, SQLAlchemy or Alembic, which roughly halves a single
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from chat_contracts.topics import TOPICS
 from chat_runtime.app import build_app
+from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.metrics import BusMetrics
@@ -24,6 +26,7 @@ from chat_runtime.tokens import CallableJwksSource, JwksSource
 
 if TYPE_CHECKING:
     from chat_auth.bootstrap import AuthModule
+    from chat_auth.service.context import AuthContext
 
 Target = Literal["all", "auth", "rooms", "messages", "gateway"]
 SERVICES: tuple[Target, ...] = ("auth", "rooms", "messages", "gateway")
@@ -79,20 +82,34 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
             from chat_rooms.settings import RoomsSettings
 
             modules.append(
-                bootstrap_rooms(load_settings(RoomsSettings), bus=bus, registry=registry, jwks=_local_jwks(auth))
+                bootstrap_rooms(
+                    load_settings(RoomsSettings),
+                    bus=bus,
+                    registry=registry,
+                    jwks=_local_jwks(auth),
+                    follower=_follower(bus, auth),
+                )
             )
         elif service == "messages":
             from chat_messages.bootstrap import bootstrap as bootstrap_messages
             from chat_messages.settings import MessagesSettings
 
-            modules.append(bootstrap_messages(load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth)))
+            modules.append(
+                bootstrap_messages(
+                    load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth), follower=_follower(bus, auth)
+                )
+            )
         elif service == "gateway":
             from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
             from chat_gateway.settings import GatewaySettings
 
             try:
                 gateway = bootstrap_gateway(
-                    load_settings(GatewaySettings), bus=bus, jwks=_local_jwks(auth), proxied=proxied_by(target)
+                    load_settings(GatewaySettings),
+                    bus=bus,
+                    jwks=_local_jwks(auth),
+                    proxied=proxied_by(target),
+                    follower=_follower(bus, auth),
                 )
             except ValueError as exc:
                 raise LauncherError(f"invalid gateway settings: {exc}") from exc
@@ -122,6 +139,12 @@ def _local_jwks(auth: AuthModule | None) -> JwksSource | None:
     return CallableJwksSource(keys)
 
 
+def _follower(bus: Bus, auth: AuthModule | None) -> TopicFollower:
+    """How verifiers read ``chat.users.events`` back: on Kafka by time; on the in-process bus, which forgets, the
+    past comes from the auth module's outbox (decisions/0004)."""
+    return follower_for(bus, history=auth.published_since if auth is not None else None)
+
+
 def build(target: Target, settings: ChatSettings) -> FastAPI:
     """The HTTP app for ``target`` (its routes, health and lifespan)."""
     registry = CollectorRegistry()
@@ -149,20 +172,35 @@ async def create_topics(settings: ChatSettings) -> list[str]:
     return await ensure_topics(kafka_config(settings, client_id="chat-admin"), TOPICS.values())
 
 
-async def rotate_signing_key() -> str:
-    """Publish a new signing key in the auth database (works while the service runs)."""
+@asynccontextmanager
+async def _auth_context() -> AsyncIterator[AuthContext]:
+    """The auth service's use-case context on its database, for operator commands (works while it runs)."""
     from chat_auth.adapters.email import ConsoleMailer
     from chat_auth.adapters.postgres.store import PostgresAuthStore
     from chat_auth.bootstrap import build_context
-    from chat_auth.service import keys as auth_keys
     from chat_auth.settings import AuthSettings
     from chat_runtime import postgres
 
     settings = load_settings(AuthSettings)
     engine = postgres.async_engine(settings.database_url, pool_size=1)
     try:
-        store = PostgresAuthStore(engine)
-        context = build_context(settings, store=store, mailer=ConsoleMailer())
-        return await auth_keys.rotate(context)
+        yield build_context(settings, store=PostgresAuthStore(engine), mailer=ConsoleMailer())
     finally:
         await engine.dispose()
+
+
+async def rotate_signing_key() -> str:
+    """Publish a new signing key in the auth database (works while the service runs)."""
+    from chat_auth.service import keys as auth_keys
+
+    async with _auth_context() as context:
+        return await auth_keys.rotate(context)
+
+
+async def set_account_disabled(identifier: str, *, disabled: bool) -> bool:
+    """Disable an account (its sessions end everywhere: the running auth service relays the event within its
+    outbox poll interval) or enable it again; False when no account has that email address or username."""
+    from chat_auth.service import accounts
+
+    async with _auth_context() as context:
+        return await accounts.set_disabled(context, identifier=identifier, disabled=disabled) is not None

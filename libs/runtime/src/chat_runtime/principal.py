@@ -1,7 +1,8 @@
 """The signed-in caller of a REST request in services other than auth: an access token checked by the verifier.
 
-Every failure is a problem document: no token or a bad one is 401 with the verifier's code, unreadable keys are
-503 (so clients keep their tokens during an auth outage).
+Every failure is a problem document: no token or a bad one is 401 with the verifier's code (``session_revoked``
+for a token whose session has ended), unreadable keys or not yet known ended sessions are 503 (so clients keep
+their tokens during an auth outage).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from chat_runtime.errors import CodedError
-from chat_runtime.tokens import JwksUnavailable, TokenError, TokenVerifier, VerifiedToken
+from chat_runtime.tokens import TokenError, TokenVerifier, VerificationUnavailable, VerifiedToken
 
 
 def bearer_token(request: Request) -> str:
@@ -27,8 +28,10 @@ async def verify_access(verifier: TokenVerifier, token: str) -> VerifiedToken:
     try:
         return await verifier.verify(token, typ="access")
     except TokenError as exc:
+        if exc.code == "session_revoked":
+            raise CodedError(exc.code, "This session has ended; sign in again.", status=401) from exc
         raise CodedError(exc.code, "The access token is not valid.", status=401) from exc
-    except JwksUnavailable as exc:
+    except VerificationUnavailable as exc:
         raise CodedError("unavailable", "Tokens cannot be checked right now.", status=503, retry_after=5) from exc
 
 

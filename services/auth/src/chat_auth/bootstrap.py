@@ -26,11 +26,13 @@ from chat_auth.service.mail import MailQueue
 from chat_auth.service.oidc import OidcProvider
 from chat_auth.service.ports import AuthStore, Clock, Mailer
 from chat_auth.settings import AuthSettings
+from chat_contracts.envelope import Record
+from chat_contracts.spec import TopicSpec
 from chat_runtime import postgres
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
-from chat_runtime.outbox import OutboxRelay
+from chat_runtime.outbox import OutboxRelay, records_since
 from chat_runtime.tokens import CallableJwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.auth")
@@ -106,6 +108,13 @@ class AuthModule:
 
     def bus_handlers(self) -> Sequence[BusHandler]:
         return ()
+
+    async def published_since(self, spec: TopicSpec, since: datetime) -> Sequence[Record]:
+        """What this service wrote for ``spec`` since ``since``, from its outbox: the past of its topics when the
+        bus keeps none (the all-in-one mode; ``chat_runtime.bus.follow``)."""
+        if self.engine is None:
+            return ()
+        return await records_since(self.engine, topic=spec.name, since=since)
 
     def body_limits(self) -> Mapping[str, int]:
         return {"/api/auth/me/avatar": self.settings.avatar_max_bytes}

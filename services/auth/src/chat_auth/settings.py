@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chat_runtime.settings import ChatSettings
+from chat_runtime.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 
 
 class AuthSettings(ChatSettings):
@@ -23,7 +24,7 @@ class AuthSettings(ChatSettings):
     # tokens
     issuer: str = "http://127.0.0.1:8000/api/auth"
     audience: str = "chat"
-    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=MAX_ACCESS_TOKEN_TTL_SECONDS)
     refresh_token_ttl_days: int = Field(default=14, ge=1, le=90)
     session_max_age_days: int = Field(default=30, ge=1, le=365)
     retired_key_grace_seconds: int = Field(default=3600, ge=60)

@@ -19,10 +19,11 @@ from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
 from chat_gateway.entrypoints.web import serve_web
 from chat_gateway.service.hub import Hub
 from chat_gateway.settings import GatewaySettings
+from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
-from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
+from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 
 @dataclass
@@ -33,13 +34,14 @@ class GatewayModule:
     settings: GatewaySettings
     hub: Hub
     proxy: ServiceProxy | None = None
+    ended_sessions: EndedSessionsFeed | None = None
     name: str = field(default="gateway", init=False)
 
     def router(self) -> APIRouter:
         return build_router()
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
-        return {}
+        return {} if self.ended_sessions is None else {"ended_sessions": self.ended_sessions.check_loaded}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
         own = f"gateway-{self.settings.instance_id}"
@@ -79,6 +81,8 @@ class GatewayModule:
         return FrameLimit(sockets, max_bytes=self.settings.max_message_bytes, server=self.hub.sio, end=self.hub.end)
 
     async def start(self) -> None:
+        if self.ended_sessions is not None:
+            await self.ended_sessions.start()
         if self.proxy is not None:
             await self.proxy.start()
         await self.hub.start()
@@ -87,6 +91,8 @@ class GatewayModule:
         await self.hub.stop()
         if self.proxy is not None:
             await self.proxy.aclose()
+        if self.ended_sessions is not None:
+            await self.ended_sessions.stop()
 
 
 PROXIABLE: tuple[str, ...] = ("auth", "rooms", "messages")
@@ -102,17 +108,21 @@ def bootstrap(
     rooms: Rooms | None = None,
     proxied: Collection[str] = (),
     proxy_transport: httpx.AsyncBaseTransport | None = None,
+    follower: TopicFollower | None = None,
 ) -> GatewayModule:
-    """Build the gateway on ``bus``; tokens are checked against ``jwks`` (over HTTP unless handed in).
+    """Build the gateway on ``bus``; tokens are checked against ``jwks`` (over HTTP unless handed in) and
+    against the sessions ended on ``chat.users.events`` (read through ``follower``, by default ``bus``'s).
 
     ``proxied`` names the services that run in other processes: their ``/api/<service>/…`` is forwarded to
     ``settings.<service>_url`` (over ``proxy_transport`` when one is handed in).
     """
+    ended = EndedSessionsFeed(follower or follower_for(bus), EndedSessions.for_leeway(settings.token_leeway_seconds))
     verifier = TokenVerifier(
         jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         leeway_seconds=settings.token_leeway_seconds,
+        ended_sessions=ended.sessions,
     )
     hub = Hub(
         settings=settings,
@@ -121,7 +131,9 @@ def bootstrap(
         history=history or HttpHistory(settings.messages_url),
         rooms=rooms or HttpRooms(settings.rooms_url),
     )
-    return GatewayModule(settings=settings, hub=hub, proxy=_proxy(settings, proxied, proxy_transport))
+    return GatewayModule(
+        settings=settings, hub=hub, proxy=_proxy(settings, proxied, proxy_transport), ended_sessions=ended
+    )
 
 
 def _proxy(

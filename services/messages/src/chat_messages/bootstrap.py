@@ -28,10 +28,11 @@ from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.service.projection import handle_room_event, handle_user_event, note_room_event
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
+from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.port import Bus, RetryableError
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
-from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
+from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.messages")
 
@@ -52,9 +53,14 @@ def build_context(
     publisher: Publisher,
     jwks: JwksSource,
     clock: Clock = utc_now,
+    ended_sessions: EndedSessions | None = None,
 ) -> MessagesContext:
     verifier = TokenVerifier(
-        jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience, clock=lambda: clock().timestamp()
+        jwks=jwks,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        clock=lambda: clock().timestamp(),
+        ended_sessions=ended_sessions,
     )
     return MessagesContext(
         settings=settings, store=store, publisher=publisher, clock=clock, verifier=verifier, attachments=attachments
@@ -82,6 +88,7 @@ class MessagesModule:
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     owner: RoomOwner = field(init=False)
     sweeper: Sweeper | None = None
+    ended_sessions: EndedSessionsFeed | None = None
     name: str = field(default="messages", init=False)
     _heads: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -94,14 +101,17 @@ class MessagesModule:
         return router
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        checks: dict[str, ReadinessCheck] = {}
         client = self.mongo
-        if client is None:
-            return {}
+        if client is not None:
 
-        async def database() -> None:
-            await mongo.ping(client)
+            async def database() -> None:
+                await mongo.ping(client)
 
-        return {"mongo": database}
+            checks["mongo"] = database
+        if self.ended_sessions is not None:
+            checks["ended_sessions"] = self.ended_sessions.check_loaded
+        return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
         ctx, owner = self.context, self.owner
@@ -146,6 +156,8 @@ class MessagesModule:
         return {"/api/messages/rooms/{room_id}/attachments": 2 * self.settings.attachment_max_bytes + 65536}
 
     async def start(self) -> None:
+        if self.ended_sessions is not None:
+            await self.ended_sessions.start()
         store = self.context.store
         if isinstance(store, MongoMessageStore):
             await store.ensure_indexes()
@@ -173,6 +185,8 @@ class MessagesModule:
                 await self.owner.flush_heads()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.ended_sessions is not None:
+            await self.ended_sessions.stop()
         if self.mongo is not None:
             await self.mongo.close()
 
@@ -184,10 +198,15 @@ def bootstrap(
     mongo_client: AsyncMongoClient[dict[str, Any]] | None = None,
     jwks: JwksSource | None = None,
     clock: Clock = utc_now,
+    follower: TopicFollower | None = None,
 ) -> MessagesModule:
-    """Build the messages module on MongoDB, publishing on ``bus``."""
+    """Build the messages module on MongoDB, publishing on ``bus``; tokens of sessions ended on
+    ``chat.users.events`` (read through ``follower``, by default ``bus``'s) are refused."""
     client = mongo_client or mongo.client(settings.mongo_url)
     db = client[settings.mongo_database]
+    ended = EndedSessionsFeed(
+        follower or follower_for(bus), EndedSessions.for_leeway(clock=lambda: clock().timestamp())
+    )
     context = build_context(
         settings,
         store=MongoMessageStore(db),
@@ -195,6 +214,7 @@ def bootstrap(
         publisher=bus,
         jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
         clock=clock,
+        ended_sessions=ended.sessions,
     )
     sweeper = Sweeper(context, settings.retention_sweep_seconds)
-    return MessagesModule(settings=settings, context=context, mongo=client, sweeper=sweeper)
+    return MessagesModule(settings=settings, context=context, mongo=client, sweeper=sweeper, ended_sessions=ended)

@@ -22,11 +22,12 @@ from chat_rooms.service.ports import Clock, RoomsStore
 from chat_rooms.service.users import handle_user_event
 from chat_rooms.settings import RoomsSettings
 from chat_runtime import postgres
+from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.outbox import OutboxRelay
-from chat_runtime.tokens import HttpJwksSource, JwksSource, TokenVerifier
+from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.rooms")
 
@@ -44,9 +45,14 @@ def build_context(
     jwks: JwksSource,
     clock: Clock = utc_now,
     hasher: PasswordHasher | None = None,
+    ended_sessions: EndedSessions | None = None,
 ) -> RoomsContext:
     verifier = TokenVerifier(
-        jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience, clock=lambda: clock().timestamp()
+        jwks=jwks,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        clock=lambda: clock().timestamp(),
+        ended_sessions=ended_sessions,
     )
     return RoomsContext(
         settings=settings, store=store, clock=clock, hasher=hasher or PasswordHasher(), verifier=verifier
@@ -61,20 +67,24 @@ class RoomsModule:
     context: RoomsContext
     engine: AsyncEngine | None = None
     relay: OutboxRelay | None = None
+    ended_sessions: EndedSessionsFeed | None = None
     name: str = field(default="rooms", init=False)
 
     def router(self) -> APIRouter:
         return build_router(self.context)
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        checks: dict[str, ReadinessCheck] = {}
         engine = self.engine
-        if engine is None:
-            return {}
+        if engine is not None:
 
-        async def database() -> None:
-            await postgres.ping(engine)
+            async def database() -> None:
+                await postgres.ping(engine)
 
-        return {"postgres": database}
+            checks["postgres"] = database
+        if self.ended_sessions is not None:
+            checks["ended_sessions"] = self.ended_sessions.check_loaded
+        return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
         async def on_user_event(envelope: Envelope) -> None:
@@ -89,12 +99,16 @@ class RoomsModule:
         if self.engine is not None and self.settings.migrate_on_start:
             await postgres.prepare(self.settings.database_url, MIGRATIONS)
             log.info("rooms.migrated")
+        if self.ended_sessions is not None:
+            await self.ended_sessions.start()
         if self.relay is not None:
             await self.relay.start()
 
     async def stop(self) -> None:
         if self.relay is not None:
             await self.relay.stop()
+        if self.ended_sessions is not None:
+            await self.ended_sessions.stop()
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -107,11 +121,22 @@ def bootstrap(
     jwks: JwksSource | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
+    follower: TopicFollower | None = None,
 ) -> RoomsModule:
     """Build the rooms module on PostgreSQL with its outbox relayed to ``bus``; tokens are checked against
-    ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)."""
+    ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)
+    and against the sessions ended on ``chat.users.events`` (read through ``follower``, by default ``bus``'s)."""
     engine = engine or postgres.async_engine(settings.database_url)
     relay = OutboxRelay(engine, bus, name="rooms", registry=registry)
     store = PostgresRoomsStore(engine, on_commit=relay.wake)
-    context = build_context(settings, store=store, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock)
-    return RoomsModule(settings=settings, context=context, engine=engine, relay=relay)
+    ended = EndedSessionsFeed(
+        follower or follower_for(bus), EndedSessions.for_leeway(clock=lambda: clock().timestamp())
+    )
+    context = build_context(
+        settings,
+        store=store,
+        jwks=jwks or HttpJwksSource(settings.auth_jwks_url),
+        clock=clock,
+        ended_sessions=ended.sessions,
+    )
+    return RoomsModule(settings=settings, context=context, engine=engine, relay=relay, ended_sessions=ended)

@@ -5,6 +5,7 @@ Writers call ``enqueue(connection, envelope, topic=...)`` inside the transaction
 key, at least once (see docs/decisions/0005-transactional-outbox.md).
 """
 
+from chat_runtime.outbox.history import records_since
 from chat_runtime.outbox.relay import LOCK_KEY, NOTIFY_CHANNEL, OutboxMetrics, OutboxRelay
 from chat_runtime.outbox.store import (
     MAX_RECORD_BYTES,
@@ -26,4 +27,5 @@ __all__ = [
     "encode_headers",
     "enqueue",
     "outbox_table",
+    "records_since",
 ]

@@ -28,14 +28,20 @@ class TokenMint:
         self.jwks = StaticJwksSource({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": KID, "alg": "EdDSA"}]})
 
     def access_token(
-        self, user_id: uuid.UUID, username: str, *, verified: bool = True, ttl: timedelta = timedelta(minutes=15)
+        self,
+        user_id: uuid.UUID,
+        username: str,
+        *,
+        verified: bool = True,
+        ttl: timedelta = timedelta(minutes=15),
+        session_id: uuid.UUID | None = None,
     ) -> str:
         now = self._clock()
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user_id),
-            "sid": str(uuid.uuid4()),
+            "sid": str(session_id or uuid.uuid4()),
             "jti": uuid.uuid4().hex,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),

@@ -16,6 +16,7 @@ TokenErrorCode = Literal[
     "token_wrong_type",
     "token_expired",
     "token_not_yet_valid",
+    "session_revoked",
 ]
 
 TOKEN_ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(TokenErrorCode))
@@ -39,14 +40,14 @@ class TokenError(Exception):
         return f"TokenError(code={self.code!r}, message={self.message!r})"
 
 
-class JwksUnavailable(Exception):
-    """The issuer's public keys could not be had; answer 503, never 401 (the token may well be good).
+class VerificationUnavailable(Exception):
+    """A token cannot be checked right now; answer 503, never 401 (the token may well be good).
 
     Deliberately not a :class:`TokenError`: a handler that maps ``TokenError`` to 401 must not tell a client
-    to discard a valid token because the auth service is briefly unreachable.
+    to discard a valid token because something the verifier needs is briefly missing.
     """
 
-    code: Final = "jwks_unavailable"
+    code: str = "unavailable"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -54,4 +55,16 @@ class JwksUnavailable(Exception):
         self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"JwksUnavailable(message={self.message!r}, retry_after={self.retry_after!r})"
+        return f"{type(self).__name__}(message={self.message!r}, retry_after={self.retry_after!r})"
+
+
+class JwksUnavailable(VerificationUnavailable):
+    """The issuer's public keys could not be had."""
+
+    code = "jwks_unavailable"
+
+
+class EndedSessionsUnknown(VerificationUnavailable):
+    """The verifier has not yet read which sessions ended recently, so it cannot tell whether one is over."""
+
+    code = "ended_sessions_unknown"

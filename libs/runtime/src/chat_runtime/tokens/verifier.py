@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jwt
 import structlog
@@ -22,9 +22,13 @@ from chat_runtime.tokens.errors import JwksUnavailable, TokenError
 from chat_runtime.tokens.keys import ALGORITHM, MAX_KID_LENGTH, trusted_keys
 from chat_runtime.tokens.sources import JwksSource
 
+if TYPE_CHECKING:
+    from chat_runtime.tokens.ended import EndedSessions
+
 log = structlog.get_logger("chat.tokens")
 
 MAX_TOKEN_LENGTH: Final = 8 * 1024
+DEFAULT_LEEWAY_SECONDS: Final = 30.0
 REQUIRED_CLAIMS: Final = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
 ACCESS_CLAIMS: Final = ("username", "email_verified")
 # Three unpadded base64url segments. Checked before any decoding so that whitespace, padding, stray characters
@@ -66,6 +70,9 @@ class TokenVerifier:
     kids cannot hammer the auth service); the set is re-fetched when older than ``max_cache_age``; if that
     fails the old set keeps working until ``max_stale_age``, after which verification raises
     :class:`JwksUnavailable`. Concurrent verifications share one fetch.
+
+    With ``ended_sessions``, a token of a session that has ended is refused (``session_revoked``), and until the
+    recent endings are known every verification raises :class:`EndedSessionsUnknown` (503, not 401).
     """
 
     def __init__(
@@ -74,11 +81,12 @@ class TokenVerifier:
         jwks: JwksSource,
         issuer: str,
         audience: str,
-        leeway_seconds: float = 30,
+        leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
         min_refresh_interval: float = 30,
         max_cache_age: float = 600,
         max_stale_age: float = 1800,
         clock: Callable[[], float] = time.time,
+        ended_sessions: EndedSessions | None = None,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience must not be empty")
@@ -94,6 +102,7 @@ class TokenVerifier:
         self._max_cache_age = max_cache_age
         self._max_stale_age = max_stale_age
         self._clock = clock
+        self._ended_sessions = ended_sessions
         # The algorithm allow-list is fixed here and nowhere else: the token's header never chooses it.
         self._jws = jwt.PyJWS(algorithms=[ALGORITHM])
 
@@ -112,7 +121,8 @@ class TokenVerifier:
     async def verify(self, token: str, *, typ: str = "access") -> VerifiedToken:
         """The verified claims of ``token`` if it is a valid ``typ`` token; otherwise :class:`TokenError`.
 
-        Raises :class:`JwksUnavailable` (not a ``TokenError``) when no trustworthy key set can be had.
+        Raises :class:`VerificationUnavailable` (not a ``TokenError``) when no trustworthy key set can be had or
+        the recently ended sessions are not known yet.
         """
         header = self._parse_header(token)
         key = await self._key_for(header["kid"])
@@ -130,7 +140,11 @@ class TokenVerifier:
             raise TokenError("token_malformed", "payload is not JSON") from None
         if not isinstance(claims, dict):
             raise TokenError("token_malformed", "payload is not a JSON object")
-        return self._check_claims(claims, typ=typ)
+        verified = self._check_claims(claims, typ=typ)
+        if self._ended_sessions is not None:
+            # After every other check: only a token that would otherwise be accepted is "revoked".
+            self._ended_sessions.check(verified)
+        return verified
 
     def _parse_header(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:

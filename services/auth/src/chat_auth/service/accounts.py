@@ -1,4 +1,4 @@
-"""Accounts: register, verify the email, reset or change the password, edit the profile, delete."""
+"""Accounts: register, verify the email, reset or change the password, edit the profile, delete, disable."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chat_auth.service import events, limits, mail
 from chat_auth.service.context import AuthContext, Client
 from chat_auth.service.keys import active_key
 from chat_auth.service.ports import Tx
-from chat_auth.service.sessions import Principal, revoke_all, verify_token
+from chat_auth.service.sessions import Principal, find_account, revoke_all, verify_token
 
 log = structlog.get_logger("chat.auth.accounts")
 
@@ -280,6 +280,23 @@ async def remove_avatar(ctx: AuthContext, principal: Principal) -> User:
         await tx.update_user(changed)
         await events.updated(tx, changed, now)
     return changed
+
+
+async def set_disabled(ctx: AuthContext, *, identifier: str, disabled: bool) -> User | None:
+    """Disable an account, which ends every session everywhere and refuses sign-in, or enable it again (an
+    operator's action); None when no account has that email address or username."""
+    now = ctx.clock()
+    async with ctx.store.transaction() as tx:
+        found = await find_account(tx, identifier)
+        user = await tx.user_by_id(found.id, for_update=True) if found is not None else None
+        if user is None:
+            return None
+        user = replace(user, disabled_at=(user.disabled_at or now) if disabled else None, updated_at=now)
+        await tx.update_user(user)
+        if disabled:
+            await revoke_all(ctx, tx, user.id, reason="account_disabled")
+    log.info("auth.account_disabled" if disabled else "auth.account_enabled", user_id=str(user.id))
+    return user
 
 
 async def delete_account(ctx: AuthContext, principal: Principal, *, password: str | None) -> None:

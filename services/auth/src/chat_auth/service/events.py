@@ -9,6 +9,7 @@ from datetime import datetime
 from chat_auth.domain.model import RevocationReason, User
 from chat_auth.service.ports import Tx
 from chat_contracts.envelope import Envelope
+from chat_contracts.fields import MAX_SESSION_IDS
 from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import (
     SessionRevocationReason,
@@ -84,14 +85,14 @@ async def sessions_revoked(
     reason: RevocationReason,
     now: datetime,
 ) -> None:
-    if session_ids is not None and not session_ids:
+    """Announce ended sessions (None: every session of the user), in as many events as the contract's limit
+    on ids per event needs: an account with more sessions than that still has every one of them ended."""
+    if session_ids is None:
+        await _emit(tx, UserSessionsRevoked(user_id=user_id, reason=_REASONS[reason], occurred_at=now))
         return
-    await _emit(
-        tx,
-        UserSessionsRevoked(
-            user_id=user_id,
-            session_ids=tuple(session_ids) if session_ids is not None else None,
-            reason=_REASONS[reason],
-            occurred_at=now,
-        ),
-    )
+    ids = tuple(session_ids)
+    for start in range(0, len(ids), MAX_SESSION_IDS):
+        chunk = ids[start : start + MAX_SESSION_IDS]
+        await _emit(
+            tx, UserSessionsRevoked(user_id=user_id, session_ids=chunk, reason=_REASONS[reason], occurred_at=now)
+        )

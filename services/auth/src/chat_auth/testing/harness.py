@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from chat_auth.bootstrap import AuthModule
 from chat_auth.service import keys
+from chat_auth.service.context import AuthContext
 from chat_auth.service.ports import Email
 from chat_auth.testing.context_tools import forger
 from chat_auth.testing.fakes import FakeClock
@@ -37,6 +38,8 @@ class AuthHarness:
     forge: Callable[[dict[str, Any]], Awaitable[str]]
     """Sign arbitrary claims with the service's active key (attack tests need validly signed bad tokens)."""
     settings: Any
+    context: AuthContext
+    """The use cases' dependencies, for operator actions that have no HTTP route."""
     _ips: int = field(default=0)
 
     async def last_code(self, address: str) -> str:
@@ -106,4 +109,5 @@ async def serve(
                 jwks=jwks,
                 forge=forger(ctx),
                 settings=module.settings,
+                context=ctx,
             )

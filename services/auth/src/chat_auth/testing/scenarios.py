@@ -13,6 +13,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from chat_auth.service import accounts
 from chat_auth.testing.harness import PASSWORD, AuthHarness
 from chat_contracts.envelope import decode, encode
 from chat_contracts.topics import USERS_EVENTS
@@ -306,6 +307,29 @@ class AuthScenarios:
             uuid.UUID(one["session_id"]),
             uuid.UUID(two["session_id"]),
         }
+
+    async def test_disabling_an_account_ends_every_session_and_refuses_sign_in_until_enabled(
+        self, auth: AuthHarness
+    ) -> None:
+        one = await auth.signed_up("off@example.com", "switchedoff")
+        two = await auth.login("switchedoff")
+
+        disabled = await accounts.set_disabled(auth.context, identifier="OFF@example.com", disabled=True)
+
+        assert disabled is not None
+        assert disabled.disabled_at is not None
+        for tokens in (one, two):
+            me = await auth.http.get("/api/auth/me", headers=auth.bearer(tokens["access_token"]))
+            assert (me.status_code, me.json()["code"]) == (401, "session_revoked")
+        revoked = [e.data for e in await auth.events() if isinstance(e.data, UserSessionsRevoked)]
+        assert revoked[-1].reason == "account_disabled"
+        assert set(revoked[-1].session_ids or ()) == {uuid.UUID(one["session_id"]), uuid.UUID(two["session_id"])}
+        refused = await auth.http.post("/api/auth/login", json={"identifier": "switchedoff", "password": PASSWORD})
+        assert (refused.status_code, refused.json()["code"]) == (403, "account_disabled")
+
+        assert await accounts.set_disabled(auth.context, identifier="switchedoff", disabled=False) is not None
+        assert (await auth.login("switchedoff"))["access_token"]
+        assert await accounts.set_disabled(auth.context, identifier="nobody", disabled=True) is None
 
     # --- passwords ---------------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from chat_gateway.service.protocol import (
 )
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.port import Bus
-from chat_runtime.tokens import JwksUnavailable, TokenError, TokenVerifier, VerifiedToken
+from chat_runtime.tokens import TokenError, TokenVerifier, VerificationUnavailable, VerifiedToken
 
 log = structlog.get_logger("chat.gateway")
 
@@ -201,7 +201,7 @@ class Hub:
             return await self.verifier.verify(token, typ="access")
         except TokenError as exc:
             raise _refused(exc.code, "The token is not valid.") from exc
-        except JwksUnavailable as exc:
+        except VerificationUnavailable as exc:
             raise _refused("unavailable", "Tokens cannot be checked right now.", retry_after=5) from exc
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
@@ -341,7 +341,7 @@ class Hub:
             user = await self.verifier.verify(request.token, typ="access")
         except TokenError as exc:
             return fail(exc.code, "The token is not valid.")
-        except JwksUnavailable:
+        except VerificationUnavailable:
             return fail("unavailable", "Tokens cannot be checked right now.", retry_after=5)
         if user.sub != connection.user.sub:
             return fail("forbidden", "A socket keeps its user; connect again to change user.")
