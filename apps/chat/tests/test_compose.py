@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,31 @@ def test_the_cli_explains_bad_settings_instead_of_a_traceback(
     monkeypatch.setenv("CHAT_BUS", "carrier-pigeon")
     assert main(["serve", "--target", "auth"]) == 2
     assert "CHAT_BUS" in capsys.readouterr().err
+
+
+def test_all_in_one_answers_the_gateways_history_and_membership_questions_in_process() -> None:
+    from chat_app.inprocess import InProcessHistory, InProcessRooms
+    from chat_gateway.bootstrap import GatewayModule
+
+    app = build("all", load_settings(ChatSettings, bus="inprocess"))
+    (gateway,) = [m for m in app.state.modules if isinstance(m, GatewayModule)]
+    assert isinstance(gateway.hub.history, InProcessHistory)
+    assert isinstance(gateway.hub.rooms, InProcessRooms)
+
+
+def test_a_gateway_alone_asks_over_http_and_loads_no_other_service() -> None:
+    script = (
+        "import sys\n"
+        "from chat_app.compose import build\n"
+        "from chat_runtime.settings import ChatSettings, load_settings\n"
+        "from chat_gateway.adapters.history import HttpHistory\n"
+        "from chat_gateway.adapters.rooms import HttpRooms\n"
+        "app = build('gateway', load_settings(ChatSettings, bus='kafka'))\n"
+        "(gateway,) = app.state.modules\n"
+        "assert isinstance(gateway.hub.history, HttpHistory), gateway.hub.history\n"
+        "assert isinstance(gateway.hub.rooms, HttpRooms), gateway.hub.rooms\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('chat_messages', 'chat_rooms', 'chat_auth'))\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

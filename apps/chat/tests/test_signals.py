@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chat_app.signals import sigterm_interrupts
+from chat_app.signals import StopSignals, sigterm_interrupts
 
 
 @pytest.fixture
@@ -75,3 +75,17 @@ def test_an_interrupt_that_was_not_sigterm_exits_as_ctrl_c_does() -> None:
     with sigterm_interrupts() as stops:
         pass
     assert stops.exit_status == 128 + signal.SIGINT
+
+
+@pytest.mark.usefixtures("default_handlers")
+def test_a_stop_signal_repeated_while_stopping_does_not_cut_the_cleanup_short() -> None:
+    stops = StopSignals.install()
+    try:
+        stops.stopping()  # the server has drained; the embedded servers are being stopped
+        signal.raise_signal(signal.SIGINT)  # uv run forwards the terminal's Ctrl-C a moment later
+        signal.raise_signal(signal.SIGTERM)
+        assert stops.repeated == 2
+    finally:
+        stops.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

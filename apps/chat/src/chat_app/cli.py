@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import sys
 from typing import cast, get_args
 
@@ -73,23 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(target: Target, settings: ChatSettings, host: str | None, port: int | None) -> None:
+def _serve(target: Target, settings: ChatSettings, host: str | None, port: int | None, *, stops: StopSignals) -> None:
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
-    if target == "all":
-        # The gateway reads history and memberships over HTTP; in one process that is this very server.
-        here = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"  # noqa: S104
-        for variable in ("CHAT_GATEWAY_MESSAGES_URL", "CHAT_GATEWAY_ROOMS_URL", "CHAT_GATEWAY_AUTH_URL"):
-            os.environ.setdefault(variable, here)
     app = build_asgi(target, settings)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    uvicorn.Server(server_config(app, host=host, port=port, settings=settings)).run()
+    server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
+    # After draining, uvicorn raises the stop signal again; a stop while serving is a clean return (uvicorn.run
+    # does the same).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    stops.stopping()
 
 
-def _up(host: str | None, port: int | None) -> None:
+def _up(host: str | None, port: int | None, *, stops: StopSignals) -> None:
     settings = load_settings(ChatSettings, bus="inprocess")
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="all")
-    _serve("all", settings, host, port)
+    _serve("all", settings, host, port, stops=stops)
 
 
 def _progress(message: str) -> None:
@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             if args.external:
-                _up(args.host, args.port)
+                _up(args.host, args.port, stops=stops)
             else:
                 with embedded_servers(_progress):
-                    _up(args.host, args.port)
+                    _up(args.host, args.port, stops=stops)
         elif args.command == "migrate":
             settings = load_settings(ChatSettings)
             configure_logging(level=settings.log_level, fmt=settings.log_format, service="migrate")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             target = cast(Target, args.target)
             settings = load_settings(ChatSettings)
             configure_logging(level=settings.log_level, fmt=settings.log_format, service=target)
-            _serve(target, settings, args.host, args.port)
+            _serve(target, settings, args.host, args.port, stops=stops)
         elif args.command == "rotate-signing-key":
             kid = asyncio.run(rotate_signing_key())
             print(f"published signing key {kid}; it signs new tokens once every verifier has fetched it")

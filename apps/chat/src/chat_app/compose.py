@@ -27,6 +27,10 @@ from chat_runtime.tokens import CallableJwksSource, JwksSource
 if TYPE_CHECKING:
     from chat_auth.bootstrap import AuthModule
     from chat_auth.service.context import AuthContext
+    from chat_gateway.adapters.history import History
+    from chat_gateway.adapters.rooms import Rooms
+    from chat_messages.bootstrap import MessagesModule
+    from chat_rooms.bootstrap import RoomsModule
 
 Target = Literal["all", "auth", "rooms", "messages", "gateway"]
 SERVICES: tuple[Target, ...] = ("auth", "rooms", "messages", "gateway")
@@ -70,6 +74,8 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
     """Bootstrap each service of ``target`` with its own validated settings."""
     modules: list[ServiceModule] = []
     auth: AuthModule | None = None
+    rooms: RoomsModule | None = None
+    messages: MessagesModule | None = None
     for service in services_for(target):
         if service == "auth":
             from chat_auth.bootstrap import bootstrap as bootstrap_auth
@@ -81,33 +87,35 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
             from chat_rooms.bootstrap import bootstrap as bootstrap_rooms
             from chat_rooms.settings import RoomsSettings
 
-            modules.append(
-                bootstrap_rooms(
-                    load_settings(RoomsSettings),
-                    bus=bus,
-                    registry=registry,
-                    jwks=_local_jwks(auth),
-                    follower=_follower(bus, auth),
-                )
+            rooms = bootstrap_rooms(
+                load_settings(RoomsSettings),
+                bus=bus,
+                registry=registry,
+                jwks=_local_jwks(auth),
+                follower=_follower(bus, auth),
             )
+            modules.append(rooms)
         elif service == "messages":
             from chat_messages.bootstrap import bootstrap as bootstrap_messages
             from chat_messages.settings import MessagesSettings
 
-            modules.append(
-                bootstrap_messages(
-                    load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth), follower=_follower(bus, auth)
-                )
+            messages = bootstrap_messages(
+                load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth), follower=_follower(bus, auth)
             )
+            modules.append(messages)
         elif service == "gateway":
             from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
             from chat_gateway.settings import GatewaySettings
 
+            history, rooms_answers = _in_process_answers(rooms, messages)
             try:
+                # The services in this process are asked in-process; the others over HTTP (and proxied).
                 gateway = bootstrap_gateway(
                     load_settings(GatewaySettings),
                     bus=bus,
                     jwks=_local_jwks(auth),
+                    history=history,
+                    rooms=rooms_answers,
                     proxied=proxied_by(target),
                     follower=_follower(bus, auth),
                 )
@@ -115,6 +123,20 @@ def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list
                 raise LauncherError(f"invalid gateway settings: {exc}") from exc
             modules.append(gateway)
     return modules
+
+
+def _in_process_answers(
+    rooms: RoomsModule | None, messages: MessagesModule | None
+) -> tuple[History | None, Rooms | None]:
+    """The gateway's history and membership answers from the services in this process (None: over HTTP)."""
+    if rooms is None and messages is None:
+        return None, None  # a gateway alone: nothing of the other services is imported
+    from chat_app.inprocess import InProcessHistory, InProcessRooms
+
+    return (
+        InProcessHistory(messages.context) if messages is not None else None,
+        InProcessRooms(rooms.context) if rooms is not None else None,
+    )
 
 
 def proxied_by(target: Target) -> tuple[str, ...]:

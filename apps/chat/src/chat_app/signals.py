@@ -26,7 +26,10 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.terminated = False
+        self.repeated = 0
+        """Stop signals received while already stopping."""
         self._previous: Callable[[int, FrameType | None], Any] | int | None = None
+        self._previous_interrupt: Callable[[int, FrameType | None], Any] | int | None = None
         self._installed = False
 
     @classmethod
@@ -39,11 +42,24 @@ class StopSignals:
         return stops
 
     def restore(self) -> None:
-        """Put back the SIGTERM handler there was (a test calling ``main`` keeps its own)."""
+        """Put back the handlers there were (a test calling ``main`` keeps its own)."""
         if self._installed:
             # None: the handler was set outside Python, which cannot be put back; the default is the closest.
             signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
+            if self._previous_interrupt is not None:
+                signal.signal(signal.SIGINT, self._previous_interrupt)
+                self._previous_interrupt = None
             self._installed = False
+
+    def stopping(self) -> None:
+        """A stop is under way (the server has drained): a repeated Ctrl-C or SIGTERM, such as the one ``uv run``
+        forwards right after the terminal's, is part of the same request and must not cut the cleanup short."""
+        if self._installed and self._previous_interrupt is None:
+            self._previous_interrupt = signal.signal(signal.SIGINT, self._repeated)
+            signal.signal(signal.SIGTERM, self._repeated)
+
+    def _repeated(self, signum: int, frame: FrameType | None) -> None:
+        self.repeated += 1
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.terminated = True
