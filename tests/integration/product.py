@@ -58,6 +58,14 @@ class Client:
     def messages(self, room_id: str) -> list[int]:
         return [p["seq"] for e, p in self.received if e == "message:new" and p["room_id"] == room_id]
 
+    def presence(self, user_id: str) -> list[str]:
+        """The statuses of ``user_id`` received, from ``presence`` and ``presence:changes`` alike."""
+        found: list[str] = []
+        for event, data in self.received:
+            changes = [data] if event == "presence" else data["changes"] if event == "presence:changes" else []
+            found.extend(c["status"] for c in changes if c["user_id"] == user_id)
+        return found
+
 
 async def connect(product: Product, token: str) -> Client:
     client = Client(socketio.AsyncClient(reconnection=False))

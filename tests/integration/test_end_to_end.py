@@ -169,7 +169,7 @@ async def test_typing_presence_and_a_refreshed_token_on_a_live_socket(product: P
             return [p["typing"] for e, p in client.received if e == "typing"]
 
         def presence(client: Client) -> list[str]:
-            return [p["status"] for e, p in client.received if e == "presence" and p["user_id"] == bob["user_id"]]
+            return client.presence(bob["user_id"])
 
         await a.sio.call("typing:start", {"room_id": room_id}, timeout=15)
         await _until(lambda: typing(b) == [True])

@@ -34,7 +34,7 @@ async def test_the_chat_scenario_across_two_gateways_then_typing_presence_and_a_
             return [p["typing"] for ev, p in client.received if ev == "typing"]
 
         def bob_presence(client: Client) -> list[str]:
-            return [p["status"] for ev, p in client.received if ev == "presence" and p["user_id"] == bob["user_id"]]
+            return client.presence(bob["user_id"])
 
         await a.sio.call("typing:start", {"room_id": room_id}, timeout=15)
         await until(lambda: typing(b) == [True])

@@ -462,16 +462,21 @@ export class ChatApp {
       } else s.typing.delete(e.user_id);
       if (e.room_id === this.current) this.renderTyping();
     });
-    socket.on("presence", (e: { room_id: string; user_id: string; status: Presence }) => {
-      const s = this.roomState(e.room_id);
-      s.presence.set(e.user_id, e.status);
+    const presence = (roomId: string, changes: { user_id: string; status: Presence }[]): void => {
+      const s = this.roomState(roomId);
+      for (const change of changes) s.presence.set(change.user_id, change.status);
       // Someone new (there is no member-joined event on the socket): refresh the member list.
-      if (s.members && !s.members.some((m) => m.user_id === e.user_id)) {
-        void this.loadMembers(e.room_id).then(() => e.room_id === this.current && this.renderHeader()).catch(() => undefined);
+      if (s.members && changes.some((c) => !s.members?.some((m) => m.user_id === c.user_id))) {
+        void this.loadMembers(roomId).then(() => roomId === this.current && this.renderHeader()).catch(() => undefined);
       }
       this.renderRooms();
-      if (e.room_id === this.current) this.renderHeader();
-    });
+      if (roomId === this.current) this.renderHeader();
+    };
+    socket.on("presence", (e: { room_id: string; user_id: string; status: Presence }) => presence(e.room_id, [e]));
+    // Several members at once (a room whose members reconnect together): one event for all of them.
+    socket.on("presence:changes", (e: { room_id: string; changes: { user_id: string; status: Presence }[] }) =>
+      presence(e.room_id, e.changes),
+    );
     socket.on("room:added", (e: { room_id: string; role: string; by: string | null }) => void this.onAdded(e));
     socket.on("room:invited", (e: { room_id: string; by: string }) => {
       void this.loadInvitations().then(() => this.announce(`${this.name(e.by)} invited you to a room.`));

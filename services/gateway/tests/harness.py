@@ -89,6 +89,18 @@ class Client:
                 GATEWAY_EVENTS[name][1].model_validate(data)
         return found
 
+    def presence(self, user: uuid.UUID | None = None) -> list[dict[str, Any]]:
+        """Every status change received, one member each (``presence``, and ``presence:changes`` unpacked)."""
+        found: list[dict[str, Any]] = []
+        for event, data in self.received:
+            if event == "presence":
+                found.append(data)
+            elif event == "presence:changes":
+                found.extend({"room_id": data["room_id"], **change} for change in data["changes"])
+        self.events("presence")
+        self.events("presence:changes")  # both shapes checked against the documented ones
+        return [p for p in found if user is None or p["user_id"] == str(user)]
+
     async def call(self, event: str, data: Any, timeout: float = 10) -> Any:
         """Emit and wait for the ack, which must have the documented shape: the event's ack, or ErrorAck."""
         answer = await self.sio.call(event, data, timeout=timeout)

@@ -48,6 +48,8 @@ def typing(user: uuid.UUID, *, on: bool) -> eph.TypingChanged:
 
 
 def seen(client: Client, event: str, user: uuid.UUID) -> list[dict[str, object]]:
+    if event == "presence":
+        return client.presence(user)
     return [e for e in client.events(event) if e.get("user_id") == str(user)]
 
 

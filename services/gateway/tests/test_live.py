@@ -47,7 +47,7 @@ def typing_of(client: Client, user: uuid.UUID) -> list[bool]:
 
 
 def presence_of(client: Client, user: uuid.UUID) -> list[str]:
-    return [e["status"] for e in client.events("presence") if e["user_id"] == str(user)]
+    return [e["status"] for e in client.presence(user)]
 
 
 async def test_typing_reaches_other_members_only_is_throttled_and_expires(cluster: Cluster) -> None:
@@ -77,7 +77,7 @@ async def test_typing_reaches_other_members_only_is_throttled_and_expires(cluste
     refused = await eve.call("typing:start", {"room_id": str(ROOM)})
     assert refused["error"]["code"] == "not_member"
     assert eve.events("typing") == [], "a non-member hears nothing"
-    assert eve.events("presence") == [], "a non-member hears nothing"
+    assert eve.presence() == [], "a non-member hears nothing"
 
 
 async def test_presence_is_shown_on_subscribe_survives_a_quick_reconnect_and_goes_offline_after_grace(
@@ -105,7 +105,7 @@ async def test_presence_is_shown_on_subscribe_survives_a_quick_reconnect_and_goe
 
     await again.sio.disconnect()
     await until(lambda: presence_of(ada, BOB)[-1:] == ["offline"])
-    offline = [e for e in ada.events("presence") if e["user_id"] == str(BOB)][-1]
+    offline = ada.presence(BOB)[-1]
     assert offline["last_seen"] is not None
     bad = await ada.call("presence:set", {"status": "invisible"})
     assert bad["error"]["code"] == "validation_failed"

@@ -429,11 +429,17 @@ class RoomView:
             self.refresh()
 
         async def presence(data: dict[str, Any]) -> None:
-            if str(data.get("room_id")) == self.room_id:
-                await self.learn([str(data["user_id"])])
-                self.state.presence[str(data["user_id"])] = str(data["status"])
-                self._log(f"-- {who(str(data['user_id']), self.state.names, self.state.me)} is {data['status']}")
-                self.refresh()
+            await presence_changes({"room_id": data.get("room_id"), "changes": [data]})
+
+        async def presence_changes(data: dict[str, Any]) -> None:
+            if str(data.get("room_id")) != self.room_id:
+                return
+            changes = [c for c in data.get("changes") or [] if isinstance(c, dict)]
+            await self.learn(str(c["user_id"]) for c in changes)
+            for change in changes:
+                self.state.presence[str(change["user_id"])] = str(change["status"])
+                self._log(f"-- {who(str(change['user_id']), self.state.names, self.state.me)} is {change['status']}")
+            self.refresh()
 
         async def removed(data: dict[str, Any]) -> None:
             if str(data.get("room_id")) == self.room_id:
@@ -465,6 +471,7 @@ class RoomView:
         on("room:delivered", functools.partial(marker, "delivered"))
         on("typing", typing)
         on("presence", presence)
+        on("presence:changes", presence_changes)
         on("room:removed", removed)
         on("session:ended", ended)
         on("auth:expiring", expiring)

@@ -1,8 +1,10 @@
 """Events on ``chat.ephemeral``: typing and presence, from gateway instances to gateway instances.
 
-Key: ``room_id``. Presence is fanned out per room: the gateway publishes one ``PresenceChanged`` per room the
-user is in, so every event is addressed to exactly the room members allowed to see it and nothing is delivered
-to a non-member. Ids are ``uuid.UUID`` (see ``chat_contracts.fields``).
+Key: ``room_id``. Presence is fanned out per room, so every event is addressed to exactly the room members allowed
+to see it and nothing is delivered to a non-member. A gateway collects what changed in each room for a short
+interval and publishes it as one ``PresenceChanges`` per room, so a room whose members all reconnect at once costs
+a record per interval, not one per member (``PresenceChanged``, one member, is still read from older gateways).
+Ids are ``uuid.UUID`` (see ``chat_contracts.fields``).
 
 No service stores these and the topic keeps them only for an hour. Every typing indicator carries its own
 expiry, so a lost "stopped typing" cannot leave one on screen.
@@ -21,9 +23,11 @@ from typing import Annotated, Final, Literal, TypeAlias
 from pydantic import Field
 
 from chat_contracts.base import Contract
-from chat_contracts.fields import RoomId, UserId, UtcDatetime
+from chat_contracts.fields import Part, RoomId, UserId, UtcDatetime
 
 PresenceStatus: TypeAlias = Literal["online", "away", "offline"]
+MAX_PRESENCE_CHANGES: Final = 1000
+"""Members in one ``PresenceChanges``; a gateway splits a longer list."""
 
 
 class TypingChanged(Contract):
@@ -52,6 +56,24 @@ class PresenceChanged(Contract):
     """The gateway instance whose connections this report describes (None: a gateway before instance reports)."""
 
 
+class PresenceReport(Part):
+    """One member's status, as one ``PresenceChanges`` reports it."""
+
+    user_id: UserId
+    status: PresenceStatus
+    last_seen: UtcDatetime | None = None
+
+
+class PresenceChanges(Contract):
+    """The statuses of members of this room that changed on gateway ``instance_id`` in one interval (each user
+    once, the latest)."""
+
+    type: Literal["presence.changes"] = "presence.changes"
+    room_id: RoomId
+    instance_id: str = Field(max_length=40)
+    changes: tuple[PresenceReport, ...] = Field(min_length=1, max_length=MAX_PRESENCE_CHANGES)
+
+
 NO_ROOM: Final = uuid.UUID(int=0)
 """The ``room_id`` of records about a gateway instance rather than a room (they share one partition)."""
 
@@ -72,6 +94,8 @@ class GatewayHeartbeat(Contract):
     interval_seconds: float = Field(gt=0, le=3600)
 
 
-EphemeralEvent: TypeAlias = Annotated[TypingChanged | PresenceChanged | GatewayHeartbeat, Field(discriminator="type")]
+EphemeralEvent: TypeAlias = Annotated[
+    TypingChanged | PresenceChanged | PresenceChanges | GatewayHeartbeat, Field(discriminator="type")
+]
 
-PAYLOADS: tuple[type[Contract], ...] = (TypingChanged, PresenceChanged, GatewayHeartbeat)
+PAYLOADS: tuple[type[Contract], ...] = (TypingChanged, PresenceChanged, PresenceChanges, GatewayHeartbeat)

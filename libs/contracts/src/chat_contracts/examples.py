@@ -202,6 +202,14 @@ def _ephemeral() -> tuple[Contract, ...]:
         ephemeral.PresenceChanged(
             room_id=ROOM_ID, user_id=ALICE_ID, status="online", last_seen=EXAMPLE_TIME, instance_id="gw-a"
         ),
+        ephemeral.PresenceChanges(
+            room_id=ROOM_ID,
+            instance_id="gw-a",
+            changes=(
+                ephemeral.PresenceReport(user_id=ALICE_ID, status="online", last_seen=EXAMPLE_TIME),
+                ephemeral.PresenceReport(user_id=BOB_ID, status="away", last_seen=EXAMPLE_TIME),
+            ),
+        ),
         ephemeral.GatewayHeartbeat(
             room_id=ephemeral.NO_ROOM, instance_id="gw-a", started_at=EXAMPLE_TIME, interval_seconds=5
         ),

@@ -31,7 +31,7 @@ from chat_contracts.topics import EPHEMERAL
 from chat_gateway.domain.membership import Memberships
 from chat_gateway.domain.presence import PresenceBoard, Seen, Status
 from chat_gateway.settings import GatewaySettings
-from chat_runtime.bus.port import Bus
+from chat_runtime.bus.port import Bus, Outgoing
 
 log = structlog.get_logger("chat.gateway.ephemeral")
 
@@ -71,6 +71,8 @@ class Ephemeral:
         self.typing: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, str]] = {}
         """(room, user) → (monotonic expiry, socket that typed) for typists on this instance."""
         self.typing_sent: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
+        self.outgoing: dict[uuid.UUID, dict[uuid.UUID, eph.PresenceReport]] = {}
+        """Room → user → the status to report at the next tick (the latest wins)."""
         self._next_beat = 0.0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -98,7 +100,8 @@ class Ephemeral:
             await asyncio.sleep(TICK_SECONDS)
 
     async def tick(self, now: float) -> None:
-        """Expire typing, report offline after the grace period, beat, forget silent instances."""
+        """Expire typing, report offline after the grace period, publish the presence changes, beat, forget silent
+        instances."""
         for key, (expires, _sid) in list(self.typing.items()):
             if expires <= now:
                 await self._typing_stopped(*key)
@@ -107,6 +110,7 @@ class Ephemeral:
                 del self.going_offline[user]
                 if self.sockets.local_status(user) == "offline":
                     await self._announce(user, "offline")
+        await self.flush_presence()
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_seconds
             await self._publish(
@@ -145,7 +149,7 @@ class Ephemeral:
         """Tell a room a newly joined user's current status, if they are connected here."""
         status = self.announced.get(user)
         if status is not None:
-            await self._publish(self._presence(room, user, status))
+            self._queue(room, user, status)
 
     def member_left(self, room: uuid.UUID, user: uuid.UUID) -> None:
         self.board.forget_room(room, user)
@@ -183,12 +187,30 @@ class Ephemeral:
         else:
             self.announced[user] = status
         targets = self.memberships.rooms_of(user) if rooms is None else rooms
-        await asyncio.gather(*(self._publish(self._presence(room, user, status)) for room in list(targets)))
+        for room in list(targets):
+            self._queue(room, user, status)
 
-    def _presence(self, room: uuid.UUID, user: uuid.UUID, status: Status) -> eph.PresenceChanged:
-        return eph.PresenceChanged(
-            room_id=room, user_id=user, status=status, last_seen=datetime.now(UTC), instance_id=self.instance
-        )
+    def _queue(self, room: uuid.UUID, user: uuid.UUID, status: Status) -> None:
+        report = eph.PresenceReport(user_id=user, status=status, last_seen=datetime.now(UTC))
+        self.outgoing.setdefault(room, {})[user] = report
+
+    async def flush_presence(self) -> None:
+        """Publish what changed since the last tick: one record per room."""
+        if not self.outgoing:
+            return
+        outgoing, self.outgoing = self.outgoing, {}
+        records = []
+        for room, reports in outgoing.items():
+            changes = list(reports.values())
+            for first in range(0, len(changes), eph.MAX_PRESENCE_CHANGES):
+                part = tuple(changes[first : first + eph.MAX_PRESENCE_CHANGES])
+                records.append(
+                    Outgoing(EPHEMERAL, eph.PresenceChanges(room_id=room, instance_id=self.instance, changes=part))
+                )
+        try:
+            await self.bus.publish_all(records, source=SOURCE)
+        except Exception:  # typing and presence are best effort: a bus hiccup must not fail the socket
+            log.warning("gateway.ephemeral_publish_failed", type="presence.changes", exc_info=True)
 
     async def _publish(self, data: Contract) -> None:
         try:
@@ -213,9 +235,13 @@ class Ephemeral:
                 return  # started before the block, on an instance that had not heard of it yet
             payload = data.model_dump(mode="json", exclude={"type"})
             await self.sockets.broadcast("typing", payload, data.room_id, droppable=True, skip_user=data.user_id)
+        elif isinstance(data, eph.PresenceChanges):
+            for change in data.changes:
+                self.board.report(change.user_id, data.instance_id, Seen(change.status, change.last_seen))
+            await self._show_room(data.room_id, [change.user_id for change in data.changes])
         elif isinstance(data, eph.PresenceChanged):
             self.board.report(data.user_id, data.instance_id or "unnamed", Seen(data.status, data.last_seen))
-            await self._show(data.room_id, data.user_id)
+            await self._show_room(data.room_id, [data.user_id])
         elif isinstance(data, eph.GatewayHeartbeat):
             await self._heartbeat(data)
 
@@ -234,22 +260,39 @@ class Ephemeral:
                 await self._announce(user, status)
 
     async def _show_users(self, users: set[uuid.UUID]) -> None:
+        by_room: dict[uuid.UUID, list[uuid.UUID]] = {}
         for user in users:
             for room in list(self.memberships.rooms_of(user)):
-                await self._show(room, user)
+                by_room.setdefault(room, []).append(user)
+        for room, members in by_room.items():
+            await self._show_room(room, members)
 
-    async def _show(self, room: uuid.UUID, user: uuid.UUID) -> None:
+    async def _show_room(self, room: uuid.UUID, users: list[uuid.UUID]) -> None:
+        """Show a room's members what changed: ``presence`` for one member (not sent to that member's own sockets),
+        ``presence:changes`` for several (to everyone in the room: one frame for all of them)."""
         if self.memberships.blocked(room):
             return  # a direct room closed by a block shows neither person to the other
-        seen = self.board.to_show(room, user)
-        if seen is not None:
-            payload = {
-                "room_id": str(room),
-                "user_id": str(user),
-                "status": seen.status,
-                "last_seen": seen.last_seen.isoformat() if seen.last_seen else None,
-            }
-            await self.sockets.broadcast("presence", payload, room, droppable=True, skip_user=user)
+        changes = []
+        for user in users:
+            seen = self.board.to_show(room, user)
+            if seen is not None:
+                changes.append(
+                    {
+                        "user_id": str(user),
+                        "status": seen.status,
+                        "last_seen": seen.last_seen.isoformat() if seen.last_seen else None,
+                    }
+                )
+        if len(changes) == 1:
+            (change,) = changes
+            payload = {"room_id": str(room), **change}
+            await self.sockets.broadcast(
+                "presence", payload, room, droppable=True, skip_user=uuid.UUID(change["user_id"])
+            )
+        elif changes:
+            await self.sockets.broadcast(
+                "presence:changes", {"room_id": str(room), "changes": changes}, room, droppable=True
+            )
 
     def present_in(self, room: uuid.UUID) -> list[dict[str, Any]]:
         """Members of ``room`` who are online or away, for a subscribe answer (none in a room closed by a block)."""

@@ -211,6 +211,11 @@ class PresenceOut(_Out):
     last_seen: datetime | None
 
 
+class PresenceChangesOut(_Out):
+    room_id: uuid.UUID
+    changes: list[PresenceEntry]
+
+
 class MentionOut(_Out):
     user_id: uuid.UUID
     username: str
@@ -320,6 +325,10 @@ GATEWAY_EVENTS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
     "message:new": ("A new message (live, or replayed on recovery), in seq order per room", MessageOut),
     "typing": ("A member started or stopped typing", TypingOut),
     "presence": ("A member's status changed", PresenceOut),
+    "presence:changes": (
+        "Several members' statuses changed at about the same time (each member once, the latest status)",
+        PresenceChangesOut,
+    ),
     "room:removed": ("You left, were kicked or banned; the socket no longer receives the room", RoomRemovedOut),
     "room:added": ("You are now a member of a room (to every socket of yours)", RoomAddedOut),
     "room:invited": ("You were invited to a room (to every socket of yours)", RoomInvitedOut),
