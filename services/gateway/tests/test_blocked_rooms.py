@@ -57,6 +57,8 @@ async def test_a_closed_direct_room_shows_neither_person_to_the_other_until_it_r
     gateway = await cluster.start("gw-a", typing_ttl_seconds=30.0)
     await cluster.join(DM, ADA, BOB)
     ada, bob = await cluster.connect(gateway, ADA), await cluster.connect(gateway, BOB)
+    board = gateway.hub.ephemeral.board
+    await until(lambda: board.status(ADA).status == board.status(BOB).status == "online")  # reported by the tick
     for client in (ada, bob):
         assert (await client.call("room:subscribe", {"room_id": str(DM)}))["ok"] is True
     await bob.call("typing:start", {"room_id": str(DM)})

@@ -9,9 +9,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import jwt
@@ -43,7 +42,7 @@ _MAX_NUMERIC_DATE: Final = 253_402_300_799
 _RETRY_WITHOUT_KEYS_SECONDS: Final = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VerifiedToken:
     """A token whose signature, issuer, audience, type and validity window were all checked."""
 
@@ -55,7 +54,6 @@ class VerifiedToken:
     expires_at: datetime
     username: str | None
     email_verified: bool | None
-    claims: Mapping[str, Any] = field(repr=False, compare=False)
 
     def seconds_left(self, *, now: float | None = None) -> float:
         """Seconds until ``exp`` (negative once past): when a long-lived socket must have a fresh token."""
@@ -204,7 +202,6 @@ class TokenVerifier:
             expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
             username=username,
             email_verified=email_verified,
-            claims=MappingProxyType(claims),
         )
 
     async def _key_for(self, kid: str) -> Ed25519PublicKey:

@@ -14,6 +14,9 @@ instead:
   costs a socket one system call, not one per event);
 - the heartbeat is a timer, not a sleeping task;
 - a socket's backlog is the bytes its transport has not sent yet;
+- what only the handshake needed is let go once the websocket is up (uvicorn's parsed request and response and
+  the scope's header list, python-engineio's WSGI environ and its packet queue): an idle connection holds only
+  what it uses;
 - a frame over the size limit (``max_http_buffer_size``, counted in bytes) ends that socket only: the
   ``on_frame_too_large`` callback tells it why (``session:ended``), and the websocket is closed with code 1009
   (message too big) and reason ``frame_too_large``.
@@ -94,11 +97,18 @@ class FrameWriter:
 
     @classmethod
     def attach(cls, ws: Any, *, compression_min_bytes: int) -> FrameWriter | None:
-        """A writer for python-engineio's ASGI websocket ``ws`` when uvicorn's Sans-I/O protocol serves it."""
+        """A writer for python-engineio's ASGI websocket ``ws`` when uvicorn's Sans-I/O protocol serves it (its
+        handshake is complete by now: what only the handshake used is let go)."""
         send = getattr(ws, "asgi_send", None)
         protocol = getattr(send, "__self__", None)
         if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.transport is None:
             return None
+        if protocol.handshake_complete:
+            protocol.request = None  # type: ignore[assignment]
+            protocol.response = None  # type: ignore[assignment]
+            headers = protocol.scope.get("headers")
+            if isinstance(headers, list):
+                headers.clear()
         return cls(protocol, compression_min_bytes)
 
     @property
@@ -184,6 +194,7 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """python-engineio's socket, writing through a ``FrameWriter`` once upgraded to a websocket served by uvicorn."""
 
     last_ping: float | None
+    queue: Any
     connected: bool
     upgraded: bool
     upgrading: bool
@@ -192,6 +203,8 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     writer: FrameWriter | None = None
     compression_min_bytes: int = 1024
     on_frame_too_large: FrameTooLarge | None = None
+    environ: dict[str, Any] | None = None
+    """The WSGI environ of the request that opened the socket (python-socketio keeps it for the connection)."""
     _ping_timer: asyncio.TimerHandle | None = None
     _ws: Any = None
     _close_code: tuple[int, str] | None = None
@@ -261,6 +274,8 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             self.upgraded = True
         self.writer, self._ws = writer, ws
         self._drain_queue()
+        self.queue = _NO_QUEUE  # nothing is queued once the writer writes
+        _trim(self.environ)
         try:
             await self._read(ws)
         finally:
@@ -333,6 +348,40 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 return
 
 
+class _NoQueue:
+    """What stands for python-engineio's packet queue once a ``FrameWriter`` writes: always empty."""
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    async def join(self) -> None:
+        return None
+
+    def get_nowait(self) -> None:
+        raise asyncio.QueueEmpty
+
+    def put_nowait(self, _item: object) -> None:
+        raise RuntimeError("a socket written by a FrameWriter queues nothing")
+
+    async def put(self, item: object) -> None:
+        self.put_nowait(item)
+
+
+_NO_QUEUE = _NoQueue()
+_KEPT_ENVIRON = frozenset({"REMOTE_ADDR", "REMOTE_PORT", "PATH_INFO", "QUERY_STRING", "HTTP_ORIGIN", "HTTP_USER_AGENT"})
+
+
+def _trim(environ: dict[str, Any] | None) -> None:
+    """Keep what names the client; the headers, the ASGI scope and callables are not needed after the handshake."""
+    if environ is not None:
+        kept = {key: environ[key] for key in _KEPT_ENVIRON if key in environ}
+        environ.clear()
+        environ.update(kept)
+
+
 class _Oversize(Exception):
     """A frame over the size limit."""
 
@@ -350,7 +399,12 @@ _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def adopt(
-    server: Any, eio_sid: str, *, compression_min_bytes: int, on_frame_too_large: FrameTooLarge | None = None
+    server: Any,
+    eio_sid: str,
+    *,
+    environ: dict[str, Any] | None = None,
+    compression_min_bytes: int,
+    on_frame_too_large: FrameTooLarge | None = None,
 ) -> None:
     """Make the engine.io socket just created for ``eio_sid`` a ``FastSocket`` (python-engineio creates its own
     class; the connect handler runs before the socket reads or writes anything)."""
@@ -359,6 +413,7 @@ def adopt(
         socket.__class__ = FastSocket
         socket.compression_min_bytes = compression_min_bytes
         socket.on_frame_too_large = on_frame_too_large
+        socket.environ = environ
 
 
 def socket_of(server: Any, eio_sid: str) -> FastSocket | None:

@@ -141,6 +141,7 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         fanout.adopt(
             self.eio,
             eio_sid,
+            environ=environ,
             compression_min_bytes=self._compression_min_bytes,
             on_frame_too_large=self._frame_too_large,
         )

@@ -67,7 +67,7 @@ LIVE_ROOM_EVENT_AGE = timedelta(seconds=60)
 """Room events older than this are a replay of the topic, applied to memberships but not announced."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """A user's event budget on this instance (token bucket shared by their sockets)."""
 
@@ -75,7 +75,7 @@ class Bucket:
     refilled: float = field(default_factory=time.monotonic)
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     sid: str
     user: VerifiedToken
