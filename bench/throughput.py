@@ -417,7 +417,8 @@ async def run_shape(
         result["idle"] = idle
         print(
             f"  idle, one message at a time: send→receive p50 {idle['receive']['p50']} ms, "
-            f"p99 {idle['receive']['p99']} ms; ack p50 {idle['ack']['p50']} ms",
+            f"p99 {idle['receive']['p99']} ms; ack p50 {idle['ack']['p50']} ms; send→stamped (gateway, bus, "
+            f"checks) p50 {idle['stamped']['p50']} ms, p99 {idle['stamped']['p99']} ms",
             flush=True,
         )
     for rate in sizes.rates(shape):

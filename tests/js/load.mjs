@@ -12,9 +12,9 @@
 //       in turn, then waits until every expected delivery arrived (or nothing arrived for quiet_ms, or limit_ms)
 //       → {"type": "step", sent, acked, refused: {code: n}, expected, delivered, lost, duplicates, out_of_order,
 //          receive: {p50, p90, p99, p999, max}, ack: {…}, seconds, drained_ms}
-//   {"op": "idle", "count": 200}
+//   {"op": "idle", "count": 200, "warmup": 10}
 //       the first two seats of the first room: one sends, waits until the other received it and the ack came,
-//       then the next → {"type": "idle", "count", "receive": {…}, "ack": {…}}
+//       then the next (after `warmup` uncounted ones) → {"type": "idle", "count", "receive", "ack", "stamped"}
 //   {"op": "close"} → {"type": "closed"} and exit
 //
 // Latency is read on one monotonic clock: the send time (performance.now()) travels in the message body.
@@ -206,17 +206,28 @@ async function step({ id, rate, seconds, quiet_ms: quietMs = 3000, limit_ms: lim
   });
 }
 
-async function idle({ count = 200, id = "idle" }) {
+// Microseconds since the epoch of an ISO instant with microseconds (Date.parse keeps milliseconds only).
+function epochMicros(iso) {
+  const match = /\.(\d+)Z$/.exec(iso);
+  const fraction = match ? Number(match[1].padEnd(6, "0").slice(0, 6)) : 0;
+  return Math.floor(Date.parse(iso) / 1000) * 1e6 + fraction;
+}
+
+async function idle({ count = 200, id = "idle", warmup = 10 }) {
   const room = [...byRoom.keys()][0];
   const [a, b] = byRoom.get(room).slice(0, 2).map((i) => seats[i]);
   const receive = [];
   const acks = [];
-  for (let i = 0; i < count; i += 1) {
+  const stamped = [];
+  for (let i = -warmup; i < count; i += 1) {
     const sentAt = performance.now();
+    const sentWall = (performance.timeOrigin + sentAt) * 1000;
     const received = new Promise((resolve) => {
       const handler = (data) => {
         if (data?.client_msg_id === `${id}-${i}`) {
           b.socket.off("message:new", handler);
+          // The messages service stamps created_at after its checks, before the insert (same machine, same clock).
+          stamped.push((epochMicros(data.created_at) - sentWall) / 1000);
           resolve(performance.now() - sentAt);
         }
       };
@@ -230,11 +241,15 @@ async function idle({ count = 200, id = "idle" }) {
         return performance.now() - sentAt;
       });
     const [r, k] = await Promise.all([received, acked]);
-    receive.push(r);
-    acks.push(k);
+    if (i < 0) {
+      stamped.pop(); // a warm-up message (the first of a room reads it from the store): not counted
+    } else {
+      receive.push(r);
+      acks.push(k);
+    }
     await sleep(5);
   }
-  print({ type: "idle", count, receive: percentiles(receive), ack: percentiles(acks) });
+  print({ type: "idle", count, receive: percentiles(receive), ack: percentiles(acks), stamped: percentiles(stamped) });
 }
 
 const commands = createInterface({ input: process.stdin });

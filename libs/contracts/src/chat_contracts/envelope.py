@@ -7,13 +7,13 @@ route or inspect a record without parsing the value.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -140,8 +140,8 @@ def decode(record: Record, spec: TopicSpec) -> Envelope:
     envelope, names a type the topic does not carry, or its data does not match the contract.
     """
     try:
-        raw_json = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw_json = orjson.loads(record.value)
+    except orjson.JSONDecodeError as exc:  # also what orjson raises for bytes that are not UTF-8
         raise ContractError(f"invalid_json: {exc}") from exc
     try:
         raw = _RawEnvelope.model_validate(raw_json)
