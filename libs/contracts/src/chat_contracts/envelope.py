@@ -26,6 +26,7 @@ from pydantic import (
 
 from chat_contracts.base import Contract
 from chat_contracts.errors import ContractError
+from chat_contracts.ids import random_uuid
 
 if TYPE_CHECKING:
     from chat_contracts.spec import TopicSpec
@@ -39,7 +40,7 @@ HEADER_CORRELATION_ID = "correlation_id"
 
 def new_correlation_id() -> str:
     """A fresh correlation id for work that does not continue an existing one."""
-    return uuid.uuid4().hex
+    return random_uuid().hex
 
 
 class Envelope(BaseModel):
@@ -47,7 +48,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    id: uuid.UUID = Field(default_factory=random_uuid)
     type: str = Field(min_length=1, max_length=100)
     version: int = Field(ge=1)
     source: str = Field(min_length=1, max_length=50)

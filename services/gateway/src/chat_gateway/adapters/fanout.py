@@ -87,11 +87,12 @@ def event_frame(event: str, payload_json: bytes) -> Frame:
 class FrameWriter:
     """Writes one websocket's frames to its transport, joining what is written in one turn of the loop."""
 
-    __slots__ = ("_compress_from", "_pending", "_protocol", "closed")
+    __slots__ = ("_compress_from", "_pending", "_pending_bytes", "_protocol", "closed")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol, compress_from: int | None) -> None:
         self._protocol = protocol
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._compress_from = compress_from if protocol.conn.extensions else None
         self.closed = False
 
@@ -140,6 +141,7 @@ class FrameWriter:
         if not self._pending:
             _DIRTY.add(self)
         self._pending.append(wire)
+        self._pending_bytes += len(wire)
 
     def _write_compressed(self, data: bytes) -> None:
         if not self.usable:
@@ -153,6 +155,7 @@ class FrameWriter:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._pending_bytes = 0
         _DIRTY.discard(self)
         if self.usable:
             self._protocol.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
@@ -161,7 +164,7 @@ class FrameWriter:
         """Bytes written to the socket and not yet sent."""
         if not self.usable:
             return 0
-        return self._protocol.transport.get_write_buffer_size() + sum(len(p) for p in self._pending)
+        return self._protocol.transport.get_write_buffer_size() + self._pending_bytes
 
 
 class _Dirty:

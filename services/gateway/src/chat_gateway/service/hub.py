@@ -25,6 +25,7 @@ from chat_contracts import rooms as rev
 from chat_contracts import users as uev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
+from chat_contracts.ids import random_uuid
 from chat_contracts.topics import MESSAGES_COMMANDS
 from chat_gateway.adapters import fanout
 from chat_gateway.adapters.history import History, HistoryUnavailable
@@ -471,7 +472,7 @@ class Hub:
         refused = await self._require_member(room_id, connection)
         if refused is not None:
             return refused
-        request_id = uuid.uuid4().hex
+        request_id = random_uuid().hex
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         command = build(connection.user.sub, request_id).model_copy(

@@ -30,6 +30,7 @@ from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
+from chat_contracts.ids import random_uuid
 from chat_contracts.topics import MESSAGES_EVENTS
 from chat_messages.domain import blocks, text
 from chat_messages.domain.errors import Rejection
@@ -182,7 +183,7 @@ async def _plan(
     seq = next_seqs.get(command.room_id, ledger.next_seq)
     next_seqs[command.room_id] = seq + 1
     send.message = Message(
-        id=uuid.uuid4(),
+        id=random_uuid(),
         room_id=command.room_id,
         seq=seq,
         sender_id=command.sender_id,
