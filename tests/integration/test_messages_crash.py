@@ -36,6 +36,8 @@ KILLS = int(os.environ.get("CHAT_CRASH_KILLS", "3"))
 CLIENTS = int(os.environ.get("CHAT_CRASH_CLIENTS", "6"))
 MESSAGES_PER_CLIENT = int(os.environ.get("CHAT_CRASH_MESSAGES_PER_CLIENT", "12"))
 ROOMS = int(os.environ.get("CHAT_CRASH_ROOMS", "4"))
+IN_FLIGHT = 4
+"""Sends each client has in flight at once."""
 
 
 def _free_port() -> int:
@@ -196,10 +198,18 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
             raise AssertionError(f"{client_msg_id} was never acknowledged")
 
         async def session(index: int) -> list[ev.MessageCreated]:
-            return [
-                await send_until_acked(rooms[(index + n) % ROOMS], senders[index % 3], f"c{index}-{n}")
-                for n in range(MESSAGES_PER_CLIENT)
-            ]
+            # A few sends in flight at once per client, so the service takes them in batches (decisions/0011):
+            # a kill lands in the middle of a batch's insert or before its answers are published.
+            acked: list[ev.MessageCreated] = []
+            for first in range(0, MESSAGES_PER_CLIENT, IN_FLIGHT):
+                numbers = range(first, min(first + IN_FLIGHT, MESSAGES_PER_CLIENT))
+                acked += await asyncio.gather(
+                    *(
+                        send_until_acked(rooms[(index + n) % ROOMS], senders[index % 3], f"c{index}-{n}")
+                        for n in numbers
+                    )
+                )
+            return acked
 
         async def killer() -> None:
             for _ in range(KILLS):
