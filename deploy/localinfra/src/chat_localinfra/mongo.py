@@ -78,8 +78,9 @@ class MongoServer(Server):
             )
         self._ensure_venv(progress)
 
-    def launch(self, timeout: float) -> int:
-        argv = [
+    def argv(self) -> list[str]:
+        """The server's command line: every setting as a flag (see ``prepare``), then CHAT_INFRA_MONGO_ARGS."""
+        return [
             str(self.venv / "bin" / "secantusd-py"),
             "--config",
             str(self.config_file),
@@ -93,8 +94,11 @@ class MongoServer(Server):
             "WARNING",
             "--cache-size",
             "256M",
+            *self.config.mongo_args,
         ]
-        return spawn_detached(argv, log_path=self.log_path, env=child_env(PYTHONUNBUFFERED="1"))
+
+    def launch(self, timeout: float) -> int:
+        return spawn_detached(self.argv(), log_path=self.log_path, env=child_env(PYTHONUNBUFFERED="1"))
 
     def probe(self) -> None:
         probe_mongo(self.url, timeout=1.0)
