@@ -119,11 +119,19 @@ class MessagesModule:
         return {"/api/messages/rooms/{room_id}/attachments": 2 * self.settings.attachment_max_bytes + 65536}
 
     async def start(self) -> None:
-        store = self.context.store
-        if isinstance(store, MongoMessageStore):
+        stores = [
+            store
+            for store in (self.context.store, self.context.attachments)
+            if isinstance(store, MongoMessageStore | GridFsAttachmentStore)
+        ]
+        if self.mongo is not None and stores:
+            # Settled before anything is written: routes are served and commands consumed only after start.
+            concern = await mongo.choose_write_concern(self.mongo, self.settings.mongo_write_concern)
+            log.info("messages.write_concern", choice=self.settings.mongo_write_concern, **concern.document)
+            for store in stores:
+                store.use_write_concern(concern)
+        for store in stores:
             await store.ensure_indexes()
-        if isinstance(self.context.attachments, GridFsAttachmentStore):
-            await self.context.attachments.ensure_indexes()
         if self.sweeper is not None:
             await self.sweeper.start()
 
