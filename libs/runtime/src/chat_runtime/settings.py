@@ -52,6 +52,9 @@ class ChatSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    """auth and rooms: how often their outbox relay looks for committed events nobody woke it for (a commit wakes
+    it at once); also how often a standby relay tries to take over."""
 
     @classmethod
     def settings_customise_sources(

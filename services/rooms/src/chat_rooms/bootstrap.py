@@ -111,7 +111,7 @@ def bootstrap(
     """Build the rooms module on PostgreSQL with its outbox relayed to ``bus``; tokens are checked against
     ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)."""
     engine = engine or postgres.async_engine(settings.database_url)
-    relay = OutboxRelay(engine, bus, name="rooms", registry=registry)
+    relay = OutboxRelay(engine, bus, name="rooms", registry=registry, poll_interval=settings.outbox_poll_seconds)
     store = PostgresRoomsStore(engine, on_commit=relay.wake)
     context = build_context(settings, store=store, jwks=jwks or HttpJwksSource(settings.auth_jwks_url), clock=clock)
     return RoomsModule(settings=settings, context=context, engine=engine, relay=relay)
