@@ -61,10 +61,12 @@ def test_an_explicit_choice_wins_over_what_the_server_is(hello: dict[str, Any]) 
     assert mongo.write_concern_for("majority", hello).document == {"w": "majority", "j": True}
 
 
-async def test_the_client_waits_for_the_journal_and_never_retries_writes_by_itself() -> None:
+async def test_the_client_waits_for_the_journal_never_retries_writes_and_drops_idle_connections() -> None:
+    # The Mongo-wire server closes connections idle for 5 minutes; a write on one would fail, not be retried.
     client = mongo.client("mongodb://127.0.0.1:9/?directConnection=true")
     try:
         assert client.write_concern.document == {"w": 1, "j": True}
         assert client.options.retry_writes is False
+        assert client.options.pool_options.max_idle_time_seconds == 60
     finally:
         await client.close()

@@ -18,6 +18,10 @@ MAJORITY: Final = WriteConcern(w="majority", j=True)
 a failover too."""
 
 
+MAX_IDLE_MS: Final = 60_000
+"""Connections idle this long leave the pool instead of being reused."""
+
+
 def client(url: str, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A MongoDB client with journaled writes (``MessagesModule.start`` settles the service's write concern, see
     ``choose_write_concern``), timezone-aware datetimes and UUIDs stored as standard BSON binary (subtype 4).
@@ -25,12 +29,15 @@ def client(url: str, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
     Retryable writes are off: every write of the service is idempotent on its own (unique ``(room_id, seq)`` and
     ``(room_id, client_msg_id)`` indexes, request ids remembered in the message, ``$max`` markers), and a failed
     write fails the handler, whose command the bus redelivers. The Mongo-wire server used in development keeps a
-    record of every retryable write and scans them all on each write, which cost a third of its CPU.
+    record of every retryable write for 30 minutes and scans them all on each write (docs/benchmarks.md).
     """
     options: dict[str, Any] = {
         "w": JOURNALED.document["w"],
         "journal": JOURNALED.document["j"],
         "retryWrites": False,
+        # The Mongo-wire server closes a connection idle for 5 minutes, and without retryable writes the first write
+        # on such a connection would fail; the pool drops idle connections well before that (so would a firewall).
+        "maxIdleTimeMS": MAX_IDLE_MS,
         "tz_aware": True,
         "serverSelectionTimeoutMS": 5000,
         "uuidRepresentation": "standard",
