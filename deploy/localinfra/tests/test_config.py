@@ -130,3 +130,12 @@ def test_more_mongo_flags_are_split_like_a_shell_and_go_after_ours() -> None:
 def test_unbalanced_quotes_in_the_mongo_flags_are_refused_naming_the_variable() -> None:
     with pytest.raises(ConfigError, match="CHAT_INFRA_MONGO_ARGS"):
         InfraConfig.from_env({"CHAT_INFRA_MONGO_ARGS": "--log-level 'INFO"}, repo_root=REPO)
+
+
+def test_the_mongo_wire_server_runs_standalone_so_it_keeps_no_oplog() -> None:
+    assert "--standalone" in MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
+
+
+def test_the_mongo_wire_server_gets_a_cache_that_holds_a_few_hundred_thousand_messages() -> None:
+    argv = MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
+    assert argv[argv.index("--cache-size") + 1] == "1G"

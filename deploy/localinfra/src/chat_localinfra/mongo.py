@@ -92,8 +92,14 @@ class MongoServer(Server):
             str(self.data_dir),
             "--log-level",
             "WARNING",
+            # WiredTiger's cache (it grows to this as data is touched). At 256M a server holding 200,000 messages
+            # spent 1.74x the CPU per message of a fresh one, at 1G 1.27x (bench/soak.py, docs/benchmarks.md).
             "--cache-size",
-            "256M",
+            "1G",
+            # Not a single-member replica set: nothing here uses change streams or transactions, and a replica
+            # set logs every write to an oplog that the server keeps pruning (docs/benchmarks.md). A standalone
+            # writes no oplog at all.
+            "--standalone",
             *self.config.mongo_args,
         ]
 
