@@ -17,7 +17,6 @@ MAJORITY: Final = WriteConcern(w="majority", j=True)
 """Acknowledged once a majority of the replica set's data-bearing members have it in their journals: survives
 a failover too."""
 
-
 MAX_IDLE_MS: Final = 60_000
 """Connections idle this long leave the pool instead of being reused."""
 
@@ -48,8 +47,8 @@ def client(url: str, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
 def replicated(hello: Mapping[str, Any]) -> bool:
     """Whether the server that answered ``hello`` keeps each write on more than one data-bearing member: a replica
     set listing several members (``hosts`` are the electable ones, ``passives`` the priority-0 ones; arbiters hold
-    no data), or a mongos in front of shards. A single-member replica set (SecantusDB advertises itself as one, so
-    that drivers allow change streams) is one node."""
+    no data), or a mongos in front of shards. A single-member replica set (what a MongoDB started for change
+    streams on one machine is, and SecantusDB without ``--standalone``) is one node."""
     if hello.get("msg") == "isdbgrid":
         return True
     if not hello.get("setName"):
