@@ -41,6 +41,7 @@ from chat_runtime.outbox import OUTBOX, OutboxRelay, enqueue, outbox_table
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.2)
 SLOW_POLL = 10.0  # longer than any wait below: delivery that fast came from wake() or a notification
+NEVER_POLLS = 3600.0  # longer than any test: whatever it relays came from wake() or a notification
 
 
 # --- set-up ---
@@ -515,6 +516,45 @@ async def test_wake_on_a_standby_reaches_the_active_relay_through_a_postgres_not
     finally:
         await standby.stop()
         await active.stop()
+
+
+async def test_a_commit_is_relayed_when_its_writer_wakes_the_relay_even_if_the_relay_never_polls(
+    engine: AsyncEngine, either_bus: Target
+) -> None:
+    tapped = TappedBus(either_bus.bus)
+    relay = _relay(engine, tapped, poll_interval=NEVER_POLLS)
+    await relay.start()
+    try:
+        await _eventually(lambda: _true(relay.active))
+        await _idle_after_first_round(relay)
+        (committed,) = await _commit(engine, either_bus.spec, _event())
+        relay.wake()
+        await _drained(engine)
+        assert tapped.ids() == [committed.id]
+    finally:
+        await relay.stop()
+
+
+async def test_a_commit_whose_wake_was_lost_is_relayed_by_the_fallback_poll(
+    engine: AsyncEngine, either_bus: Target
+) -> None:
+    tapped = TappedBus(either_bus.bus)
+    relay = _relay(engine, tapped, poll_interval=0.2)
+    await relay.start()
+    try:
+        await _eventually(lambda: _true(relay.active))
+        await _idle_after_first_round(relay)
+        # A writer that died between its commit and its wake(): nothing tells the relay.
+        (committed,) = await _commit(engine, either_bus.spec, _event())
+        await _drained(engine)
+        assert tapped.ids() == [committed.id]
+    finally:
+        await relay.stop()
+
+
+async def _idle_after_first_round(relay: OutboxRelay) -> None:
+    """Until the active relay has finished its first look at the table, so only a wake or a poll brings it back."""
+    await _eventually(lambda: _true(relay.rounds >= 1))
 
 
 # --- retention ---

@@ -13,6 +13,7 @@ from chat_localinfra.config import (
     postgres_url,
 )
 from chat_localinfra.errors import ConfigError
+from chat_localinfra.mongo import MongoServer
 
 REPO = Path("/repo")
 
@@ -116,3 +117,25 @@ def test_the_repo_root_is_the_folder_holding_the_kafka_pom(tmp_path: Path) -> No
 def test_a_folder_outside_any_checkout_has_no_repo_root(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="repository root"):
         find_repo_root(tmp_path)
+
+
+def test_more_mongo_flags_are_split_like_a_shell_and_go_after_ours() -> None:
+    config = InfraConfig.from_env({"CHAT_INFRA_MONGO_ARGS": "--cache-size 1G --log-level 'INFO'"}, repo_root=REPO)
+    assert config.mongo_args == ("--cache-size", "1G", "--log-level", "INFO")
+    argv = MongoServer(config).argv()
+    assert argv[-4:] == ["--cache-size", "1G", "--log-level", "INFO"]
+    assert argv.index("--cache-size") < len(argv) - 4  # ours first, so the last value given wins
+
+
+def test_unbalanced_quotes_in_the_mongo_flags_are_refused_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="CHAT_INFRA_MONGO_ARGS"):
+        InfraConfig.from_env({"CHAT_INFRA_MONGO_ARGS": "--log-level 'INFO"}, repo_root=REPO)
+
+
+def test_the_mongo_wire_server_runs_standalone_so_it_keeps_no_oplog() -> None:
+    assert "--standalone" in MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
+
+
+def test_the_mongo_wire_server_gets_a_cache_that_holds_a_few_hundred_thousand_messages() -> None:
+    argv = MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
+    assert argv[argv.index("--cache-size") + 1] == "1G"

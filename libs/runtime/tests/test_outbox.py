@@ -21,6 +21,7 @@ from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import UserRegistered
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.outbox import (
+    DEFAULT_POLL_INTERVAL,
     MAX_RECORD_BYTES,
     OUTBOX,
     OutboxRelay,
@@ -184,3 +185,9 @@ async def test_a_relay_that_was_never_started_ignores_wake_and_stop() -> None:
     await relay.stop()
     await relay.abort()
     assert not relay.active
+
+
+def test_an_idle_relay_only_polls_every_few_seconds_unless_told_otherwise() -> None:
+    # A commit wakes the relay; the poll only catches a lost wake, so it need not run twice a second.
+    assert _relay().poll_interval == DEFAULT_POLL_INTERVAL >= 5
+    assert _relay(poll_interval=0.2).poll_interval == 0.2

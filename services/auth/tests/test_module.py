@@ -10,7 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
-from chat_auth.bootstrap import AuthModule, build_context
+from chat_auth.bootstrap import AuthModule, bootstrap, build_context
 from chat_auth.settings import AuthSettings
 from chat_auth.testing.fakes import FakeAuthStore, RecordingMailer
 from chat_runtime import postgres
@@ -73,3 +73,18 @@ def test_production_requires_the_sealing_secret_and_code_pepper(monkeypatch: pyt
     monkeypatch.setenv("CHAT_AUTH_EMAIL_TRANSPORT", "smtp")
     with pytest.raises(SettingsError, match="sealing_secret: required outside dev mode"):
         load_settings(AuthSettings)
+
+
+async def test_the_outbox_relay_polls_as_often_as_the_settings_say(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert load_settings(AuthSettings, data_dir=tmp_path).outbox_poll_seconds == 5.0
+    monkeypatch.setenv("CHAT_OUTBOX_POLL_SECONDS", "8")
+    settings = load_settings(AuthSettings, database_url=UNREACHABLE_DB, data_dir=tmp_path)
+    module = bootstrap(settings, bus=InProcessBus(InProcessBroker()), mailer=RecordingMailer())
+    try:
+        assert module.relay is not None
+        assert module.relay.poll_interval == 8.0
+    finally:
+        if module.engine is not None:
+            await module.engine.dispose()

@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
 from chat_contracts.topics import USERS_EVENTS
-from chat_rooms.bootstrap import RoomsModule, build_context
+from chat_rooms.bootstrap import RoomsModule, bootstrap, build_context
 from chat_rooms.settings import RoomsSettings
 from chat_rooms.testing.fakes import FakeRoomsStore
 from chat_runtime import postgres
@@ -67,3 +67,18 @@ def test_settings_reject_a_bad_value_naming_the_variable(monkeypatch: pytest.Mon
     monkeypatch.setenv("CHAT_ROOMS_DM_POLICY", "everyone-and-their-dog")
     with pytest.raises(SettingsError, match="CHAT_ROOMS_DM_POLICY"):
         load_settings(RoomsSettings)
+
+
+async def test_the_outbox_relay_polls_as_often_as_the_settings_say(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert load_settings(RoomsSettings, data_dir=tmp_path).outbox_poll_seconds == 5.0
+    monkeypatch.setenv("CHAT_ROOMS_OUTBOX_POLL_SECONDS", "7.5")
+    settings = load_settings(RoomsSettings, database_url=UNREACHABLE_DB, data_dir=tmp_path)
+    module = bootstrap(settings, bus=InProcessBus(InProcessBroker()), jwks=StaticJwksSource({"keys": []}))
+    try:
+        assert module.relay is not None
+        assert module.relay.poll_interval == 7.5
+    finally:
+        if module.engine is not None:
+            await module.engine.dispose()

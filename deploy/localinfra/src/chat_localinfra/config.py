@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ KAFKA_PORT_ENV = "CHAT_INFRA_KAFKA_PORT"
 KAFKA_CONTROLLER_PORT_ENV = "CHAT_INFRA_KAFKA_CONTROLLER_PORT"
 MONGO_PORT_ENV = "CHAT_INFRA_MONGO_PORT"
 START_TIMEOUT_ENV = "CHAT_INFRA_START_TIMEOUT"
+MONGO_ARGS_ENV = "CHAT_INFRA_MONGO_ARGS"
 
 DEFAULT_PG_PORT = 54329
 DEFAULT_KAFKA_PORT = 19092
@@ -51,6 +53,8 @@ class InfraConfig:
     kafka_controller_port: int = DEFAULT_KAFKA_CONTROLLER_PORT
     mongo_port: int = DEFAULT_MONGO_PORT
     start_timeout: float = DEFAULT_START_TIMEOUT
+    mongo_args: tuple[str, ...] = ()
+    """More secantusd-py flags, after ours (so a flag given twice takes this value)."""
 
     def __post_init__(self) -> None:
         ports = {
@@ -83,6 +87,7 @@ class InfraConfig:
             kafka_controller_port=parse_port(env, KAFKA_CONTROLLER_PORT_ENV, DEFAULT_KAFKA_CONTROLLER_PORT),
             mongo_port=parse_port(env, MONGO_PORT_ENV, DEFAULT_MONGO_PORT),
             start_timeout=parse_seconds(env, START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT),
+            mongo_args=parse_args(env, MONGO_ARGS_ENV),
         )
 
     @property
@@ -123,6 +128,14 @@ def parse_seconds(environ: Mapping[str, str], name: str, default: float) -> floa
     if not seconds > 0:
         raise ConfigError(f"{name}={raw!r} must be a positive number of seconds")
     return seconds
+
+
+def parse_args(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Command-line flags from `environ[name]`, split as a POSIX shell would."""
+    try:
+        return tuple(shlex.split(environ.get(name, "")))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_only(value: str | Iterable[str] | None) -> tuple[Service, ...]:

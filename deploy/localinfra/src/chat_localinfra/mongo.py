@@ -78,8 +78,9 @@ class MongoServer(Server):
             )
         self._ensure_venv(progress)
 
-    def launch(self, timeout: float) -> int:
-        argv = [
+    def argv(self) -> list[str]:
+        """The server's command line: every setting as a flag (see ``prepare``), then CHAT_INFRA_MONGO_ARGS."""
+        return [
             str(self.venv / "bin" / "secantusd-py"),
             "--config",
             str(self.config_file),
@@ -91,10 +92,19 @@ class MongoServer(Server):
             str(self.data_dir),
             "--log-level",
             "WARNING",
+            # WiredTiger's cache (it grows to this as data is touched). At 256M a server holding 200,000 messages
+            # spent 1.74x the CPU per message of a fresh one, at 1G 1.27x (bench/soak.py, docs/benchmarks.md).
             "--cache-size",
-            "256M",
+            "1G",
+            # Not a single-member replica set: nothing here uses change streams or transactions, and a replica
+            # set logs every write to an oplog that the server keeps pruning (docs/benchmarks.md). A standalone
+            # writes no oplog at all.
+            "--standalone",
+            *self.config.mongo_args,
         ]
-        return spawn_detached(argv, log_path=self.log_path, env=child_env(PYTHONUNBUFFERED="1"))
+
+    def launch(self, timeout: float) -> int:
+        return spawn_detached(self.argv(), log_path=self.log_path, env=child_env(PYTHONUNBUFFERED="1"))
 
     def probe(self) -> None:
         probe_mongo(self.url, timeout=1.0)

@@ -56,6 +56,9 @@ class ChatSettings(BaseSettings):
     """Offer permessage-deflate to websocket clients. Off by default, as in Socket.IO's own server: compressing
     each recipient's copy of a broadcast costs more CPU than small chat frames save, and the compression state
     roughly doubles a connection's memory."""
+    outbox_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    """auth and rooms: how often their outbox relay looks for committed events nobody woke it for (a commit wakes
+    it at once); also how often a standby relay tries to take over."""
 
     @classmethod
     def settings_customise_sources(

@@ -146,7 +146,7 @@ def bootstrap(
 ) -> AuthModule:
     """Build the auth module on PostgreSQL with its outbox relayed to ``bus``."""
     engine = engine or postgres.async_engine(settings.database_url)
-    relay = OutboxRelay(engine, bus, name="auth", registry=registry)
+    relay = OutboxRelay(engine, bus, name="auth", registry=registry, poll_interval=settings.outbox_poll_seconds)
     store = PostgresAuthStore(engine, on_commit=relay.wake)
     context = build_context(settings, store=store, mailer=mailer or mailer_for(settings), clock=clock)
     oidc = HttpOidcProvider.from_settings(settings) if settings.oidc_client_id else None

@@ -158,11 +158,19 @@ class MessagesModule:
     async def start(self) -> None:
         if self.ended_sessions is not None:
             await self.ended_sessions.start()
-        store = self.context.store
-        if isinstance(store, MongoMessageStore):
+        stores = [
+            store
+            for store in (self.context.store, self.context.attachments)
+            if isinstance(store, MongoMessageStore | GridFsAttachmentStore)
+        ]
+        if self.mongo is not None and stores:
+            # Settled before anything is written: routes are served and commands consumed only after start.
+            concern = await mongo.choose_write_concern(self.mongo, self.settings.mongo_write_concern)
+            log.info("messages.write_concern", choice=self.settings.mongo_write_concern, **concern.document)
+            for store in stores:
+                store.use_write_concern(concern)
+        for store in stores:
             await store.ensure_indexes()
-        if isinstance(self.context.attachments, GridFsAttachmentStore):
-            await self.context.attachments.ensure_indexes()
         if self.sweeper is not None:
             await self.sweeper.start()
         self._heads = asyncio.create_task(self._flush_heads(), name="messages:heads")

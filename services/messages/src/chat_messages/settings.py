@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +11,9 @@ from pydantic_settings import SettingsConfigDict
 from chat_contracts.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_MAX_BYTES_CEILING
 from chat_messages.domain.moderation import validate_patterns
 from chat_runtime.settings import ChatSettings
+
+WriteConcernChoice = Literal["auto", "journaled", "majority"]
+"""When MongoDB acknowledges the service's writes (``chat_messages.adapters.mongo.write_concern_for``)."""
 
 
 class MessagesSettings(ChatSettings):
@@ -23,6 +26,10 @@ class MessagesSettings(ChatSettings):
     mongo_database: str = Field(default="chat_messages", pattern=r"^[A-Za-z0-9_-]{1,63}$")
     instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,40}$")
     """Names this instance's subscription to room events (every instance hears every one of them)."""
+    mongo_write_concern: WriteConcernChoice = "auto"
+    """When a write counts as done, and so when a sender gets its ack: journaled (w:1, j:true), majority
+    (w:majority, j:true), or auto: majority on a replica set of several members or a sharded cluster, else
+    journaled (docs/messages.md)."""
 
     # verifying access tokens issued by the auth service
     auth_issuer: str = "http://127.0.0.1:8000/api/auth"

@@ -127,7 +127,7 @@ def bootstrap(
     ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)
     and against the sessions ended on ``chat.users.events`` (read through ``follower``, by default ``bus``'s)."""
     engine = engine or postgres.async_engine(settings.database_url)
-    relay = OutboxRelay(engine, bus, name="rooms", registry=registry)
+    relay = OutboxRelay(engine, bus, name="rooms", registry=registry, poll_interval=settings.outbox_poll_seconds)
     store = PostgresRoomsStore(engine, on_commit=relay.wake)
     ended = EndedSessionsFeed(
         follower or follower_for(bus), EndedSessions.for_leeway(clock=lambda: clock().timestamp())

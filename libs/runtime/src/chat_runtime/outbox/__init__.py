@@ -6,7 +6,7 @@ key, at least once (see docs/decisions/0005-transactional-outbox.md).
 """
 
 from chat_runtime.outbox.history import records_since
-from chat_runtime.outbox.relay import LOCK_KEY, NOTIFY_CHANNEL, OutboxMetrics, OutboxRelay
+from chat_runtime.outbox.relay import DEFAULT_POLL_INTERVAL, LOCK_KEY, NOTIFY_CHANNEL, OutboxMetrics, OutboxRelay
 from chat_runtime.outbox.store import (
     MAX_RECORD_BYTES,
     OUTBOX,
@@ -17,6 +17,7 @@ from chat_runtime.outbox.store import (
 )
 
 __all__ = [
+    "DEFAULT_POLL_INTERVAL",
     "LOCK_KEY",
     "MAX_RECORD_BYTES",
     "NOTIFY_CHANNEL",

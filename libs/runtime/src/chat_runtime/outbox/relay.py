@@ -4,6 +4,11 @@ The active relay holds a session-level PostgreSQL advisory lock on a dedicated c
 reading, marking and purging on that connection, so work stops as soon as the lock's session is gone. Other
 instances retry the lock every ``poll_interval`` and take over when the holder stops or dies.
 
+The active relay works when woken: ``wake()`` after a commit in this process, a PostgreSQL notification after a
+commit in another. Polling every ``poll_interval`` (seconds, not a fraction of one) only catches a wake that was
+lost (a process that died between its commit and its wake, a notification dropped with a connection), so an
+idle relay costs next to nothing. Its statements are built once, in the constructor.
+
 Rows are published per key in ``position`` order (records of different keys concurrently, up to
 ``max_in_flight``) and marked published only after ``Bus.publish_record`` returned, so a crash between the
 two re-publishes: delivery is at least once and consumers dedupe on the envelope id. A failed publish is
@@ -25,7 +30,7 @@ from typing import Any, Final
 import psycopg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Row, delete, extract, func, select, text, update
+from sqlalchemy import Row, bindparam, delete, extract, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chat_contracts.envelope import Record
@@ -41,13 +46,21 @@ LOCK_KEY: Final = int.from_bytes(hashlib.blake2b(b"chat_runtime.outbox", digest_
 """Advisory lock key; advisory locks are per database, and each database has one outbox table."""
 
 PURGE_CHUNK: Final = 5_000
+DEFAULT_POLL_INTERVAL: Final = 5.0
+"""Seconds between fallback polls (and a standby's lock attempts), when nothing wakes the relay sooner."""
 
 # A relay host that vanishes without closing its socket keeps the lock until the server notices; these make
 # the server notice within about 25 s instead of the operating system's default of hours.
 _KEEPALIVES: Final = (
-    "SET tcp_keepalives_idle = 10",
-    "SET tcp_keepalives_interval = 5",
-    "SET tcp_keepalives_count = 3",
+    text("SET tcp_keepalives_idle = 10"),
+    text("SET tcp_keepalives_interval = 5"),
+    text("SET tcp_keepalives_count = 3"),
+)
+_LISTEN: Final = text(f"LISTEN {NOTIFY_CHANNEL}")
+_TRY_LOCK: Final = select(func.pg_try_advisory_lock(LOCK_KEY))
+_NOTIFY: Final = select(func.pg_notify(NOTIFY_CHANNEL, bindparam("name")))
+_MARK_PUBLISHED: Final = (
+    update(OUTBOX).where(OUTBOX.c.position.in_(bindparam("positions", expanding=True))).values(published_at=func.now())
 )
 
 _metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, OutboxMetrics] = weakref.WeakKeyDictionary()
@@ -120,7 +133,7 @@ class OutboxRelay:
         bus: Bus,
         *,
         name: str,
-        poll_interval: float = 0.5,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         batch_size: int = 200,
         retention: timedelta = timedelta(days=7),
         purge_interval: float = 300.0,
@@ -152,11 +165,45 @@ class OutboxRelay:
         self._notify_wanted = False
         self._notifier: asyncio.Task[None] | None = None
         self._rounds = 0
+        age = extract("epoch", func.clock_timestamp() - OUTBOX.c.created_at)
+        self._fetch = (
+            select(
+                OUTBOX.c.position,
+                OUTBOX.c.event_id,
+                OUTBOX.c.topic,
+                OUTBOX.c.record_key,
+                OUTBOX.c.record_value,
+                OUTBOX.c.headers,
+                age.label("age"),
+            )
+            .where(OUTBOX.c.published_at.is_(None))
+            .order_by(OUTBOX.c.position)
+            .limit(batch_size)
+        )
+        published_at = OUTBOX.c.published_at
+        doomed = (
+            select(OUTBOX.c.position)
+            .where(published_at.is_not(None), published_at < func.now() - retention)
+            .order_by(OUTBOX.c.position)
+            .limit(PURGE_CHUNK)
+            .scalar_subquery()
+        )
+        self._purge_chunk = delete(OUTBOX).where(OUTBOX.c.position.in_(doomed))
 
     @property
     def active(self) -> bool:
         """True while this instance holds the outbox lock."""
         return self._active
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between fallback polls (and a standby's lock attempts) when nothing wakes the relay."""
+        return self._poll_interval
+
+    @property
+    def rounds(self) -> int:
+        """Rounds this instance relayed as the active relay, each one read of the table."""
+        return self._rounds
 
     async def start(self) -> None:
         """Start relaying in the background (as the active relay, or as a standby until the lock frees)."""
@@ -260,8 +307,8 @@ class OutboxRelay:
             try:
                 locked = await _try_lock(connection)
                 if locked:
-                    for statement in (*_KEEPALIVES, f"LISTEN {NOTIFY_CHANNEL}"):
-                        await connection.execute(text(statement))
+                    for statement in (*_KEEPALIVES, _LISTEN):
+                        await connection.execute(statement)
             except BaseException:
                 await _discard(connection)
                 raise
@@ -298,23 +345,7 @@ class OutboxRelay:
                 await self._idle(listener)
 
     async def _relay_batch(self, connection: AsyncConnection) -> _Round:
-        age = extract("epoch", func.clock_timestamp() - OUTBOX.c.created_at)
-        rows = (
-            await connection.execute(
-                select(
-                    OUTBOX.c.position,
-                    OUTBOX.c.event_id,
-                    OUTBOX.c.topic,
-                    OUTBOX.c.record_key,
-                    OUTBOX.c.record_value,
-                    OUTBOX.c.headers,
-                    age.label("age"),
-                )
-                .where(OUTBOX.c.published_at.is_(None))
-                .order_by(OUTBOX.c.position)
-                .limit(self._batch_size)
-            )
-        ).all()
+        rows = (await connection.execute(self._fetch)).all()
         lag = max(0.0, float(rows[0].age)) if rows else 0.0
         self.metrics.lag.labels(self.name).set(lag)
         if not rows:
@@ -348,9 +379,7 @@ class OutboxRelay:
         await asyncio.gather(*(publish_in_order(chain) for chain in chains.values()))
         if published:
             positions = [row.position for row in published]
-            await connection.execute(
-                update(OUTBOX).where(OUTBOX.c.position.in_(positions)).values(published_at=func.now())
-            )
+            await connection.execute(_MARK_PUBLISHED, {"positions": positions})
             for row in published:
                 self.metrics.relayed.labels(self.name, row.topic).inc()
             log.info(
@@ -375,17 +404,9 @@ class OutboxRelay:
         return _Round(fetched=len(rows), published=len(published), failed=bool(failures))
 
     async def _purge(self, connection: AsyncConnection) -> int:
-        published_at = OUTBOX.c.published_at
-        doomed = (
-            select(OUTBOX.c.position)
-            .where(published_at.is_not(None), published_at < func.now() - self._retention)
-            .order_by(OUTBOX.c.position)
-            .limit(PURGE_CHUNK)
-            .scalar_subquery()
-        )
         deleted = 0
         while True:
-            result = await connection.execute(delete(OUTBOX).where(OUTBOX.c.position.in_(doomed)))
+            result = await connection.execute(self._purge_chunk)
             deleted += result.rowcount
             if result.rowcount < PURGE_CHUNK:
                 break
@@ -417,7 +438,7 @@ class OutboxRelay:
             self._notify_wanted = False
             try:
                 async with self._engine.connect() as connection:
-                    await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, self.name)))
+                    await connection.execute(_NOTIFY, {"name": self.name})
                     await connection.commit()
             except Exception as exc:
                 # A hint only: the active relay's poll picks the row up anyway.
@@ -441,7 +462,7 @@ async def _autocommit(engine: AsyncEngine) -> AsyncConnection:
 
 
 async def _try_lock(connection: AsyncConnection) -> bool:
-    return bool((await connection.execute(select(func.pg_try_advisory_lock(LOCK_KEY)))).scalar_one())
+    return bool((await connection.execute(_TRY_LOCK)).scalar_one())
 
 
 async def _discard(connection: AsyncConnection) -> None:

@@ -25,6 +25,7 @@ from gridfs import AsyncGridFSBucket
 from gridfs.errors import CorruptGridFile, NoFile
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.write_concern import WriteConcern
 
 from chat_messages.domain.model import Attachment
 
@@ -79,11 +80,17 @@ class GridFsAttachmentStore:
     """Files of messages in one MongoDB database (call ``ensure_indexes`` once first)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        db = db.with_options(codec_options=_CODEC_OPTIONS)
+        self._bind(db.with_options(codec_options=_CODEC_OPTIONS))
+
+    def _bind(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
         self._files = db[f"{BUCKET}.files"]
         self._chunks = db[f"{BUCKET}.chunks"]
+
+    def use_write_concern(self, concern: WriteConcern) -> None:
+        """Write with ``concern`` from now on (the service settles it at start, once the server said what it is)."""
+        self._bind(self._db.with_options(write_concern=concern))
 
     async def ensure_indexes(self) -> None:
         """The GridFS indexes and the room index; harmless when they exist."""

@@ -25,7 +25,7 @@ import random
 import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.write_concern import WriteConcern
 
 from chat_messages.domain.model import (
     Change,
@@ -362,6 +363,13 @@ class MongoMessageStore:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist."""
         for collection, models in INDEXES.items():
             await self._db[collection].create_indexes(models)
+
+    def use_write_concern(self, concern: WriteConcern) -> None:
+        """Write with ``concern`` from now on (the service settles it at start, once the server said what it is)."""
+        self._db = self._db.with_options(write_concern=concern)
+        self._c = _Collections(
+            **{f.name: getattr(self._c, f.name).with_options(write_concern=concern) for f in fields(self._c)}
+        )
 
     # the rooms projection
 
