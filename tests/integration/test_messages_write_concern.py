@@ -68,7 +68,7 @@ async def test_every_write_of_a_send_and_an_upload_uses_the_configured_write_con
     try:
         await module.start()
         for handler in module.bus_handlers():
-            await bus.subscribe(handler.spec, group="messages", handler=handler.handler)
+            await handler.subscribe(bus)
         await bus.subscribe(MESSAGES_EVENTS, group="client", handler=lambda e: _append(answers, e))
         room, ada = uuid.uuid4(), uuid.uuid4()
         at = clock()
