@@ -24,8 +24,9 @@ socket per room). Sizes from the environment:
     BENCH_TP_RATES_20x20=25,50,100,200,300,400,600,800,1000,1200
     BENCH_TP_SECONDS=8                    sending time per step
     BENCH_TP_IDLE=200                     sequential messages for the idle latency (0: skip)
-    BENCH_TP_PROFILE=                     a rate at which to record py-spy flame graphs of every Python process
-                                          (the product's and the Mongo-wire server) into the results folder
+    BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
+                                          (wall clock: the product's and the Mongo-wire server), and in the
+                                          all-in-one mode the CPU-time sampler of bench/cpu_profile.py too
     BENCH_RESULTS=bench/results           throughput.json, throughput.md
 """
 
@@ -172,10 +173,14 @@ class Deployment:
     """Base URLs of every process that serves /metrics."""
 
 
-def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: Mapping[str, str], log: Path, *, sampled: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``chat`` with ``args``; under the CPU-time sampler (bench/cpu_profile.py) writing to ``sampled`` if given."""
+    module = ["bench.cpu_profile", str(sampled)] if sampled is not None else ["chat_app"]
     with log.open("wb") as out:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "chat_app", *args],
+            [sys.executable, "-m", *module, *args],
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -209,7 +214,7 @@ async def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def all_in_one(
-    tmp: Path, postgres_url: str, mongo_url: str, smtp: tuple[str, int, SmtpInbox]
+    tmp: Path, postgres_url: str, mongo_url: str, smtp: tuple[str, int, SmtpInbox], *, sampled: Path | None = None
 ) -> AsyncIterator[Deployment]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -232,7 +237,8 @@ async def all_in_one(
         **LIMITS,
     }
     log = tmp / "chat-up.log"
-    process = _spawn(["up", "--external", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    args = ["up", "--external", "--host", "127.0.0.1", "--port", str(port)]
+    process = _spawn(args, env, log, sampled=sampled)
     try:
         await _ready(base, process, log)
         yield Deployment(
@@ -375,6 +381,8 @@ async def _profile(
     sizes.results.mkdir(parents=True, exist_ok=True)
     targets = {**deployment.pids, **{k: v for k, v in infra.items() if k == "mongo server"}}
     started = []
+    if "chat up" in deployment.pids:
+        os.kill(deployment.pids["chat up"], signal.SIGUSR1)  # the CPU-time sampler starts (bench/cpu_profile.py)
     for name, pid in targets.items():
         out = sizes.results / f"profile-{label}-{name.replace(' ', '-')}.txt"
         command = [uvx, "py-spy", "record", "--pid", str(pid), "--duration", str(int(sizes.seconds)), "--rate", "250"]
@@ -384,6 +392,29 @@ async def _profile(
         started.append((process, out))
     await asyncio.sleep(1.0)  # py-spy attaches before the load starts
     return started
+
+
+async def _cpu_profile(deployment: Deployment, out: Path, rate: int) -> None:
+    """Stop the CPU-time sampler of ``chat up`` and keep its stacks and flame graph in the results."""
+    pid = deployment.pids.get("chat up")
+    if pid is None:
+        return
+    samples = deployment.logs[0].parent / "cpu-samples.txt"
+    os.kill(pid, signal.SIGUSR2)
+    for _ in range(100):
+        if await asyncio.to_thread(samples.exists):
+            await asyncio.to_thread(_keep_cpu_profile, samples, out, rate)
+            return
+        await asyncio.sleep(0.1)
+
+
+def _keep_cpu_profile(samples: Path, out: Path, rate: int) -> None:
+    text = samples.read_text()
+    out.write_text(text)
+    stacks = flame.parse(text.splitlines())
+    title = f"all-in-one at {rate} msg/s: CPU time (bench/cpu_profile.py)"
+    out.with_suffix(".svg").write_text(flame.svg(stacks, title))
+    out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
 
 
 def _render(profiles: list[tuple[asyncio.subprocess.Process, Path]], title: str) -> None:
@@ -444,7 +475,9 @@ async def run_shape(
         cpu_after = meter.read()
         for profiler, _out in profilers:
             await profiler.wait()
-        _render(profilers, f"{mode} {shape} at {rate} msg/s")
+        if profilers:
+            _render(profilers, f"{mode} {shape} at {rate} msg/s (py-spy, wall clock)")
+            await _cpu_profile(deployment, sizes.results / f"cpu-{mode}-{shape}-{rate}-chat-up.txt", rate)
         commands = await store_commands(deployment.mongo_url) - commands_before - 1
         records_after = await bus_records(deployment)
         used = spent(cpu_before, cpu_after)
@@ -502,7 +535,8 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
             if not (urls.postgres_url and urls.mongo_url):
                 raise RuntimeError(f"the stores did not start: {urls}")
             if mode == "all":
-                context = all_in_one(tmp, urls.postgres_url, urls.mongo_url, smtp)
+                sampled = tmp / "cpu-samples.txt" if sizes.profile_rate is not None else None
+                context = all_in_one(tmp, urls.postgres_url, urls.mongo_url, smtp, sampled=sampled)
             else:
                 shared = await asyncio.to_thread(ensure_started, "kafka")
                 if not shared.kafka_bootstrap:

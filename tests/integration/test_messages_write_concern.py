@@ -116,3 +116,33 @@ async def test_every_write_of_a_send_and_an_upload_uses_the_configured_write_con
 
 async def _append(answers: list[Envelope], envelope: Envelope) -> None:
     answers.append(envelope)
+
+
+async def test_a_change_is_an_update_and_a_read_never_a_find_and_modify(
+    mongo_url: str, mongo_database_name: str
+) -> None:
+    """The Mongo-wire server answers a findAndModify with a scan of the whole collection (docs/benchmarks.md, the
+    soak); an edit, deletion or reaction costs one indexed update and one read instead."""
+    from chat_messages.adapters.mongo_store import MongoMessageStore
+    from chat_messages.domain.model import Change
+    from chat_messages.testing.store_contract import a_message
+
+    commands = Commands()
+    client = mongo.client(mongo_url, event_listeners=[commands])
+    try:
+        store = MongoMessageStore(client[mongo_database_name])
+        await store.ensure_indexes()
+        message = a_message(uuid.uuid4(), 1)
+        assert await store.insert_message(message) == "inserted"
+        commands.sent.clear()
+        change = Change(request_id="r-1", at=FakeClock()(), reaction=("👍", uuid.uuid4(), "add"))
+        changed = await store.apply_change(message.room_id, message.id, change)
+        again = await store.apply_change(message.room_id, message.id, change)
+    finally:
+        await client.close()
+    assert changed is not None
+    assert again is not None
+    assert (changed[0].version, changed[1], again[0].version, again[1]) == (2, True, 2, False)
+    names = [next(iter(c)) for c in commands.sent if c.get("$db") == mongo_database_name]
+    assert "findAndModify" not in names
+    assert names == ["update", "find", "update", "find"]

@@ -91,7 +91,8 @@ class MessageStore(Protocol):
         ``deleted_by``; a reaction adds the user to (or removes them from) the emoji's list, once, keeping the order
         people reacted in. Edits and reactions never apply to a deleted message (a race with a deletion cannot
         bring content back). An applied change raises ``version`` by 1.
-        Returns (the message after it, whether this call applied it), or None when there is no such message."""
+        Returns (the message as read right after it, whether this call applied it), or None when there is no such
+        message. (The read follows the write: a change another writer made in between shows in it too.)"""
 
     async def history(
         self,
