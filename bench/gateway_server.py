@@ -61,6 +61,9 @@ class NoRooms:
     async def membership(self, room_id: uuid.UUID, *, token: str) -> Membership | None:
         return None
 
+    async def rooms_of(self, *, token: str) -> dict[uuid.UUID, Membership]:
+        return {}
+
     async def aclose(self) -> None:
         return None
 

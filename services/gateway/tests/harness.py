@@ -49,16 +49,21 @@ class MemoryHistory:
 
 
 class MemoryRooms:
-    """What the rooms service would answer, by (room, user); counts the questions."""
+    """What the rooms service would answer, by (room, user), and the room lists it gives; counts the questions
+    about one room."""
 
     def __init__(self) -> None:
         self.answers: dict[tuple[uuid.UUID, uuid.UUID], Membership] = {}
+        self.listed: dict[uuid.UUID, dict[uuid.UUID, Membership]] = {}
+        """User → the rooms ``rooms_of`` lists for them (none unless a test says)."""
         self.asked = 0
 
     async def membership(self, room_id: uuid.UUID, *, token: str) -> Membership | None:
         self.asked += 1
-        user = uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sub"])
-        return self.answers.get((room_id, user))
+        return self.answers.get((room_id, _user_of(token)))
+
+    async def rooms_of(self, *, token: str) -> dict[uuid.UUID, Membership]:
+        return dict(self.listed.get(_user_of(token), {}))
 
     async def aclose(self) -> None:
         return None
@@ -210,3 +215,7 @@ class Cluster:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _user_of(token: str) -> uuid.UUID:
+    return uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sub"])

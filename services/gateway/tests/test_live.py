@@ -91,7 +91,7 @@ async def test_presence_is_shown_on_subscribe_survives_a_quick_reconnect_and_goe
     answer = await subscribed(ada)
     assert {p["user_id"]: p["status"] for p in answer["presence"]} == {str(BOB): "online", str(ADA): "online"}  # type: ignore[attr-defined]
 
-    assert (await bob.call("presence:set", {"status": "away"})) == {"ok": True, "status": "away"}
+    assert (await bob.call("presence:set", {"status": "away"})) == {"ok": True, "status": "away", "seen_as": "away"}
     await until(lambda: presence_of(ada, BOB) == ["away"])
     second = await cluster.connect(gateway, BOB)  # another device, online
     await until(lambda: presence_of(ada, BOB) == ["away", "online"])

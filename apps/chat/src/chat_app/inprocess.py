@@ -16,6 +16,7 @@ from chat_gateway.adapters.rooms import Membership, RoomsUnavailable
 from chat_messages.entrypoints.http import message_out
 from chat_messages.service import reading
 from chat_messages.service.context import MessagesContext, Reader
+from chat_rooms.domain.search import MAX_PAGE as ROOMS_PAGE
 from chat_rooms.service import rooms as rooms_service
 from chat_rooms.service.context import Actor, RoomsContext
 from chat_runtime.errors import CodedError
@@ -82,7 +83,8 @@ class InProcessHistory:
 
 
 class InProcessRooms:
-    """``Rooms`` for the gateway, answered by the rooms service's use case behind ``GET /api/rooms/{id}``."""
+    """``Rooms`` for the gateway, answered by the rooms service's use cases behind ``GET /api/rooms/{id}`` and
+    ``GET /api/rooms/mine``."""
 
     def __init__(self, context: RoomsContext) -> None:
         self._context = context
@@ -101,6 +103,25 @@ class InProcessRooms:
             return None
         room = view.room
         return Membership(role=view.membership.role, room_version=room.version, blocked=room.blocked)
+
+    async def rooms_of(self, *, token: str) -> dict[uuid.UUID, Membership]:
+        found: dict[uuid.UUID, Membership] = {}
+        after = None
+        try:
+            actor = Actor.from_token(await verify_access(self._context.verifier, token))
+            while True:
+                page = await rooms_service.my_rooms(self._context, actor, after=after, limit=ROOMS_PAGE)
+                for item in page:
+                    if item.role is not None:
+                        room = item.room
+                        found[room.id] = Membership(role=item.role, room_version=room.version, blocked=room.blocked)
+                if len(page) < ROOMS_PAGE or page[-1].joined_at is None:
+                    return found
+                after = (page[-1].joined_at, page[-1].room.id)
+        except CodedError as exc:
+            raise RoomsUnavailable(exc.code) from exc
+        except OUTAGES as exc:
+            raise RoomsUnavailable(f"rooms store unavailable: {exc}") from exc
 
     async def aclose(self) -> None:
         return None

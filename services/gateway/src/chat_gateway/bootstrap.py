@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,23 @@ from chat_gateway.entrypoints.web import serve_web
 from chat_gateway.service.hub import Hub
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
-from chat_runtime.bus.port import Bus
+from chat_runtime.bus.port import Bus, Subscription
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class ThenListening(BusHandler):
+    """The chat.ephemeral consumer: once it reads from the topic's end, ``listening`` lets the instance introduce
+    itself (docs/decisions/0007: the others answer its first heartbeat, and it must be there to hear them)."""
+
+    listening: Callable[[], None] = field(default=lambda: None)
+
+    async def subscribe(self, bus: Bus) -> Subscription:
+        subscription = await BusHandler.subscribe(self, bus)
+        self.listening()
+        return subscription
 
 
 @dataclass
@@ -60,12 +73,13 @@ class GatewayModule:
             BusHandler(
                 spec=USERS_EVENTS, group=f"{own}-users", handler=self.hub.on_user_event, start="latest", broadcast=True
             ),
-            BusHandler(
+            ThenListening(
                 spec=EPHEMERAL,
                 group=f"{own}-ephemeral",
                 handler=self.hub.ephemeral.on_event,
                 start="latest",
                 broadcast=True,
+                listening=self.hub.ephemeral.listening,
             ),
         )
 

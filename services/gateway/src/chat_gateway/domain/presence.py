@@ -16,6 +16,11 @@ Status: TypeAlias = Literal["online", "away", "offline"]
 _RANK: dict[Status, int] = {"offline": 0, "away": 1, "online": 2}
 
 
+def rank(status: Status) -> int:
+    """Online beats away beats offline."""
+    return _RANK[status]
+
+
 @dataclass(frozen=True)
 class Seen:
     status: Status
@@ -50,10 +55,12 @@ class PresenceBoard:
             mine[instance] = seen
             mine.pop("~offline", None)
 
-    def status(self, user: uuid.UUID) -> Seen:
-        """The user's status across instances."""
+    def status(self, user: uuid.UUID, *, excluding: str | None = None) -> Seen:
+        """The user's status across instances (but ``excluding``, when named)."""
         best = Seen("offline", None)
-        for seen in self.reports.get(user, {}).values():
+        for instance, seen in self.reports.get(user, {}).items():
+            if instance == excluding:
+                continue
             better = _RANK[seen.status] > _RANK[best.status]
             later = seen.status == best.status and (seen.last_seen or _MIN) > (best.last_seen or _MIN)
             if better or later:

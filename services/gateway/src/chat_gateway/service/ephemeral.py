@@ -29,7 +29,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import EPHEMERAL
 from chat_gateway.domain.membership import Memberships
-from chat_gateway.domain.presence import PresenceBoard, Seen, Status
+from chat_gateway.domain.presence import PresenceBoard, Seen, Status, rank
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.port import Bus, Outgoing
 
@@ -74,12 +74,20 @@ class Ephemeral:
         self.outgoing: dict[uuid.UUID, dict[uuid.UUID, eph.PresenceReport]] = {}
         """Room → user → the status to report at the next tick (the latest wins)."""
         self._next_beat = 0.0
+        self._listening = False
+        """Whether this instance reads chat.ephemeral yet: it beats only then (see ``listening``)."""
         self._ticker: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever(), name="gateway-ephemeral")
+
+    def listening(self) -> None:
+        """This instance now reads chat.ephemeral: it may send its first heartbeat. The others answer a newcomer's
+        first heartbeat with what they see, once; a newcomer that beat before it listened would never hear it, and
+        would show their users offline until each of them changed."""
+        self._listening = True
 
     async def stop(self) -> None:
         """Stop ticking. Nothing is reported offline: the clients reconnect elsewhere, and the other instances
@@ -111,7 +119,7 @@ class Ephemeral:
                 if self.sockets.local_status(user) == "offline":
                     await self._announce(user, "offline")
         await self.flush_presence()
-        if now >= self._next_beat:
+        if self._listening and now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_seconds
             await self._publish(
                 eph.GatewayHeartbeat(
@@ -293,6 +301,13 @@ class Ephemeral:
             await self.sockets.broadcast(
                 "presence:changes", {"room_id": str(room), "changes": changes}, room, droppable=True
             )
+
+    def seen_as(self, user: uuid.UUID) -> Status:
+        """What members are shown of ``user`` once this instance has reported its sockets' status: the best of that
+        and of every other instance's report (another device may keep them online)."""
+        here = self.sockets.local_status(user)
+        elsewhere = self.board.status(user, excluding=self.instance).status
+        return here if rank(here) >= rank(elsewhere) else elsewhere
 
     def present_in(self, room: uuid.UUID) -> list[dict[str, Any]]:
         """Members of ``room`` who are online or away, for a subscribe answer (none in a room closed by a block)."""

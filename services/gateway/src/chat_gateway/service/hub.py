@@ -125,6 +125,8 @@ class Hub:
         self._background: set[asyncio.Task[None]] = set()
         self.ending: set[str] = set()
         """Sockets being closed by the gateway: they get nothing more."""
+        self.rooms_asked: set[uuid.UUID] = set()
+        """Users whose rooms this instance asked the rooms service for (see ``_learn_rooms``)."""
         self.sio = GuardedServer(
             refuse=self.on_refused_event,
             end=self.end,
@@ -195,7 +197,27 @@ class Hub:
         self._schedule_expiry(connection)
         await self.sio.enter_room(sid, user_channel(user.sub))
         await self.ephemeral.local_changed(user.sub)
+        if user.sub not in self.rooms_asked and not self.memberships.rooms_of(user.sub):
+            self.rooms_asked.add(user.sub)
+            self._spawn(self._learn_rooms(user.sub, token))
         log.info("gateway.connected", user_id=str(user.sub))
+
+    async def _learn_rooms(self, user: uuid.UUID, token: str) -> None:
+        """Learn the rooms of a user this instance knows in none (after an all-in-one restart there are no join
+        events to replay), so that their presence reaches all their rooms, not only those their client subscribes
+        to: a terminal client opens one."""
+        try:
+            found = await self.rooms.rooms_of(token=token)
+        except RoomsUnavailable as exc:
+            self.rooms_asked.discard(user)  # asked again at their next connection
+            log.warning("gateway.rooms_unavailable", user_id=str(user), error=str(exc))
+            return
+        for room, membership in found.items():
+            # An answer no newer than the room's last event is no news: they may have left since.
+            newer = membership.room_version > self.memberships.versions.get(room, 0)
+            if newer and self.memberships.role(room, user) is None:
+                self.memberships.learn(room, user, membership.role, membership.room_version, blocked=membership.blocked)
+                await self.ephemeral.member_joined(room, user)
 
     async def _verify(self, token: str) -> VerifiedToken:
         try:
@@ -370,8 +392,9 @@ class Hub:
         request = SetPresence.model_validate(data)
         connection = self.connections[sid]
         connection.status = request.status
-        await self.ephemeral.local_changed(connection.user.sub)
-        return ok(status=self.local_status(connection.user.sub))
+        user = connection.user.sub
+        await self.ephemeral.local_changed(user)
+        return ok(status=self.local_status(user), seen_as=self.ephemeral.seen_as(user))
 
     async def _require_member(self, room: uuid.UUID, connection: Connection) -> Ack | None:
         """None when the user is a member; asks the rooms service when this instance has not heard of it yet."""
@@ -384,12 +407,15 @@ class Hub:
         if found is None:
             return fail("not_member", "You are not a member of this room (or it does not exist).")
         self.memberships.learn(room, connection.user.sub, found.role, found.room_version, blocked=found.blocked)
+        # Learnt after the user's sockets connected (a projection still replaying, or none to replay after an
+        # all-in-one restart): the room has not been told their status yet.
+        await self.ephemeral.member_joined(room, connection.user.sub)
         return None
 
     # --- subscriptions and recovery ----------------------------------------------------------------------------
 
     async def on_subscribe(self, sid: str, data: Any) -> Ack:
-        return await self._subscribe(sid, Subscribe.model_validate(data))
+        return self._with_presence(await self._subscribe(sid, Subscribe.model_validate(data)))
 
     async def on_subscribe_many(self, sid: str, data: Any) -> Ack:
         """A room list's worth of subscriptions in one event; each room answers as ``room:subscribe`` would."""
@@ -398,7 +424,14 @@ class Hub:
         for room in request.rooms:
             answer = await self._subscribe(sid, room)
             results.append(answer if answer["ok"] else {"room_id": str(room.room_id), **answer})
-        return ok(results=results)
+        return ok(results=[self._with_presence(answer) for answer in results])
+
+    def _with_presence(self, answer: Ack) -> Ack:
+        """Add the room's present members to a subscribe answer as it leaves: the socket is in the room by then,
+        so every change it was sent before is in the list, and every later one arrives after the answer."""
+        if answer["ok"]:
+            answer["presence"] = self.ephemeral.present_in(uuid.UUID(answer["room_id"]))
+        return answer
 
     async def _subscribe(self, sid: str, request: Subscribe) -> Ack:
         connection = self.connections[sid]
@@ -406,7 +439,6 @@ class Hub:
         if refused is not None:
             return refused
         room = request.room_id
-        presence = self.ephemeral.present_in(room)
         if request.last_seq is None:
             connection.rooms.add(room)
             await self.sio.enter_room(sid, room_channel(room))
@@ -414,7 +446,7 @@ class Hub:
                 current = await self.history.last_seq(room, token=connection.token)
             except HistoryUnavailable:
                 current = None
-            return ok(room_id=str(room), recovered=None, seq=current, presence=presence)
+            return ok(room_id=str(room), recovered=None, seq=current)
         # Buffer live events for this socket while the missed ones are replayed, so none is lost or doubled.
         connection.replaying[room] = []
         connection.rooms.add(room)
@@ -432,7 +464,7 @@ class Hub:
                 current = await self.history.last_seq(room, token=connection.token)
             except HistoryUnavailable:
                 current = max(int(m["seq"]) for m in missed)
-            return ok(room_id=str(room), recovered=False, seq=current, presence=presence)
+            return ok(room_id=str(room), recovered=False, seq=current)
         sent = request.last_seq
         for message in missed:
             await self.sio.emit("message:new", message, to=sid)
@@ -451,7 +483,6 @@ class Hub:
             seq=sent,
             replayed=len(missed),
             changes_recovered=False,
-            presence=presence,
         )
 
     async def on_unsubscribe(self, sid: str, data: Any) -> Ack:

@@ -189,7 +189,10 @@ class TypingAck(_Out):
 
 class PresenceAck(_Out):
     ok: Literal[True]
-    status: Literal["online", "away"]
+    status: Literal["online", "away"] = Field(description="this user's status on this instance, across their sockets")
+    seen_as: Literal["online", "away"] = Field(
+        description="what other members are shown: online while any of the user's devices anywhere is online"
+    )
 
 
 class RefreshAck(_Out):
