@@ -148,6 +148,15 @@ class RoomState:
         return "  |  ".join(parts)
 
 
+def presence_note(*, away: bool, seen_as: str) -> str:
+    """What /away and /back say: this device's status, and what the others see when another device decides it."""
+    if away and seen_as == "online":
+        return "you are away here; others still see you online because another device is active"
+    if away:
+        return "you are away; others see you as away"
+    return "you are online"
+
+
 def _ts(value: Any) -> float:
     """Monotonic deadline for an ISO ``expires_at`` (wall clock), at most 10 s ahead."""
     try:
@@ -182,6 +191,8 @@ class RoomView:
         self.lost = asyncio.Event()
         self.connection = "connecting"
         self.closing = False
+        self.away = False
+        """Whether the user said /away: a new connection starts online, so it is said again on each."""
         self.end_reason: CliError | None = None
         self.last_typing = 0.0
         self.last_read_sent = 0
@@ -262,6 +273,12 @@ class RoomView:
     def is_closing(self) -> bool:
         return self.closing
 
+    def _unhandled(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An error no task handled becomes one notice line. prompt_toolkit's own handler would replace the screen
+        with it and wait for Enter, swallowing what is being typed."""
+        error = context.get("exception")
+        self.notice(f"internal error: {error!r}" if error is not None else f"internal error: {context.get('message')}")
+
     def _exit_if_closing(self) -> None:
         if self.closing:  # the session ended before the screen was up
             self.app.exit()
@@ -299,8 +316,9 @@ class RoomView:
             elif name == "help":
                 self.notice(HELP)
             elif name in ("away", "back"):
-                ack = await self.socket.request("presence:set", {"status": "away" if name == "away" else "online"})
-                self.notice(f"you are {ack['status']}")
+                self.away = name == "away"
+                ack = await self.socket.request("presence:set", {"status": "away" if self.away else "online"})
+                self.notice(presence_note(away=self.away, seen_as=str(ack.get("seen_as") or ack["status"])))
             elif name == "reply":
                 seq, body = self._seq_and_text(rest)
                 await self.send(body, reply_to=str(self._message(seq)["id"]))
@@ -512,9 +530,9 @@ class RoomView:
         if self.state.messages:
             payload["last_seq"] = self.state.last_seq
         ack = await self.socket.request("room:subscribe", payload)
-        await self.learn(str(entry["user_id"]) for entry in ack.get("presence") or [])
-        for entry in ack.get("presence") or []:
-            self.state.presence[str(entry["user_id"])] = str(entry["status"])
+        # The answer's list replaces what was shown: who left while the view was away must not stay online.
+        self.state.presence = {str(entry["user_id"]): str(entry["status"]) for entry in ack.get("presence") or []}
+        await self.learn(list(self.state.presence))
         self._log("-- " + self.state.status(time.monotonic()))
         if ack.get("recovered") is False:
             self.notice("too much was missed to replay; reloading history")
@@ -537,26 +555,34 @@ class RoomView:
                     self._log(format_message(message, self.state.names, self.state.me))
 
     async def supervise(self) -> None:
-        """Stay connected: on every loss, reconnect with backoff and resubscribe from the last seq."""
+        """Stay connected: on every loss, say so once, reconnect with backoff and resubscribe from the last seq."""
         delay = 0.5
         first = True
+        told = False
+        """Whether this outage's first failed attempt was shown (the next ones only change the header)."""
         while not self.closing:
             try:
                 self.lost.clear()
                 await self.socket.connect()
                 await self.subscribe()
+                if self.away:
+                    await self.socket.request("presence:set", {"status": "away"})
             except Unreachable as error:
-                self.connection = "offline"
-                self.notice(f"cannot reach the server ({error}); retrying in {delay:.0f}s")
+                self.connection = "offline" if first else "reconnecting"
+                if not told:
+                    self.notice(f"cannot reach the server ({error}); retrying…")
+                told = True
             except Refused as refused:
                 if refused.code in ("timeout", "unavailable", "internal_error", "upstream_unavailable"):
-                    self.notice(f"server busy ({refused.code}); retrying in {delay:.0f}s")
+                    if not told:
+                        self.notice(f"server busy ({refused.code}); retrying…")
+                    told = True
                 else:
                     self.end_reason = refused
                     self.quit()
                     return
             else:
-                delay = 0.5
+                delay, told = 0.5, False
                 self.connection = "live"
                 self.connected.set()
                 if not first:
@@ -568,7 +594,7 @@ class RoomView:
                     return
                 self.connected.clear()
                 self.connection = "reconnecting"
-                self.notice("connection lost; reconnecting")
+                self.notice("connection lost; reconnecting…")
                 with contextlib.suppress(Exception):
                     await self.socket.close()
                 continue
@@ -590,9 +616,13 @@ class RoomView:
                 self.refresh()
 
         ticker = asyncio.ensure_future(tick())
+        loop = asyncio.get_running_loop()
+        reporting = loop.get_exception_handler()
+        loop.set_exception_handler(self._unhandled)
         try:
-            await self.app.run_async(pre_run=self._exit_if_closing)
+            await self.app.run_async(pre_run=self._exit_if_closing, set_exception_handler=False)
         finally:
+            loop.set_exception_handler(reporting)
             self.closing = True
             self.lost.set()
             ticker.cancel()

@@ -82,26 +82,49 @@ async def call_with_retry(
 
 
 class Socket:
-    """One Socket.IO connection of the signed-in user to the gateway."""
+    """The signed-in user's connection to the gateway: a fresh Socket.IO client for each connection, so a connection
+    that failed or dropped is closed for good (its HTTP session with it) and nothing of it reaches the next one.
 
-    def __init__(self, api: Api, *, reconnection: bool = False) -> None:
+    Reusing one client across a server outage is what broke the room view: a client still tearing down its dropped
+    connection while it is asked to connect again drops an open HTTP session, and the event loop's report of it
+    ("Unclosed client session", with no exception) took over the screen."""
+
+    def __init__(self, api: Api) -> None:
         self.api = api
-        self.sio = socketio.AsyncClient(reconnection=reconnection)
+        self.sio = socketio.AsyncClient(reconnection=False)
         self.connect_error: Any = None
+        self.handlers: dict[str, Callable[..., Awaitable[None]]] = {}
+
+    def on(self, event: str, handler: Callable[..., Awaitable[None]]) -> None:
+        """Handle ``event`` on this connection and every later one."""
+        self.handlers[event] = handler
+        self._register(self.sio, event, handler)
+
+    def _register(self, client: socketio.AsyncClient, event: str, handler: Callable[..., Awaitable[None]]) -> None:
+        async def current_only(*args: Any) -> None:
+            if client is self.sio:  # a late event of a connection given up (its disconnect) changes nothing
+                await handler(*args)
+
+        client.on(event, current_only)
+
+    def _fresh(self) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(reconnection=False)
 
         async def on_connect_error(data: Any = None) -> None:
             self.connect_error = data
 
-        self.sio.on("connect_error", on_connect_error)
-
-    def on(self, event: str, handler: Callable[..., Awaitable[None]]) -> None:
-        self.sio.on(event, handler)
+        client.on("connect_error", on_connect_error)
+        for event, handler in self.handlers.items():
+            self._register(client, event, handler)
+        return client
 
     async def connect(self) -> None:
-        """Connect; refresh the token once if the gateway says it expired."""
+        """Connect on a fresh client; refresh the token once if the gateway says it expired."""
         for attempt in range(2):
             token = await self.api.access_token(force=attempt > 0)
             self.connect_error = None
+            old, self.sio = self.sio, self._fresh()
+            await old.disconnect()  # no longer current: whatever it still says is not heard
             try:
                 await self.sio.connect(
                     self.api.server,
@@ -111,6 +134,7 @@ class Socket:
                 )
                 return
             except sio_exceptions.ConnectionError as exc:
+                await self.close()
                 data = self.connect_error
                 code = data.get("code") if isinstance(data, dict) else None
                 if isinstance(code, str):
@@ -119,6 +143,10 @@ class Socket:
                     raise Refused(code, str(data.get("message", code)), body=data) from exc
                 raise Unreachable(f"cannot reach {self.api.server} (Socket.IO): {exc}") from exc
         raise Refused("unauthenticated", "the gateway refused the connection")
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sio.connected)
 
     async def call(self, event: str, payload: dict[str, Any], *, timeout: float = ACK_TIMEOUT_SECONDS) -> Ack:
         """Emit and wait for the ack; ``AckTimeout`` when none comes."""
@@ -148,5 +176,6 @@ class Socket:
         return await self.request("message:send", payload)
 
     async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
+        """Close the current connection, or what is left of it: disconnecting a client that is not connected
+        still closes its HTTP session."""
+        await self.sio.disconnect()
