@@ -1,4 +1,4 @@
-// The signed-in app. It keeps each room's state (state/room.ts) and the messages on their way (state/outbox.ts),
+// The signed-in app. It keeps each room's state (state/room.ts) and the messages on their way (state/send-queue.ts),
 // reads from the services (chat-api.ts) and listens on the socket (connection.ts); every answer or event updates the
 // state, then the views (views/) draw it again.
 
@@ -6,7 +6,7 @@ import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
 import { MAX_ROOMS_PER_SUBSCRIBE } from "./limits";
-import { Outbox } from "./state/outbox";
+import { SendQueue } from "./state/send-queue";
 import {
   addSent,
   applyMarker,
@@ -29,7 +29,7 @@ import {
   typingNow,
   type RoomState,
 } from "./state/room";
-import type { Invitation, Member, Message, Pending, Presence, Profile, Room, RoomEvent, SubscribeResult } from "./types";
+import type { Invitation, Member, Message, Presence, Profile, Room, RoomEvent, SubscribeResult } from "./types";
 import { UserDirectory } from "./users";
 import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
@@ -51,7 +51,7 @@ export class ChatApp {
   private readonly rooms = new Map<string, Room>();
   private readonly states = new Map<string, RoomState>();
   private readonly users = new UserDirectory(() => this.namesChanged());
-  private readonly outbox: Outbox;
+  private readonly sendQueue: SendQueue;
   private readonly conn: Connection;
   private invitations: Invitation[] = [];
   private current: string | null = null;
@@ -109,13 +109,10 @@ export class ChatApp {
       startEdit: (m) => this.view.composer?.startEdit(m),
       react: (m, emoji) => void this.react(m, emoji),
       remove: (m) => void this.remove(m),
-      retry: (p) => this.outbox.retry(p),
-      discard: (p) => {
-        this.outbox.remove(p.room_id, p.client_msg_id);
-        this.renderMessages();
-      },
+      retry: (p) => this.sendQueue.retry(p),
+      discard: (p) => this.sendQueue.discard(p),
     });
-    this.outbox = new Outbox({
+    this.sendQueue = new SendQueue({
       send: (payload) => this.conn.emit<{ message_id: string; seq: number }>("message:send", payload),
       connected: () => this.conn.socket.connected,
       stored: (p, ack) => addSent(this.roomState(p.room_id), p, ack, this.me.id),
@@ -128,7 +125,7 @@ export class ChatApp {
     });
     this.bindSocket();
     this.timers.push(
-      window.setInterval(() => this.renderTyping(), 1000),
+      window.setInterval(() => this.tick(), 1000),
       window.setInterval(() => !document.hidden && void this.refreshRooms(), ROOMS_POLL_MS),
     );
     window.addEventListener("focus", this.onFocus);
@@ -175,7 +172,7 @@ export class ChatApp {
   private showState(state: ConnectionState, detail?: string): void {
     this.status.show(state, detail);
     if (state !== "online") {
-      this.outbox.disconnected();
+      this.sendQueue.disconnected();
       this.renderMessages();
     }
   }
@@ -394,7 +391,7 @@ export class ChatApp {
     socket.on("room:removed", (e: { room_id: string }) => {
       const room = this.rooms.get(e.room_id);
       this.rooms.delete(e.room_id);
-      this.outbox.drop(e.room_id);
+      this.sendQueue.drop(e.room_id);
       if (room) this.announce(`You are no longer a member of ${this.roomName(room)}.`);
       if (this.current === e.room_id) this.closeRoom();
       this.renderRooms();
@@ -474,7 +471,7 @@ export class ChatApp {
     const reading = this.reading(m.room_id);
     const { isNew } = receiveMessage(this.roomState(m.room_id), m, this.me.id, reading);
     this.learnNames([m]);
-    this.outbox.remove(m.room_id, m.client_msg_id);
+    this.sendQueue.delivered(m.room_id, m.client_msg_id);
     if (isNew) {
       if (reading) this.maybeRead();
       if (m.room_id === this.current) this.announce(`${this.name(m.sender_id)}: ${m.body}`);
@@ -485,6 +482,9 @@ export class ChatApp {
   }
 
   private async onConnected(): Promise<void> {
+    // What waited for the connection goes first (the status bar now says Connected), each room's queue in order;
+    // the resubscription's replay brings its message:new like any other.
+    this.sendQueue.reconnected();
     const ids = [...this.rooms.keys()];
     for (let i = 0; i < ids.length; i += MAX_ROOMS_PER_SUBSCRIBE) {
       const rooms = ids.slice(i, i + MAX_ROOMS_PER_SUBSCRIBE).map((room_id) => {
@@ -494,7 +494,6 @@ export class ChatApp {
       const ack = await this.conn.emit<{ results: SubscribeResult[] }>("room:subscribe_many", { rooms });
       if (ack.ok) for (const result of ack.results) await this.subscribed(result);
     }
-    this.outbox.flush();
     this.renderRooms();
     if (this.current) this.renderHeader();
   }
@@ -533,19 +532,15 @@ export class ChatApp {
   private send(draft: Draft): void {
     const roomId = this.current;
     if (!roomId) return;
-    const p: Pending = {
+    this.stopTyping();
+    this.sendQueue.enqueue({
       client_msg_id: clientMsgId(),
       room_id: roomId,
       body: draft.body,
       reply_to: draft.replyTo,
       attachment_ids: draft.attachmentIds,
       created_at: new Date().toISOString(),
-      state: "sending",
-      attempts: 0,
-      attempt: 0,
-    };
-    this.stopTyping();
-    this.outbox.add(p);
+    });
     this.renderMessages(true);
   }
 
@@ -704,6 +699,12 @@ export class ChatApp {
     if (room) this.view.renderHeader(room, this.roomState(room.id));
   }
 
+  /** Every second: typing indicators expire, and a message waiting out a rate limit counts down. */
+  private tick(): void {
+    this.renderTyping();
+    if (this.current && this.sendQueue.list(this.current).some((p) => p.retryAt !== null)) this.renderMessages();
+  }
+
   private renderTyping(): void {
     if (!this.current) return;
     this.view.renderTyping(typingNow(this.roomState(this.current), Date.now(), this.me.id).map((u) => this.name(u)));
@@ -713,7 +714,7 @@ export class ChatApp {
     const roomId = this.current;
     const room = roomId ? this.rooms.get(roomId) : undefined;
     if (!roomId || !room) return;
-    const short = this.view.renderMessages(room, this.roomState(roomId), this.outbox.list(roomId), forceBottom);
+    const short = this.view.renderMessages(room, this.roomState(roomId), this.sendQueue.list(roomId), forceBottom);
     this.renderTyping();
     // A page that does not fill the view cannot be scrolled up: fetch the next one straight away.
     if (short) void this.loadOlder(roomId);

@@ -2,7 +2,8 @@
 // unread count and read marker, other members' receipt markers, typing and presence. Pure: no DOM, no network,
 // so the rules are unit-tested (room.test.ts) and the views only draw the result.
 
-import type { Member, Message, Pending, Presence, Reaction, SubscribeResult, Unread } from "../types";
+import type { Member, Message, Presence, Reaction, SubscribeResult, Unread } from "../types";
+import type { Pending } from "./send-queue";
 
 export interface RoomState {
   messages: Map<number, Message>;

@@ -3,10 +3,11 @@
 
 import { h, replace } from "../dom";
 import { othersPresent, timeline, type RoomState } from "../state/room";
-import type { Message, Pending, Room } from "../types";
+import type { Pending } from "../state/send-queue";
+import type { Message, Room } from "../types";
 import { plural, reconcile, type ViewContext } from "./common";
 import { Composer, type ComposerActions } from "./composer";
-import { AttachmentCache, MessageRenderer, type MessageActions } from "./message";
+import { AttachmentCache, MessageRenderer, pendingLabel, queueSummary, type MessageActions } from "./message";
 
 export interface ConversationActions extends ComposerActions, MessageActions {
   back(): void;
@@ -38,6 +39,8 @@ export class ConversationView {
   private list: HTMLElement | null = null;
   private header: HTMLElement | null = null;
   private typingLine: HTMLElement | null = null;
+  private sendLine: HTMLElement | null = null;
+  private slowedSaid = false;
   private messageNodes = new Map<string, { key: string; node: HTMLElement }>();
   private fixed = new FixedRows();
   private readonly renderer: MessageRenderer;
@@ -55,6 +58,7 @@ export class ConversationView {
     this.list = null;
     this.header = null;
     this.typingLine = null;
+    this.sendLine = null;
     this.composer = null;
     replace(
       this.element,
@@ -79,8 +83,9 @@ export class ConversationView {
     });
     this.list = list;
     this.typingLine = h("div", { class: "typing", "aria-live": "polite" });
+    this.sendLine = h("div", { class: "send-status", hidden: true });
     this.composer = new Composer(this.ctx, this.actions, roomId);
-    replace(this.element, this.header, list, this.typingLine, this.composer.element);
+    replace(this.element, this.header, list, this.typingLine, this.sendLine, this.composer.element);
   }
 
   renderHeader(room: Room, s: RoomState): void {
@@ -133,7 +138,7 @@ export class ConversationView {
 
   /** Draws the timeline and the pending messages; true when the page does not fill the view (so it cannot be
    * scrolled up, and the next page should be read at once). */
-  renderMessages(room: Room, s: RoomState, pending: Pending[], forceBottom: boolean): boolean {
+  renderMessages(room: Room, s: RoomState, pending: readonly Pending[], forceBottom: boolean): boolean {
     const list = this.list;
     if (!list) return false;
     const stick = forceBottom || this.atBottom();
@@ -157,10 +162,29 @@ export class ConversationView {
       }
       nodes.push(this.messageNode(m, room, s));
     }
-    for (const p of pending) nodes.push(this.fixed.get(`pending|${p.client_msg_id}|${p.state}|${p.error ?? ""}`, () => this.renderer.pending(p)));
+    const now = Date.now();
+    for (const p of pending) {
+      const label = pendingLabel(p, now);
+      nodes.push(this.fixed.get(`pending|${p.client_msg_id}|${p.state}|${label}`, () => this.renderer.pending(p, label)));
+    }
     reconcile(list, nodes);
+    this.renderSendLine(pending, now);
     if (stick) this.scrollToBottom();
     return s.hasMore && s.loaded && !s.loading && list.scrollHeight <= list.clientHeight;
+  }
+
+  private renderSendLine(pending: readonly Pending[], now: number): void {
+    if (!this.sendLine) return;
+    // The countdown is not a live region (it would be read out every second): screen readers hear once per burst
+    // of sending that the rate limit holds it up.
+    const head = pending.find((p) => p.state !== "failed");
+    if (head?.state === "slowed" && !this.slowedSaid) {
+      this.slowedSaid = true;
+      this.ctx.announce("Sending slowed by the server's rate limit; your messages will go out in order.");
+    } else if (!head) this.slowedSaid = false;
+    const text = queueSummary(pending, now);
+    this.sendLine.hidden = !text;
+    if (this.sendLine.textContent !== text) this.sendLine.textContent = text;
   }
 
   private messageNode(m: Message, room: Room, s: RoomState): HTMLElement {

@@ -4,7 +4,8 @@
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
 import { receiptOf, type RoomState } from "../state/room";
-import type { Message, Pending, Room } from "../types";
+import type { Pending } from "../state/send-queue";
+import type { Message, Room } from "../types";
 import { time, type ViewContext } from "./common";
 
 const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
@@ -42,6 +43,34 @@ export function ownStatus(ctx: ViewContext, s: RoomState, m: Message): { mark: s
   const { label, readers } = receiptOf(s, m, ctx.me.id);
   const mark = label === "Sent" ? "✓" : "✓✓";
   return { mark, label, title: readers.length ? `Read by ${readers.map((user) => ctx.name(user)).join(", ")}` : label };
+}
+
+/** What a message on its way is doing, in words (a rate limit says so, with its wait, as does a retry). */
+export function pendingLabel(p: Pending, now: number): string {
+  const wait = p.retryAt === null ? 0 : Math.max(1, Math.ceil((p.retryAt - now) / 1000));
+  switch (p.state) {
+    case "queued":
+      return "Queued";
+    case "sending":
+      return "Sending…";
+    case "waiting":
+      return "Waiting for the connection…";
+    case "slowed":
+      return `Sending slowed: retrying in ${wait} s`;
+    case "retrying":
+      return `No answer yet: retrying in ${wait} s`;
+    case "failed":
+      return `Not sent: ${p.error ?? "refused"}`;
+  }
+}
+
+/** One line for the room's queue when its first message is held up (a rate limit, a retry, no connection), so it
+ * shows wherever the list is scrolled; empty otherwise. */
+export function queueSummary(pending: readonly Pending[], now: number): string {
+  const unsent = pending.filter((p) => p.state !== "failed");
+  const head = unsent[0];
+  if (!head || (head.state !== "slowed" && head.state !== "retrying" && head.state !== "waiting")) return "";
+  return unsent.length > 1 ? `${pendingLabel(head, now)} · ${unsent.length} messages to send, in order` : pendingLabel(head, now);
 }
 
 export class MessageRenderer {
@@ -149,8 +178,7 @@ export class MessageRenderer {
     return holder;
   }
 
-  pending(p: Pending): HTMLElement {
-    const label = p.state === "failed" ? `Not sent: ${p.error ?? "refused"}` : p.state === "waiting" ? "Waiting for the connection…" : "Sending…";
+  pending(p: Pending, label: string): HTMLElement {
     return h(
       "li",
       { class: "message mine pending " + p.state, "data-client-msg-id": p.client_msg_id },
