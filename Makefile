@@ -42,7 +42,8 @@ browser-deps: ## install Debian's chromium for the browser end-to-end test when 
 run: sync web ## the whole product in one process on embedded defaults; prints the URL
 	@$(RUN) chat up
 
-test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests (web client: Vitest)
+test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests (web client: Biome, Vitest)
+	@npm run --prefix clients/web lint
 	@npm test --prefix clients/web
 	@$(RUN) pytest
 

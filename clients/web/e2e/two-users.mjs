@@ -3,8 +3,8 @@
 // ({"type": "need_code", "email"} is answered on stdin with {"code"}), and exits 0 when every check passed.
 
 import { mkdirSync } from "node:fs";
-import { deflateSync } from "node:zlib";
 import { createInterface } from "node:readline";
+import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
 const [base, artifacts, config] = process.argv.slice(2);
@@ -13,11 +13,15 @@ const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 15_000;
 mkdirSync(artifacts, { recursive: true });
 
-const say = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 const answers = createInterface({ input: process.stdin });
 const waiting = [];
 answers.on("line", (line) => waiting.shift()?.(JSON.parse(line)));
-const ask = (question) => new Promise((resolve) => { waiting.push(resolve); say(question); });
+const ask = (question) =>
+  new Promise((resolve) => {
+    waiting.push(resolve);
+    say(question);
+  });
 
 const started = Date.now();
 const step = (name) => say({ type: "step", name, at_ms: Date.now() - started });
@@ -28,7 +32,7 @@ const shot = async (page, name) => {
 };
 
 async function signUp(page, name) {
-  await page.goto(base + "/");
+  await page.goto(`${base}/`);
   await page.getByRole("button", { name: "Create an account" }).click();
   await page.getByLabel("Email", { exact: true }).fill(`${name}@example.com`);
   await page.getByLabel("Username", { exact: true }).fill(name);
@@ -77,12 +81,17 @@ function png(width, height) {
     }
   }
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk("IHDR", header), chunk("IDAT", deflateSync(rows)), chunk("IEND", Buffer.alloc(0))]);
+  return Buffer.concat([
+    signature,
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(rows)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
 }
 
 /** Password, then the second-factor step (with a recovery code); the page offers Google sign-in too. */
 async function signInWithTwoFactor(page, name) {
-  await page.goto(base + "/");
+  await page.goto(`${base}/`);
   await page.getByRole("link", { name: "Sign in with Google" }).waitFor();
   await page.getByLabel("Username or email").fill(name);
   await page.getByLabel("Password", { exact: true }).fill("correct horse battery staple");
@@ -105,7 +114,9 @@ async function storedHistory(roomId) {
   });
   if (!login.ok) throw new Error(`sign-in for the history check: ${login.status}`);
   const { access_token: token } = await login.json();
-  const page = await fetch(`${base}/api/messages/rooms/${roomId}/messages?limit=100`, { headers: { Authorization: `Bearer ${token}` } });
+  const page = await fetch(`${base}/api/messages/rooms/${roomId}/messages?limit=100`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
   if (!page.ok) throw new Error(`history: ${page.status}`);
   return (await page.json()).items.sort((a, b) => a.seq - b.seq);
 }
@@ -115,7 +126,12 @@ const messageWith = (page, text) => page.locator(".messages li.message").filter(
 const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {
   const adaContext = await browser.newContext({ viewport: { width: 1100, height: 820 }, locale: "en-GB" });
-  const bobContext = await browser.newContext({ viewport: { width: 390, height: 780 }, locale: "en-GB", isMobile: true, hasTouch: true });
+  const bobContext = await browser.newContext({
+    viewport: { width: 390, height: 780 },
+    locale: "en-GB",
+    isMobile: true,
+    hasTouch: true,
+  });
   const ada = await adaContext.newPage();
   const bob = await bobContext.newPage();
   for (const page of [ada, bob]) {
@@ -251,7 +267,11 @@ try {
     await item.getByRole("button", { name: "Join" }).click();
   };
   await joinSecret("wrong guess");
-  await bob.getByRole("dialog").getByRole("alert").filter({ hasText: /password/i }).waitFor();
+  await bob
+    .getByRole("dialog")
+    .getByRole("alert")
+    .filter({ hasText: /password/i })
+    .waitFor();
   await bob.getByRole("dialog").getByRole("button", { name: "Close" }).click();
   await joinSecret("open sesame");
   await bob.getByRole("heading", { name: "# secret" }).waitFor();
@@ -274,7 +294,12 @@ try {
   step("direct message from the member list");
   await ada.locator("button.room").filter({ hasText: "general" }).click();
   await ada.getByRole("button", { name: "Members & moderation" }).click();
-  await ada.getByRole("dialog").locator("li.member").filter({ hasNotText: "(you)" }).getByRole("button", { name: "Message" }).click();
+  await ada
+    .getByRole("dialog")
+    .locator("li.member")
+    .filter({ hasNotText: "(you)" })
+    .getByRole("button", { name: "Message" })
+    .click();
   await ada.getByRole("heading", { name: /^@ / }).waitFor();
   await ada.getByLabel("Message", { exact: true }).fill("Just between us");
   await ada.getByLabel("Message", { exact: true }).press("Enter");
@@ -300,11 +325,15 @@ try {
   for (let left = typed.length; left > 0; left = await ada.locator(".message.pending").count()) {
     const labels = await pendingLabels();
     // Connected: a rate limit shows as one, with its wait, never as waiting for the connection.
-    if (labels.some((l) => l.startsWith("Waiting for the connection"))) throw new Error(`online, yet: ${labels.join(" | ")}`);
+    if (labels.some((l) => l.startsWith("Waiting for the connection")))
+      throw new Error(`online, yet: ${labels.join(" | ")}`);
     if (labels.some((l) => /^Sending slowed: retrying in \d+ s$/.test(l)) && !slowedShown) {
       slowedShown = true;
       // Also above the composer, wherever the list is scrolled.
-      await ada.locator(".send-status").filter({ hasText: /^Sending slowed: retrying in \d+ s · \d+ messages to send, in order$/ }).waitFor();
+      await ada
+        .locator(".send-status")
+        .filter({ hasText: /^Sending slowed: retrying in \d+ s · \d+ messages to send, in order$/ })
+        .waitFor();
       await shot(ada, "07-ada-sending-slowed");
     }
     if (!wentOffline && left <= 40) {
@@ -334,17 +363,24 @@ try {
   await messageWith(bob, "bulk 1").first().waitFor();
   await messageWith(bob, "Just between us").waitFor();
   await bob.getByText("This is the beginning of the room.").waitFor();
-  const order = (await bob.locator(".messages li.message .body").allTextContents()).filter((t) => t.startsWith("bulk "));
+  const order = (await bob.locator(".messages li.message .body").allTextContents()).filter((t) =>
+    t.startsWith("bulk "),
+  );
   if (order.join("|") !== typed.join("|")) throw new Error(`history out of order: ${order.join(",")}`);
 
   step("token refresh: auth:expiring every few seconds with short-lived tokens");
   // Each one makes the page refresh over HTTP (the cookie) and send auth:refresh on its socket; two in a row
   // prove the socket kept working with the refreshed token.
   const refreshed = () =>
-    performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/api/auth/token/refresh") && e.responseStatus === 200).length;
+    performance
+      .getEntriesByType("resource")
+      .filter((e) => e.name.endsWith("/api/auth/token/refresh") && e.responseStatus === 200).length;
   await bob
     .waitForFunction(
-      () => performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/api/auth/token/refresh") && e.responseStatus === 200).length >= 2,
+      () =>
+        performance
+          .getEntriesByType("resource")
+          .filter((e) => e.name.endsWith("/api/auth/token/refresh") && e.responseStatus === 200).length >= 2,
       null,
       { timeout: 20_000 },
     )
@@ -358,7 +394,8 @@ try {
   say({ type: "done", at_ms: Date.now() - started });
 } catch (error) {
   for (const [i, context] of browser.contexts().entries()) {
-    for (const page of context.pages()) await page.screenshot({ path: `${artifacts}/failure-${i}.png` }).catch(() => undefined);
+    for (const page of context.pages())
+      await page.screenshot({ path: `${artifacts}/failure-${i}.png` }).catch(() => undefined);
   }
   throw error;
 } finally {

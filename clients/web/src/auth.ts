@@ -1,6 +1,6 @@
 // Sign up, verify the email code, sign in (password, then the TOTP step when asked), Google / OIDC sign-in.
 
-import { ApiError, api, setTokens, type MfaRequired, type Tokens } from "./api";
+import { ApiError, api, type MfaRequired, setTokens, type Tokens } from "./api";
 import { field, h, replace } from "./dom";
 
 interface AuthInfo {
@@ -26,10 +26,13 @@ function showError(box: HTMLElement, error: unknown): void {
 
 function busy<T>(form: HTMLFormElement, work: () => Promise<T>): Promise<T> {
   const buttons = Array.from(form.querySelectorAll("button"));
-  buttons.forEach((b) => (b.disabled = true));
+  const disable = (disabled: boolean) => {
+    for (const button of buttons) button.disabled = disabled;
+  };
+  disable(true);
   form.setAttribute("aria-busy", "true");
   return work().finally(() => {
-    buttons.forEach((b) => (b.disabled = false));
+    disable(false);
     form.removeAttribute("aria-busy");
   });
 }
@@ -54,15 +57,22 @@ export class AuthScreen {
     }
     const fragment = new URLSearchParams(location.hash.slice(1));
     if (fragment.size) history.replaceState(null, "", location.pathname + location.search);
-    if (fragment.get("mfa_token")) return this.totp(fragment.get("mfa_token")!);
-    if (fragment.get("link_required")) return this.link(fragment.get("link_required")!);
+    const mfaToken = fragment.get("mfa_token");
+    if (mfaToken) return this.totp(mfaToken);
+    const linkToken = fragment.get("link_required");
+    if (linkToken) return this.link(linkToken);
     const oidcError = fragment.get("oidc_error");
-    this.signIn(oidcError ? `Sign-in with ${this.info.oidc_provider ?? "the provider"} failed (${oidcError}).` : notice);
+    this.signIn(
+      oidcError ? `Sign-in with ${this.info.oidc_provider ?? "the provider"} failed (${oidcError}).` : notice,
+    );
   }
 
   private screen(title: string, ...content: (HTMLElement | null)[]): void {
     const heading = h("h1", { tabindex: "-1" }, title);
-    replace(this.root, h("main", { class: "auth" }, h("div", { class: "card" }, h("p", { class: "brand" }, "Chat"), heading, content)));
+    replace(
+      this.root,
+      h("main", { class: "auth" }, h("div", { class: "card" }, h("p", { class: "brand" }, "Chat"), heading, content)),
+    );
     heading.focus();
   }
 
@@ -155,7 +165,12 @@ export class AuthScreen {
     this.screen(
       "Create an account",
       form,
-      h("p", { class: "switch" }, "Already registered? ", h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Sign in")),
+      h(
+        "p",
+        { class: "switch" },
+        "Already registered? ",
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Sign in"),
+      ),
     );
   }
 
@@ -195,7 +210,17 @@ export class AuthScreen {
         .then(() => (status.textContent = "If that address has an unverified account, a new code is on its way."))
         .catch((e: unknown) => showError(error, e));
     });
-    this.screen("Verify your email", form, h("p", { class: "switch" }, resend, " · ", h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Back to sign in")));
+    this.screen(
+      "Verify your email",
+      form,
+      h(
+        "p",
+        { class: "switch" },
+        resend,
+        " · ",
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Back to sign in"),
+      ),
+    );
     (address ? code : email).focus();
   }
 
@@ -218,14 +243,24 @@ export class AuthScreen {
       void busy(form, async () => {
         try {
           const value = code.value.trim();
-          const body = recovery.checked ? { mfa_token: mfaToken, recovery_code: value } : { mfa_token: mfaToken, code: value };
+          const body = recovery.checked
+            ? { mfa_token: mfaToken, recovery_code: value }
+            : { mfa_token: mfaToken, code: value };
           await this.finish(await api<Tokens>("POST", "/api/auth/login/totp", { body }));
         } catch (e) {
           showError(error, e);
         }
       });
     });
-    this.screen("Two-factor authentication", form, h("p", { class: "switch" }, h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Start over")));
+    this.screen(
+      "Two-factor authentication",
+      form,
+      h(
+        "p",
+        { class: "switch" },
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Start over"),
+      ),
+    );
     code.focus();
   }
 
@@ -236,7 +271,11 @@ export class AuthScreen {
     const form = h(
       "form",
       { "aria-label": "Link your account" },
-      h("p", { class: "notice" }, `An account with this email already exists. Enter its password to link ${this.info.oidc_provider ?? "the provider"} sign-in to it.`),
+      h(
+        "p",
+        { class: "notice" },
+        `An account with this email already exists. Enter its password to link ${this.info.oidc_provider ?? "the provider"} sign-in to it.`,
+      ),
       field("Password", password),
       error,
       h("button", { type: "submit", class: "primary" }, "Link and sign in"),
@@ -245,7 +284,11 @@ export class AuthScreen {
       event.preventDefault();
       void busy(form, async () => {
         try {
-          await this.finish(await api<Tokens | MfaRequired>("POST", "/api/auth/oidc/link", { body: { link_token: linkToken, password: password.value } }));
+          await this.finish(
+            await api<Tokens | MfaRequired>("POST", "/api/auth/oidc/link", {
+              body: { link_token: linkToken, password: password.value },
+            }),
+          );
         } catch (e) {
           showError(error, e);
         }

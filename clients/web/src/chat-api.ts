@@ -31,7 +31,8 @@ export const join = (roomId: string, password: string | null): Promise<unknown> 
 
 export const leave = (roomId: string): Promise<unknown> => api("POST", `/api/rooms/${roomId}/leave`);
 
-export const openDirect = (userId: string): Promise<Room> => api<Room>("POST", "/api/rooms/direct", { body: { user_id: userId } });
+export const openDirect = (userId: string): Promise<Room> =>
+  api<Room>("POST", "/api/rooms/direct", { body: { user_id: userId } });
 
 export async function members(roomId: string): Promise<Member[]> {
   return (await api<Page<Member>>("GET", `/api/rooms/${roomId}/members?limit=100`)).items;
@@ -76,9 +77,13 @@ export const latestPage = (roomId: string): Promise<Page<Message>> =>
 
 /** A page of history: the newest, or the one before `beforeSeq` (the seq is the cursor). */
 export const historyPage = (roomId: string, beforeSeq?: number): Promise<Page<Message>> =>
-  api<Page<Message>>("GET", `/api/messages/rooms/${roomId}/messages?${beforeSeq !== undefined ? `before_seq=${beforeSeq}&` : ""}limit=${PAGE}`);
+  api<Page<Message>>(
+    "GET",
+    `/api/messages/rooms/${roomId}/messages?${beforeSeq !== undefined ? `before_seq=${beforeSeq}&` : ""}limit=${PAGE}`,
+  );
 
-export const receipts = (roomId: string): Promise<Receipts> => readSoon<Receipts>(`/api/messages/rooms/${roomId}/receipts`);
+export const receipts = (roomId: string): Promise<Receipts> =>
+  readSoon<Receipts>(`/api/messages/rooms/${roomId}/receipts`);
 
 export const upload = (roomId: string, file: File): Promise<Attachment> =>
   api<Attachment>("POST", `/api/messages/rooms/${roomId}/attachments`, {
@@ -95,7 +100,9 @@ export interface LoadedAttachment {
 /** An attachment needs the access token, so it is fetched and shown from memory (a `blob:` URL, revoked by the
  * caller); its type and name come from the response. */
 export async function download(roomId: string, id: string): Promise<LoadedAttachment> {
-  const response = await request("GET", `/api/messages/rooms/${roomId}/attachments/${id}`, { headers: { Accept: "*/*" } });
+  const response = await request("GET", `/api/messages/rooms/${roomId}/attachments/${id}`, {
+    headers: { Accept: "*/*" },
+  });
   const disposition = response.headers.get("content-disposition") ?? "";
   const star = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
   const plain = /filename="?([^";]+)"?/i.exec(disposition);

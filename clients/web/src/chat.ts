@@ -6,7 +6,6 @@ import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
 import { MAX_ROOMS_PER_SUBSCRIBE } from "./limits";
-import { SendQueue } from "./state/send-queue";
 import {
   addSent,
   applyMarker,
@@ -22,19 +21,20 @@ import {
   oldestSeq,
   openDivider,
   patchMessage,
+  type RoomState,
   receiveMessage,
   setMarkers,
   setTyping,
   storeMessage,
   typingNow,
-  type RoomState,
 } from "./state/room";
+import { SendQueue } from "./state/send-queue";
 import type { Invitation, Member, Message, Presence, Profile, Room, RoomEvent, SubscribeResult } from "./types";
 import { UserDirectory } from "./users";
 import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
 import { ConversationView } from "./views/conversation";
-import { createDialog, directDialog, directoryDialog, membersDialog, type DialogHost } from "./views/dialogs";
+import { createDialog, type DialogHost, directDialog, directoryDialog, membersDialog } from "./views/dialogs";
 import { Sidebar } from "./views/sidebar";
 import { Announcer, StatusBar } from "./views/status";
 
@@ -154,7 +154,13 @@ export class ChatApp {
   async start(): Promise<void> {
     replace(
       this.root,
-      h("div", { class: "app" }, this.status.element, this.sidebar.element, h("main", { class: "main" }, this.view.element)),
+      h(
+        "div",
+        { class: "app" },
+        this.status.element,
+        this.sidebar.element,
+        h("main", { class: "main" }, this.view.element),
+      ),
       this.announcer.element,
     );
     await Promise.all([this.loadRooms(), this.loadInvitations(), this.loadContacts()]);
@@ -180,7 +186,11 @@ export class ChatApp {
   private signOut(notice?: string, callServer = true): void {
     this.dispose();
     const done = () => this.onSignOut(notice);
-    if (callServer) void chatApi.logout().catch(() => undefined).finally(done);
+    if (callServer)
+      void chatApi
+        .logout()
+        .catch(() => undefined)
+        .finally(done);
     else done();
   }
 
@@ -232,7 +242,9 @@ export class ChatApp {
     for (const room of await chatApi.myRooms()) this.rooms.set(room.id, room);
     await this.loadUnread();
     await Promise.all(
-      [...this.rooms.values()].filter((r) => r.kind === "direct").map((r) => this.loadMembers(r.id).catch(() => undefined)),
+      [...this.rooms.values()]
+        .filter((r) => r.kind === "direct")
+        .map((r) => this.loadMembers(r.id).catch(() => undefined)),
     );
     this.renderRooms();
   }
@@ -292,7 +304,8 @@ export class ChatApp {
   private async loadContacts(): Promise<void> {
     try {
       for (const c of await chatApi.contacts()) {
-        if (c.username) this.users.learn({ user_id: c.user_id, username: c.username, display_name: c.display_name ?? c.username });
+        if (c.username)
+          this.users.learn({ user_id: c.user_id, username: c.username, display_name: c.display_name ?? c.username });
       }
     } catch {
       // names then show as short ids
@@ -302,7 +315,8 @@ export class ChatApp {
   /** Mentions carry usernames: shown at once, before any lookup. */
   private learnNames(messages: Message[]): void {
     for (const message of messages) {
-      for (const m of message.mentions) this.users.learn({ user_id: m.user_id, username: m.username, display_name: "" });
+      for (const m of message.mentions)
+        this.users.learn({ user_id: m.user_id, username: m.username, display_name: "" });
     }
   }
 
@@ -355,16 +369,35 @@ export class ChatApp {
   private bindSocket(): void {
     const socket = this.conn.socket;
     socket.on("message:new", (m: Message) => this.onMessage(m));
-    socket.on("message:edited", (e: { room_id: string; seq: number; body: string; edited_at: string; version: number }) =>
-      this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, body: e.body, edited_at: e.edited_at })),
+    socket.on(
+      "message:edited",
+      (e: { room_id: string; seq: number; body: string; edited_at: string; version: number }) =>
+        this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, body: e.body, edited_at: e.edited_at })),
     );
     socket.on("message:deleted", (e: { room_id: string; seq: number; version: number }) =>
-      this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, deleted: true, body: "", reactions: [], attachment_ids: [] })),
+      this.patch(e.room_id, e.seq, e.version, (m) => ({
+        ...m,
+        deleted: true,
+        body: "",
+        reactions: [],
+        attachment_ids: [],
+      })),
     );
     socket.on(
       "message:reaction",
-      (e: { room_id: string; seq: number; emoji: string; user_id: string; action: string; counts: Record<string, number>; version: number }) =>
-        this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, reactions: mergeReactions(m, e.emoji, e.user_id, e.action, e.counts) })),
+      (e: {
+        room_id: string;
+        seq: number;
+        emoji: string;
+        user_id: string;
+        action: string;
+        counts: Record<string, number>;
+        version: number;
+      }) =>
+        this.patch(e.room_id, e.seq, e.version, (m) => ({
+          ...m,
+          reactions: mergeReactions(m, e.emoji, e.user_id, e.action, e.counts),
+        })),
     );
     const marker = (kind: "read" | "delivered") => (e: { room_id: string; user_id: string; up_to_seq: number }) => {
       if (applyMarker(this.roomState(e.room_id), kind, e.user_id, e.up_to_seq, this.me.id)) {
@@ -378,7 +411,9 @@ export class ChatApp {
       setTyping(this.roomState(e.room_id), e.user_id, e.typing, e.expires_at, Date.now());
       if (e.room_id === this.current) this.renderTyping();
     });
-    socket.on("presence", (e: { room_id: string; user_id: string; status: Presence }) => this.onPresence(e.room_id, [e]));
+    socket.on("presence", (e: { room_id: string; user_id: string; status: Presence }) =>
+      this.onPresence(e.room_id, [e]),
+    );
     // Several members at once (a room whose members reconnect together): one event for all of them.
     socket.on("presence:changes", (e: { room_id: string; changes: { user_id: string; status: Presence }[] }) =>
       this.onPresence(e.room_id, e.changes),
@@ -570,7 +605,10 @@ export class ChatApp {
       this.announce(`Reaction failed: ${ack.error.message}`, true);
       return;
     }
-    this.patch(m.room_id, m.seq, ack.version, (x) => ({ ...x, reactions: mergeReactions(x, emoji, this.me.id, action, ack.counts) }));
+    this.patch(m.room_id, m.seq, ack.version, (x) => ({
+      ...x,
+      reactions: mergeReactions(x, emoji, this.me.id, action, ack.counts),
+    }));
   }
 
   // ---------------------------------------------------------------- markers, typing
@@ -679,7 +717,10 @@ export class ChatApp {
     if (this.current !== roomId) return;
     this.renderMessages(true);
     void this.loadReceipts(roomId);
-    if (!s.members) void this.loadMembers(roomId).then(() => this.renderHeader()).catch(() => undefined);
+    if (!s.members)
+      void this.loadMembers(roomId)
+        .then(() => this.renderHeader())
+        .catch(() => undefined);
     this.maybeRead();
     this.view.composer?.focus();
   }

@@ -74,7 +74,11 @@ describe("ordering", () => {
   it("merges the newest page with messages that arrived live while it was on its way", () => {
     const s = newRoomState();
     storeMessage(s, msg(61)); // live, before the page answered
-    mergeLatestPage(s, Array.from({ length: PAGE }, (_, i) => msg(11 + i)), PAGE);
+    mergeLatestPage(
+      s,
+      Array.from({ length: PAGE }, (_, i) => msg(11 + i)),
+      PAGE,
+    );
     expect(seqs(s)).toEqual([...Array.from({ length: PAGE }, (_, i) => 11 + i), 61]);
     expect(s.loaded).toBe(true);
     expect(s.hasMore).toBe(true);
@@ -87,9 +91,17 @@ describe("ordering", () => {
     expect(short.hasMore).toBe(false);
 
     const paged = newRoomState();
-    mergeLatestPage(paged, Array.from({ length: PAGE }, (_, i) => msg(51 + i)), PAGE);
+    mergeLatestPage(
+      paged,
+      Array.from({ length: PAGE }, (_, i) => msg(51 + i)),
+      PAGE,
+    );
     expect(paged.hasMore).toBe(true);
-    mergeOlderPage(paged, Array.from({ length: PAGE }, (_, i) => msg(1 + i)), PAGE);
+    mergeOlderPage(
+      paged,
+      Array.from({ length: PAGE }, (_, i) => msg(1 + i)),
+      PAGE,
+    );
     expect(paged.hasMore).toBe(false);
     expect(seqs(paged)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
   });
@@ -242,19 +254,29 @@ describe("recovery", () => {
   it("keeps the timeline when the missed messages were replayed", () => {
     const s = newRoomState();
     mergeLatestPage(s, [msg(1), msg(2)], PAGE);
-    expect(applySubscribed(s, subscribed({ recovered: true, seq: 2 }))).toEqual({ reload: false, refreshChanges: false });
+    expect(applySubscribed(s, subscribed({ recovered: true, seq: 2 }))).toEqual({
+      reload: false,
+      refreshChanges: false,
+    });
     expect(seqs(s)).toEqual([1, 2]);
   });
 
   it("empties the timeline and asks for a reload when too much was missed, then merges the new page in order", () => {
     const s = newRoomState();
     mergeLatestPage(s, [msg(1), msg(2)], PAGE);
-    expect(applySubscribed(s, subscribed({ recovered: false, seq: 700 }))).toEqual({ reload: true, refreshChanges: false });
+    expect(applySubscribed(s, subscribed({ recovered: false, seq: 700 }))).toEqual({
+      reload: true,
+      refreshChanges: false,
+    });
     expect(s.messages.size).toBe(0);
     expect(s.loaded).toBe(false);
     expect(s.lastSeq).toBe(700);
     storeMessage(s, msg(701)); // live, while the page is read again
-    mergeLatestPage(s, Array.from({ length: PAGE }, (_, i) => msg(651 + i)), PAGE);
+    mergeLatestPage(
+      s,
+      Array.from({ length: PAGE }, (_, i) => msg(651 + i)),
+      PAGE,
+    );
     expect(seqs(s)).toEqual([...Array.from({ length: PAGE }, (_, i) => 651 + i), 701]);
     expect(s.lastSeq).toBe(701);
   });

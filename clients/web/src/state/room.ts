@@ -129,7 +129,12 @@ export function mergeReactions(
 
 /** A live `message:new` (or a replayed one): true when it is new to this client and counts as unread, i.e.
  * someone else's, not deleted, and the room is not being read (`reading`: open, scrolled to the end, visible). */
-export function receiveMessage(s: RoomState, m: Message, me: string, reading: boolean): { isNew: boolean; unread: boolean } {
+export function receiveMessage(
+  s: RoomState,
+  m: Message,
+  me: string,
+  reading: boolean,
+): { isNew: boolean; unread: boolean } {
   const isNew = !s.messages.has(m.seq) && m.seq > (s.lastSeq ?? 0);
   storeMessage(s, m);
   const fromOther = isNew && m.sender_id !== me && !m.deleted;
@@ -192,7 +197,13 @@ export function markDelivered(s: RoomState): number | null {
 
 /** Someone's `room:read` or `room:delivered` (markers only move forward); true when it is my own read marker
  * from another device. */
-export function applyMarker(s: RoomState, kind: "read" | "delivered", userId: string, upTo: number, me: string): boolean {
+export function applyMarker(
+  s: RoomState,
+  kind: "read" | "delivered",
+  userId: string,
+  upTo: number,
+  me: string,
+): boolean {
   const mark = s.markers.get(userId) ?? { read: 0, delivered: 0 };
   mark[kind] = Math.max(mark[kind], upTo);
   s.markers.set(userId, mark);
@@ -201,7 +212,10 @@ export function applyMarker(s: RoomState, kind: "read" | "delivered", userId: st
   return true;
 }
 
-export function setMarkers(s: RoomState, markers: { user_id: string; read_seq: number; delivered_seq: number }[]): void {
+export function setMarkers(
+  s: RoomState,
+  markers: { user_id: string; read_seq: number; delivered_seq: number }[],
+): void {
   for (const m of markers) s.markers.set(m.user_id, { read: m.read_seq, delivered: m.delivered_seq });
 }
 

@@ -2,7 +2,7 @@
 // retry always carries the message's own client_msg_id.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { SendQueue, type Pending, type SendAck } from "./send-queue";
+import { type Pending, type SendAck, SendQueue } from "./send-queue";
 
 type Payload = Record<string, unknown>;
 
@@ -40,7 +40,14 @@ function harness(send: (payload: Payload) => Promise<SendAck>) {
   let n = 0;
   const type = (body: string, room = "r"): Pending => {
     n += 1;
-    return queue.enqueue({ client_msg_id: `c${n}`, room_id: room, body, reply_to: null, attachment_ids: [], created_at: "" });
+    return queue.enqueue({
+      client_msg_id: `c${n}`,
+      room_id: room,
+      body,
+      reply_to: null,
+      attachment_ids: [],
+      created_at: "",
+    });
   };
   return {
     queue,
@@ -273,7 +280,11 @@ class RateLimitedServer {
     const now = Date.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
     this.at = now;
-    if (this.tokens < 1) return { ok: false, error: { code: "rate_limited", message: "slow down", retry_after: (1 - this.tokens) / this.perSecond } };
+    if (this.tokens < 1)
+      return {
+        ok: false,
+        error: { code: "rate_limited", message: "slow down", retry_after: (1 - this.tokens) / this.perSecond },
+      };
     this.tokens -= 1;
     this.stored.push({ id, body: String(payload.body) });
     if (this.calls % this.loseEvery === 0) return { ok: false, error: { code: "timeout", message: "no answer" } };

@@ -67,7 +67,9 @@ export class SendQueue {
   }
 
   /** A new message, at the end of its room's queue; it goes out once everything typed before it is stored. */
-  enqueue(message: Pick<Pending, "client_msg_id" | "room_id" | "body" | "reply_to" | "attachment_ids" | "created_at">): Pending {
+  enqueue(
+    message: Pick<Pending, "client_msg_id" | "room_id" | "body" | "reply_to" | "attachment_ids" | "created_at">,
+  ): Pending {
     const p: Pending = { ...message, state: "queued", retryAt: null, error: null, attempts: 0 };
     this.queues.set(p.room_id, [...this.list(p.room_id), p]);
     this.attempts.set(p.client_msg_id, { n: 0, timer: undefined });
@@ -167,9 +169,11 @@ export class SendQueue {
       return;
     }
     const { code, message, retry_after } = ack.error;
-    if (code === "disconnected") p.state = "waiting"; // sent again by reconnected()
+    if (code === "disconnected")
+      p.state = "waiting"; // sent again by reconnected()
     else if (code === "rate_limited") this.later(p, "slowed", (retry_after ?? 1) * 1000);
-    else if (TRANSIENT.has(code)) this.later(p, "retrying", Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(p.attempts, 4)));
+    else if (TRANSIENT.has(code))
+      this.later(p, "retrying", Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(p.attempts, 4)));
     else if (code === "not_member" && p.attempts < NOT_MEMBER_TRIES) this.later(p, "retrying", NOT_MEMBER_WAIT_MS);
     else {
       // Refused for what it is (its text, the room, my rights): it will not be stored as it is, so the messages

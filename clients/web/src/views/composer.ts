@@ -1,6 +1,6 @@
 // The message box of an open room: what is being replied to or edited, the files staged to send, Enter to send.
 
-import { h, replace, type Child } from "../dom";
+import { type Child, h, replace } from "../dom";
 import { MAX_BODY_CHARS } from "../limits";
 import type { Attachment, Message } from "../types";
 import { errorText, type ViewContext } from "./common";
@@ -33,7 +33,13 @@ export class Composer {
     private readonly actions: ComposerActions,
     private readonly roomId: string,
   ) {
-    this.box = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", "aria-label": "Message", maxlength: MAX_BODY_CHARS });
+    this.box = h("textarea", {
+      id: "composer",
+      rows: 1,
+      placeholder: "Write a message",
+      "aria-label": "Message",
+      maxlength: MAX_BODY_CHARS,
+    });
     this.box.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
@@ -98,6 +104,16 @@ export class Composer {
     this.renderBar();
   }
 
+  private cancelReply(): void {
+    this.replyTo = null;
+    this.renderBar();
+  }
+
+  private unstage(file: Attachment): void {
+    this.staged = this.staged.filter((x) => x !== file);
+    this.renderBar();
+  }
+
   private cancelEdit(): void {
     this.editing = null;
     this.box.value = "";
@@ -139,7 +155,14 @@ export class Composer {
   renderBar(): void {
     const parts: Child[] = [];
     if (this.editing) {
-      parts.push(h("div", { class: "bar" }, "Editing your message", h("button", { type: "button", class: "link", onclick: () => this.cancelEdit() }, "Cancel (Esc)")));
+      parts.push(
+        h(
+          "div",
+          { class: "bar" },
+          "Editing your message",
+          h("button", { type: "button", class: "link", onclick: () => this.cancelEdit() }, "Cancel (Esc)"),
+        ),
+      );
     }
     if (this.replyTo) {
       const target = this.replyTo;
@@ -149,7 +172,7 @@ export class Composer {
           { class: "bar" },
           `Replying to ${this.ctx.name(target.sender_id)}: `,
           h("q", null, target.body.slice(0, 80)),
-          h("button", { type: "button", class: "link", onclick: () => ((this.replyTo = null), this.renderBar()) }, "Cancel"),
+          h("button", { type: "button", class: "link", onclick: () => this.cancelReply() }, "Cancel"),
         ),
       );
     }
@@ -165,7 +188,7 @@ export class Composer {
               a.filename,
               h(
                 "button",
-                { type: "button", class: "link", "aria-label": `Remove ${a.filename}`, onclick: () => ((this.staged = this.staged.filter((x) => x !== a)), this.renderBar()) },
+                { type: "button", class: "link", "aria-label": `Remove ${a.filename}`, onclick: () => this.unstage(a) },
                 "✕",
               ),
             ),

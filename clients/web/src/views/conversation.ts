@@ -2,12 +2,12 @@
 // end, paged back on scrolling up), who is typing, and the composer.
 
 import { h, replace } from "../dom";
-import { othersPresent, timeline, type RoomState } from "../state/room";
+import { othersPresent, type RoomState, timeline } from "../state/room";
 import type { Pending } from "../state/send-queue";
 import type { Message, Room } from "../types";
 import { plural, reconcile, type ViewContext } from "./common";
 import { Composer, type ComposerActions } from "./composer";
-import { AttachmentCache, MessageRenderer, pendingLabel, queueSummary, type MessageActions } from "./message";
+import { AttachmentCache, type MessageActions, MessageRenderer, pendingLabel, queueSummary } from "./message";
 
 export interface ConversationActions extends ComposerActions, MessageActions {
   back(): void;
@@ -107,14 +107,21 @@ export class ConversationView {
           `${plural(s.members?.length ?? room.member_count, "member")}, ${online} other${online === 1 ? "" : "s"} online`,
         ),
       ),
-      h("button", { type: "button", class: "small", onclick: () => this.actions.members(room) }, admin ? "Members & moderation" : "Members"),
-      room.kind !== "direct" ? h("button", { type: "button", class: "small", onclick: () => this.actions.leave(room) }, "Leave") : null,
+      h(
+        "button",
+        { type: "button", class: "small", onclick: () => this.actions.members(room) },
+        admin ? "Members & moderation" : "Members",
+      ),
+      room.kind !== "direct"
+        ? h("button", { type: "button", class: "small", onclick: () => this.actions.leave(room) }, "Leave")
+        : null,
     );
   }
 
   renderTyping(names: string[]): void {
     if (!this.typingLine) return;
-    const text = names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+    const text =
+      names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
   }
 
@@ -145,19 +152,39 @@ export class ConversationView {
     this.stuckToEnd = stick;
     const messages = timeline(s);
     const nodes: HTMLElement[] = [];
-    if (s.loading && !messages.length) nodes.push(this.fixed.get("loading", () => h("li", { class: "muted center" }, "Loading…")));
-    else if (!s.hasMore && s.loaded) nodes.push(this.fixed.get("start", () => h("li", { class: "muted center" }, "This is the beginning of the room.")));
+    if (s.loading && !messages.length)
+      nodes.push(this.fixed.get("loading", () => h("li", { class: "muted center" }, "Loading…")));
+    else if (!s.hasMore && s.loaded)
+      nodes.push(
+        this.fixed.get("start", () => h("li", { class: "muted center" }, "This is the beginning of the room.")),
+      );
     else if (s.hasMore && s.loaded) {
       nodes.push(
         this.fixed.get("older", () =>
-          h("li", { class: "center" }, h("button", { type: "button", class: "small", onclick: () => this.actions.loadOlder(room.id) }, "Load older messages")),
+          h(
+            "li",
+            { class: "center" },
+            h(
+              "button",
+              { type: "button", class: "small", onclick: () => this.actions.loadOlder(room.id) },
+              "Load older messages",
+            ),
+          ),
         ),
       );
     }
     let dividerShown = false;
     for (const m of messages) {
       if (!dividerShown && s.dividerAfter !== null && m.seq > s.dividerAfter && m.sender_id !== this.ctx.me.id) {
-        nodes.push(this.fixed.get("divider", () => h("li", { class: "divider", role: "separator", "aria-label": "New messages" }, h("span", null, "New messages"))));
+        nodes.push(
+          this.fixed.get("divider", () =>
+            h(
+              "li",
+              { class: "divider", role: "separator", "aria-label": "New messages" },
+              h("span", null, "New messages"),
+            ),
+          ),
+        );
         dividerShown = true;
       }
       nodes.push(this.messageNode(m, room, s));
@@ -165,7 +192,9 @@ export class ConversationView {
     const now = Date.now();
     for (const p of pending) {
       const label = pendingLabel(p, now);
-      nodes.push(this.fixed.get(`pending|${p.client_msg_id}|${p.state}|${label}`, () => this.renderer.pending(p, label)));
+      nodes.push(
+        this.fixed.get(`pending|${p.client_msg_id}|${p.state}|${label}`, () => this.renderer.pending(p, label)),
+      );
     }
     reconcile(list, nodes);
     this.renderSendLine(pending, now);

@@ -2,7 +2,7 @@
 // a room's members with moderation (kick, ban, invite).
 
 import * as chatApi from "../chat-api";
-import { field, h, replace, type Child } from "../dom";
+import { type Child, field, h, replace } from "../dom";
 import type { Member, Presence, Room } from "../types";
 import type { UserDirectory } from "../users";
 import { errorText, plural, type ViewContext } from "./common";
@@ -23,7 +23,12 @@ export function dialog(title: string, ...content: Child[]): HTMLDialogElement {
   const box = h(
     "dialog",
     { "aria-labelledby": "dialog-title" },
-    h("div", { class: "dialog-head" }, heading, h("button", { type: "button", class: "link", "aria-label": "Close", onclick: () => box.close() }, "✕")),
+    h(
+      "div",
+      { class: "dialog-head" },
+      heading,
+      h("button", { type: "button", class: "link", "aria-label": "Close", onclick: () => box.close() }, "✕"),
+    ),
     content,
   );
   box.addEventListener("close", () => box.remove());
@@ -51,7 +56,12 @@ export function directoryDialog(host: DialogHost): void {
   const item = (room: Room): HTMLElement => {
     const member = host.isMember(room.id);
     const password = room.password_protected
-      ? h("input", { type: "password", "aria-label": `Password for ${room.name}`, placeholder: "Room password", autocomplete: "off" })
+      ? h("input", {
+          type: "password",
+          "aria-label": `Password for ${room.name}`,
+          placeholder: "Room password",
+          autocomplete: "off",
+        })
       : null;
     const join = h("button", { type: "button", class: "small" }, member ? "Open" : "Join");
     join.addEventListener("click", () => {
@@ -74,7 +84,7 @@ export function directoryDialog(host: DialogHost): void {
         h("strong", null, room.name ?? "Unnamed"),
         room.password_protected ? " 🔒" : "",
         h("br"),
-        h("small", { class: "muted" }, `${plural(room.member_count, "member")}${room.topic ? " · " + room.topic : ""}`),
+        h("small", { class: "muted" }, `${plural(room.member_count, "member")}${room.topic ? ` · ${room.topic}` : ""}`),
       ),
       member ? null : password,
       join,
@@ -152,7 +162,14 @@ async function openDirect(host: DialogHost, userId: string, box: HTMLDialogEleme
 }
 
 export function directDialog(host: DialogHost): void {
-  const user = h("input", { type: "text", name: "username", required: true, autocomplete: "off", maxlength: 64, spellcheck: "false" });
+  const user = h("input", {
+    type: "text",
+    name: "username",
+    required: true,
+    autocomplete: "off",
+    maxlength: 64,
+    spellcheck: "false",
+  });
   const error = errorLine();
   const contacts = host.users
     .known()
@@ -171,11 +188,15 @@ export function directDialog(host: DialogHost): void {
           "ul",
           { class: "plain", "aria-label": "People you know" },
           contacts.map(([username, name]) =>
-            h("li", null, h("button", { type: "button", class: "link", onclick: () => ((user.value = username), form.requestSubmit()) }, name)),
+            h("li", null, h("button", { type: "button", class: "link", onclick: () => pick(username) }, name)),
           ),
         )
       : null,
   );
+  function pick(username: string): void {
+    user.value = username;
+    form.requestSubmit();
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     void host.users
@@ -220,14 +241,32 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
         m.user_id === me ? `${host.me.username} (you)` : host.name(m.user_id),
         h("small", { class: "muted" }, ` ${m.role}${username ? ` · @${username}` : ""}`),
       ),
-      m.user_id !== me ? h("button", { type: "button", class: "small", onclick: () => void openDirect(host, m.user_id, box).catch(error.show) }, "Message") : null,
+      m.user_id !== me
+        ? h(
+            "button",
+            { type: "button", class: "small", onclick: () => void openDirect(host, m.user_id, box).catch(error.show) },
+            "Message",
+          )
+        : null,
       canModerate ? act("Kick", () => chatApi.kick(room.id, m.user_id)) : null,
       canModerate && room.kind !== "group_dm" ? act("Ban", () => chatApi.ban(room.id, m.user_id)) : null,
     );
   };
   const render = async () => replace(list, (await host.members(room.id)).map(row));
-  const invite = h("input", { type: "text", name: "invite", autocomplete: "off", spellcheck: "false", maxlength: 64, required: true });
-  const inviteForm = h("form", { class: "inline" }, field("Invite by username", invite), h("button", { type: "submit" }, "Invite"));
+  const invite = h("input", {
+    type: "text",
+    name: "invite",
+    autocomplete: "off",
+    spellcheck: "false",
+    maxlength: 64,
+    required: true,
+  });
+  const inviteForm = h(
+    "form",
+    { class: "inline" },
+    field("Invite by username", invite),
+    h("button", { type: "submit" }, "Invite"),
+  );
   inviteForm.addEventListener("submit", (event) => {
     event.preventDefault();
     void host.users
@@ -240,8 +279,20 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
       .catch(error.show);
   });
   // Ban someone who is not (or no longer) a member, so that they cannot join.
-  const banned = h("input", { type: "text", name: "ban", autocomplete: "off", spellcheck: "false", maxlength: 64, required: true });
-  const banForm = h("form", { class: "inline" }, field("Ban by username", banned), h("button", { type: "submit" }, "Ban"));
+  const banned = h("input", {
+    type: "text",
+    name: "ban",
+    autocomplete: "off",
+    spellcheck: "false",
+    maxlength: 64,
+    required: true,
+  });
+  const banForm = h(
+    "form",
+    { class: "inline" },
+    field("Ban by username", banned),
+    h("button", { type: "submit" }, "Ban"),
+  );
   banForm.addEventListener("submit", (event) => {
     event.preventDefault();
     void host.users

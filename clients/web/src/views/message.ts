@@ -3,7 +3,7 @@
 
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
-import { receiptOf, type RoomState } from "../state/room";
+import { type RoomState, receiptOf } from "../state/room";
 import type { Pending } from "../state/send-queue";
 import type { Message, Room } from "../types";
 import { time, type ViewContext } from "./common";
@@ -34,7 +34,11 @@ export class AttachmentCache {
   }
 
   dispose(): void {
-    for (const found of this.found.values()) void found.then(({ url }) => URL.revokeObjectURL(url), () => undefined);
+    for (const found of this.found.values())
+      void found.then(
+        ({ url }) => URL.revokeObjectURL(url),
+        () => undefined,
+      );
   }
 }
 
@@ -70,7 +74,9 @@ export function queueSummary(pending: readonly Pending[], now: number): string {
   const unsent = pending.filter((p) => p.state !== "failed");
   const head = unsent[0];
   if (!head || (head.state !== "slowed" && head.state !== "retrying" && head.state !== "waiting")) return "";
-  return unsent.length > 1 ? `${pendingLabel(head, now)} · ${unsent.length} messages to send, in order` : pendingLabel(head, now);
+  return unsent.length > 1
+    ? `${pendingLabel(head, now)} · ${unsent.length} messages to send, in order`
+    : pendingLabel(head, now);
 }
 
 export class MessageRenderer {
@@ -102,21 +108,36 @@ export class MessageRenderer {
     const admin = room.my_role === "owner" || room.my_role === "admin";
     return h(
       "li",
-      { class: "message" + (mine ? " mine" : ""), "data-seq": m.seq, "data-id": m.id },
+      { class: `message${mine ? " mine" : ""}`, "data-seq": m.seq, "data-id": m.id },
       h(
         "div",
         { class: "meta" },
         h("strong", null, mine ? "You" : ctx.name(m.sender_id)),
         h("time", { datetime: m.created_at }, time(m.created_at)),
         m.edited_at && !m.deleted ? h("span", { class: "muted" }, "(edited)") : null,
-        status ? h("span", { class: "receipt " + status.label.toLowerCase(), title: status.title, "aria-label": status.label }, status.mark) : null,
+        status
+          ? h(
+              "span",
+              { class: `receipt ${status.label.toLowerCase()}`, title: status.title, "aria-label": status.label },
+              status.mark,
+            )
+          : null,
       ),
       parent
-        ? h("div", { class: "reply-to" }, `↪ ${ctx.name(parent.sender_id)}: `, parent.deleted ? "(deleted)" : parent.body.slice(0, 100))
+        ? h(
+            "div",
+            { class: "reply-to" },
+            `↪ ${ctx.name(parent.sender_id)}: `,
+            parent.deleted ? "(deleted)" : parent.body.slice(0, 100),
+          )
         : m.reply_to
           ? h("div", { class: "reply-to" }, "↪ an earlier message")
           : null,
-      m.deleted ? h("p", { class: "body deleted" }, "This message was deleted.") : m.body ? h("p", { class: "body" }, m.body) : null,
+      m.deleted
+        ? h("p", { class: "body deleted" }, "This message was deleted.")
+        : m.body
+          ? h("p", { class: "body" }, m.body)
+          : null,
       m.attachment_ids.map((id) => this.attachment(m.room_id, id)),
       m.reactions.length
         ? h(
@@ -147,8 +168,12 @@ export class MessageRenderer {
     actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.reply(m) }, "Reply"));
     const picker = h("div", { class: "picker", role: "group", "aria-label": "Add a reaction", hidden: true });
     for (const emoji of QUICK_EMOJI) {
+      const react = () => {
+        picker.hidden = true;
+        this.actions.react(m, emoji);
+      };
       picker.appendChild(
-        h("button", { type: "button", class: "emoji", "aria-label": `React with ${emoji}`, onclick: () => ((picker.hidden = true), this.actions.react(m, emoji)) }, emoji),
+        h("button", { type: "button", class: "emoji", "aria-label": `React with ${emoji}`, onclick: react }, emoji),
       );
     }
     const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false" }, "React");
@@ -157,8 +182,10 @@ export class MessageRenderer {
       toggle.setAttribute("aria-expanded", String(!picker.hidden));
     });
     actions.push(toggle, picker);
-    if (m.sender_id === this.ctx.me.id) actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.startEdit(m) }, "Edit"));
-    if (mayDelete) actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.remove(m) }, "Delete"));
+    if (m.sender_id === this.ctx.me.id)
+      actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.startEdit(m) }, "Edit"));
+    if (mayDelete)
+      actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.remove(m) }, "Delete"));
     return actions;
   }
 
@@ -168,7 +195,14 @@ export class MessageRenderer {
       .get(roomId, id)
       .then(({ url, type, name }) => {
         if (type.startsWith("image/")) {
-          replace(holder, h("a", { href: url, target: "_blank", rel: "noopener" }, h("img", { src: url, alt: `Image: ${name}`, loading: "lazy" })));
+          replace(
+            holder,
+            h(
+              "a",
+              { href: url, target: "_blank", rel: "noopener" },
+              h("img", { src: url, alt: `Image: ${name}`, loading: "lazy" }),
+            ),
+          );
           holder.querySelector("img")?.addEventListener("load", () => this.imageLoaded());
         } else {
           replace(holder, h("a", { href: url, download: name }, `📄 ${name}`));
@@ -181,7 +215,7 @@ export class MessageRenderer {
   pending(p: Pending, label: string): HTMLElement {
     return h(
       "li",
-      { class: "message mine pending " + p.state, "data-client-msg-id": p.client_msg_id },
+      { class: `message mine pending ${p.state}`, "data-client-msg-id": p.client_msg_id },
       h(
         "div",
         { class: "meta" },

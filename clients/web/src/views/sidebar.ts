@@ -24,7 +24,9 @@ export class Sidebar {
     private readonly actions: SidebarActions,
   ) {
     const me = ctx.me;
-    const verifiedNote = me.email_verified ? null : h("p", { class: "notice" }, "Verify your email address to create, join and post in rooms.");
+    const verifiedNote = me.email_verified
+      ? null
+      : h("p", { class: "notice" }, "Verify your email address to create, join and post in rooms.");
     this.element = h(
       "nav",
       { class: "sidebar", "aria-label": "Rooms" },
@@ -63,7 +65,10 @@ export class Sidebar {
   private roomItem(room: Room, s: RoomState, active: boolean): HTMLElement {
     const { online, dot } = othersPresent(s, this.ctx.me.id);
     const label = room.kind === "direct" ? dot : `${online} other${online === 1 ? "" : "s"} online`;
-    const unread = s.unread > 0 ? h("span", { class: "badge", "aria-label": `${s.unread} unread` }, s.unread > 99 ? "99+" : s.unread) : null;
+    const unread =
+      s.unread > 0
+        ? h("span", { class: "badge", "aria-label": `${s.unread} unread` }, s.unread > 99 ? "99+" : s.unread)
+        : null;
     return h(
       "li",
       null,
@@ -71,7 +76,7 @@ export class Sidebar {
         "button",
         {
           type: "button",
-          class: "room" + (active ? " active" : "") + (s.unread ? " has-unread" : ""),
+          class: `room${active ? " active" : ""}${s.unread ? " has-unread" : ""}`,
           "aria-current": active ? "page" : null,
           "data-room": room.id,
           onclick: () => this.actions.open(room.id),
@@ -100,9 +105,22 @@ export class Sidebar {
           h(
             "li",
             { class: "invite" },
-            h("span", null, inv.room.name ?? "A room", h("small", { class: "muted" }, ` from ${this.ctx.name(inv.invited_by)}`)),
-            h("button", { type: "button", class: "small", onclick: () => this.actions.answer(inv.room, true) }, "Accept"),
-            h("button", { type: "button", class: "small", onclick: () => this.actions.answer(inv.room, false) }, "Decline"),
+            h(
+              "span",
+              null,
+              inv.room.name ?? "A room",
+              h("small", { class: "muted" }, ` from ${this.ctx.name(inv.invited_by)}`),
+            ),
+            h(
+              "button",
+              { type: "button", class: "small", onclick: () => this.actions.answer(inv.room, true) },
+              "Accept",
+            ),
+            h(
+              "button",
+              { type: "button", class: "small", onclick: () => this.actions.answer(inv.room, false) },
+              "Decline",
+            ),
           ),
         ),
       ),

@@ -15,7 +15,11 @@ export class StatusBar {
 
   show(state: ConnectionState, detail?: string): void {
     this.element.dataset.state = state;
-    replace(this.element, h("span", { class: "dot", "aria-hidden": "true" }), STATE_TEXT[state] + (detail ? ` (${detail})` : ""));
+    replace(
+      this.element,
+      h("span", { class: "dot", "aria-hidden": "true" }),
+      STATE_TEXT[state] + (detail ? ` (${detail})` : ""),
+    );
   }
 }
 
