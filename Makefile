@@ -24,10 +24,9 @@ js-deps: ## install the pinned JavaScript test client (tests/js/package-lock.jso
 	@command -v npm >/dev/null 2>&1 || { echo "make js-deps: npm not found; install Node.js 20+ with npm (tests/js drives the gateway with socket.io-client)" >&2; exit 1; }
 	@npm ci --no-audit --no-fund --prefix tests/js
 
-web: ## build the web client (clients/web: npm ci, tsc --noEmit, vite build into dist/); needs Node.js 20+ with npm
+web: ## build the web client when its sources changed (clients/web: npm ci, tsc --noEmit, vite build into dist/); needs Node.js 20+ with npm
 	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; install Node.js 20+ with npm (the web client is built with Vite)" >&2; exit 1; }
-	@npm ci --no-audit --no-fund --prefix clients/web
-	@npm run --prefix clients/web build
+	@node clients/web/scripts/build-if-changed.mjs
 
 browser-deps: ## install Debian's chromium for the browser end-to-end test when /usr/bin/chromium is missing
 	@if [ ! -x /usr/bin/chromium ]; then \
