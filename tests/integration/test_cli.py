@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import stat
 import struct
 import subprocess
@@ -75,10 +76,13 @@ class Cli:
         return str(json.loads(self.config.read_text())["access_token"])
 
 
-async def _signed_up(server: str, inbox: SmtpInbox, tmp_path: Path, name: str) -> Cli:
+async def _signed_up(
+    server: str, inbox: SmtpInbox, tmp_path: Path, name: str, *, display_name: str | None = None
+) -> Cli:
     cli = Cli(server, tmp_path / name / "config.json")
     email = f"{name}@example.com"
-    registered = await cli("register", email, name, "--password-stdin", stdin=PASSWORD + "\n")
+    named = ["--display-name", display_name] if display_name else []
+    registered = await cli("register", email, name, *named, "--password-stdin", stdin=PASSWORD + "\n")
     assert registered.code == 0, registered
     verified = await cli("verify", email, await inbox.code_for(email))
     assert verified.code == 0, verified
@@ -102,7 +106,7 @@ async def _until_ok(cli: Cli, *argv: str, timeout: float = 20) -> Result:
 async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> None:
     began = time.perf_counter()
     ada = await _signed_up(servers[0], inbox, tmp_path, "ada")
-    bob = await _signed_up(servers[-1], inbox, tmp_path, "bob")
+    bob = await _signed_up(servers[-1], inbox, tmp_path, "bob", display_name="Bob Builder")
 
     created = await ada("create", "lobby", "--topic", "all things", "--json")
     assert created.code == 0, created
@@ -170,7 +174,54 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     assert [m["body"] for m in json.loads(process.stdout)] == ["hello bob", "second"]
     print(f"cli scenario: {time.perf_counter() - began:.2f}s")
 
+    await _replies_files_and_direct_rooms(ada, bob, tmp_path)
     await _interactive(ada, bob, servers, room_id, tmp_path)
+
+
+async def _replies_files_and_direct_rooms(ada: Cli, bob: Cli, tmp_path: Path) -> None:
+    """A reply shows who and what it answers, a file its name, size and the command that fetches it (which works
+    as shown), and a direct room the other person's name."""
+    began = time.perf_counter()
+    hello = (await bob("history", "lobby", "--json")).json()[0]
+    replied = await bob("send", "lobby", "hi ada", "--reply-to", hello["id"])
+    assert replied.code == 0, replied
+    notes = tmp_path / "notes.txt"
+    notes.write_text("minutes of the meeting\n")
+    attached = await ada("send", "lobby", "the notes", "--attach", str(notes), "--json")
+    assert attached.code == 0, attached
+    file_id = attached.json()["attachments"][0]["id"]
+
+    shown = await _until_ok(bob, "history", "lobby", "--limit", "2")
+    assert shown.code == 0, shown
+    lines = shown.out.splitlines()
+    assert lines[0].endswith("me: [↪ #1 ada: hello bob] hi ada"), lines
+    assert lines[1].endswith("ada: the notes"), lines
+    assert lines[2] == f"    📎 notes.txt (23 B)  chat-cli download lobby {file_id}", lines
+    assert hello["id"] not in shown.out, "a reply names its author, not the message's id"
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    command = shlex.split(lines[2].strip().split("  ", 1)[1])
+    assert command[0] == "chat-cli"
+    for _ in range(2):  # the second copy gets a name of its own
+        fetched = await bob(*command[1:], "-o", str(downloads), "--json")
+        assert fetched.code == 0, fetched
+    assert fetched.json()["path"] == str(downloads / "notes (1).txt")
+    assert (downloads / "notes.txt").read_text() == (downloads / "notes (1).txt").read_text() == notes.read_text()
+
+    opened = await ada("dm", "bob", "--json")
+    assert opened.code == 0, opened
+    direct_id = opened.json()["id"]
+    listed = await ada("rooms", "--json")
+    assert [r.get("title") for r in listed.json() if r["id"] == direct_id] == ["Bob Builder"]
+    assert "Bob Builder" in (await ada("rooms")).out
+    sent = await _until_ok(ada, "send", "@bob", "psst", "--json")  # a direct room by its person's username
+    assert sent.code == 0, sent
+    assert sent.json()["room_id"] == direct_id
+    seen = await _until_ok(bob, "history", "ada", "--json")  # and from the other side, by theirs
+    assert seen.code == 0, seen
+    assert [m["body"] for m in seen.json()] == ["psst"]
+    print(f"cli replies, files and direct rooms: {time.perf_counter() - began:.2f}s")
 
 
 async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:
@@ -230,6 +281,8 @@ async def _interactive(ada: Cli, bob: Cli, servers: list[str], room_id: str, tmp
         await watcher.sio.disconnect()
     lines = transcript.read_text().splitlines()
     assert any("are you there, ada?" in line for line in lines), lines
+    assert any(line.endswith("bob: [↪ #1 me: hello bob] hi ada") for line in lines), lines
+    assert any(line.startswith("    📎 notes.txt (23 B)  chat-cli download lobby ") for line in lines), lines
     # Presence shows the username the rooms service's user lookup gives, not an id prefix.
     assert any("bob" in line and "online" in line for line in lines if line.startswith("-- ")), lines
     page = await bob("history", "lobby", "--json")

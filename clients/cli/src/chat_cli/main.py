@@ -103,12 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the message; - reads it from standard input")
     p.add_argument("--reply-to", metavar="MESSAGE_ID")
     p.add_argument("--client-msg-id", help="idempotency key: sending again with it never makes a second message")
+    p.add_argument(
+        "--attach", action="append", metavar="FILE", help="upload FILE with the message (repeatable; TEXT may be '')"
+    )
 
     p = command("history", commands.history, "a page of a room's messages, oldest first")
     p.add_argument("room")
     p.add_argument("--limit", type=_positive, default=50)
     p.add_argument("--before", type=_positive, metavar="SEQ", help="messages before this seq")
     p.add_argument("--after", type=int, metavar="SEQ", help="messages after this seq (oldest first)")
+
+    p = command("download", commands.download, "save a message's attachment (history shows the command)")
+    p.add_argument("room")
+    p.add_argument("attachment_id")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="a file, a folder (keeps the file's name), or - for standard output"
+    )
 
     p = command("open", commands.open_room, "interactive room: live messages, typing, presence")
     p.add_argument("room")
