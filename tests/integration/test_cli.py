@@ -20,6 +20,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,25 @@ class Result:
         return json.loads(self.out)
 
 
+class Typing(io.StringIO):
+    """Standard input typed by a person who reads the screen (the CLI's stderr) before each line."""
+
+    def __init__(self, screen: io.StringIO, answer: Callable[[str], str]) -> None:
+        super().__init__()
+        self.screen = screen
+        self.answer = answer
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]  # typeshed: _IOBase says bytes
+        return self.answer(self.screen.getvalue()) + "\n"
+
+
+def authenticator_code(screen: str) -> str:
+    """What an authenticator app that scanned the set-up on ``screen`` shows now."""
+    found = re.search(r"secret: ([A-Z2-7]+)", screen)
+    assert found, screen
+    return str(pyotp.TOTP(found.group(1)).now())
+
+
 @dataclass
 class Cli:
     """One user's chat-cli: a server and a config file of its own."""
@@ -61,11 +81,11 @@ class Cli:
     server: str
     config: Path
 
-    async def __call__(self, *argv: str, stdin: str = "") -> Result:
+    async def __call__(self, *argv: str, stdin: str = "", typing: Callable[[str], str] | None = None) -> Result:
         out, err = io.StringIO(), io.StringIO()
         code = await run(
             ["--server", self.server, "--config", str(self.config), *argv],
-            stdin=io.StringIO(stdin),
+            stdin=io.StringIO(stdin) if typing is None else Typing(err, typing),
             stdout=out,
             stderr=err,
             environ={"HOME": str(self.config.parent)},
@@ -147,6 +167,7 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     assert json.loads(as_json.err)["error"]["code"] == "invalid_credentials"
     assert (await stranger("rooms")).code == 1, "not signed in"
     await _second_factor(bob, servers[-1], tmp_path)
+    await _sessions(servers, inbox, tmp_path)
 
     # Once as a real process, as a script would run it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
@@ -225,14 +246,21 @@ async def _replies_files_and_direct_rooms(ada: Cli, bob: Cli, tmp_path: Path) ->
 
 
 async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:
-    """Bob turns on TOTP; `login` then answers ``mfa_required`` and the CLI finishes with a recovery code (a fresh
-    authenticator code would need the next 30-second step: the one used to confirm is spent)."""
-    headers = {"Authorization": f"Bearer {bob.token()}"}
-    async with httpx.AsyncClient(base_url=server, timeout=20, headers=headers) as http:
-        secret = (await http.post("/api/auth/totp/setup")).json()["secret"]
-        confirmed = await http.post("/api/auth/totp/confirm", json={"code": pyotp.TOTP(secret).now()})
-        assert confirmed.status_code == 200, confirmed.text
-        recovery = confirmed.json()["recovery_codes"]
+    """Bob turns on TOTP with `chat-cli totp setup`, typing the code his app shows after scanning; `login` then
+    answers ``mfa_required`` and the CLI finishes with a recovery code (a fresh authenticator code would need the
+    next 30-second step: the one used to confirm is spent). Then he turns it off with his password."""
+    assert "off" in (await bob("totp", "status")).out
+    set_up = await bob("totp", "setup", "--json", typing=authenticator_code)
+    assert set_up.code == 0, set_up
+    recovery = set_up.json()["recovery_codes"]
+    assert len(recovery) == 10
+    assert "█" in set_up.err, "the QR code is drawn"
+    uri = re.search(r"uri: +(otpauth://totp/\S+)", set_up.err)
+    assert uri, set_up.err
+    assert "secret=" in uri.group(1)
+    again = await bob("totp", "setup")
+    assert again.code == 1
+    assert "totp_already_enabled" in again.err
     second_device = Cli(server, tmp_path / "bob-laptop" / "config.json")
     signed_in = await second_device("login", "bob", "--password-stdin", "--json", stdin=f"{PASSWORD}\n{recovery[0]}\n")
     assert signed_in.code == 0, signed_in
@@ -242,6 +270,63 @@ async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:
     )
     assert wrong.code == 1, "a recovery code works once"
     assert "invalid_recovery_code" in wrong.err, wrong.err
+    assert (await bob("totp", "status", "--json")).json() == {"enabled": True, "recovery_codes_left": 9}
+    refused = await bob("totp", "disable", "--password-stdin", stdin="not the password\n")
+    assert refused.code == 1, refused
+    disabled = await bob("totp", "disable", "--password-stdin", stdin=PASSWORD + "\n")
+    assert disabled.code == 0, disabled
+    assert (await bob("totp", "status", "--json")).json()["enabled"] is False
+    plain = await Cli(server, tmp_path / "bob-tablet" / "config.json")(
+        "login", "bob", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert plain.code == 0, "no second factor asked for any more"
+
+
+async def _sessions(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> None:
+    """Cyril signs in on a desk and a laptop: the desk lists both with their device and ends the laptop's session,
+    then, signed in on a phone too, logs out everywhere."""
+    began = time.perf_counter()
+    desk = await _signed_up(servers[0], inbox, tmp_path, "cyril")
+
+    async def another(device: str) -> Cli:
+        cli = Cli(servers[-1], tmp_path / f"cyril-{device}" / "config.json")
+        assert (await cli("login", "cyril", "--password-stdin", stdin=PASSWORD + "\n")).code == 0
+        return cli
+
+    laptop = await another("laptop")
+    listed = await desk("sessions", "--json")
+    assert listed.code == 0, listed
+    assert sorted(s["current"] for s in listed.json()) == [False, True]
+    shown = await desk("sessions")
+    assert shown.out.count("chat-cli on ") == 2, shown.out
+    assert shown.out.splitlines()[-1] == "* this device"
+    laptop_id = next(s["id"] for s in listed.json() if not s["current"])
+
+    ended = await desk("sessions", "--end", laptop_id[:8])
+    assert ended.code == 0, ended
+    assert "Ended session" in ended.out
+    assert (await laptop("whoami")).code == 1, "the laptop's session is over"
+    assert (await desk("whoami")).code == 0, "the desk's goes on"
+    assert [s["id"] for s in (await desk("sessions", "--json")).json()] != [laptop_id]
+
+    phone = await another("phone")
+    everywhere = await desk("sessions", "--all", "--json")
+    assert everywhere.code == 0, everywhere
+    assert json.loads(desk.config.read_text()).get("refresh_token") is None, "no dead tokens kept here"
+    signed_out = await _until_refused(phone, "rooms")
+    assert signed_out.code == 1, signed_out
+    assert "session_revoked" in signed_out.err or "refresh_token" in signed_out.err, signed_out.err
+    print(f"cli sessions: {time.perf_counter() - began:.2f}s")
+
+
+async def _until_refused(cli: Cli, *argv: str, timeout: float = 20) -> Result:
+    """Repeat a command while it succeeds: in split mode an ended session reaches each service by Kafka."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await cli(*argv)
+        if result.code != 0 or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.2)
 
 
 async def _interactive(ada: Cli, bob: Cli, servers: list[str], room_id: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -19,7 +20,8 @@ from chat_cli.errors import Refused, Unreachable
 
 # Refresh this long before the access token's expiry, so a request never races it.
 EXPIRY_MARGIN_SECONDS = 30.0
-USER_AGENT = "chat-cli/0.1"
+USER_AGENT = f"chat-cli/0.1 ({platform.system() or 'unknown system'})"
+"""Sent with every request; the sessions list shows it as the device (``chat-cli on Linux``)."""
 
 
 def problem(response: httpx.Response) -> Refused:

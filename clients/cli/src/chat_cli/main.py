@@ -11,7 +11,7 @@ from typing import TextIO
 
 import httpx
 
-from chat_cli import commands
+from chat_cli import commands, security
 from chat_cli.api import Api
 from chat_cli.config import Config, ConfigError, default_path, resolve_server
 from chat_cli.errors import EXIT_OK, EXIT_USAGE, CliError, Usage
@@ -72,6 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("logout", commands.logout, "end this session and forget its tokens")
     command("whoami", commands.whoami, "show the signed-in account")
+
+    p = command("sessions", security.sessions, "my signed-in sessions (devices); end one, the others, or all")
+    ending = p.add_mutually_exclusive_group()
+    ending.add_argument("--end", metavar="ID", help="end this session (the id, or its start as listed)")
+    ending.add_argument("--others", action="store_true", help="end every session but this one")
+    ending.add_argument("--all", action="store_true", help="end every session, this one too: log out everywhere")
+
+    totp = sub.add_parser("totp", help="two-factor sign-in with an authenticator app", parents=[common])
+    actions = totp.add_subparsers(dest="totp_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+
+    def action(name: str, handler: commands.Command, help_text: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    action("status", security.totp_status, "whether two-factor sign-in is on, and recovery codes left")
+    action("setup", security.totp_setup, "turn it on: scan the QR code, type the first code, keep the recovery codes")
+    p = action("disable", security.totp_disable, "turn it off with a current code or the password")
+    p.add_argument("--code", help="a current code from the app")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p = action("recovery-codes", security.totp_recovery_codes, "replace the recovery codes (needs a current code)")
+    p.add_argument("--code", help="a current code from the app")
     command("rooms", commands.rooms, "my rooms with unread counts")
 
     p = command("directory", commands.directory, "search public and password rooms")
