@@ -195,13 +195,13 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     assert [m["body"] for m in json.loads(process.stdout)] == ["hello bob", "second"]
     print(f"cli scenario: {time.perf_counter() - began:.2f}s")
 
-    await _replies_files_and_direct_rooms(ada, bob, tmp_path)
+    await _replies_files_direct_rooms_and_search(ada, bob, tmp_path)
     await _interactive(ada, bob, servers, room_id, tmp_path)
 
 
-async def _replies_files_and_direct_rooms(ada: Cli, bob: Cli, tmp_path: Path) -> None:
+async def _replies_files_direct_rooms_and_search(ada: Cli, bob: Cli, tmp_path: Path) -> None:
     """A reply shows who and what it answers, a file its name, size and the command that fetches it (which works
-    as shown), and a direct room the other person's name."""
+    as shown), and a direct room the other person's name; search finds a room's messages by their words."""
     began = time.perf_counter()
     hello = (await bob("history", "lobby", "--json")).json()[0]
     replied = await bob("send", "lobby", "hi ada", "--reply-to", hello["id"])
@@ -242,7 +242,15 @@ async def _replies_files_and_direct_rooms(ada: Cli, bob: Cli, tmp_path: Path) ->
     seen = await _until_ok(bob, "history", "ada", "--json")  # and from the other side, by theirs
     assert seen.code == 0, seen
     assert [m["body"] for m in seen.json()] == ["psst"]
-    print(f"cli replies, files and direct rooms: {time.perf_counter() - began:.2f}s")
+
+    found = await bob("search", "lobby", "HELLO", "--json")  # the messages service's search: any case
+    assert found.code == 0, found
+    assert [m["body"] for m in found.json()["items"]] == ["hello bob"]
+    shown_found = await bob("search", "lobby", "notes")
+    assert shown_found.out.splitlines()[0].endswith("ada: the notes"), shown_found.out
+    assert shown_found.out.splitlines()[1].startswith("    📎 notes.txt (23 B)  chat-cli download lobby ")
+    assert (await bob("search", "lobby", "psst")).out == "(nothing matches 'psst')\n", "not from another room"
+    print(f"cli replies, files, direct rooms and search: {time.perf_counter() - began:.2f}s")
 
 
 async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
+import shlex
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -362,6 +363,30 @@ async def history(args: argparse.Namespace, ctx: Context) -> None:
     known = await known_for(ctx.api, str(room["id"]), items, me=ctx.api.config.user_id, room=args.room)
     text = "\n".join(format_message(m, known) for m in items) or "(no messages)"
     ctx.out.result(items, text)
+
+
+SEARCH_QUERY_CHARS = 200
+"""The longest query the messages service takes (``GET /api/messages/search?q=``)."""
+
+
+async def search(args: argparse.Namespace, ctx: Context) -> None:
+    query = " ".join(args.query.split())
+    if not query:
+        raise Usage("give words to search for")
+    if len(query) > SEARCH_QUERY_CHARS:
+        raise Usage(f"a search is at most {SEARCH_QUERY_CHARS} characters, not {len(query)}")
+    room = await resolve_room(ctx.api, args.room)
+    params = {"q": query, "room_id": room["id"], "limit": args.limit, "cursor": args.cursor}
+    page = await ctx.api.request("GET", "/api/messages/search", params=params)
+    if ctx.out.json_mode:
+        ctx.out.result(page)
+        return
+    items = page["items"]
+    known = await known_for(ctx.api, str(room["id"]), items, me=ctx.api.config.user_id, room=args.room)
+    ctx.out.result(page, "\n".join(format_message(m, known) for m in items) or f"(nothing matches {query!r})")
+    if page.get("next_cursor"):
+        more = shlex.join(["chat-cli", "search", args.room, query, "--cursor", str(page["next_cursor"])])
+        ctx.out.note(f"older matches: {more}")
 
 
 async def download(args: argparse.Namespace, ctx: Context) -> None:

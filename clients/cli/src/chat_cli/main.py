@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--before", type=_positive, metavar="SEQ", help="messages before this seq")
     p.add_argument("--after", type=int, metavar="SEQ", help="messages after this seq (oldest first)")
 
+    p = command("search", commands.search, "a room's messages with every word of QUERY, newest first")
+    p.add_argument("room")
+    p.add_argument("query", help="words (any case; a message matches when it has every one)")
+    p.add_argument("--limit", type=_positive, default=20, help="matches per page (at most 100)")
+    p.add_argument("--cursor", help="the next page, as the previous one said")
+
     p = command("download", commands.download, "save a message's attachment (history shows the command)")
     p.add_argument("room")
     p.add_argument("attachment_id")
