@@ -169,14 +169,15 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     await _second_factor(bob, servers[-1], tmp_path)
     await _sessions(servers, inbox, tmp_path)
 
-    # Once as a real process, as a script would run it.
+    # Once as a real process, as a script would run it: the console script docs/cli.md tells people to run from
+    # the checkout after `make run` (.venv/bin/chat-cli, beside this interpreter).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    console_script = Path(sys.executable).with_name("chat-cli")
+    assert console_script.is_file(), f"{console_script}: the workspace sync installs chat-cli"
     process = await asyncio.to_thread(
         subprocess.run,
         [
-            sys.executable,
-            "-m",
-            "chat_cli",
+            str(console_script),
             "--server",
             servers[-1],
             "--config",

@@ -59,8 +59,9 @@ async def test_usage_errors_exit_2_on_stderr(argv: list[str]) -> None:
     assert err.startswith("usage:")
 
 
-async def test_help_exits_0() -> None:
+async def test_help_and_version_exit_0() -> None:
     assert (await _run("--help"))[0] == 0
+    assert (await _run("--version"))[0] == 0
 
 
 # -- config -----------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import TextIO
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
 
     parser = _Parser(prog="chat-cli", description="Terminal client for the chat server.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"chat-cli {version('chat-cli')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
