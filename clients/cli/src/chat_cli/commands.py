@@ -197,7 +197,7 @@ async def resolve_room(api: Api, ref: str, *, search_directory: bool = False) ->
         return room
     mine = await my_rooms(api)
     found = _by_name(mine, ref)
-    if not found:
+    if not found and not search_directory:
         nameless = [r for r in mine if not r.get("name")]
         people = await add_titles(api, nameless, api.config.user_id)
         found = [
