@@ -84,11 +84,11 @@ infra-down: sync ## stop them
 infra-status: sync ## show what runs and where
 	@$(RUN) python -m chat_localinfra status
 
-bench: sync ## benchmarks that print figures: auth timing, idle memory, fan-out vs a plain python-socketio baseline, the split-mode pipeline, history pages, the Mongo-wire soak (bench/, docs/benchmarks.md)
+bench: sync js-deps ## benchmarks that print figures (under 30 min): auth timing, idle memory and fan-out vs plain python-socketio, message throughput in both modes, history pages, the Mongo-wire soak (bench/, docs/benchmarks.md)
 	@$(RUN) python bench/auth_enumeration_timing.py
 	@$(RUN) python -m bench.scenarios
-	@$(RUN) python -m bench.pipeline
-	@$(RUN) python -m bench.history
+	@$(RUN) python -m bench.throughput
+	@BENCH_HISTORY_MESSAGES=$${BENCH_HISTORY_MESSAGES:-200000} $(RUN) python -m bench.history
 	@$(RUN) python -m bench.soak
 
 chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs

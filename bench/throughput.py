@@ -338,12 +338,20 @@ async def seats_for(deployment: Deployment, tokens: list[str], shape: str) -> li
 # --- measuring -------------------------------------------------------------------------------------------------
 
 
-async def store_commands(mongo_url: str) -> int:
-    """Commands the Mongo-wire server has answered (its opcounters; this read itself counts one)."""
+async def store_commands(mongo_url: str) -> dict[str, int]:
+    """Commands the Mongo-wire server has answered, by kind (its opcounters; this read itself counts one
+    ``command``)."""
     client: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(mongo_url) as client:
         counters = (await client.admin.command("serverStatus"))["opcounters"]
-    return int(sum(int(v) for v in counters.values()))
+    return {str(k): int(v) for k, v in counters.items()}
+
+
+def commands_between(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """The commands answered between two readings, by kind, less the second reading's own."""
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    delta["command"] = delta.get("command", 0) - 1
+    return {k: v for k, v in delta.items() if v}
 
 
 async def bus_records(deployment: Deployment) -> int | None:
@@ -478,7 +486,8 @@ async def run_shape(
         if profilers:
             _render(profilers, f"{mode} {shape} at {rate} msg/s (py-spy, wall clock)")
             await _cpu_profile(deployment, sizes.results / f"cpu-{mode}-{shape}-{rate}-chat-up.txt", rate)
-        commands = await store_commands(deployment.mongo_url) - commands_before - 1
+        by_kind = commands_between(commands_before, await store_commands(deployment.mongo_url))
+        commands = sum(by_kind.values())
         records_after = await bus_records(deployment)
         used = spent(cpu_before, cpu_after)
         acked = max(1, row["acked"])
@@ -490,6 +499,7 @@ async def run_shape(
         row["cores_used"] = {name: round(s / elapsed, 2) for name, s in used.items()}
         row["machine_busy_percent"] = machine_share(cpu_before, cpu_after)
         row["store_commands_per_message"] = round(commands / acked, 3)
+        row["store_commands_by_kind"] = by_kind
         if records_before is not None and records_after is not None:
             row["bus_records_per_message"] = round((records_after - records_before) / acked, 3)
         row["passed"] = _within(row)
@@ -499,7 +509,7 @@ async def run_shape(
             f"delivered {row['delivered']}/{row['expected']} dup {row['duplicates']} ooo {row['out_of_order']} | "
             f"p50 {row['receive']['p50']} p99 {row['receive']['p99']} p99.9 {row['receive']['p999']} ms | "
             f"ack p50 {row['ack']['p50']} p99 {row['ack']['p99']} | cpu/msg {row['cpu_ms_per_message_all']} ms "
-            f"{row['cpu_ms_per_message']} | store cmds/msg {row['store_commands_per_message']} | "
+            f"{row['cpu_ms_per_message']} | store cmds/msg {row['store_commands_per_message']} {by_kind} | "
             f"machine {row['machine_busy_percent']}%",
             flush=True,
         )
