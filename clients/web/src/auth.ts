@@ -41,6 +41,34 @@ function input(name: string, type: string, autocomplete: string, extra: Record<s
   return h("input", { name, type, autocomplete, required: true, ...extra });
 }
 
+/** On a dev-mode server (where `/dev/mailbox` exists) the code is also in its terminal and on its mailbox page,
+ * which is where someone trying the product without a mail server finds it. Empty, and filled only once the server
+ * says it is in dev mode. */
+function devModeHint(address: string): HTMLElement {
+  const hint = h("div", { class: "dev-hint", hidden: true });
+  void fetch("/dev/mailbox", { cache: "no-store", credentials: "omit" })
+    .then((response) => {
+      if (!response.ok) return;
+      replace(
+        hint,
+        h(
+          "p",
+          null,
+          "This server runs in dev mode: the code is also printed in the terminal running ",
+          h("code", null, "make run"),
+          ", on a line like ",
+          h("code", null, `code for ${address || "alice@example.com"}: 123456`),
+          ", and listed on the ",
+          h("a", { href: "/dev/mailbox", target: "_blank", rel: "noopener noreferrer" }, "dev mailbox page"),
+          ".",
+        ),
+      );
+      hint.hidden = false;
+    })
+    .catch(() => undefined); // no hint: the email it is
+  return hint;
+}
+
 export class AuthScreen {
   private info: AuthInfo = { oidc_enabled: false, oidc_provider: null };
 
@@ -143,7 +171,7 @@ export class AuthScreen {
     const form = h(
       "form",
       { "aria-label": "Create an account" },
-      field("Email", email),
+      field("Email", email, "We email a 6-digit code to this address to confirm it."),
       field("Username", username, "3–32 letters, digits, dots, dashes or underscores; shown to others."),
       field("Password", password, "At least 8 characters."),
       error,
@@ -179,11 +207,17 @@ export class AuthScreen {
     const email = input("email", "email", "email", { value: address });
     const code = input("code", "text", "one-time-code", { inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" });
     const error = errorBox();
-    const status = h("p", { class: "notice", role: "status" }, address ? `We sent a 6-digit code to ${address}.` : "");
+    const status = h(
+      "p",
+      { class: "notice", role: "status" },
+      address ? `We sent a 6-digit code to ${address}.` : "Enter the 6-digit code we emailed you.",
+      " Look in your inbox, and in the spam folder if it is not there.",
+    );
     const form = h(
       "form",
       { "aria-label": "Verify your email" },
       status,
+      devModeHint(address),
       address ? null : field("Email", email),
       field("Verification code", code, "Six digits, valid for 10 minutes."),
       error,

@@ -63,20 +63,9 @@ export function directoryDialog(host: DialogHost): void {
           autocomplete: "off",
         })
       : null;
-    const join = h("button", { type: "button", class: "small" }, member ? "Open" : "Join");
-    join.addEventListener("click", () => {
-      void (async () => {
-        try {
-          if (!member) await chatApi.join(room.id, password ? password.value : null);
-          box.close();
-          await host.joined(room.id);
-        } catch (e) {
-          error.show(e);
-        }
-      })();
-    });
-    return h(
-      "li",
+    // A form per room, so Enter in the password field joins.
+    const form = h(
+      "form",
       { class: "dir-item" },
       h(
         "div",
@@ -87,8 +76,27 @@ export function directoryDialog(host: DialogHost): void {
         h("small", { class: "muted" }, `${plural(room.member_count, "member")}${room.topic ? ` · ${room.topic}` : ""}`),
       ),
       member ? null : password,
-      join,
+      h("button", { type: "submit", class: "small" }, member ? "Open" : "Join"),
     );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!member && password && !password.value) {
+        // Asked for, never sent empty: the server would count an empty password as a wrong guess.
+        error.show("Enter the room's password.");
+        password.focus();
+        return;
+      }
+      void (async () => {
+        try {
+          if (!member) await chatApi.join(room.id, password ? password.value : null);
+          box.close();
+          await host.joined(room.id);
+        } catch (e) {
+          error.show(e);
+        }
+      })();
+    });
+    return h("li", null, form);
   };
   const load = async () => {
     try {

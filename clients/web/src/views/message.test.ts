@@ -2,8 +2,11 @@
 // connection, and one line for the room's queue when it is held up.
 
 import { describe, expect, it } from "vitest";
+import { applyMarker, newRoomState } from "../state/room";
 import type { Pending, PendingState } from "../state/send-queue";
-import { pendingLabel, queueSummary } from "./message";
+import type { Message } from "../types";
+import type { ViewContext } from "./common";
+import { ownStatus, pendingLabel, queueSummary } from "./message";
 
 function pending(state: PendingState, over: Partial<Pending> = {}): Pending {
   return {
@@ -47,5 +50,32 @@ describe("the queue's line above the composer", () => {
     expect(queueSummary([pending("sending"), pending("queued")], 0)).toBe("");
     expect(queueSummary([pending("failed")], 0)).toBe("");
     expect(queueSummary([], 0)).toBe("");
+  });
+});
+
+describe("a receipt on my message", () => {
+  const ctx: ViewContext = {
+    me: { id: "me", email: "", username: "me", display_name: null, email_verified: true },
+    name: (userId) => userId.toUpperCase(),
+    roomName: () => "",
+    announce: () => undefined,
+  };
+  const mine = { seq: 3, sender_id: "me" } as Message;
+
+  it("differs in its mark, not only its colour, for sent, delivered and read", () => {
+    const s = newRoomState();
+    const marks = [ownStatus(ctx, s, mine).mark];
+    applyMarker(s, "delivered", "ada", 3, "me");
+    marks.push(ownStatus(ctx, s, mine).mark);
+    applyMarker(s, "read", "ada", 3, "me");
+    marks.push(ownStatus(ctx, s, mine).mark);
+    expect(marks).toEqual(["✓", "✓✓", "✓✓ Read"]);
+  });
+
+  it("names who read it", () => {
+    const s = newRoomState();
+    applyMarker(s, "read", "ada", 3, "me");
+    applyMarker(s, "read", "bob", 9, "me");
+    expect(ownStatus(ctx, s, mine)).toMatchObject({ label: "Read", title: "Read by ADA, BOB" });
   });
 });

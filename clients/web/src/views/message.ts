@@ -42,10 +42,12 @@ export class AttachmentCache {
   }
 }
 
-/** The receipt shown on one of my messages: its label for screen readers and the names of who read it. */
+/** The receipt shown on one of my messages. Each state has its own mark, not only its own colour: one tick for
+ * sent, two for delivered, two and the word "Read" for read; the label is for screen readers, the title names
+ * who read it. */
 export function ownStatus(ctx: ViewContext, s: RoomState, m: Message): { mark: string; label: string; title: string } {
   const { label, readers } = receiptOf(s, m, ctx.me.id);
-  const mark = label === "Sent" ? "✓" : "✓✓";
+  const mark = { Sent: "✓", Delivered: "✓✓", Read: "✓✓ Read" }[label];
   return { mark, label, title: readers.length ? `Read by ${readers.map((user) => ctx.name(user)).join(", ")}` : label };
 }
 
