@@ -3,7 +3,7 @@
 // refuse innerHTML and friends, so these tests need no browser environment.
 
 import { describe, expect, it } from "vitest";
-import { parseMessage, renderBlocks, renderMessage, safeHref, type Block, type NodeFactory } from "./markdown";
+import { type Block, type NodeFactory, parseMessage, renderBlocks, renderMessage, safeHref } from "./markdown";
 
 // ---- a recording document ----
 
@@ -50,16 +50,16 @@ function render(body: string): FakeNode {
   return renderMessage(body, fakeDocument as unknown as NodeFactory) as unknown as FakeNode;
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 /** The rendered nodes as HTML, text escaped: what a browser would show for them. */
 function html(node: FakeNode): string {
-  if (node instanceof FakeText) return escape(node.data);
+  if (node instanceof FakeText) return escapeHtml(node.data);
   const inner = node.children.map(html).join("");
   if (!(node instanceof FakeElement)) return inner;
-  const attributes = node.attributes.map(([name, value]) => ` ${name}="${escape(value)}"`).join("");
+  const attributes = node.attributes.map(([name, value]) => ` ${name}="${escapeHtml(value)}"`).join("");
   return `<${node.tag}${attributes}>${inner}</${node.tag}>`;
 }
 
@@ -144,9 +144,7 @@ describe("formatting", () => {
 
   it("makes fenced code blocks, keeping their lines and dropping the info string", () => {
     const body = "before\n```python\ndef f(x):\n    return x * 2  # **not bold**\n```\nafter";
-    expect(show(body)).toBe(
-      "before<pre><code>def f(x):\n    return x * 2  # **not bold**</code></pre>after",
-    );
+    expect(show(body)).toBe("before<pre><code>def f(x):\n    return x * 2  # **not bold**</code></pre>after");
     expect(parseMessage("```\n\n```")).toEqual([{ type: "codeblock", text: "" }]);
   });
 
@@ -202,8 +200,7 @@ describe("unclosed and crossed markers stay text", () => {
 
 describe("links", () => {
   const attrs = 'title="$URL" rel="noopener noreferrer" target="_blank"';
-  const link = (href: string, text = href) =>
-    `<a href="${href}" ${attrs.replace("$URL", href)}>${text}</a>`;
+  const link = (href: string, text = href) => `<a href="${href}" ${attrs.replace("$URL", href)}>${text}</a>`;
 
   it("links bare http, https and mailto addresses, opening in a new tab without a referrer", () => {
     expect(show("see https://example.com/a?b=1&c=2")).toBe(`see ${link("https://example.com/a?b=1&amp;c=2")}`);
@@ -318,7 +315,14 @@ describe("an XSS corpus", () => {
         if (element.tag === "a") expect(element.attributes[0][1]).toMatch(/^(https:\/\/example\.com\/|mailto:)/);
       }
     }
-    for (const bad of ["javascript:alert(1)", "data:text/html,x", "vbscript:x", "https://a.example/\u202e", "http://", "mailto:x"]) {
+    for (const bad of [
+      "javascript:alert(1)",
+      "data:text/html,x",
+      "vbscript:x",
+      "https://a.example/\u202e",
+      "http://",
+      "mailto:x",
+    ]) {
       expect(safeHref(bad)).toBeNull();
     }
   });
@@ -344,8 +348,31 @@ describe("an XSS corpus", () => {
 // ---- random bodies ----
 
 describe("random bodies made of the syntax's own pieces", () => {
-  const pieces = ["*", "**", "_", "`", "```", "[", "]", "(", ")", "@ada", "https://example.com/", "mailto:a@b.co",
-    "javascript:", "<", ">", '"', " ", "\n", "x", "é", "&amp;", "\u202e", "\t"];
+  const pieces = [
+    "*",
+    "**",
+    "_",
+    "`",
+    "```",
+    "[",
+    "]",
+    "(",
+    ")",
+    "@ada",
+    "https://example.com/",
+    "mailto:a@b.co",
+    "javascript:",
+    "<",
+    ">",
+    '"',
+    " ",
+    "\n",
+    "x",
+    "é",
+    "&amp;",
+    "\u202e",
+    "\t",
+  ];
 
   it("always render safely", () => {
     let seed = 12345;
