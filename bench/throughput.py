@@ -27,6 +27,8 @@ socket per room). Sizes from the environment:
     BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
                                           (wall clock: the product's and the Mongo-wire server), and in the
                                           all-in-one mode the CPU-time sampler of bench/cpu_profile.py too
+    BENCH_TP_ENV=                         settings for the product's processes, "NAME=value,..." (A/B runs of
+                                          a setting, e.g. CHAT_KAFKA_LINGER_MS=0)
     BENCH_RESULTS=bench/results           throughput.json, throughput.md
 """
 
@@ -84,6 +86,17 @@ LIMITS = {
     "CHAT_AUTH_ACCESS_TOKEN_TTL_SECONDS": "3600",
     "CHAT_LOG_LEVEL": "info",  # the production default
 }
+
+
+def _product_env() -> dict[str, str]:
+    """The run's settings for the product: the lifted budgets, then ``BENCH_TP_ENV``."""
+    chosen = dict(LIMITS)
+    for pair in _list("BENCH_TP_ENV", ""):
+        name, _, value = pair.partition("=")
+        if not name.startswith("CHAT_") or not _:
+            raise SystemExit(f"BENCH_TP_ENV: {pair!r} is not CHAT_NAME=value")
+        chosen[name] = value
+    return chosen
 
 
 def _list(name: str, default: str) -> list[str]:
@@ -234,7 +247,7 @@ async def all_in_one(
         "CHAT_AUTH_SMTP_HOST": host,
         "CHAT_AUTH_SMTP_PORT": str(smtp_port),
         "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-        **LIMITS,
+        **_product_env(),
     }
     log = tmp / "chat-up.log"
     args = ["up", "--external", "--host", "127.0.0.1", "--port", str(port)]
@@ -255,7 +268,7 @@ async def split_mode(
     from tests.integration.split import run_split
 
     database = f"tp_{secrets.token_hex(4)}"
-    async with run_split(tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=LIMITS) as split:
+    async with run_split(tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=_product_env()) as split:
         yield Deployment(
             gateways=split.gateways,
             pids={name: child.process.pid for name, child in split.children.items()},

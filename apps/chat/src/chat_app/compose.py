@@ -68,6 +68,7 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         topic_prefix=settings.kafka_topic_prefix,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 5),
+        linger_ms=settings.kafka_linger_ms,
     )
 
 
