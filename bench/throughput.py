@@ -441,7 +441,10 @@ def _keep_cpu_profile(samples: Path, out: Path, rate: int) -> None:
 def _render(profiles: list[tuple[asyncio.subprocess.Process, Path]], title: str) -> None:
     for _process, out in profiles:
         if out.exists():
-            stacks = flame.main_thread(flame.parse(out.read_text().splitlines()))
+            parsed = flame.parse(out.read_text().splitlines())
+            # chat up and the services work on their event loop's thread; the Mongo-wire server in a thread per
+            # client connection
+            stacks = flame.busy_threads(parsed) if "mongo" in out.stem else flame.main_thread(parsed)
             out.with_suffix(".svg").write_text(flame.svg(stacks, f"{title}: {out.stem}"))
             out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
 
