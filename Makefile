@@ -24,10 +24,9 @@ js-deps: ## install the pinned JavaScript test client (tests/js/package-lock.jso
 	@command -v npm >/dev/null 2>&1 || { echo "make js-deps: npm not found; install Node.js 20+ with npm (tests/js drives the gateway with socket.io-client)" >&2; exit 1; }
 	@npm ci --no-audit --no-fund --prefix tests/js
 
-web: ## build the web client (clients/web: npm ci, tsc --noEmit, vite build into dist/); needs Node.js 20+ with npm
+web: ## build the web client when its sources changed (clients/web: npm ci, tsc --noEmit, vite build into dist/); needs Node.js 20+ with npm
 	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; install Node.js 20+ with npm (the web client is built with Vite)" >&2; exit 1; }
-	@npm ci --no-audit --no-fund --prefix clients/web
-	@npm run --prefix clients/web build
+	@node clients/web/scripts/build-if-changed.mjs
 
 browser-deps: ## install Debian's chromium for the browser end-to-end test when /usr/bin/chromium is missing
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -42,7 +41,9 @@ browser-deps: ## install Debian's chromium for the browser end-to-end test when 
 run: sync web ## the whole product in one process on embedded defaults; prints the URL
 	@$(RUN) chat up
 
-test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests
+test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests (web client: Biome, Vitest)
+	@npm run --prefix clients/web lint
+	@npm test --prefix clients/web
 	@$(RUN) pytest
 
 unit: sync ## unit tests only (no servers)
@@ -83,11 +84,11 @@ infra-down: sync ## stop them
 infra-status: sync ## show what runs and where
 	@$(RUN) python -m chat_localinfra status
 
-bench: sync ## benchmarks that print figures: auth timing, idle memory, fan-out vs a plain python-socketio baseline, the split-mode pipeline, history pages, the Mongo-wire soak (bench/, docs/benchmarks.md)
+bench: sync js-deps ## benchmarks that print figures (under 30 min): auth timing, idle memory and fan-out vs plain python-socketio, message throughput in both modes, history pages, the Mongo-wire soak (bench/, docs/benchmarks.md)
 	@$(RUN) python bench/auth_enumeration_timing.py
 	@$(RUN) python -m bench.scenarios
-	@$(RUN) python -m bench.pipeline
-	@$(RUN) python -m bench.history
+	@$(RUN) python -m bench.throughput
+	@BENCH_HISTORY_MESSAGES=$${BENCH_HISTORY_MESSAGES:-200000} $(RUN) python -m bench.history
 	@$(RUN) python -m bench.soak
 
 chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs

@@ -61,6 +61,16 @@ def main_thread(stacks: list[tuple[list[str], int]]) -> list[tuple[list[str], in
     return [(frames, n) for frames, n in stacks if any(m in f for f in frames[:12] for m in MAIN_THREAD_MARKERS)]
 
 
+WAITING: tuple[str, ...] = ("Condition.wait", "Event.wait", "_readable", "_recv_exactly", "select", "accept")
+"""Leaf frames of a thread that is waiting, not working (a threaded server's idle workers and pollers)."""
+
+
+def busy_threads(stacks: list[tuple[list[str], int]]) -> list[tuple[list[str], int]]:
+    """Every thread's stacks except those waiting: for a threaded server such as the Mongo-wire one, whose main
+    thread only waits and whose work happens in one thread per client connection."""
+    return [(frames, n) for frames, n in stacks if not any(w in frames[-1].split(" (")[0] for w in WAITING)]
+
+
 def self_time(stacks: list[tuple[list[str], int]]) -> Counter[str]:
     found: Counter[str] = Counter()
     for frames, n in stacks:
@@ -84,7 +94,7 @@ def by_area(stacks: list[tuple[list[str], int]]) -> Counter[str]:
 
 def summary(stacks: list[tuple[list[str], int]], top: int = 30) -> str:
     total = sum(n for _, n in stacks) or 1
-    lines = [f"{total} samples (main thread)", "", "self time by function:"]
+    lines = [f"{total} samples (the threads shown)", "", "self time by function:"]
     for frame, n in self_time(stacks).most_common(top):
         lines.append(f"  {n / total * 100:5.1f}%  {frame[:140]}")
     lines += ["", "self time by area:"]

@@ -27,6 +27,8 @@ socket per room). Sizes from the environment:
     BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
                                           (wall clock: the product's and the Mongo-wire server), and in the
                                           all-in-one mode the CPU-time sampler of bench/cpu_profile.py too
+    BENCH_TP_ENV=                         settings for the product's processes, "NAME=value,..." (A/B runs of
+                                          a setting, e.g. CHAT_KAFKA_LINGER_MS=0)
     BENCH_RESULTS=bench/results           throughput.json, throughput.md
 """
 
@@ -84,6 +86,17 @@ LIMITS = {
     "CHAT_AUTH_ACCESS_TOKEN_TTL_SECONDS": "3600",
     "CHAT_LOG_LEVEL": "info",  # the production default
 }
+
+
+def _product_env() -> dict[str, str]:
+    """The run's settings for the product: the lifted budgets, then ``BENCH_TP_ENV``."""
+    chosen = dict(LIMITS)
+    for pair in _list("BENCH_TP_ENV", ""):
+        name, _, value = pair.partition("=")
+        if not name.startswith("CHAT_") or not _:
+            raise SystemExit(f"BENCH_TP_ENV: {pair!r} is not CHAT_NAME=value")
+        chosen[name] = value
+    return chosen
 
 
 def _list(name: str, default: str) -> list[str]:
@@ -234,7 +247,7 @@ async def all_in_one(
         "CHAT_AUTH_SMTP_HOST": host,
         "CHAT_AUTH_SMTP_PORT": str(smtp_port),
         "CHAT_AUTH_ISSUER": f"{base}/api/auth",
-        **LIMITS,
+        **_product_env(),
     }
     log = tmp / "chat-up.log"
     args = ["up", "--external", "--host", "127.0.0.1", "--port", str(port)]
@@ -255,7 +268,7 @@ async def split_mode(
     from tests.integration.split import run_split
 
     database = f"tp_{secrets.token_hex(4)}"
-    async with run_split(tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=LIMITS) as split:
+    async with run_split(tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=_product_env()) as split:
         yield Deployment(
             gateways=split.gateways,
             pids={name: child.process.pid for name, child in split.children.items()},
@@ -338,12 +351,20 @@ async def seats_for(deployment: Deployment, tokens: list[str], shape: str) -> li
 # --- measuring -------------------------------------------------------------------------------------------------
 
 
-async def store_commands(mongo_url: str) -> int:
-    """Commands the Mongo-wire server has answered (its opcounters; this read itself counts one)."""
+async def store_commands(mongo_url: str) -> dict[str, int]:
+    """Commands the Mongo-wire server has answered, by kind (its opcounters; this read itself counts one
+    ``command``)."""
     client: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(mongo_url) as client:
         counters = (await client.admin.command("serverStatus"))["opcounters"]
-    return int(sum(int(v) for v in counters.values()))
+    return {str(k): int(v) for k, v in counters.items()}
+
+
+def commands_between(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """The commands answered between two readings, by kind, less the second reading's own."""
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    delta["command"] = delta.get("command", 0) - 1
+    return {k: v for k, v in delta.items() if v}
 
 
 async def bus_records(deployment: Deployment) -> int | None:
@@ -420,7 +441,10 @@ def _keep_cpu_profile(samples: Path, out: Path, rate: int) -> None:
 def _render(profiles: list[tuple[asyncio.subprocess.Process, Path]], title: str) -> None:
     for _process, out in profiles:
         if out.exists():
-            stacks = flame.main_thread(flame.parse(out.read_text().splitlines()))
+            parsed = flame.parse(out.read_text().splitlines())
+            # chat up and the services work on their event loop's thread; the Mongo-wire server in a thread per
+            # client connection
+            stacks = flame.busy_threads(parsed) if "mongo" in out.stem else flame.main_thread(parsed)
             out.with_suffix(".svg").write_text(flame.svg(stacks, f"{title}: {out.stem}"))
             out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
 
@@ -478,7 +502,8 @@ async def run_shape(
         if profilers:
             _render(profilers, f"{mode} {shape} at {rate} msg/s (py-spy, wall clock)")
             await _cpu_profile(deployment, sizes.results / f"cpu-{mode}-{shape}-{rate}-chat-up.txt", rate)
-        commands = await store_commands(deployment.mongo_url) - commands_before - 1
+        by_kind = commands_between(commands_before, await store_commands(deployment.mongo_url))
+        commands = sum(by_kind.values())
         records_after = await bus_records(deployment)
         used = spent(cpu_before, cpu_after)
         acked = max(1, row["acked"])
@@ -490,6 +515,7 @@ async def run_shape(
         row["cores_used"] = {name: round(s / elapsed, 2) for name, s in used.items()}
         row["machine_busy_percent"] = machine_share(cpu_before, cpu_after)
         row["store_commands_per_message"] = round(commands / acked, 3)
+        row["store_commands_by_kind"] = by_kind
         if records_before is not None and records_after is not None:
             row["bus_records_per_message"] = round((records_after - records_before) / acked, 3)
         row["passed"] = _within(row)
@@ -499,7 +525,7 @@ async def run_shape(
             f"delivered {row['delivered']}/{row['expected']} dup {row['duplicates']} ooo {row['out_of_order']} | "
             f"p50 {row['receive']['p50']} p99 {row['receive']['p99']} p99.9 {row['receive']['p999']} ms | "
             f"ack p50 {row['ack']['p50']} p99 {row['ack']['p99']} | cpu/msg {row['cpu_ms_per_message_all']} ms "
-            f"{row['cpu_ms_per_message']} | store cmds/msg {row['store_commands_per_message']} | "
+            f"{row['cpu_ms_per_message']} | store cmds/msg {row['store_commands_per_message']} {by_kind} | "
             f"machine {row['machine_busy_percent']}%",
             flush=True,
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -110,12 +109,10 @@ class Up:
         return any(text in line for line in self.lines)
 
     def code_for(self, email: str) -> str | None:
-        for line in self.lines:
-            if "mail.console" in line and email in line:
-                found = re.search(r"\b(\d{6})\b", json.loads(line).get("subject", ""))
-                if found:
-                    return found.group(1)
-        return None
+        """The last code printed for ``email`` (dev mode prints each as ``code for <address>: <code>``)."""
+        printed = re.compile(rf"^code for {re.escape(email)}: (\d{{6}})$")
+        codes = [found.group(1) for line in self.lines if (found := printed.match(line))]
+        return codes[-1] if codes else None
 
     async def ready(self) -> None:
         """Wait until it prints its URL and answers /readyz."""

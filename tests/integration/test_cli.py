@@ -13,12 +13,14 @@ import os
 import pty
 import re
 import select
+import shlex
 import stat
 import struct
 import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,25 @@ class Result:
         return json.loads(self.out)
 
 
+class Typing(io.StringIO):
+    """Standard input typed by a person who reads the screen (the CLI's stderr) before each line."""
+
+    def __init__(self, screen: io.StringIO, answer: Callable[[str], str]) -> None:
+        super().__init__()
+        self.screen = screen
+        self.answer = answer
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]  # typeshed: _IOBase says bytes
+        return self.answer(self.screen.getvalue()) + "\n"
+
+
+def authenticator_code(screen: str) -> str:
+    """What an authenticator app that scanned the set-up on ``screen`` shows now."""
+    found = re.search(r"secret: ([A-Z2-7]+)", screen)
+    assert found, screen
+    return str(pyotp.TOTP(found.group(1)).now())
+
+
 @dataclass
 class Cli:
     """One user's chat-cli: a server and a config file of its own."""
@@ -60,11 +81,11 @@ class Cli:
     server: str
     config: Path
 
-    async def __call__(self, *argv: str, stdin: str = "") -> Result:
+    async def __call__(self, *argv: str, stdin: str = "", typing: Callable[[str], str] | None = None) -> Result:
         out, err = io.StringIO(), io.StringIO()
         code = await run(
             ["--server", self.server, "--config", str(self.config), *argv],
-            stdin=io.StringIO(stdin),
+            stdin=io.StringIO(stdin) if typing is None else Typing(err, typing),
             stdout=out,
             stderr=err,
             environ={"HOME": str(self.config.parent)},
@@ -75,10 +96,13 @@ class Cli:
         return str(json.loads(self.config.read_text())["access_token"])
 
 
-async def _signed_up(server: str, inbox: SmtpInbox, tmp_path: Path, name: str) -> Cli:
+async def _signed_up(
+    server: str, inbox: SmtpInbox, tmp_path: Path, name: str, *, display_name: str | None = None
+) -> Cli:
     cli = Cli(server, tmp_path / name / "config.json")
     email = f"{name}@example.com"
-    registered = await cli("register", email, name, "--password-stdin", stdin=PASSWORD + "\n")
+    named = ["--display-name", display_name] if display_name else []
+    registered = await cli("register", email, name, *named, "--password-stdin", stdin=PASSWORD + "\n")
     assert registered.code == 0, registered
     verified = await cli("verify", email, await inbox.code_for(email))
     assert verified.code == 0, verified
@@ -102,7 +126,7 @@ async def _until_ok(cli: Cli, *argv: str, timeout: float = 20) -> Result:
 async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> None:
     began = time.perf_counter()
     ada = await _signed_up(servers[0], inbox, tmp_path, "ada")
-    bob = await _signed_up(servers[-1], inbox, tmp_path, "bob")
+    bob = await _signed_up(servers[-1], inbox, tmp_path, "bob", display_name="Bob Builder")
 
     created = await ada("create", "lobby", "--topic", "all things", "--json")
     assert created.code == 0, created
@@ -143,15 +167,17 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     assert json.loads(as_json.err)["error"]["code"] == "invalid_credentials"
     assert (await stranger("rooms")).code == 1, "not signed in"
     await _second_factor(bob, servers[-1], tmp_path)
+    await _sessions(servers, inbox, tmp_path)
 
-    # Once as a real process, as a script would run it.
+    # Once as a real process, as a script would run it: the console script docs/cli.md tells people to run from
+    # the checkout after `make run` (.venv/bin/chat-cli, beside this interpreter).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    console_script = Path(sys.executable).with_name("chat-cli")
+    assert console_script.is_file(), f"{console_script}: the workspace sync installs chat-cli"
     process = await asyncio.to_thread(
         subprocess.run,
         [
-            sys.executable,
-            "-m",
-            "chat_cli",
+            str(console_script),
             "--server",
             servers[-1],
             "--config",
@@ -170,18 +196,80 @@ async def _scenario(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> Non
     assert [m["body"] for m in json.loads(process.stdout)] == ["hello bob", "second"]
     print(f"cli scenario: {time.perf_counter() - began:.2f}s")
 
+    await _replies_files_direct_rooms_and_search(ada, bob, tmp_path)
     await _interactive(ada, bob, servers, room_id, tmp_path)
 
 
+async def _replies_files_direct_rooms_and_search(ada: Cli, bob: Cli, tmp_path: Path) -> None:
+    """A reply shows who and what it answers, a file its name, size and the command that fetches it (which works
+    as shown), and a direct room the other person's name; search finds a room's messages by their words."""
+    began = time.perf_counter()
+    hello = (await bob("history", "lobby", "--json")).json()[0]
+    replied = await bob("send", "lobby", "hi ada", "--reply-to", hello["id"])
+    assert replied.code == 0, replied
+    notes = tmp_path / "notes.txt"
+    notes.write_text("minutes of the meeting\n")
+    attached = await ada("send", "lobby", "the notes", "--attach", str(notes), "--json")
+    assert attached.code == 0, attached
+    file_id = attached.json()["attachments"][0]["id"]
+
+    shown = await _until_ok(bob, "history", "lobby", "--limit", "2")
+    assert shown.code == 0, shown
+    lines = shown.out.splitlines()
+    assert lines[0].endswith("me: [↪ #1 ada: hello bob] hi ada"), lines
+    assert lines[1].endswith("ada: the notes"), lines
+    assert lines[2] == f"    📎 notes.txt (23 B)  chat-cli download lobby {file_id}", lines
+    assert hello["id"] not in shown.out, "a reply names its author, not the message's id"
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    command = shlex.split(lines[2].strip().split("  ", 1)[1])
+    assert command[0] == "chat-cli"
+    for _ in range(2):  # the second copy gets a name of its own
+        fetched = await bob(*command[1:], "-o", str(downloads), "--json")
+        assert fetched.code == 0, fetched
+    assert fetched.json()["path"] == str(downloads / "notes (1).txt")
+    assert (downloads / "notes.txt").read_text() == (downloads / "notes (1).txt").read_text() == notes.read_text()
+
+    opened = await ada("dm", "bob", "--json")
+    assert opened.code == 0, opened
+    direct_id = opened.json()["id"]
+    listed = await ada("rooms", "--json")
+    assert [r.get("title") for r in listed.json() if r["id"] == direct_id] == ["Bob Builder"]
+    assert "Bob Builder" in (await ada("rooms")).out
+    sent = await _until_ok(ada, "send", "@bob", "psst", "--json")  # a direct room by its person's username
+    assert sent.code == 0, sent
+    assert sent.json()["room_id"] == direct_id
+    seen = await _until_ok(bob, "history", "ada", "--json")  # and from the other side, by theirs
+    assert seen.code == 0, seen
+    assert [m["body"] for m in seen.json()] == ["psst"]
+
+    found = await bob("search", "lobby", "HELLO", "--json")  # the messages service's search: any case
+    assert found.code == 0, found
+    assert [m["body"] for m in found.json()["items"]] == ["hello bob"]
+    shown_found = await bob("search", "lobby", "notes")
+    assert shown_found.out.splitlines()[0].endswith("ada: the notes"), shown_found.out
+    assert shown_found.out.splitlines()[1].startswith("    📎 notes.txt (23 B)  chat-cli download lobby ")
+    assert (await bob("search", "lobby", "psst")).out == "(nothing matches 'psst')\n", "not from another room"
+    print(f"cli replies, files, direct rooms and search: {time.perf_counter() - began:.2f}s")
+
+
 async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:
-    """Bob turns on TOTP; `login` then answers ``mfa_required`` and the CLI finishes with a recovery code (a fresh
-    authenticator code would need the next 30-second step: the one used to confirm is spent)."""
-    headers = {"Authorization": f"Bearer {bob.token()}"}
-    async with httpx.AsyncClient(base_url=server, timeout=20, headers=headers) as http:
-        secret = (await http.post("/api/auth/totp/setup")).json()["secret"]
-        confirmed = await http.post("/api/auth/totp/confirm", json={"code": pyotp.TOTP(secret).now()})
-        assert confirmed.status_code == 200, confirmed.text
-        recovery = confirmed.json()["recovery_codes"]
+    """Bob turns on TOTP with `chat-cli totp setup`, typing the code his app shows after scanning; `login` then
+    answers ``mfa_required`` and the CLI finishes with a recovery code (a fresh authenticator code would need the
+    next 30-second step: the one used to confirm is spent). Then he turns it off with his password."""
+    assert "off" in (await bob("totp", "status")).out
+    set_up = await bob("totp", "setup", "--json", typing=authenticator_code)
+    assert set_up.code == 0, set_up
+    recovery = set_up.json()["recovery_codes"]
+    assert len(recovery) == 10
+    assert "█" in set_up.err, "the QR code is drawn"
+    uri = re.search(r"uri: +(otpauth://totp/\S+)", set_up.err)
+    assert uri, set_up.err
+    assert "secret=" in uri.group(1)
+    again = await bob("totp", "setup")
+    assert again.code == 1
+    assert "totp_already_enabled" in again.err
     second_device = Cli(server, tmp_path / "bob-laptop" / "config.json")
     signed_in = await second_device("login", "bob", "--password-stdin", "--json", stdin=f"{PASSWORD}\n{recovery[0]}\n")
     assert signed_in.code == 0, signed_in
@@ -191,6 +279,63 @@ async def _second_factor(bob: Cli, server: str, tmp_path: Path) -> None:
     )
     assert wrong.code == 1, "a recovery code works once"
     assert "invalid_recovery_code" in wrong.err, wrong.err
+    assert (await bob("totp", "status", "--json")).json() == {"enabled": True, "recovery_codes_left": 9}
+    refused = await bob("totp", "disable", "--password-stdin", stdin="not the password\n")
+    assert refused.code == 1, refused
+    disabled = await bob("totp", "disable", "--password-stdin", stdin=PASSWORD + "\n")
+    assert disabled.code == 0, disabled
+    assert (await bob("totp", "status", "--json")).json()["enabled"] is False
+    plain = await Cli(server, tmp_path / "bob-tablet" / "config.json")(
+        "login", "bob", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert plain.code == 0, "no second factor asked for any more"
+
+
+async def _sessions(servers: list[str], inbox: SmtpInbox, tmp_path: Path) -> None:
+    """Cyril signs in on a desk and a laptop: the desk lists both with their device and ends the laptop's session,
+    then, signed in on a phone too, logs out everywhere."""
+    began = time.perf_counter()
+    desk = await _signed_up(servers[0], inbox, tmp_path, "cyril")
+
+    async def another(device: str) -> Cli:
+        cli = Cli(servers[-1], tmp_path / f"cyril-{device}" / "config.json")
+        assert (await cli("login", "cyril", "--password-stdin", stdin=PASSWORD + "\n")).code == 0
+        return cli
+
+    laptop = await another("laptop")
+    listed = await desk("sessions", "--json")
+    assert listed.code == 0, listed
+    assert sorted(s["current"] for s in listed.json()) == [False, True]
+    shown = await desk("sessions")
+    assert shown.out.count("chat-cli on ") == 2, shown.out
+    assert shown.out.splitlines()[-1] == "* this device"
+    laptop_id = next(s["id"] for s in listed.json() if not s["current"])
+
+    ended = await desk("sessions", "--end", laptop_id[:8])
+    assert ended.code == 0, ended
+    assert "Ended session" in ended.out
+    assert (await laptop("whoami")).code == 1, "the laptop's session is over"
+    assert (await desk("whoami")).code == 0, "the desk's goes on"
+    assert [s["id"] for s in (await desk("sessions", "--json")).json()] != [laptop_id]
+
+    phone = await another("phone")
+    everywhere = await desk("sessions", "--all", "--json")
+    assert everywhere.code == 0, everywhere
+    assert json.loads(desk.config.read_text()).get("refresh_token") is None, "no dead tokens kept here"
+    signed_out = await _until_refused(phone, "rooms")
+    assert signed_out.code == 1, signed_out
+    assert "session_revoked" in signed_out.err or "refresh_token" in signed_out.err, signed_out.err
+    print(f"cli sessions: {time.perf_counter() - began:.2f}s")
+
+
+async def _until_refused(cli: Cli, *argv: str, timeout: float = 20) -> Result:
+    """Repeat a command while it succeeds: in split mode an ended session reaches each service by Kafka."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await cli(*argv)
+        if result.code != 0 or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.2)
 
 
 async def _interactive(ada: Cli, bob: Cli, servers: list[str], room_id: str, tmp_path: Path) -> None:
@@ -230,6 +375,8 @@ async def _interactive(ada: Cli, bob: Cli, servers: list[str], room_id: str, tmp
         await watcher.sio.disconnect()
     lines = transcript.read_text().splitlines()
     assert any("are you there, ada?" in line for line in lines), lines
+    assert any(line.endswith("bob: [↪ #1 me: hello bob] hi ada") for line in lines), lines
+    assert any(line.startswith("    📎 notes.txt (23 B)  chat-cli download lobby ") for line in lines), lines
     # Presence shows the username the rooms service's user lookup gives, not an id prefix.
     assert any("bob" in line and "online" in line for line in lines if line.startswith("-- ")), lines
     page = await bob("history", "lobby", "--json")

@@ -30,9 +30,10 @@ class SwitchableStore(MongoMessageStore):
     """The real store behind a switch that makes every call fail the way an unreachable server does."""
 
     def __init__(self, db: Any, unreachable: MongoMessageStore) -> None:
+        self.down = False  # up while the real store builds itself (it binds its own methods)
+        self._unreachable = unreachable
         super().__init__(db)
         self.down = True
-        self._unreachable = unreachable
 
     def __getattribute__(self, name: str) -> Any:
         if name not in ("down", "_unreachable", "__class__") and object.__getattribute__(self, "down"):

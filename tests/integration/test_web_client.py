@@ -3,8 +3,10 @@ through the second-factor step (a recovery code) on a page that offers Google si
 emailed codes, one creates a public room and the other finds it in the directory and joins, they chat (typing,
 read receipts, a reaction, a reply, an edit, a deletion, an image), one goes offline, misses messages and writes
 one of their own, and on coming back sees what they missed while their queued message goes out; an unread badge
-and the "new messages" divider; a reload restores the session from the refresh cookie; and with short-lived
-tokens the page answers ``auth:expiring`` by refreshing over HTTP and sending ``auth:refresh``.
+and the "new messages" divider; a reload restores the session from the refresh cookie; sixty messages typed as fast
+as possible, under the server's default rate limits and through a lost connection, are stored in the order typed
+(the history API says so) and the page shows the rate limit as one; and with short-lived tokens the page answers
+``auth:expiring`` by refreshing over HTTP and sending ``auth:refresh``.
 
 clients/web/e2e/two-users.mjs drives the browsers (playwright-core with Debian's chromium); it asks this test for
 each email code on stdout and gets it on stdin. Screenshots land in tests/artifacts/web/ (git-ignored)."""
@@ -16,15 +18,19 @@ import json
 import os
 import re
 import shutil
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 
-from .product import Product, product
+from chat_gateway.settings import GatewaySettings
+from chat_localinfra.smtp import SmtpInbox
+from chat_messages.settings import MessagesSettings
 
-__all__ = ["product"]  # the fixture, imported for pytest
+from .product import Product, free_port, product_env, serving_product
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "clients" / "web"
@@ -59,18 +65,58 @@ async def email_code(product: Product, email: str) -> str:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def web_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before ``product``, which reads the environment.
+def default_rate_limits() -> dict[str, str]:
+    """The per-user limits a real deployment has (the shared ``product`` fixture raises them): the gateway's budget
+    for all events and the messages service's send budget."""
+    gateway, messages = GatewaySettings.model_fields, MessagesSettings.model_fields
+    return {
+        "CHAT_GATEWAY_EVENTS_PER_SECOND": str(gateway["events_per_second"].default),
+        "CHAT_GATEWAY_EVENTS_BURST": str(gateway["events_burst"].default),
+        "CHAT_MESSAGES_SEND_PER_SECOND": str(messages["send_per_second"].default),
+        "CHAT_MESSAGES_SEND_BURST": str(messages["send_burst"].default),
+    }
 
-    Access tokens of 60 s and the expiry warning 85 s before the socket would end (60 s + 30 s leeway): every
-    socket gets ``auth:expiring`` about 5 s after each token is issued, so the page refreshes over HTTP and sends
-    ``auth:refresh`` several times during the scenario. An OIDC client id, so the sign-in page offers the provider
-    (the provider itself is never contacted here; tests/integration/test_auth_oidc.py drives that flow)."""
-    monkeypatch.setenv("CHAT_AUTH_ACCESS_TOKEN_TTL_SECONDS", "60")
-    monkeypatch.setenv("CHAT_GATEWAY_TOKEN_WARNING_SECONDS", "85")
-    monkeypatch.setenv("CHAT_AUTH_OIDC_CLIENT_ID", "chat-web-test")
-    monkeypatch.setenv("CHAT_AUTH_OIDC_CLIENT_SECRET", "chat-web-test-secret")
+
+@pytest.fixture
+async def product(
+    tmp_path: Path,
+    postgres_url: str,
+    mongo_url: str,
+    mongo_database_name: str,
+    smtp_server: tuple[str, int, SmtpInbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Product]:
+    """The whole product in one process, as tests/integration/product.py serves it, with these differences.
+
+    - The default per-user rate limits, so fast typing meets them as a user would.
+    - Access tokens of 60 s, with the expiry warning 85 s before the socket would end (60 s + 30 s leeway): every
+      socket gets ``auth:expiring`` about 5 s after each token is issued. The page refreshes over HTTP and sends
+      ``auth:refresh`` several times during the scenario.
+    - An OIDC client id, so the sign-in page offers the provider. The provider itself is never contacted here;
+      tests/integration/test_auth_oidc.py drives that flow."""
+    port = free_port()
+    suffix = uuid.uuid4().hex[:8]
+    env = product_env(
+        base=f"http://127.0.0.1:{port}",
+        data_dir=tmp_path,
+        postgres_url=postgres_url,
+        databases=(f"e2e_auth_{suffix}", f"e2e_rooms_{suffix}"),
+        mongo_url=mongo_url,
+        smtp_server=smtp_server,
+        CHAT_MESSAGES_MONGO_DATABASE=mongo_database_name,
+        CHAT_GATEWAY_TYPING_TTL_SECONDS="1.5",
+        CHAT_GATEWAY_TYPING_THROTTLE_SECONDS="0.5",
+        CHAT_GATEWAY_PRESENCE_GRACE_SECONDS="1.5",
+        CHAT_GATEWAY_HEARTBEAT_SECONDS="0.5",
+        CHAT_GATEWAY_RECOVERY_LIMIT="50",
+        CHAT_AUTH_ACCESS_TOKEN_TTL_SECONDS="60",
+        CHAT_GATEWAY_TOKEN_WARNING_SECONDS="85",
+        CHAT_AUTH_OIDC_CLIENT_ID="chat-web-test",
+        CHAT_AUTH_OIDC_CLIENT_SECRET="chat-web-test-secret",
+        **default_rate_limits(),
+    )
+    async with serving_product(port, env, smtp_server[2], monkeypatch) as running:
+        yield running
 
 
 async def with_two_factor(product: Product, name: str) -> str:
@@ -85,8 +131,8 @@ async def with_two_factor(product: Product, name: str) -> str:
     return str(confirmed.json()["recovery_codes"][0])
 
 
-async def test_two_people_chat_in_the_browser_and_one_recovers_what_it_missed_offline(
-    node: str, web_settings: None, product: Product
+async def test_two_people_chat_in_the_browser_recover_what_they_missed_and_keep_the_order_they_typed(
+    node: str, product: Product
 ) -> None:
     recovery_code = await with_two_factor(product, "cyd")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -107,7 +153,8 @@ async def test_two_people_chat_in_the_browser_and_one_recovers_what_it_missed_of
     assert process.stderr is not None
     lines: list[dict[str, Any]] = []
     try:
-        async with asyncio.timeout(110):  # ~30 s normally; room for a loaded machine
+        # ~90 s normally, most of it the sixty messages at the default send rate; room for a loaded machine
+        async with asyncio.timeout(240):
             async for raw in process.stdout:
                 line: dict[str, Any] = json.loads(raw)
                 lines.append(line)
@@ -127,5 +174,5 @@ async def test_two_people_chat_in_the_browser_and_one_recovers_what_it_missed_of
     assert lines[-1]["type"] == "done", printed
     assert not [line for line in lines if line["type"] == "pageerror"], printed
     shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
-    assert len(shots) == 8
+    assert len(shots) == 9
     assert all(shot.stat().st_size > 10_000 for shot in shots), shots

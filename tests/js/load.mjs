@@ -5,7 +5,8 @@
 //
 // Commands, answered in order, each by one JSON line:
 //   {"op": "connect", "seats": [{"url", "token", "room"}…], "concurrency": 50}
-//       opens one socket per seat (websocket transport, no multiplexing) and subscribes it to its room
+//       closes the sockets of an earlier connect, then opens one socket per seat (websocket transport, no
+//       multiplexing) and subscribes it to its room
 //       → {"type": "connected", "connected", "failed", "errors", "seconds"}
 //   {"op": "step", "id": "s1", "rate": 100, "seconds": 10, "quiet_ms": 3000, "limit_ms": 60000}
 //       sends message:send at `rate` per second on an absolute schedule, rooms in turn and in each room its seats
@@ -98,6 +99,10 @@ async function open(seat, index) {
 }
 
 async function connect({ seats: wanted, concurrency = 50 }) {
+  // A new shape starts from nothing: the last shape's sockets would otherwise stay open and keep their rooms.
+  for (const seat of seats) seat?.socket.disconnect();
+  seats.length = 0;
+  byRoom.clear();
   const began = performance.now();
   const errors = [];
   let next = 0;

@@ -17,7 +17,7 @@ from chat_cli.config import DEFAULT_SERVER, Config, default_path, resolve_server
 from chat_cli.errors import Refused
 from chat_cli.interactive import RoomState
 from chat_cli.main import build_parser, run
-from chat_cli.output import Output, format_message, format_rooms, table
+from chat_cli.output import Known, Output, format_message, format_rooms, table
 from chat_cli.realtime import AckTimeout, call_with_retry
 
 ME = "11111111-1111-1111-1111-111111111111"
@@ -59,8 +59,9 @@ async def test_usage_errors_exit_2_on_stderr(argv: list[str]) -> None:
     assert err.startswith("usage:")
 
 
-async def test_help_exits_0() -> None:
+async def test_help_and_version_exit_0() -> None:
     assert (await _run("--help"))[0] == 0
+    assert (await _run("--version"))[0] == 0
 
 
 # -- config -----------------------------------------------------------------------------------------------------
@@ -137,8 +138,8 @@ def test_messages_and_rooms_format_for_people() -> None:
         "edited_at": "x",
         "reactions": [{"emoji": "👍", "count": 2}],
     }
-    assert format_message(message, {BOB: "bob"}).endswith("bob: hi (edited)  👍2")
-    assert format_message({**message, "deleted": True}, me=BOB).endswith("me: (deleted)")
+    assert format_message(message, Known(names={BOB: "bob"})).endswith("bob: hi (edited)  👍2")
+    assert format_message({**message, "deleted": True}, Known(me=BOB)).endswith("me: (deleted)")
     rooms = [{"id": "r1", "name": "lobby", "kind": "public", "my_role": "owner", "member_count": 2, "unread": 4}]
     assert format_rooms(rooms).splitlines()[1].split() == ["r1", "lobby", "public", "owner", "2", "4"]
     assert table([["a", "bb"]], ["X", "Y"]) == "X  Y\na  bb"

@@ -66,7 +66,7 @@ export function refresh(): Promise<Tokens | null> {
 }
 
 async function problem(response: Response): Promise<ApiError> {
-  let code = "http_" + response.status;
+  let code = `http_${response.status}`;
   let message = response.statusText || "Request failed";
   let retryAfter: number | undefined;
   try {
@@ -104,7 +104,12 @@ export async function request(method: string, path: string, options: RequestOpti
     }
     if (response.ok) return response;
     const error = await problem(response);
-    if (attempt === 0 && response.status === 401 && accessToken && (error.code.startsWith("token_") || error.code === "unauthenticated")) {
+    if (
+      attempt === 0 &&
+      response.status === 401 &&
+      accessToken &&
+      (error.code.startsWith("token_") || error.code === "unauthenticated")
+    ) {
       if (await refresh().catch(() => null)) continue;
     }
     throw error;

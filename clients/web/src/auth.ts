@@ -1,6 +1,6 @@
 // Sign up, verify the email code, sign in (password, then the TOTP step when asked), Google / OIDC sign-in.
 
-import { ApiError, api, setTokens, type MfaRequired, type Tokens } from "./api";
+import { ApiError, api, type MfaRequired, setTokens, type Tokens } from "./api";
 import { field, h, replace } from "./dom";
 
 interface AuthInfo {
@@ -26,16 +26,47 @@ function showError(box: HTMLElement, error: unknown): void {
 
 function busy<T>(form: HTMLFormElement, work: () => Promise<T>): Promise<T> {
   const buttons = Array.from(form.querySelectorAll("button"));
-  buttons.forEach((b) => (b.disabled = true));
+  const disable = (disabled: boolean) => {
+    for (const button of buttons) button.disabled = disabled;
+  };
+  disable(true);
   form.setAttribute("aria-busy", "true");
   return work().finally(() => {
-    buttons.forEach((b) => (b.disabled = false));
+    disable(false);
     form.removeAttribute("aria-busy");
   });
 }
 
 function input(name: string, type: string, autocomplete: string, extra: Record<string, string> = {}): HTMLInputElement {
   return h("input", { name, type, autocomplete, required: true, ...extra });
+}
+
+/** On a dev-mode server (where `/dev/mailbox` exists) the code is also in its terminal and on its mailbox page,
+ * which is where someone trying the product without a mail server finds it. Empty, and filled only once the server
+ * says it is in dev mode. */
+function devModeHint(address: string): HTMLElement {
+  const hint = h("div", { class: "dev-hint", hidden: true });
+  void fetch("/dev/mailbox", { cache: "no-store", credentials: "omit" })
+    .then((response) => {
+      if (!response.ok) return;
+      replace(
+        hint,
+        h(
+          "p",
+          null,
+          "This server runs in dev mode: the code is also printed in the terminal running ",
+          h("code", null, "make run"),
+          ", on a line like ",
+          h("code", null, `code for ${address || "alice@example.com"}: 123456`),
+          ", and listed on the ",
+          h("a", { href: "/dev/mailbox", target: "_blank", rel: "noopener noreferrer" }, "dev mailbox page"),
+          ".",
+        ),
+      );
+      hint.hidden = false;
+    })
+    .catch(() => undefined); // no hint: the email it is
+  return hint;
 }
 
 export class AuthScreen {
@@ -54,15 +85,22 @@ export class AuthScreen {
     }
     const fragment = new URLSearchParams(location.hash.slice(1));
     if (fragment.size) history.replaceState(null, "", location.pathname + location.search);
-    if (fragment.get("mfa_token")) return this.totp(fragment.get("mfa_token")!);
-    if (fragment.get("link_required")) return this.link(fragment.get("link_required")!);
+    const mfaToken = fragment.get("mfa_token");
+    if (mfaToken) return this.totp(mfaToken);
+    const linkToken = fragment.get("link_required");
+    if (linkToken) return this.link(linkToken);
     const oidcError = fragment.get("oidc_error");
-    this.signIn(oidcError ? `Sign-in with ${this.info.oidc_provider ?? "the provider"} failed (${oidcError}).` : notice);
+    this.signIn(
+      oidcError ? `Sign-in with ${this.info.oidc_provider ?? "the provider"} failed (${oidcError}).` : notice,
+    );
   }
 
   private screen(title: string, ...content: (HTMLElement | null)[]): void {
     const heading = h("h1", { tabindex: "-1" }, title);
-    replace(this.root, h("main", { class: "auth" }, h("div", { class: "card" }, h("p", { class: "brand" }, "Chat"), heading, content)));
+    replace(
+      this.root,
+      h("main", { class: "auth" }, h("div", { class: "card" }, h("p", { class: "brand" }, "Chat"), heading, content)),
+    );
     heading.focus();
   }
 
@@ -133,7 +171,7 @@ export class AuthScreen {
     const form = h(
       "form",
       { "aria-label": "Create an account" },
-      field("Email", email),
+      field("Email", email, "We email a 6-digit code to this address to confirm it."),
       field("Username", username, "3–32 letters, digits, dots, dashes or underscores; shown to others."),
       field("Password", password, "At least 8 characters."),
       error,
@@ -155,7 +193,12 @@ export class AuthScreen {
     this.screen(
       "Create an account",
       form,
-      h("p", { class: "switch" }, "Already registered? ", h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Sign in")),
+      h(
+        "p",
+        { class: "switch" },
+        "Already registered? ",
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Sign in"),
+      ),
     );
   }
 
@@ -164,11 +207,17 @@ export class AuthScreen {
     const email = input("email", "email", "email", { value: address });
     const code = input("code", "text", "one-time-code", { inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" });
     const error = errorBox();
-    const status = h("p", { class: "notice", role: "status" }, address ? `We sent a 6-digit code to ${address}.` : "");
+    const status = h(
+      "p",
+      { class: "notice", role: "status" },
+      address ? `We sent a 6-digit code to ${address}.` : "Enter the 6-digit code we emailed you.",
+      " Look in your inbox, and in the spam folder if it is not there.",
+    );
     const form = h(
       "form",
       { "aria-label": "Verify your email" },
       status,
+      devModeHint(address),
       address ? null : field("Email", email),
       field("Verification code", code, "Six digits, valid for 10 minutes."),
       error,
@@ -195,7 +244,17 @@ export class AuthScreen {
         .then(() => (status.textContent = "If that address has an unverified account, a new code is on its way."))
         .catch((e: unknown) => showError(error, e));
     });
-    this.screen("Verify your email", form, h("p", { class: "switch" }, resend, " · ", h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Back to sign in")));
+    this.screen(
+      "Verify your email",
+      form,
+      h(
+        "p",
+        { class: "switch" },
+        resend,
+        " · ",
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Back to sign in"),
+      ),
+    );
     (address ? code : email).focus();
   }
 
@@ -218,14 +277,24 @@ export class AuthScreen {
       void busy(form, async () => {
         try {
           const value = code.value.trim();
-          const body = recovery.checked ? { mfa_token: mfaToken, recovery_code: value } : { mfa_token: mfaToken, code: value };
+          const body = recovery.checked
+            ? { mfa_token: mfaToken, recovery_code: value }
+            : { mfa_token: mfaToken, code: value };
           await this.finish(await api<Tokens>("POST", "/api/auth/login/totp", { body }));
         } catch (e) {
           showError(error, e);
         }
       });
     });
-    this.screen("Two-factor authentication", form, h("p", { class: "switch" }, h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Start over")));
+    this.screen(
+      "Two-factor authentication",
+      form,
+      h(
+        "p",
+        { class: "switch" },
+        h("button", { type: "button", class: "link", onclick: () => this.signIn() }, "Start over"),
+      ),
+    );
     code.focus();
   }
 
@@ -236,7 +305,11 @@ export class AuthScreen {
     const form = h(
       "form",
       { "aria-label": "Link your account" },
-      h("p", { class: "notice" }, `An account with this email already exists. Enter its password to link ${this.info.oidc_provider ?? "the provider"} sign-in to it.`),
+      h(
+        "p",
+        { class: "notice" },
+        `An account with this email already exists. Enter its password to link ${this.info.oidc_provider ?? "the provider"} sign-in to it.`,
+      ),
       field("Password", password),
       error,
       h("button", { type: "submit", class: "primary" }, "Link and sign in"),
@@ -245,7 +318,11 @@ export class AuthScreen {
       event.preventDefault();
       void busy(form, async () => {
         try {
-          await this.finish(await api<Tokens | MfaRequired>("POST", "/api/auth/oidc/link", { body: { link_token: linkToken, password: password.value } }));
+          await this.finish(
+            await api<Tokens | MfaRequired>("POST", "/api/auth/oidc/link", {
+              body: { link_token: linkToken, password: password.value },
+            }),
+          );
         } catch (e) {
           showError(error, e);
         }

@@ -2,7 +2,7 @@
 // `auth:expiring`, and reconnection after refused connects and ended sessions (docs/protocol.md).
 
 import { io, type Socket } from "socket.io-client";
-import { refresh, token } from "./api";
+import { refresh, type Tokens, token } from "./api";
 import type { Ack } from "./types";
 
 export type ConnectionState = "connecting" | "online" | "reconnecting" | "offline";
@@ -112,7 +112,7 @@ export class Connection {
 
   /** `auth:expiring`: a new access token over HTTP (the refresh cookie), then `auth:refresh` on this socket. */
   async refreshToken(): Promise<void> {
-    let tokens;
+    let tokens: Tokens | null;
     try {
       tokens = await refresh();
     } catch {

@@ -50,7 +50,11 @@ export function uid(prefix: string): string {
 }
 
 /** A labelled form field: the label is tied to the input, so screen readers announce it. */
-export function field(label: string, input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement, hint?: string): HTMLElement {
+export function field(
+  label: string,
+  input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement,
+  hint?: string,
+): HTMLElement {
   input.id ||= uid("f");
   const hintEl = hint ? h("small", { id: `${input.id}-hint`, class: "hint" }, hint) : null;
   if (hintEl) input.setAttribute("aria-describedby", hintEl.id);

@@ -6,14 +6,22 @@ import { AuthScreen } from "./auth";
 import { ChatApp } from "./chat";
 import type { Profile } from "./types";
 
-const root = document.getElementById("app")!;
+function appRoot(): HTMLElement {
+  const found = document.getElementById("app");
+  if (!found) throw new Error("index.html has no #app element");
+  return found;
+}
+
+const root = appRoot();
 
 async function signedIn(): Promise<void> {
   try {
     const me = await api<Profile>("GET", "/api/auth/me");
     await new ChatApp(root, me, (notice) => void signedOut(notice)).start();
   } catch (error) {
-    await signedOut(`Something went wrong loading your rooms: ${error instanceof Error ? error.message : String(error)}`);
+    await signedOut(
+      `Something went wrong loading your rooms: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 

@@ -105,20 +105,6 @@ export interface SubscribeResult {
   error?: { code: string; message: string };
 }
 
-/** A message typed here and not yet acknowledged by the server: shown at once, resent until stored. */
-export interface Pending {
-  client_msg_id: string;
-  room_id: string;
-  body: string;
-  reply_to: string | null;
-  attachment_ids: string[];
-  created_at: string;
-  state: "sending" | "waiting" | "failed";
-  error?: string;
-  attempts: number;
-  attempt: number;
-}
-
 /** A chat.rooms.events event as the gateway relays it on `room:event` (docs/protocol.md, docs/rooms.md). */
 export interface RoomEvent {
   type: string;

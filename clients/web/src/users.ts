@@ -97,7 +97,8 @@ export class UserDirectory {
       this.put(info.user_id, info);
       return info;
     } catch (e) {
-      if (e instanceof ApiError && e.code === "user_not_found") throw new ApiError(404, e.code, `Nobody is called ${wanted}.`);
+      if (e instanceof ApiError && e.code === "user_not_found")
+        throw new ApiError(404, e.code, `Nobody is called ${wanted}.`);
       throw e;
     }
   }

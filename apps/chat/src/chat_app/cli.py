@@ -16,9 +16,11 @@ from chat_app.compose import (
     Target,
     build_asgi,
     create_topics,
+    dev_mailbox_enabled,
     rotate_signing_key,
     set_account_disabled,
 )
+from chat_app.devmail import MAILBOX_PATH
 from chat_app.embedded import embedded_servers
 from chat_app.maintenance import STORES, Store, migrate
 from chat_app.signals import StopSignals
@@ -78,6 +80,12 @@ def _serve(target: Target, settings: ChatSettings, host: str | None, port: int |
     port = port if port is not None else settings.http_port
     app = build_asgi(target, settings)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    if dev_mailbox_enabled(target, settings):
+        print(
+            f"dev mode: emailed codes are printed here (code for <address>: <code>) and listed at "
+            f"http://{host}:{port}{MAILBOX_PATH}",
+            flush=True,
+        )
     server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
     # After draining, uvicorn raises the stop signal again; a stop while serving is a clean return (uvicorn.run
     # does the same).

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from chat_app.devmail import DevMailbox, DevMailer, mailbox_router
 from chat_contracts.topics import TOPICS
 from chat_runtime.app import build_app
 from chat_runtime.bus.follow import TopicFollower, follower_for
@@ -67,21 +68,36 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         topic_prefix=settings.kafka_topic_prefix,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 5),
+        linger_ms=settings.kafka_linger_ms,
     )
 
 
-def build_modules(target: Target, bus: Bus, registry: CollectorRegistry) -> list[ServiceModule]:
-    """Bootstrap each service of ``target`` with its own validated settings."""
+def dev_mailbox_enabled(target: Target, settings: ChatSettings) -> bool:
+    """Whether ``target`` keeps its emails in a mailbox page (``chat_app.devmail``): dev mode, with auth here."""
+    return settings.mode == "dev" and "auth" in services_for(target)
+
+
+def build_modules(
+    target: Target, bus: Bus, registry: CollectorRegistry, *, mailbox: DevMailbox | None = None
+) -> list[ServiceModule]:
+    """Bootstrap each service of ``target`` with its own validated settings; auth's email goes to ``mailbox``
+    too when one is given and auth runs in dev mode."""
     modules: list[ServiceModule] = []
     auth: AuthModule | None = None
     rooms: RoomsModule | None = None
     messages: MessagesModule | None = None
     for service in services_for(target):
         if service == "auth":
+            from chat_auth.adapters.email import SmtpMailer
             from chat_auth.bootstrap import bootstrap as bootstrap_auth
             from chat_auth.settings import AuthSettings
 
-            auth = bootstrap_auth(load_settings(AuthSettings), bus=bus, registry=registry)
+            auth_settings = load_settings(AuthSettings)
+            mailer: DevMailer | None = None
+            if mailbox is not None and auth_settings.mode == "dev":
+                relay = SmtpMailer(auth_settings) if auth_settings.email_transport == "smtp" else None
+                mailer = DevMailer(mailbox, relay=relay)
+            auth = bootstrap_auth(auth_settings, bus=bus, registry=registry, mailer=mailer)
             modules.append(auth)
         elif service == "rooms":
             from chat_rooms.bootstrap import bootstrap as bootstrap_rooms
@@ -171,8 +187,11 @@ def build(target: Target, settings: ChatSettings) -> FastAPI:
     """The HTTP app for ``target`` (its routes, health and lifespan)."""
     registry = CollectorRegistry()
     bus = make_bus(settings, target, registry)
-    modules = build_modules(target, bus, registry)
+    mailbox = DevMailbox() if dev_mailbox_enabled(target, settings) else None
+    modules = build_modules(target, bus, registry, mailbox=mailbox)
     app = build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
+    if mailbox is not None:
+        app.include_router(mailbox_router(mailbox))
     app.state.modules = modules
     return app
 

@@ -4,9 +4,11 @@ rotated refresh token stored) without the caller noticing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import platform
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +20,8 @@ from chat_cli.errors import Refused, Unreachable
 
 # Refresh this long before the access token's expiry, so a request never races it.
 EXPIRY_MARGIN_SECONDS = 30.0
-USER_AGENT = "chat-cli/0.1"
+USER_AGENT = f"chat-cli/0.1 ({platform.system() or 'unknown system'})"
+"""Sent with every request; the sessions list shows it as the device (``chat-cli on Linux``)."""
 
 
 def problem(response: httpx.Response) -> Refused:
@@ -80,6 +83,36 @@ class Api:
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, content: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """An authenticated request whose answer is read as it comes (files): the response, once its status says
+        it succeeded; a problem document becomes ``Refused`` as with ``request``."""
+        for attempt in range(2):
+            sent = {
+                **(headers or {}),
+                "X-Correlation-ID": f"cli-{uuid.uuid4().hex[:16]}",
+                "Authorization": f"Bearer {await self.access_token(force=attempt > 0)}",
+            }
+            try:
+                response = await self.http.send(
+                    self.http.build_request(method, path, content=content, headers=sent), stream=True
+                )
+            except httpx.TransportError as exc:
+                raise Unreachable(f"cannot reach {self.server}: {exc.__class__.__name__}: {exc}") from exc
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    refused = problem(response)
+                    if attempt == 0 and response.status_code == 401 and refused.code.startswith("token_"):
+                        continue  # a stale cached token: one refresh, one retry, as ``request`` does
+                    raise refused
+                yield response
+                return
+            finally:
+                await response.aclose()
 
     async def _send(
         self, method: str, path: str, *, json: Any, params: dict[str, Any] | None, headers: dict[str, str]
@@ -162,19 +195,30 @@ USER_LOOKUP_BATCH = 100
 """``GET /api/rooms/users`` takes at most this many ids."""
 
 
-async def user_names(api: Api, user_ids: Iterable[str]) -> dict[str, str]:
-    """User id → username for the ids the server knows (``GET /api/rooms/users``, 100 ids per call); ids it does
-    not know (or a refused call) are left out: best effort, names are a convenience."""
+async def user_profiles(api: Api, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """User id → public profile (``user_id``, ``username``, ``display_name``) for the ids the server knows
+    (``GET /api/rooms/users``, 100 ids per call); ids it does not know (or a refused call) are left out: best
+    effort, names are a convenience."""
     wanted = list(dict.fromkeys(u for u in user_ids if _is_uuid(u)))
-    names: dict[str, str] = {}
+    profiles: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), USER_LOOKUP_BATCH):
         batch = wanted[start : start + USER_LOOKUP_BATCH]
         try:
             found = await api.request("GET", "/api/rooms/users", params={"ids": ",".join(batch)})
         except Refused:
             continue
-        names.update({str(u["user_id"]): str(u["username"]) for u in found})
-    return names
+        profiles.update({str(u["user_id"]): dict(u) for u in found})
+    return profiles
+
+
+async def user_names(api: Api, user_ids: Iterable[str]) -> dict[str, str]:
+    """User id → username, as ``user_profiles`` finds them."""
+    return {user_id: str(p["username"]) for user_id, p in (await user_profiles(api, user_ids)).items()}
+
+
+def shown_name(profile: dict[str, Any]) -> str:
+    """What to call a person: the display name, else the username."""
+    return str(profile.get("display_name") or "").strip() or str(profile.get("username") or "?")
 
 
 async def user_by_username(api: Api, username: str) -> dict[str, Any]:

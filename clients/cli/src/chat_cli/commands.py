@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
+import shlex
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from chat_cli import files
 from chat_cli.api import Api, user_by_username, user_names
 from chat_cli.errors import Refused, Usage
+from chat_cli.lookups import add_titles, is_called, known_for
 from chat_cli.oidc import sign_in_with_browser
-from chat_cli.output import Output, format_message, format_rooms, table
-from chat_cli.realtime import Socket
+from chat_cli.output import Output, format_message, format_rooms, human_size, room_title, table
+from chat_cli.realtime import Socket, new_client_msg_id
 
 PASSWORD_ENV = "CHAT_CLI_PASSWORD"  # noqa: S105 - the variable's name, not a password
 ROOM_PASSWORD_ENV = "CHAT_CLI_ROOM_PASSWORD"  # noqa: S105
@@ -186,10 +189,22 @@ def _by_name(rooms: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 
 
 async def resolve_room(api: Api, ref: str, *, search_directory: bool = False) -> dict[str, Any]:
-    """A room by id, or by name among my rooms (and the directory when asked)."""
+    """A room by id, by name among my rooms, by the person a direct room is with (username or display name), or
+    (when asked) by name in the directory. A nameless room comes back with a ``title`` after its people."""
     if _is_uuid(ref):
-        return dict(await api.request("GET", f"/api/rooms/{ref}"))
-    found = _by_name(await my_rooms(api), ref)
+        room = dict(await api.request("GET", f"/api/rooms/{ref}"))
+        await add_titles(api, [room], api.config.user_id)
+        return room
+    mine = await my_rooms(api)
+    found = _by_name(mine, ref)
+    if not found and not search_directory:
+        nameless = [r for r in mine if not r.get("name")]
+        people = await add_titles(api, nameless, api.config.user_id)
+        found = [
+            r
+            for r in nameless
+            if r.get("kind") == "direct" and any(is_called(p, ref) for p in people.get(str(r["id"]), []))
+        ]
     if not found and search_directory:
         page = await api.request("GET", "/api/rooms", params={"q": ref.lstrip("#"), "limit": PAGE})
         found = _by_name(page["items"], ref)
@@ -204,6 +219,7 @@ async def resolve_room(api: Api, ref: str, *, search_directory: bool = False) ->
 
 async def rooms(args: argparse.Namespace, ctx: Context) -> None:
     mine = await my_rooms(ctx.api)
+    await add_titles(ctx.api, mine, ctx.api.config.user_id)
     unread = {u["room_id"]: u for u in await ctx.api.request("GET", "/api/messages/unread")}
     for room in mine:
         counts = unread.get(room["id"], {})
@@ -255,13 +271,13 @@ async def join(args: argparse.Namespace, ctx: Context) -> None:
     password = _room_password(args, ctx)
     body = {"password": password} if password is not None else None
     joined = await ctx.api.request("POST", f"/api/rooms/{room['id']}/join", json=body)
-    ctx.out.result(joined, f"Joined {joined.get('name') or joined['id']} ({joined['id']})")
+    ctx.out.result(joined, f"Joined {room_title(joined)} ({joined['id']})")
 
 
 async def leave(args: argparse.Namespace, ctx: Context) -> None:
     room = await resolve_room(ctx.api, args.room)
     await ctx.api.request("POST", f"/api/rooms/{room['id']}/leave")
-    ctx.out.result({"left": room["id"]}, f"Left {room.get('name') or room['id']}")
+    ctx.out.result({"left": room["id"]}, f"Left {room_title(room)}")
 
 
 async def dm(args: argparse.Namespace, ctx: Context) -> None:
@@ -302,16 +318,33 @@ async def members(args: argparse.Namespace, ctx: Context) -> None:
 async def send(args: argparse.Namespace, ctx: Context) -> None:
     text = ctx.stdin.read() if args.text == "-" else args.text
     text = text.rstrip("\n")
-    if not text.strip():
+    attach = [Path(a) for a in args.attach or []]
+    if not text.strip() and not attach:
         raise Usage("the message is empty")
+    for path in attach:
+        if not path.is_file():
+            raise Usage(f"no file {path} to attach")
     room = await resolve_room(ctx.api, args.room)
+    room_id = str(room["id"])
+    uploaded = [await files.upload(ctx.api, room_id, path) for path in attach]
+    payload: dict[str, Any] = {
+        "room_id": room_id,
+        "client_msg_id": args.client_msg_id or new_client_msg_id(),
+        "body": text,
+    }
+    if args.reply_to:
+        payload["reply_to"] = args.reply_to
+    if uploaded:
+        payload["attachment_ids"] = [str(u["id"]) for u in uploaded]
     socket = Socket(ctx.api)
     await socket.connect()
     try:
-        ack = await socket.send_message(str(room["id"]), text, client_msg_id=args.client_msg_id, reply_to=args.reply_to)
+        ack = await socket.request("message:send", payload)
     finally:
         await socket.close()
     result = {k: v for k, v in ack.items() if k != "ok"}
+    if uploaded:
+        result["attachments"] = uploaded
     ctx.out.result(result, str(ack["seq"]))
 
 
@@ -327,9 +360,47 @@ async def history(args: argparse.Namespace, ctx: Context) -> None:
     if ctx.out.json_mode:
         ctx.out.result(items)
         return
-    names = await user_names(ctx.api, (str(m.get("sender_id")) for m in items))
-    text = "\n".join(format_message(m, names, ctx.api.config.user_id) for m in items) or "(no messages)"
+    known = await known_for(ctx.api, str(room["id"]), items, me=ctx.api.config.user_id, room=args.room)
+    text = "\n".join(format_message(m, known) for m in items) or "(no messages)"
     ctx.out.result(items, text)
+
+
+SEARCH_QUERY_CHARS = 200
+"""The longest query the messages service takes (``GET /api/messages/search?q=``)."""
+
+
+async def search(args: argparse.Namespace, ctx: Context) -> None:
+    query = " ".join(args.query.split())
+    if not query:
+        raise Usage("give words to search for")
+    if len(query) > SEARCH_QUERY_CHARS:
+        raise Usage(f"a search is at most {SEARCH_QUERY_CHARS} characters, not {len(query)}")
+    room = await resolve_room(ctx.api, args.room)
+    params = {"q": query, "room_id": room["id"], "limit": args.limit, "cursor": args.cursor}
+    page = await ctx.api.request("GET", "/api/messages/search", params=params)
+    if ctx.out.json_mode:
+        ctx.out.result(page)
+        return
+    items = page["items"]
+    known = await known_for(ctx.api, str(room["id"]), items, me=ctx.api.config.user_id, room=args.room)
+    ctx.out.result(page, "\n".join(format_message(m, known) for m in items) or f"(nothing matches {query!r})")
+    if page.get("next_cursor"):
+        more = shlex.join(["chat-cli", "search", args.room, query, "--cursor", str(page["next_cursor"])])
+        ctx.out.note(f"older matches: {more}")
+
+
+async def download(args: argparse.Namespace, ctx: Context) -> None:
+    if not _is_uuid(args.attachment_id):
+        raise Usage(f"not an attachment id: {args.attachment_id!r} (history shows them after 📎)")
+    room = await resolve_room(ctx.api, args.room)
+    to_stdout = args.output == "-"
+    target = None if to_stdout else args.output
+    saved = await files.download(
+        ctx.api, str(room["id"]), args.attachment_id, target, ctx.out.stdout.buffer if to_stdout else None
+    )
+    if to_stdout:
+        return
+    ctx.out.result(saved, f"Saved {saved['filename']} ({human_size(saved['size'])}) to {saved['path']}")
 
 
 async def open_room(args: argparse.Namespace, ctx: Context) -> None:

@@ -22,9 +22,11 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
+from chat_cli import files
 from chat_cli.api import Api, user_names
 from chat_cli.errors import CliError, Refused, Unreachable
-from chat_cli.output import format_message, who
+from chat_cli.lookups import quoted_messages
+from chat_cli.output import Known, format_message, room_title, who
 from chat_cli.realtime import AckTimeout, Socket, new_client_msg_id
 
 TYPING_RENEW_SECONDS = 2.0
@@ -36,7 +38,7 @@ NAME_LOOKUP_SECONDS = 3.0
 RECOVERABLE_ENDS = frozenset({"token_expired", "slow_consumer", "frame_too_large"})
 HELP = (
     "commands: /quit  /reply SEQ TEXT  /edit SEQ TEXT  /delete SEQ  /react SEQ EMOJI  /unreact SEQ EMOJI  "
-    "/away  /back  /help   (Ctrl-D quits)"
+    "/download SEQ  /away  /back  /help   (Ctrl-D quits)"
 )
 
 STYLE = Style.from_dict(
@@ -46,6 +48,7 @@ STYLE = Style.from_dict(
         "notice": "italic ansibrightblack",
         "me": "ansigreen",
         "mark": "ansicyan",
+        "file": "ansibrightblack",
     }
 )
 
@@ -67,6 +70,12 @@ class RoomState:
     delivered: dict[str, int] = field(default_factory=dict)
     read: dict[str, int] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    index: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """message id → message: the room's messages, and the older ones that replies quote."""
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """attachment id → its name and size."""
+    room_ref: str = ""
+    """the room as the download command names it"""
 
     @property
     def last_seq(self) -> int:
@@ -79,6 +88,7 @@ class RoomState:
         if known is not None and int(known.get("version", 1)) >= int(message.get("version", 1)):
             return False
         self.messages[seq] = message
+        self.index[str(message.get("id"))] = message
         if message.get("sender_id") == self.me:
             self.pending.pop(str(message.get("client_msg_id")), None)
         self.typing.pop(str(message.get("sender_id")), None)
@@ -87,7 +97,14 @@ class RoomState:
         return True
 
     def by_id(self, message_id: str) -> dict[str, Any] | None:
-        return next((m for m in self.messages.values() if str(m["id"]) == message_id), None)
+        return self.index.get(message_id)
+
+    def known(self) -> Known:
+        return Known(me=self.me, names=self.names, messages=self.index, files=self.files, room=self.room_ref)
+
+    def render(self, message: dict[str, Any]) -> str:
+        """A message as its lines read: a reply quotes what it answers as that reads now (edits show)."""
+        return format_message(message, self.known())
 
     def change(self, event: str, data: dict[str, Any]) -> None:
         """Apply ``message:edited``, ``message:deleted`` or ``message:reaction`` (in version order)."""
@@ -127,9 +144,10 @@ class RoomState:
                 out.append(("class:notice", notices[i][1]))
                 i += 1
             message = self.messages[seq]
-            text = format_message(message, self.names, self.me)
+            first, *more = self.render(message).split("\n")
             mine = message.get("sender_id") == self.me
-            out.append(("class:me" if mine else "", text + (f"  {self.mark(seq)}" if mine else "")))
+            out.append(("class:me" if mine else "", first + (f"  {self.mark(seq)}" if mine else "")))
+            out.extend(("class:file", line) for line in more)
         out.extend(("class:notice", text) for _, text in notices[i:])
         out.extend(("class:notice", f"… {body}") for body in self.pending.values())
         return out
@@ -181,7 +199,9 @@ class RoomView:
         self.api = api
         self.room = room
         self.room_id = str(room["id"])
-        self.state = RoomState(room_id=self.room_id, me=str(api.config.user_id or ""))
+        self.state = RoomState(
+            room_id=self.room_id, me=str(api.config.user_id or ""), room_ref=str(room.get("name") or self.room_id)
+        )
         if api.config.username and api.config.user_id:
             self.state.names[api.config.user_id] = api.config.username
         self.history = history
@@ -199,6 +219,8 @@ class RoomView:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.asked: set[str] = set()
         """User ids whose names were asked for already (unknown ones are not asked again)."""
+        self.asked_about: set[str] = set()
+        """Quoted messages and attachments asked for already."""
         self.input = TextArea(height=1, prompt="> ", multiline=False, accept_handler=self._accept)
         self.input.buffer.on_text_changed += self._typed
         self.app: Application[None] = self._application()
@@ -224,9 +246,11 @@ class RoomView:
 
             return Point(0, max(0, len(self.state.lines()) - 1))
 
-        name = self.room.get("name") or self.room_id
+        name = (
+            f"#{self.room['name']}" if self.room.get("name") else f"{room_title(self.room)} ({self.room.get('kind')})"
+        )
         header = Window(
-            FormattedTextControl(lambda: [("class:header", f" #{name}  ({self.connection})  /help for commands")]),
+            FormattedTextControl(lambda: [("class:header", f" {name}  ({self.connection})  /help for commands")]),
             height=1,
         )
         body = Window(FormattedTextControl(messages, get_cursor_position=cursor), wrap_lines=True)
@@ -263,6 +287,29 @@ class RoomView:
         self.asked.update(wanted)
         with contextlib.suppress(CliError, TimeoutError):
             self.state.names.update(await asyncio.wait_for(user_names(self.api, wanted), NAME_LOOKUP_SECONDS))
+        self.refresh()
+
+    async def fill_in(self, messages: list[dict[str, Any]]) -> None:
+        """Look up what these messages refer to and the view does not know yet: the messages replies quote (and
+        their authors) and the attachments' names and sizes; best effort, a few seconds at most."""
+        replies = [m for m in messages if m.get("reply_to") and str(m["reply_to"]) not in self.asked_about]
+        attachments = [
+            str(a) for m in messages for a in m.get("attachment_ids") or [] if str(a) not in self.asked_about
+        ]
+        self.asked_about.update([str(m["reply_to"]) for m in replies] + attachments)
+        if not replies and not attachments:
+            return
+        with contextlib.suppress(CliError, TimeoutError):
+            quoted, found = await asyncio.wait_for(
+                asyncio.gather(
+                    quoted_messages(self.api, self.room_id, replies, self.state.index),
+                    files.attachment_infos(self.api, self.room_id, attachments),
+                ),
+                NAME_LOOKUP_SECONDS,
+            )
+            self.state.index.update({k: v for k, v in quoted.items() if k not in self.state.index})
+            self.state.files.update(found)
+            await self.learn(str(m.get("sender_id")) for m in quoted.values())
         self.refresh()
 
     def _spawn(self, coroutine: Any) -> None:
@@ -331,6 +378,8 @@ class RoomView:
                 await self.socket.request(
                     "message:delete", {"room_id": self.room_id, "message_id": str(self._message(seq)["id"])}
                 )
+            elif name == "download":
+                await self.download(self._message(self._seq_and_text(rest + " x")[0]))
             elif name in ("react", "unreact"):
                 seq, emoji = self._seq_and_text(rest)
                 await self.socket.request(
@@ -346,6 +395,14 @@ class RoomView:
                 self.notice(f"unknown command /{name}; {HELP}")
         except CliError as error:
             self.notice(f"/{name}: {getattr(error, 'code', 'error')}: {error}")
+
+    async def download(self, message: dict[str, Any]) -> None:
+        """Save a message's attachments in the current folder, each under its own name (never overwriting)."""
+        if not message.get("attachment_ids"):
+            self.notice(f"#{message['seq']} has no attachments")
+        for attachment_id in message.get("attachment_ids") or []:
+            saved = await files.download(self.api, self.room_id, str(attachment_id), None, None)
+            self.notice(f"saved {saved['filename']} to {saved['path']}")
 
     def _seq_and_text(self, rest: str) -> tuple[int, str]:
         seq, _, text = rest.strip().lstrip("#").partition(" ")
@@ -398,7 +455,7 @@ class RoomView:
                     "version": 0,
                 }
             )
-            self._log(format_message(self.state.messages[seq], self.state.names, self.state.me))
+            self._log(self.state.render(self.state.messages[seq]))
         self.refresh()
 
     async def _quiet(self, event: str, payload: dict[str, Any]) -> None:
@@ -417,9 +474,10 @@ class RoomView:
                 return
             replaced = int(data["seq"]) in self.state.messages
             await self.learn([str(data.get("sender_id"))])
+            await self.fill_in([data])
             if self.state.add(data):
                 if not replaced:
-                    self._log(format_message(data, self.state.names, self.state.me))
+                    self._log(self.state.render(data))
                 self._mark_read()
                 self.refresh()
 
@@ -514,7 +572,9 @@ class RoomView:
         await self.learn(str(m.get("sender_id")) for m in page["items"])
         for message in sorted(page["items"], key=lambda m: int(m["seq"])):
             self.state.add(message)
-            self._log(format_message(message, self.state.names, self.state.me))
+        await self.fill_in(page["items"])
+        for message in sorted(page["items"], key=lambda m: int(m["seq"])):
+            self._log(self.state.render(message))
         await self._load_receipts()
 
     async def _load_receipts(self) -> None:
@@ -550,9 +610,10 @@ class RoomView:
             )
             if not page["items"]:
                 return
+            await self.fill_in(page["items"])
             for message in page["items"]:
                 if self.state.add(message):
-                    self._log(format_message(message, self.state.names, self.state.me))
+                    self._log(self.state.render(message))
 
     async def supervise(self) -> None:
         """Stay connected: on every loss, say so once, reconnect with backoff and resubscribe from the last seq."""

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import TextIO
 
 import httpx
 
-from chat_cli import commands
+from chat_cli import commands, security
 from chat_cli.api import Api
 from chat_cli.config import Config, ConfigError, default_path, resolve_server
 from chat_cli.errors import EXIT_OK, EXIT_USAGE, CliError, Usage
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
 
     parser = _Parser(prog="chat-cli", description="Terminal client for the chat server.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"chat-cli {version('chat-cli')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -72,6 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("logout", commands.logout, "end this session and forget its tokens")
     command("whoami", commands.whoami, "show the signed-in account")
+
+    p = command("sessions", security.sessions, "my signed-in sessions (devices); end one, the others, or all")
+    ending = p.add_mutually_exclusive_group()
+    ending.add_argument("--end", metavar="ID", help="end this session (the id, or its start as listed)")
+    ending.add_argument("--others", action="store_true", help="end every session but this one")
+    ending.add_argument("--all", action="store_true", help="end every session, this one too: log out everywhere")
+
+    totp = sub.add_parser("totp", help="two-factor sign-in with an authenticator app", parents=[common])
+    actions = totp.add_subparsers(dest="totp_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+
+    def action(name: str, handler: commands.Command, help_text: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    action("status", security.totp_status, "whether two-factor sign-in is on, and recovery codes left")
+    action("setup", security.totp_setup, "turn it on: scan the QR code, type the first code, keep the recovery codes")
+    p = action("disable", security.totp_disable, "turn it off with a current code or the password")
+    p.add_argument("--code", help="a current code from the app")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p = action("recovery-codes", security.totp_recovery_codes, "replace the recovery codes (needs a current code)")
+    p.add_argument("--code", help="a current code from the app")
     command("rooms", commands.rooms, "my rooms with unread counts")
 
     p = command("directory", commands.directory, "search public and password rooms")
@@ -103,12 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the message; - reads it from standard input")
     p.add_argument("--reply-to", metavar="MESSAGE_ID")
     p.add_argument("--client-msg-id", help="idempotency key: sending again with it never makes a second message")
+    p.add_argument(
+        "--attach", action="append", metavar="FILE", help="upload FILE with the message (repeatable; TEXT may be '')"
+    )
 
     p = command("history", commands.history, "a page of a room's messages, oldest first")
     p.add_argument("room")
     p.add_argument("--limit", type=_positive, default=50)
     p.add_argument("--before", type=_positive, metavar="SEQ", help="messages before this seq")
     p.add_argument("--after", type=int, metavar="SEQ", help="messages after this seq (oldest first)")
+
+    p = command("search", commands.search, "a room's messages with every word of QUERY, newest first")
+    p.add_argument("room")
+    p.add_argument("query", help="words (any case; a message matches when it has every one)")
+    p.add_argument("--limit", type=_positive, default=20, help="matches per page (at most 100)")
+    p.add_argument("--cursor", help="the next page, as the previous one said")
+
+    p = command("download", commands.download, "save a message's attachment (history shows the command)")
+    p.add_argument("room")
+    p.add_argument("attachment_id")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="a file, a folder (keeps the file's name), or - for standard output"
+    )
 
     p = command("open", commands.open_room, "interactive room: live messages, typing, presence")
     p.add_argument("room")

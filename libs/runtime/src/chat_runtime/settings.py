@@ -50,6 +50,11 @@ class ChatSettings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    kafka_linger_ms: int = Field(default=0, ge=0, le=1_000)
+    """How long a producer waits for more records to share a request with. Each hop of a message waits up to this
+    long when the bus is quiet; on a busy bus the records sent while a request is in flight share the next one
+    anyway, so 0 costs few requests. Measured in split mode: idle send → receive p50 6.9–8.5 ms at 0 against
+    11.9–13.0 ms at 2."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     ws_compression: bool = False

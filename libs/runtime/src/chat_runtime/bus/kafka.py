@@ -51,7 +51,7 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     fetch_max_wait_ms: int = 100
     """How long the broker holds a fetch that found nothing new (it answers at once when something arrives)."""
-    linger_ms: int = 2
+    linger_ms: int = 0
     """How long the producer waits for more records to share a request: a little latency for fewer requests."""
     topic_prefix: str = ""
     """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private

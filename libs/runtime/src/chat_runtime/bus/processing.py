@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.errors import ContractError
@@ -80,6 +80,9 @@ class RecordProcessor:
         self.policy = policy
         self.metrics = metrics
         self._dead_letter = dead_letter
+        # Label lookups take a lock and a dict walk each: done once here, not for every record.
+        self._handler_seconds = metrics.handler_seconds.labels(spec.name, group)
+        self._consumed_ok = metrics.consumed.labels(spec.name, group, "ok")
 
     async def process_many(
         self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]
@@ -117,9 +120,8 @@ class RecordProcessor:
             if done < len(singles):
                 return deliveries.index(decoded[done][0])
             return len(deliveries)
-        elapsed = time.perf_counter() - started
-        self.metrics.handler_seconds.labels(self.spec.name, self.group).observe(elapsed)
-        self.metrics.consumed.labels(self.spec.name, self.group, "ok").inc(len(decoded))
+        self._handler_seconds.observe(time.perf_counter() - started)
+        self._consumed_ok.inc(len(decoded))
         return len(deliveries)
 
     async def _one_by_one(self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]) -> int:
@@ -152,27 +154,31 @@ class RecordProcessor:
             "group": self.group,
             CORRELATION_KEY: record.header("correlation_id") or "-",
         }
-        with bound_contextvars(**context):
+        # bind/reset rather than two nested context managers: this runs for every record
+        bound = dict(bind_contextvars(**context))
+        try:
             if envelope is None:
                 try:
                     envelope = decode(record, self.spec)
                 except ContractError as exc:
                     await self._send_to_dlq(record, exc.reason, partition=partition, offset=offset, attempts=0)
                     return True
-            with bound_contextvars(event_type=envelope.type):
-                started = time.perf_counter()
-                ok, reason, attempts = await run_with_retries(
-                    self.handler, envelope, self.policy, on_retry=self._on_retry, stopping=stopping
-                )
-                self.metrics.handler_seconds.labels(record.topic, self.group).observe(time.perf_counter() - started)
-                if ok:
-                    self.metrics.consumed.labels(record.topic, self.group, "ok").inc()
-                    return True
-                if reason is None:
-                    log.info("bus.record_left_for_redelivery", attempts=attempts)
-                    return False
-                await self._send_to_dlq(record, reason, partition=partition, offset=offset, attempts=attempts)
+            bound.update(bind_contextvars(event_type=envelope.type))
+            started = time.perf_counter()
+            ok, reason, attempts = await run_with_retries(
+                self.handler, envelope, self.policy, on_retry=self._on_retry, stopping=stopping
+            )
+            self._handler_seconds.observe(time.perf_counter() - started)
+            if ok:
+                self._consumed_ok.inc()
                 return True
+            if reason is None:
+                log.info("bus.record_left_for_redelivery", attempts=attempts)
+                return False
+            await self._send_to_dlq(record, reason, partition=partition, offset=offset, attempts=attempts)
+            return True
+        finally:
+            reset_contextvars(**bound)
 
     def _on_retry(self, attempt: int, exc: BaseException) -> None:
         self.metrics.retries.labels(self.spec.name, self.group).inc()

@@ -40,10 +40,11 @@ class MailQueue:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _email(to: str, subject: str, lines: list[str]) -> Email:
+def _email(to: str, subject: str, lines: list[str], *, code: str | None = None) -> Email:
     text = "\n\n".join(lines) + "\n"
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    return Email(to=to, subject=subject, text=text, html=f"<!doctype html><html><body>{body}</body></html>")
+    page = f"<!doctype html><html><body>{body}</body></html>"
+    return Email(to=to, subject=subject, text=text, html=page, code=code)
 
 
 def verification_email(product: str, to: str, code: str, minutes: int) -> Email:
@@ -55,6 +56,7 @@ def verification_email(product: str, to: str, code: str, minutes: int) -> Email:
             f"It works once and expires in {minutes} minutes.",
             "If you did not create an account, ignore this email.",
         ],
+        code=code,
     )
 
 
@@ -78,6 +80,7 @@ def reset_email(product: str, to: str, code: str, minutes: int) -> Email:
             f"It works once and expires in {minutes} minutes. Resetting signs out every device.",
             "If you did not ask for this, ignore this email; your password stays as it is.",
         ],
+        code=code,
     )
 
 

@@ -157,6 +157,8 @@ class Email:
     subject: str
     text: str
     html: str
+    code: str | None = None
+    """The one-time code the email carries, if any (dev mode prints it as one line)."""
 
 
 class Mailer(Protocol):

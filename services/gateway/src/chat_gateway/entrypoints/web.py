@@ -22,6 +22,7 @@ RESERVED: tuple[str, ...] = (
     "/docs",
     "/redoc",
     "/openapi.json",
+    "/dev",  # dev mode's mailbox page (chat_app.devmail); a 404 from the app in other modes
 )
 """Path prefixes the web client never answers: the product's own routes."""
 

@@ -37,6 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from chat_messages.adapters.group_insert import GroupInsert
 from chat_messages.domain.model import (
     Change,
     Edit,
@@ -358,6 +359,8 @@ class MongoMessageStore:
             retention=db["retention"],
             heads=db["heads"],
         )
+        # Sends of every partition this process owns go to the store together (adapters/group_insert.py).
+        self._inserts = GroupInsert(self._insert_documents)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist."""
@@ -526,19 +529,19 @@ class MongoMessageStore:
     async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
         if not messages:
             return InsertOutcome(inserted=0)
-        try:
-            await self._c.messages.insert_many([message_document(m) for m in messages], ordered=True)
-        except BulkWriteError as error:
-            details = error.details
-            inserted = int(details.get("nInserted", 0))
-            failures = details.get("writeErrors") or []
-            if not failures or failures[0].get("code") != 11000:
-                raise
-            refused = await self._refusal(messages[failures[0].get("index", inserted)], failures[0])
-            if refused is None:  # not a rule of the port (the same _id in another room): not for callers to explain
-                raise DuplicateKeyError(str(failures[0].get("errmsg", "duplicate key")), 11000, failures[0]) from error
-            return InsertOutcome(inserted=inserted, refused=refused)
-        return InsertOutcome(inserted=len(messages))
+        written = await self._inserts.insert([message_document(m) for m in messages])
+        failure = written.failure
+        if failure is None:
+            return InsertOutcome(inserted=written.inserted)
+        if failure.get("code") != 11000:
+            raise BulkWriteError({"writeErrors": [dict(failure)], "nInserted": written.inserted})
+        refused = await self._refusal(messages[written.inserted], failure)
+        if refused is None:  # not a rule of the port (the same _id in another room): not for callers to explain
+            raise DuplicateKeyError(str(failure.get("errmsg", "duplicate key")), 11000, dict(failure))
+        return InsertOutcome(inserted=written.inserted, refused=refused)
+
+    async def _insert_documents(self, documents: list[Document]) -> None:
+        await self._c.messages.insert_many(documents, ordered=True)
 
     async def _refusal(self, message: Message, failure: Mapping[str, Any]) -> Refusal | None:
         """Which uniqueness rule refused ``message``. A stored client_msg_id wins whichever index the server

@@ -1,0 +1,125 @@
+"""Group commit for ordered inserts: the inserts that callers ask for while one is being written go to the store
+together, as one ordered ``insert_many``.
+
+Each partition's batch of sends arrives as its own ordered insert (decisions/0011). With many busy rooms the
+partitions' batches are small (one message each at a few hundred messages per second over 20 rooms), so the store
+would answer one command per message. Here, while a write is in flight the next callers wait, and the next write
+carries all of them: the number of store commands follows the store's speed, not the number of partitions.
+
+Every caller keeps the meaning of its own ordered insert. The joined list is ordered too, so when the store refuses
+a document, every caller before it is fully written, the refused document's caller learns how many of its own went
+in and why the next did not, and the callers after it were not attempted: they go first into the next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+Document = dict[str, Any]
+Write = Callable[[list[Document]], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one caller's ordered insert did."""
+
+    inserted: int
+    """How many of its documents, from the first, are stored."""
+    failure: Mapping[str, Any] | None = None
+    """The store's write error for the next one (None when all were stored)."""
+
+
+@dataclass(slots=True)
+class _Request:
+    documents: list[Document]
+    done: asyncio.Future[Written] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class GroupInsert:
+    """Ordered inserts into one collection, joined while a write is in flight (one write at a time)."""
+
+    def __init__(self, write: Write) -> None:
+        self._write = write
+        self._waiting: list[_Request] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert(self, documents: Sequence[Document]) -> Written:
+        """Insert ``documents`` in order, with whatever else is waiting; a store error other than a refused
+        document (a lost connection, a write concern error) is raised to every caller of that write."""
+        request = _Request(list(documents))
+        self._waiting.append(request)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="messages:group-insert")
+        return await request.done
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                # A caller that gave up before its turn (cancelled) is not written.
+                batch = [r for r in self._waiting if not r.done.done()]
+                self._waiting = []
+                if batch:
+                    self._waiting[:0] = await self._write_batch(batch)
+        finally:  # cancelled (shutdown) with callers waiting: they must not wait forever
+            for request in self._waiting:
+                request.done.cancel()
+            self._waiting = []
+
+    async def _write_batch(self, batch: list[_Request]) -> list[_Request]:
+        """Write ``batch`` as one ordered insert; returns the callers that were not attempted."""
+        documents = [d for request in batch for d in request.documents]
+        try:
+            await self._write(documents)
+        except BulkWriteError as error:
+            return _settle_refusal(batch, error)
+        except Exception as error:  # the store is unreachable or failed: every caller of this write hears it
+            for request in batch:
+                _fail(request, error)
+            return []
+        except BaseException:
+            for request in batch:
+                request.done.cancel()
+            raise
+        for request in batch:
+            _answer(request, Written(inserted=len(request.documents)))
+        return []
+
+
+def _settle_refusal(batch: list[_Request], error: BulkWriteError) -> list[_Request]:
+    failures = error.details.get("writeErrors") or []
+    if not failures:  # nothing refused, but the write is not known to be durable (a write concern error)
+        for request in batch:
+            _fail(request, error)
+        return []
+    failed_at = int(failures[0].get("index", error.details.get("nInserted", 0)))
+    start = 0
+    for position, request in enumerate(batch):
+        end = start + len(request.documents)
+        if failed_at < end:
+            _answer(request, Written(inserted=failed_at - start, failure=failures[0]))
+            return batch[position + 1 :]
+        _answer(request, Written(inserted=len(request.documents)))
+        start = end
+    raise RuntimeError(f"the store refused document {failed_at} of {start}")
+
+
+def _answer(request: _Request, written: Written) -> None:
+    if not request.done.done():
+        request.done.set_result(written)
+
+
+def _fail(request: _Request, error: Exception) -> None:
+    """Each caller raises its own copy: one instance raised in several tasks would gather all their frames."""
+    if request.done.done():
+        return
+    try:
+        own = copy.copy(error)
+    except Exception:  # an exception type that cannot be copied: the original, rather than none
+        own = error
+    request.done.set_exception(own)
