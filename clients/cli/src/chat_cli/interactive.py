@@ -626,8 +626,8 @@ class RoomView:
                 self.lost.clear()
                 await self.socket.connect()
                 await self.subscribe()
-                if self.away:
-                    await self.socket.request("presence:set", {"status": "away"})
+                if self.away:  # best effort: failing to say it again must not end the view
+                    await self._quiet("presence:set", {"status": "away"})
             except Unreachable as error:
                 self.connection = "offline" if first else "reconnecting"
                 if not told:
