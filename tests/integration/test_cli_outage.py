@@ -2,7 +2,8 @@
 view says it is reconnecting, keeps what is typed meanwhile, and resumes by itself: it resubscribes, catches up
 what was sent while it was away, shows what is sent after, its presence is back for the others, and no "Unhandled
 exception in event loop" ever replaces the screen. Against the all-in-one product (`chat up`, stopped and started
-again) and against split mode (the CLI's gateway stopped while the rest of the product works, then started)."""
+again) and against split mode (the CLI's gateway stopped while the rest of the product works, then started; the user had
+said /away there, and is away again for the others once back)."""
 
 from __future__ import annotations
 
@@ -54,14 +55,14 @@ def _shown(transcript: Path, body: str) -> int:
 
 
 async def _back_in_the_room(
-    terminal: Terminal, transcript: Path, bob: WebLike, ada_id: str, *, received: list[str]
+    terminal: Terminal, transcript: Path, bob: WebLike, ada_id: str, *, received: list[str], status: str = "online"
 ) -> None:
     """After the outage: each message in ``received`` is shown once, what Ada typed during the outage is sent, Bob
-    sees her online again, and the screen never showed an unhandled exception."""
+    sees her with ``status`` again, and the screen never showed an unhandled exception."""
     for body in received:
         await until(lambda body=body: _shown(transcript, body) >= 1, timeout=60)
     await until(lambda: "typed during the outage" in bob.bodies, timeout=60)
-    await until(lambda: bob.sees(ada_id) == "online", timeout=30)
+    await until(lambda: bob.sees(ada_id) == status, timeout=30)
     await asyncio.sleep(1)  # room for a duplicate to show up, if there were one
     for body in [*received, "typed during the outage"]:
         assert _shown(transcript, body) == 1, _lines(transcript)
@@ -122,6 +123,9 @@ async def test_the_cli_rides_out_its_gateway_going_away_in_split_mode(split: Spl
         await bob.start()
         await _send(bob, "sent before the outage")
         await until(lambda: _shown(transcript, "sent before the outage") == 1, timeout=20)
+        terminal.type("/away\r")  # said again by the view on its new connection after the outage
+        await until(lambda: "-- you are away; others see you as away" in _lines(transcript), timeout=20)
+        await until(lambda: bob.sees(ada["user_id"]) == "away", timeout=20)
 
         await split.stop("gateway-b")
         await terminal.shows("reconnecting…")
@@ -129,9 +133,8 @@ async def test_the_cli_rides_out_its_gateway_going_away_in_split_mode(split: Spl
         await _send(bob, "sent during the outage")
         await split.restart("gateway-b")
         await _send(bob, "sent after the restart")
-        await _back_in_the_room(
-            terminal, transcript, bob, ada["user_id"], received=["sent during the outage", "sent after the restart"]
-        )
+        received = ["sent during the outage", "sent after the restart"]
+        await _back_in_the_room(terminal, transcript, bob, ada["user_id"], received=received, status="away")
         assert await terminal.close() == 0, terminal.text()[-3000:]
     finally:
         await _leave(terminal, transcript, bob)
