@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ def build_app(
                 for consumer in module.bus_handlers():
                     await consumer.subscribe(bus)
             log.info("app.started", modules=names)
+            _freeze_what_startup_made()
             yield
         finally:
             await bus.stop()
@@ -70,6 +72,14 @@ def build_app(
     app.include_router(health_router(checks, registry))
     _document_errors_as_problems(app)
     return app
+
+
+def _freeze_what_startup_made() -> None:
+    """Move every object alive after start-up (modules, routes, schemas, settings: hundreds of thousands) out of
+    the collector's reach, so each full collection scans only what the running service made since, and its pauses
+    stop landing in message latencies."""
+    gc.collect()
+    gc.freeze()
 
 
 def _document_errors_as_problems(app: FastAPI) -> None:
