@@ -124,3 +124,31 @@ async def test_a_caller_cancelled_before_its_turn_is_not_written() -> None:
     results: Sequence[Any] = await asyncio.gather(head, gone, kept, return_exceptions=True)
     assert isinstance(results[1], asyncio.CancelledError)
     assert store.stored == ["a1", "c1"]
+
+
+async def test_paced_writes_start_at_most_once_per_interval_and_carry_what_arrived_meanwhile() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=4, pace_above=0)  # one write per 250 ms, whatever the rate
+    assert await group.insert(docs("a1")) == Written(1)  # the first write starts at once
+    tasks = []
+    for n in range(5):
+        tasks.append(asyncio.create_task(group.insert(docs(f"b{n}"))))
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    assert store.writes == [["a1"], ["b0", "b1", "b2", "b3", "b4"]]
+
+
+async def test_an_unpaced_group_writes_at_once() -> None:
+    store = Store()
+    group = GroupInsert(store.write)
+    for n in range(3):
+        await group.insert(docs(f"a{n}"))
+    assert store.writes == [["a0"], ["a1"], ["a2"]]
+
+
+async def test_sends_slower_than_the_pacing_threshold_are_written_at_once() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=1, pace_above=1_000_000)  # never this busy
+    for n in range(3):
+        await group.insert(docs(f"a{n}"))  # paced, each would wait a second: none does
+    assert store.writes == [["a0"], ["a1"], ["a2"]]

@@ -217,7 +217,11 @@ def bootstrap(
     )
     context = build_context(
         settings,
-        store=MongoMessageStore(db),
+        store=MongoMessageStore(
+            db,
+            writes_per_second=settings.store_writes_per_second,
+            pace_above=settings.store_pace_above_per_second,
+        ),
         attachments=GridFsAttachmentStore(db),
         publisher=bus,
         jwks=jwks or HttpJwksSource(settings.auth_jwks_url),

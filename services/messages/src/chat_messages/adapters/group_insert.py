@@ -6,6 +6,12 @@ partitions' batches are small (one message each at a few hundred messages per se
 would answer one command per message. Here, while a write is in flight the next callers wait, and the next write
 carries all of them: the number of store commands follows the store's speed, not the number of partitions.
 
+Writes may also be paced once sends come quickly: with ``writes_per_second`` set, while more than ``pace_above``
+sends a second arrive (counted over the last 100 ms), a write starts no sooner than ``1 / writes_per_second``
+after the previous one started, and the sends arriving meanwhile join it. A busy store then gets fewer, larger
+writes, each cheaper per message than a write of one, for a bounded delay (at most the interval); below that rate
+every write starts at once, so a conversation at human speed never waits.
+
 Every caller keeps the meaning of its own ordered insert. The joined list is ordered too, so when the store refuses
 a document, every caller before it is fully written, the refused document's caller learns how many of its own went
 in and why the next did not, and the callers after it were not attempted: they go first into the next write.
@@ -15,11 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.errors import BulkWriteError
+
+RATE_WINDOW = 0.1
+"""Seconds over which the rate of arriving sends is counted."""
 
 Document = dict[str, Any]
 Write = Callable[[list[Document]], Awaitable[object]]
@@ -44,8 +56,13 @@ class _Request:
 class GroupInsert:
     """Ordered inserts into one collection, joined while a write is in flight (one write at a time)."""
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write, *, writes_per_second: float = 0.0, pace_above: float = 200.0) -> None:
         self._write = write
+        self._interval = 1.0 / writes_per_second if writes_per_second > 0 else 0.0
+        self._last_start = -math.inf
+        self._arrivals: deque[float] = deque()
+        """When the documents of the last ``RATE_WINDOW`` seconds arrived."""
+        self._busy_count = pace_above * RATE_WINDOW
         self._waiting: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -53,14 +70,31 @@ class GroupInsert:
         """Insert ``documents`` in order, with whatever else is waiting; a store error other than a refused
         document (a lost connection, a write concern error) is raised to every caller of that write."""
         request = _Request(list(documents))
+        if self._interval:
+            self._count_arrivals(len(request.documents))
         self._waiting.append(request)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="messages:group-insert")
         return await request.done
 
+    def _count_arrivals(self, documents: int) -> None:
+        now = time.monotonic()
+        self._arrivals.extend([now] * documents)
+        while self._arrivals and self._arrivals[0] < now - RATE_WINDOW:
+            self._arrivals.popleft()
+
+    def _pause(self) -> float:
+        """How long the next write waits: until the interval since the last one is over, when sends come fast."""
+        if not self._interval or len(self._arrivals) <= self._busy_count:
+            return 0.0
+        return self._last_start + self._interval - time.monotonic()
+
     async def _write_all(self) -> None:
         try:
             while self._waiting:
+                pause = self._pause()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # the ones arriving meanwhile join this write
                 # A caller that gave up before its turn (cancelled) is not written.
                 batch = [r for r in self._waiting if not r.done.done()]
                 self._waiting = []
@@ -74,6 +108,7 @@ class GroupInsert:
     async def _write_batch(self, batch: list[_Request]) -> list[_Request]:
         """Write ``batch`` as one ordered insert; returns the callers that were not attempted."""
         documents = [d for request in batch for d in request.documents]
+        self._last_start = time.monotonic()
         try:
             await self._write(documents)
         except BulkWriteError as error:

@@ -347,7 +347,11 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
 class MongoMessageStore:
     """The messages service's ``MessageStore`` on one MongoDB database (call ``ensure_indexes`` once first)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], *, writes_per_second: float = 0.0, pace_above: float = 200.0
+    ) -> None:
+        """``writes_per_second`` and ``pace_above``: pace the inserts of new messages when sends come faster than
+        ``pace_above`` a second (``GroupInsert``); 0 writes at once."""
         db = db.with_options(codec_options=_CODEC_OPTIONS)
         self._db = db
         self._c = _Collections(
@@ -360,7 +364,7 @@ class MongoMessageStore:
             heads=db["heads"],
         )
         # Sends of every partition this process owns go to the store together (adapters/group_insert.py).
-        self._inserts = GroupInsert(self._insert_documents)
+        self._inserts = GroupInsert(self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist."""
