@@ -38,6 +38,7 @@ class MessagesSettings(ChatSettings):
     0.39–0.45, and less store CPU per message, but p50 latency under load rose by 15–30 ms and the highest rate
     passing fell (1 room × 50: 700 → 600 msg/s; 20 × 20: 500 → 300), so it is off unless store commands cost more
     than latency (adapters/group_insert.py)."""
+    store_pace_above_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
     """The rate of sends (over the last 100 ms, this instance) above which inserts are paced."""
 
     # verifying access tokens issued by the auth service
