@@ -19,6 +19,7 @@ import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
 import { ConversationView } from "./views/conversation";
 import { createDialog, type DialogHost, directDialog, directoryDialog, membersDialog } from "./views/dialogs";
+import { AccountMenu } from "./views/settings/account-menu";
 import { Sidebar } from "./views/sidebar";
 import { Announcer, StatusBar } from "./views/status";
 
@@ -46,6 +47,7 @@ export class ChatApp {
   private readonly status = new StatusBar();
   private readonly announcer = new Announcer();
   private readonly sidebar: Sidebar;
+  private readonly account: AccountMenu;
   private readonly view: ConversationView;
 
   private lastTypingSent = 0;
@@ -115,6 +117,14 @@ export class ChatApp {
       open: (roomId) => void this.open(roomId),
       answer: (room, accept) => void this.myRooms.answer(room, accept),
     });
+    this.account = new AccountMenu(me, {
+      signOut: () => this.signOut(),
+      signedOut: (notice) => this.signOut(notice, false),
+      changed: (account) => {
+        this.users.set({ user_id: account.id, username: account.username, display_name: account.display_name });
+        this.namesChanged();
+      },
+    });
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),
@@ -174,7 +184,10 @@ export class ChatApp {
       ),
       this.announcer.element,
     );
+    // Who I am, with Settings, in place of the room list's plain name.
+    this.sidebar.element.querySelector("header.me")?.replaceWith(this.account.element);
     await this.myRooms.load();
+    void this.account.load().catch(() => undefined);
     this.conn.start();
     const match = ROOM_PATH.exec(location.pathname);
     if (match && this.state.rooms.has(match[1])) void this.open(match[1], false);

@@ -59,6 +59,11 @@ export class UserDirectory {
     this.entries.set(info.user_id, { info: { ...entry?.info, ...info, display_name }, at: 0 });
   }
 
+  /** My own profile as the server just answered it: newer than any lookup, so it replaces what is cached. */
+  set(info: UserInfo): void {
+    this.entries.set(info.user_id, { info, at: Date.now() });
+  }
+
   /** Look up, and wait for, every id missing or old (for a view about to be drawn). */
   async ensure(userIds: string[]): Promise<void> {
     const now = Date.now();
