@@ -1,0 +1,92 @@
+"""Settings in the web client, in headless Chromium against the whole product in one process: the display name and
+picture (shown in the header), the list of sessions with device names (ending the phone's signs the phone out), a
+password change, two-factor set-up from the server's QR code with a confirmation code and the recovery codes shown
+once (the phone then signs in with one), turning it off, logging out everywhere and deleting the account. Each
+refusal shows the server's own problem+json message.
+
+clients/web/e2e/settings.mjs drives the browsers; it asks this test for authenticator codes on stdout (with the
+setup key it read from the page) and gets them on stdin. Screenshots land in tests/artifacts/web-settings/
+(git-ignored). The fixtures (the product with default limits, the node binary and its checks) are
+test_web_client.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pyotp
+
+from .product import PASSWORD, Product
+from .test_web_client import CHROMIUM, ROOT, WEB
+
+# The fixtures, imported by name so pytest finds them here too (`x as x`: a deliberate re-export).
+from .test_web_client import node as node
+from .test_web_client import product as product
+
+DRIVER = WEB / "e2e" / "settings.mjs"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "web-settings"
+
+
+def codes_for(secret: str) -> dict[str, str]:
+    """The current code, and a six-digit code the server cannot accept now (none of the steps it allows)."""
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    allowed = {totp.at(now + drift) for drift in (-30, 0, 30)}
+    wrong = next(f"{n:06d}" for n in range(0, 1_000_000, 111_111) if f"{n:06d}" not in allowed)
+    return {"code": totp.at(now), "wrong": wrong}
+
+
+async def test_settings_profile_sessions_security_and_deleting_the_account_in_the_browser(
+    node: str, product: Product
+) -> None:
+    tokens = await product.sign_up("dee")
+    # Signing up signed in here too: end that session, so the browsers' two are the account's only ones.
+    ended = await product.http.post("/api/auth/logout", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert ended.status_code == 204, ended.text
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(DRIVER),
+        product.base,
+        str(ARTIFACTS),
+        json.dumps({"username": "dee", "password": PASSWORD}),
+        cwd=WEB,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    lines: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(180):
+            async for raw in process.stdout:
+                line: dict[str, Any] = json.loads(raw)
+                lines.append(line)
+                if line["type"] == "need_totp":
+                    process.stdin.write(json.dumps(codes_for(line["secret"])).encode() + b"\n")
+                    await process.stdin.drain()
+            stderr = (await process.stderr.read()).decode(errors="replace")
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    printed = "\n".join(json.dumps(line) for line in lines)
+    print(printed)  # the steps with their times, shown with -s or when the test fails
+    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
+    assert lines[-1]["type"] == "done", printed
+    assert not [line for line in lines if line["type"] == "pageerror"], printed
+    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
+    assert len(shots) == 5
+    assert all(shot.stat().st_size > 10_000 for shot in shots), shots
+    # The account is gone: the API refuses its password too.
+    refused = await product.http.post("/api/auth/login", json={"identifier": "dee", "password": PASSWORD})
+    assert refused.status_code == 401, refused.text
