@@ -32,13 +32,14 @@ DRIVER = WEB / "e2e" / "settings.mjs"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web-settings"
 
 
-def codes_for(secret: str) -> dict[str, str]:
-    """The current code, and a six-digit code the server cannot accept now (none of the steps it allows)."""
+def codes_for(secret: str, *, next_step: bool) -> dict[str, str]:
+    """The current code (or the next step's: the server takes one step either side, and a code works once, so a
+    second code right after the first must be a later step's), and a six-digit code it cannot accept now."""
     totp = pyotp.TOTP(secret)
     now = time.time()
     allowed = {totp.at(now + drift) for drift in (-30, 0, 30)}
     wrong = next(f"{n:06d}" for n in range(0, 1_000_000, 111_111) if f"{n:06d}" not in allowed)
-    return {"code": totp.at(now), "wrong": wrong}
+    return {"code": totp.at(now + 30 if next_step else now), "wrong": wrong}
 
 
 async def test_settings_profile_sessions_security_and_deleting_the_account_in_the_browser(
@@ -71,7 +72,9 @@ async def test_settings_profile_sessions_security_and_deleting_the_account_in_th
                 line: dict[str, Any] = json.loads(raw)
                 lines.append(line)
                 if line["type"] == "need_totp":
-                    process.stdin.write(json.dumps(codes_for(line["secret"])).encode() + b"\n")
+                    process.stdin.write(
+                        json.dumps(codes_for(line["secret"], next_step=line.get("next", False))).encode() + b"\n"
+                    )
                     await process.stdin.drain()
             stderr = (await process.stderr.read()).decode(errors="replace")
             status = await process.wait()
@@ -85,7 +88,7 @@ async def test_settings_profile_sessions_security_and_deleting_the_account_in_th
     assert lines[-1]["type"] == "done", printed
     assert not [line for line in lines if line["type"] == "pageerror"], printed
     shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
-    assert len(shots) == 5
+    assert len(shots) == 6
     assert all(shot.stat().st_size > 10_000 for shot in shots), shots
     # The account is gone: the API refuses its password too.
     refused = await product.http.post("/api/auth/login", json={"identifier": "dee", "password": PASSWORD})

@@ -228,10 +228,21 @@ try {
   await phone.getByRole("button", { name: "Continue" }).click();
   await connected(phone);
 
-  step("two-factor: turning it off needs the right password");
+  step("two-factor: new recovery codes replace the old ones");
   await settings(desk).getByRole("button", { name: "Profile", exact: true }).click();
   await settings(desk).getByRole("button", { name: "Security", exact: true }).click();
   await settings(desk).getByText("9 recovery codes left.").waitFor();
+  const { code: later } = await ask({ type: "need_totp", secret, next: true });
+  await settings(desk).getByLabel("Code for new recovery codes").fill(later);
+  await settings(desk).getByRole("button", { name: "Get new recovery codes" }).click();
+  await settings(desk).getByText("New recovery codes: the old ones no longer work.").waitFor();
+  await codes.nth(9).waitFor();
+  const renewed = (await codes.allTextContents()).map((c) => c.trim());
+  check(!renewed.some((c) => recovery.includes(c)), "the new recovery codes repeat old ones");
+  await settings(desk).getByRole("button", { name: "I have saved my codes" }).click();
+  await settings(desk).getByText("10 recovery codes left.").waitFor();
+
+  step("two-factor: turning it off needs the right password");
   await settings(desk).getByLabel("Your password").fill("not my password at all");
   await settings(desk).getByRole("button", { name: "Turn off two-factor sign-in" }).click();
   await refused(desk, "The password is wrong.");
@@ -240,7 +251,25 @@ try {
   await succeeded(desk, "Two-factor sign-in is off.");
   await settings(desk).getByRole("button", { name: "Set up two-factor sign-in" }).waitFor();
 
+  step("end all other sessions: the phone is signed out, this device stays");
+  await settings(desk).getByRole("button", { name: "Sessions", exact: true }).click();
+  await settings(desk).getByText("Safari on iPhone").waitFor();
+  await settings(desk).getByRole("button", { name: "End all other sessions" }).click();
+  await settings(desk).getByRole("button", { name: "Yes, end the others" }).click();
+  await succeeded(desk, "1 other session ended.");
+  await signInPage(phone);
+  await connected(desk);
+
+  step("settings on a phone");
+  await signIn(phone, newPassword);
+  await connected(phone);
+  await openSettings(phone, "Sessions");
+  await settings(phone).getByText("Safari on iPhone").waitFor();
+  await shot(phone, "06-settings-sessions-phone");
+  await settings(phone).getByRole("button", { name: "Close settings" }).click();
+
   step("log out everywhere: both devices are signed out");
+  await settings(desk).getByRole("button", { name: "Profile", exact: true }).click();
   await settings(desk).getByRole("button", { name: "Sessions", exact: true }).click();
   await settings(desk).getByText("Safari on iPhone").waitFor();
   await settings(desk).getByRole("button", { name: "Log out everywhere" }).click();
