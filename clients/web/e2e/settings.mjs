@@ -278,6 +278,17 @@ try {
   await signInPage(desk);
   await signInPage(phone);
 
+  step("sign out here, from the list: a reload does not bring the session back");
+  await signIn(desk, newPassword);
+  await connected(desk);
+  await openSettings(desk, "Sessions");
+  const only = settings(desk).locator("li.session");
+  await only.filter({ hasText: "This device" }).getByRole("button", { name: "Sign out here" }).click();
+  await only.getByRole("button", { name: "Yes, sign out" }).click();
+  await desk.getByText("You signed out of this device.").waitFor();
+  await desk.reload();
+  await signInPage(desk);
+
   step("delete account: the username typed out, a wrong password refused, then gone");
   await signIn(desk, newPassword);
   await connected(desk);

@@ -92,12 +92,13 @@ class TwoFactor {
     let status: accountApi.TotpStatus;
     try {
       status = await accountApi.totpStatus();
+      // Turned on or off elsewhere (another device): the header's account follows.
+      if (this.host.account().totp_enabled !== status.enabled) this.host.changed(await accountApi.account());
     } catch (error) {
       result.failed(error);
       replace(this.body, result.element);
       return;
     }
-    if (this.host.account().totp_enabled !== status.enabled) this.host.changed(await accountApi.account());
     if (!status.enabled) {
       const start = h("button", { type: "button", class: "primary" }, "Set up two-factor sign-in");
       start.addEventListener("click", () =>

@@ -2,6 +2,7 @@
 // end all the others, or log out everywhere (this device too).
 
 import * as accountApi from "../../account-api";
+import { logout } from "../../chat-api";
 import { h, replace } from "../../dom";
 import { plural } from "../common";
 import { describeDevice, orderSessions, signInMethod, timeAgo } from "./format";
@@ -75,11 +76,13 @@ function sessionItem(
     s.current ? "Yes, sign out" : "Yes, end it",
     result,
     async () => {
-      await accountApi.endSession(s.id);
       if (s.current) {
+        // The ordinary sign-out: it ends this session and also clears the refresh cookie.
+        await logout();
         host.signedOut("You signed out of this device.");
         return;
       }
+      await accountApi.endSession(s.id);
       result.done(`Ended the session on ${device}.`);
       await reload();
     },

@@ -32,7 +32,7 @@ const PAGES: { id: string; title: string; build: (host: SettingsHost) => Page }[
 ];
 
 export function openSettings(host: SettingsHost, first = "profile"): HTMLDialogElement {
-  const panel = h("div", { class: "settings-panel", role: "region", "aria-live": "off" });
+  const panel = h("div", { class: "settings-panel", role: "region" });
   const tabs = h("ul", { class: "settings-nav plain" });
   let open: Page | null = null;
   const show = (id: string): void => {
