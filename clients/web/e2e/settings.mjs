@@ -266,7 +266,6 @@ try {
   await openSettings(phone, "Sessions");
   await settings(phone).getByText("Safari on iPhone").waitFor();
   await shot(phone, "06-settings-sessions-phone");
-  await settings(phone).getByRole("button", { name: "Close settings" }).click();
 
   step("log out everywhere: both devices are signed out");
   await settings(desk).getByRole("button", { name: "Profile", exact: true }).click();
@@ -277,6 +276,9 @@ try {
   await desk.getByText("You are signed out on every device.").waitFor();
   await signInPage(desk);
   await signInPage(phone);
+  // The dialogs go with the app: here after the click, on the phone after its socket heard the session end.
+  await settings(desk).waitFor({ state: "detached" });
+  await settings(phone).waitFor({ state: "detached" });
 
   step("sign out here, from the list: a reload does not bring the session back");
   await signIn(desk, newPassword);
@@ -305,6 +307,7 @@ try {
   await settings(desk).getByLabel("Your password").fill(newPassword);
   await settings(desk).getByRole("button", { name: "Delete my account" }).click();
   await desk.getByText("Your account is deleted.").waitFor();
+  await settings(desk).waitFor({ state: "detached" });
   await signIn(desk, newPassword);
   await desk.getByRole("alert").filter({ hasText: "Wrong email, username or password." }).waitFor();
   say({ type: "done", at_ms: Date.now() - started });

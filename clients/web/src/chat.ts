@@ -162,6 +162,7 @@ export class ChatApp {
 
   private dispose(): void {
     this.conn.stop();
+    this.account.dispose();
     for (const timer of this.timers) window.clearInterval(timer);
     window.removeEventListener("focus", this.onFocus);
     document.removeEventListener("visibilitychange", this.onVisibility);

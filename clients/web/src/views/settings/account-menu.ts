@@ -19,6 +19,7 @@ export interface AccountActions {
 export class AccountMenu {
   readonly element = h("header", { class: "me account" });
   private current: Account;
+  private dialog: HTMLDialogElement | null = null;
 
   constructor(
     me: Profile,
@@ -33,6 +34,11 @@ export class AccountMenu {
       created_at: "",
     };
     this.render();
+  }
+
+  /** Signed out (from here or elsewhere): an open Settings dialog goes with the app. */
+  dispose(): void {
+    this.dialog?.close();
   }
 
   /** Read my account (picture, two-factor state) from the server. */
@@ -72,6 +78,9 @@ export class AccountMenu {
       changed: (next) => this.update(next),
       signedOut: (notice) => this.actions.signedOut(notice),
     };
-    openSettings(host);
+    this.dialog = openSettings(host);
+    this.dialog.addEventListener("close", () => {
+      this.dialog = null;
+    });
   }
 }

@@ -33,6 +33,10 @@ describe("describeDevice", () => {
       "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
       "Chrome on Android",
     ],
+    [
+      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36",
+      "Chrome on Linux",
+    ],
     ["chat-cli/0.1 (Linux)", "Terminal (chat-cli) on Linux"],
     ["chat-cli/0.1 (unknown system)", "Terminal (chat-cli)"],
     ["python-httpx/0.28.1", "python-httpx"],
