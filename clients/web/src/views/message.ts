@@ -3,10 +3,12 @@
 
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
+import { renderMessage } from "../markdown";
 import { type RoomState, receiptOf } from "../state/room";
 import type { Pending } from "../state/send-queue";
 import type { Message, Room } from "../types";
 import { time, type ViewContext } from "./common";
+import "./messages.css";
 
 const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 
@@ -135,11 +137,7 @@ export class MessageRenderer {
         : m.reply_to
           ? h("div", { class: "reply-to" }, "↪ an earlier message")
           : null,
-      m.deleted
-        ? h("p", { class: "body deleted" }, "This message was deleted.")
-        : m.body
-          ? h("p", { class: "body" }, m.body)
-          : null,
+      m.deleted ? h("div", { class: "body deleted" }, "This message was deleted.") : m.body ? this.body(m.body) : null,
       m.attachment_ids.map((id) => this.attachment(m.room_id, id)),
       m.reactions.length
         ? h(
@@ -163,6 +161,16 @@ export class MessageRenderer {
         : null,
       m.deleted ? null : h("div", { class: "msg-actions" }, this.messageActions(m, mine || admin)),
     );
+  }
+
+  /** The body through the safe Markdown subset (markdown.ts): elements and text nodes only, never parsed HTML;
+   * mentions of me are marked so they stand out. */
+  private body(text: string): HTMLElement {
+    const body = h("div", { class: "body" }, renderMessage(text));
+    const me = this.ctx.me.username.toLowerCase();
+    for (const mention of body.querySelectorAll<HTMLElement>(".mention"))
+      if (mention.dataset.username === me) mention.classList.add("me");
+    return body;
   }
 
   private messageActions(m: Message, mayDelete: boolean): HTMLElement[] {
@@ -225,7 +233,7 @@ export class MessageRenderer {
         h("span", { class: "receipt", "aria-label": label, title: label }, p.state === "failed" ? "!" : "…"),
         h("span", { class: "muted" }, label),
       ),
-      p.body ? h("p", { class: "body" }, p.body) : null,
+      p.body ? h("div", { class: "body" }, renderMessage(p.body)) : null,
       p.attachment_ids.length ? h("p", { class: "muted" }, `${p.attachment_ids.length} attachment(s)`) : null,
       p.state === "failed"
         ? h(
