@@ -7,13 +7,13 @@ import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
 import { ChatState } from "./state/chat-state";
-import { addSent, markRead, mergeReactions, openDivider, typingNow } from "./state/room";
+import { addNotice, addSent, markRead, mergeReactions, openDivider, typingNow } from "./state/room";
 import { SendQueue } from "./state/send-queue";
 import { History } from "./sync/history";
 import { LiveEvents } from "./sync/live";
 import { MyRooms } from "./sync/rooms";
 import type { Screen } from "./sync/screen";
-import type { Message, Profile, Room } from "./types";
+import type { Message, Profile, Room, RoomEvent } from "./types";
 import { UserDirectory } from "./users";
 import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
@@ -135,6 +135,7 @@ export class ChatApp {
     });
 
     this.live.bind();
+    this.conn.socket.on("room:event", (e: RoomEvent) => this.notice(e));
     this.timers.push(
       window.setInterval(() => this.tick(), 1000),
       window.setInterval(() => !document.hidden && void this.myRooms.refresh(), ROOMS_POLL_MS),
@@ -274,6 +275,15 @@ export class ChatApp {
   /** The room is open, scrolled to its end and visible: what arrives is read at once. */
   private reading(roomId: string): boolean {
     return roomId === this.state.current && this.view.atBottom() && !document.hidden;
+  }
+
+  /** A join, leave, kick, ban or rename becomes a line in the room's timeline (sync/rooms.ts re-reads the room). */
+  private notice(e: RoomEvent): void {
+    const room = this.state.rooms.get(e.room_id);
+    if (!room || !addNotice(this.state.room(e.room_id), e, room.version, room.name, new Date().toISOString())) return;
+    if (e.user_id) this.users.want(e.user_id);
+    if (e.by) this.users.want(e.by);
+    if (e.room_id === this.state.current) this.renderMessages();
   }
 
   // ---------------------------------------------------------------- sending, editing, reacting

@@ -104,7 +104,9 @@ export class MessageRenderer {
     return m.reply_to ? [...s.messages.values()].find((x) => x.id === m.reply_to) : undefined;
   }
 
-  message(m: Message, room: Room, s: RoomState): HTMLElement {
+  /** One message; `continued` when it carries on its author's block (the name and time are then for screen
+   * readers and on hover only). */
+  message(m: Message, room: Room, s: RoomState, continued = false): HTMLElement {
     const ctx = this.ctx;
     const mine = m.sender_id === ctx.me.id;
     const status = mine ? ownStatus(ctx, s, m) : null;
@@ -112,11 +114,11 @@ export class MessageRenderer {
     const admin = room.my_role === "owner" || room.my_role === "admin";
     return h(
       "li",
-      { class: `message${mine ? " mine" : ""}`, "data-seq": m.seq, "data-id": m.id },
+      { class: `message${mine ? " mine" : ""}${continued ? " continued" : ""}`, "data-seq": m.seq, "data-id": m.id },
       h(
         "div",
         { class: "meta" },
-        h("strong", null, mine ? "You" : ctx.name(m.sender_id)),
+        h("strong", { class: continued ? "sr-only" : null }, mine ? "You" : ctx.name(m.sender_id)),
         h("time", { datetime: m.created_at }, time(m.created_at)),
         m.edited_at && !m.deleted ? h("span", { class: "muted" }, "(edited)") : null,
         status
