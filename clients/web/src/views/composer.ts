@@ -2,6 +2,7 @@
 
 import { type Child, h, replace } from "../dom";
 import { MAX_BODY_CHARS } from "../limits";
+import { browserStorage, DraftStore } from "../state/drafts";
 import type { Attachment, Message } from "../types";
 import { errorText, type ViewContext } from "./common";
 
@@ -27,6 +28,7 @@ export class Composer {
   private replyTo: Message | null = null;
   private editing: Message | null = null;
   private staged: Attachment[] = [];
+  private readonly drafts: DraftStore;
 
   constructor(
     private readonly ctx: ViewContext,
@@ -40,19 +42,23 @@ export class Composer {
       "aria-label": "Message",
       maxlength: MAX_BODY_CHARS,
     });
+    this.drafts = new DraftStore(browserStorage(), ctx.me.id);
+    this.box.value = this.drafts.get(roomId);
     this.box.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.submit();
       } else if (event.key === "Escape") {
         this.replyTo = null;
-        if (this.editing) this.box.value = "";
+        if (this.editing) this.box.value = this.drafts.get(this.roomId);
         this.editing = null;
         this.renderBar();
       }
     });
     this.box.addEventListener("input", () => {
-      if (!this.editing) actions.typed(this.box.value.trim() !== "");
+      if (this.editing) return;
+      this.drafts.set(this.roomId, this.box.value);
+      actions.typed(this.box.value.trim() !== "");
     });
     this.box.addEventListener("blur", () => actions.stopTyping());
     const fileInput = h("input", { type: "file", id: "attach", multiple: true, class: "sr-only" });
@@ -116,7 +122,7 @@ export class Composer {
 
   private cancelEdit(): void {
     this.editing = null;
-    this.box.value = "";
+    this.box.value = this.drafts.get(this.roomId);
     this.renderBar();
   }
 
@@ -125,7 +131,7 @@ export class Composer {
     if (this.editing) {
       const target = this.editing;
       this.editing = null;
-      this.box.value = "";
+      this.box.value = this.drafts.get(this.roomId);
       this.renderBar();
       if (body && body !== target.body) this.actions.saveEdit(target, body);
       return;
@@ -133,6 +139,7 @@ export class Composer {
     if (!body && !this.staged.length) return;
     const draft: Draft = { body, replyTo: this.replyTo?.id ?? null, attachmentIds: this.staged.map((a) => a.id) };
     this.box.value = "";
+    this.drafts.clear(this.roomId);
     this.replyTo = null;
     this.staged = [];
     this.renderBar();
