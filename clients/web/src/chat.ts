@@ -7,6 +7,7 @@ import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
 import { ChatState } from "./state/chat-state";
+import type { Candidate } from "./state/mentions";
 import { addNotice, addSent, markRead, mergeReactions, openDivider, typingNow } from "./state/room";
 import { SendQueue } from "./state/send-queue";
 import { History } from "./sync/history";
@@ -126,6 +127,7 @@ export class ChatApp {
       typed: (hasText) => this.typed(hasText),
       stopTyping: () => this.stopTyping(),
       upload: (roomId, file) => chatApi.upload(roomId, file),
+      mentionCandidates: (roomId) => this.mentionCandidates(roomId),
       reply: (m) => this.view.composer?.reply(m),
       startEdit: (m) => this.view.composer?.startEdit(m),
       react: (m, emoji) => void this.react(m, emoji),
@@ -284,6 +286,18 @@ export class ChatApp {
     if (e.user_id) this.users.want(e.user_id);
     if (e.by) this.users.want(e.by);
     if (e.room_id === this.state.current) this.renderMessages();
+  }
+
+  /** The room's members as the @-autocomplete offers them (names as far as the lookups know them). */
+  private mentionCandidates(roomId: string): Candidate[] {
+    const candidates: Candidate[] = [];
+    for (const member of this.state.room(roomId).members ?? []) {
+      const info = this.users.get(member.user_id);
+      if (info?.username)
+        candidates.push({ userId: member.user_id, username: info.username, displayName: info.display_name ?? "" });
+      else this.users.want(member.user_id);
+    }
+    return candidates;
   }
 
   // ---------------------------------------------------------------- sending, editing, reacting

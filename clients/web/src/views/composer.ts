@@ -3,8 +3,10 @@
 import { type Child, h, replace } from "../dom";
 import { MAX_BODY_CHARS } from "../limits";
 import { browserStorage, DraftStore } from "../state/drafts";
+import type { Candidate } from "../state/mentions";
 import type { Attachment, Message } from "../types";
 import { errorText, type ViewContext } from "./common";
+import { MentionPicker } from "./mention-picker";
 
 export interface Draft {
   body: string;
@@ -19,6 +21,8 @@ export interface ComposerActions {
   typed(hasText: boolean): void;
   stopTyping(): void;
   upload(roomId: string, file: File): Promise<Attachment>;
+  /** The room's members, for the @-autocomplete. */
+  mentionCandidates(roomId: string): Candidate[];
 }
 
 export class Composer {
@@ -29,6 +33,7 @@ export class Composer {
   private editing: Message | null = null;
   private staged: Attachment[] = [];
   private readonly drafts: DraftStore;
+  private readonly mentions: MentionPicker;
 
   constructor(
     private readonly ctx: ViewContext,
@@ -44,8 +49,16 @@ export class Composer {
     });
     this.drafts = new DraftStore(browserStorage(), ctx.me.id);
     this.box.value = this.drafts.get(roomId);
+    this.mentions = new MentionPicker(
+      this.box,
+      ctx.me.id,
+      () => actions.mentionCandidates(roomId),
+      () => this.drafts.set(roomId, this.box.value),
+    );
     this.box.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (this.mentions.key(event)) {
+        event.preventDefault();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.submit();
       } else if (event.key === "Escape") {
@@ -71,6 +84,7 @@ export class Composer {
       "form",
       { class: "composer", "aria-label": "Send a message" },
       this.bar,
+      this.mentions.element,
       h(
         "div",
         { class: "composer-row" },

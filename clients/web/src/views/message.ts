@@ -4,6 +4,7 @@
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
 import { renderMessage } from "../markdown";
+import { mentionsMe } from "../state/mentions";
 import { type RoomState, receiptOf } from "../state/room";
 import type { Pending } from "../state/send-queue";
 import type { Message, Room } from "../types";
@@ -114,7 +115,11 @@ export class MessageRenderer {
     const admin = room.my_role === "owner" || room.my_role === "admin";
     return h(
       "li",
-      { class: `message${mine ? " mine" : ""}${continued ? " continued" : ""}`, "data-seq": m.seq, "data-id": m.id },
+      {
+        class: `message${mine ? " mine" : ""}${continued ? " continued" : ""}${mentionsMe(m, ctx.me.id) ? " mentions-me" : ""}`,
+        "data-seq": m.seq,
+        "data-id": m.id,
+      },
       h(
         "div",
         { class: "meta" },
