@@ -7,11 +7,27 @@ import { renderMessage } from "../markdown";
 import { mentionsMe } from "../state/mentions";
 import { type RoomState, receiptOf } from "../state/room";
 import type { Pending } from "../state/send-queue";
-import type { Message, Room } from "../types";
+import type { Message, Reaction, Room } from "../types";
 import { time, type ViewContext } from "./common";
 import "./messages.css";
 
-const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+/** The reaction picker's emoji: the usual quick ones first, then a small built-in set. */
+export const PICKER_EMOJI = [
+  ..."👍 ❤️ 😂 🎉 😮 👀".split(" "),
+  ..."😀 😄 😊 🙂 😉 😍 🤔 😅 😢 😭 😡 😴 🤯 🥳 😎 🙃".split(" "),
+  ..."👎 👏 🙌 🙏 💪 👋 🤝 ✌️ 👌 🤞".split(" "),
+  ..."🔥 ✨ ⭐ 💯 ✅ ❌ ⚠️ 💡 🚀 🐛 ☕ 🍕".split(" "),
+];
+const QUICK_COUNT = 6;
+
+/** Who reacted with one emoji, in words: the people this client knows of, and how many more the count says. */
+export function reactorsText(r: Reaction, name: (userId: string) => string, me: string): string {
+  const names = r.user_ids.map((id) => (id === me ? "you" : name(id)));
+  const more = r.count - names.length;
+  if (more > 0) names.push(more === 1 ? "1 other" : `${more} others`);
+  const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0];
+  return `${list ?? "nobody"} reacted with ${r.emoji}`;
+}
 
 export interface MessageActions {
   reply(m: Message): void;
@@ -98,7 +114,8 @@ export class MessageRenderer {
     const mine = m.sender_id === this.ctx.me.id;
     const status = mine ? ownStatus(this.ctx, s, m) : null;
     const parent = this.parent(m, s);
-    return `${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
+    const reactors = m.reactions.map((r) => r.user_ids.map((id) => this.ctx.name(id)).join(",")).join(";");
+    return `${reactors}|${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
   }
 
   private parent(m: Message, s: RoomState): Message | undefined {
@@ -150,20 +167,7 @@ export class MessageRenderer {
         ? h(
             "div",
             { class: "reactions" },
-            m.reactions.map((r) => {
-              const minePressed = r.user_ids.includes(ctx.me.id);
-              return h(
-                "button",
-                {
-                  type: "button",
-                  class: "reaction",
-                  "aria-pressed": String(minePressed),
-                  "aria-label": `${r.emoji} ${r.count}, ${minePressed ? "remove yours" : "add yours"}`,
-                  onclick: () => this.actions.react(m, r.emoji),
-                },
-                `${r.emoji} ${r.count}`,
-              );
-            }),
+            m.reactions.map((r) => this.reaction(m, r)),
           )
         : null,
       m.deleted ? null : h("div", { class: "msg-actions" }, this.messageActions(m, mine || admin)),
@@ -180,19 +184,59 @@ export class MessageRenderer {
     return body;
   }
 
+  /** A reaction: pressing it adds or removes mine; who reacted shows on hover or keyboard focus, and on a long
+   * press (a touch screen's context menu) or a right click. */
+  private reaction(m: Message, r: Reaction): HTMLElement {
+    const ctx = this.ctx;
+    const minePressed = r.user_ids.includes(ctx.me.id);
+    const who = reactorsText(r, (id) => ctx.name(id), ctx.me.id);
+    const tip = h("span", { class: "who", role: "tooltip" }, who);
+    tip.id = `who-${m.id}-${[...r.emoji].map((c) => c.codePointAt(0)?.toString(16)).join("-")}`;
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "reaction",
+        "aria-pressed": String(minePressed),
+        "aria-label": `${r.emoji} ${r.count}, ${minePressed ? "remove yours" : "add yours"}`,
+        "aria-describedby": tip.id,
+        onclick: () => this.actions.react(m, r.emoji),
+      },
+      `${r.emoji} ${r.count}`,
+    );
+    const wrap = h("span", { class: "reaction-wrap" }, button, tip);
+    button.addEventListener("contextmenu", (event) => {
+      event.preventDefault();
+      wrap.classList.toggle("show-who");
+    });
+    button.addEventListener("blur", () => wrap.classList.remove("show-who"));
+    return wrap;
+  }
+
   private messageActions(m: Message, mayDelete: boolean): HTMLElement[] {
     const actions: HTMLElement[] = [];
     actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.reply(m) }, "Reply"));
     const picker = h("div", { class: "picker", role: "group", "aria-label": "Add a reaction", hidden: true });
-    for (const emoji of QUICK_EMOJI) {
+    const more = h("div", { class: "picker-more", hidden: true });
+    PICKER_EMOJI.forEach((emoji, i) => {
       const react = () => {
         picker.hidden = true;
         this.actions.react(m, emoji);
       };
-      picker.appendChild(
+      (i < QUICK_COUNT ? picker : more).appendChild(
         h("button", { type: "button", class: "emoji", "aria-label": `React with ${emoji}`, onclick: react }, emoji),
       );
-    }
+    });
+    const moreToggle = h(
+      "button",
+      { type: "button", class: "emoji more", "aria-label": "More emoji", "aria-expanded": "false" },
+      "…",
+    );
+    moreToggle.addEventListener("click", () => {
+      more.hidden = !more.hidden;
+      moreToggle.setAttribute("aria-expanded", String(!more.hidden));
+    });
+    picker.append(moreToggle, more);
     const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false" }, "React");
     toggle.addEventListener("click", () => {
       picker.hidden = !picker.hidden;
