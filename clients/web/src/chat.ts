@@ -20,6 +20,7 @@ import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
 import { ConversationView } from "./views/conversation";
 import { createDialog, type DialogHost, directDialog, directoryDialog, membersDialog } from "./views/dialogs";
+import { searchDialog } from "./views/search";
 import { Sidebar } from "./views/sidebar";
 import { Announcer, StatusBar } from "./views/status";
 
@@ -119,6 +120,15 @@ export class ChatApp {
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),
+      search: (room) =>
+        searchDialog(
+          {
+            ...this.host,
+            room: (roomId) => this.state.rooms.get(roomId),
+            jump: (roomId, seq) => void this.jump(roomId, seq),
+          },
+          room,
+        ),
       leave: (room) => void this.myRooms.leave(room),
       loadOlder: (roomId) => void this.history.older(roomId),
       scrolled: () => this.maybeRead(),
@@ -272,6 +282,20 @@ export class ChatApp {
     }
     this.maybeRead();
     this.view.composer?.focus();
+  }
+
+  /** A search result: open its room and page back until the message is there (at most 20 pages), then show it. */
+  private async jump(roomId: string, seq: number): Promise<void> {
+    if (!this.state.rooms.has(roomId)) return;
+    await this.open(roomId);
+    const s = this.state.room(roomId);
+    for (let pages = 0; pages < 20 && !s.messages.has(seq) && this.state.current === roomId; pages++) {
+      if (s.loading) await new Promise((resolve) => window.setTimeout(resolve, 100));
+      else if (s.hasMore) await this.history.older(roomId);
+      else break;
+    }
+    if (this.state.current === roomId && !this.view.highlight(seq))
+      this.announcer.say("That message is no longer in the room's history.");
   }
 
   /** The room is open, scrolled to its end and visible: what arrives is read at once. */

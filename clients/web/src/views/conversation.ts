@@ -12,6 +12,7 @@ import { AttachmentCache, type MessageActions, MessageRenderer, pendingLabel, qu
 export interface ConversationActions extends ComposerActions, MessageActions {
   back(): void;
   members(room: Room): void;
+  search(room: Room): void;
   leave(room: Room): void;
   loadOlder(roomId: string): void;
   /** The list scrolled (the read marker may move). */
@@ -107,6 +108,7 @@ export class ConversationView {
           `${plural(s.members?.length ?? room.member_count, "member")}, ${online} other${online === 1 ? "" : "s"} online`,
         ),
       ),
+      h("button", { type: "button", class: "small", onclick: () => this.actions.search(room) }, "Search"),
       h(
         "button",
         { type: "button", class: "small", onclick: () => this.actions.members(room) },
@@ -123,6 +125,18 @@ export class ConversationView {
     const text =
       names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
+  }
+
+  /** Brings a message into view and marks it for a moment (a search result opened); false when it is not shown. */
+  highlight(seq: number): boolean {
+    const node = this.list?.querySelector<HTMLElement>(`li.message[data-seq="${seq}"]`);
+    if (!node) return false;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("found");
+    node.setAttribute("tabindex", "-1");
+    node.focus({ preventScroll: true });
+    window.setTimeout(() => node.classList.remove("found"), 4000);
+    return true;
   }
 
   atBottom(): boolean {
