@@ -82,7 +82,7 @@ async function send(page, text) {
   await box(page).press("Enter");
 }
 const messageWith = (page, text) => page.locator(".messages li.message").filter({ hasText: text });
-const notice = (page, text) => page.locator(".messages li.notice").filter({ hasText: text });
+const notice = (page, text) => page.locator(".messages li.room-notice").filter({ hasText: text });
 
 const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
 try {
@@ -199,7 +199,7 @@ try {
   const lobbyButton = ann.locator(`button[data-room="${roomId}"]`);
   await lobbyButton.getByLabel("1 mention of you").waitFor();
   await lobbyButton.click();
-  await messageWith(ann, "have a look").locator(".mention.me").waitFor();
+  await messageWith(ann, "have a look").locator(".mention.mention-me").waitFor();
   check(
     await messageWith(ann, "have a look").evaluate((li) => li.classList.contains("mentions-me")),
     "not highlighted",

@@ -226,7 +226,7 @@ export class ConversationView {
 
   /** A join, leave, kick, ban or rename between the messages, in words. */
   private noticeNode(notice: Notice, text: string): HTMLElement {
-    return h("li", { class: "notice", role: "note" }, text, " · ", time(notice.at));
+    return h("li", { class: "room-notice", role: "note" }, text, " · ", time(notice.at));
   }
 
   private renderSendLine(pending: readonly Pending[], now: number): void {

@@ -180,7 +180,7 @@ export class MessageRenderer {
     const body = h("div", { class: "body" }, renderMessage(text));
     const me = this.ctx.me.username.toLowerCase();
     for (const mention of body.querySelectorAll<HTMLElement>(".mention"))
-      if (mention.dataset.username === me) mention.classList.add("me");
+      if (mention.dataset.username === me) mention.classList.add("mention-me");
     return body;
   }
 
