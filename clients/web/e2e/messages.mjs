@@ -251,6 +251,9 @@ try {
   await asOwner("PATCH", `/api/rooms/${roomId}`, { name: "lounge" });
   await notice(ann, `${owner} renamed the room to lounge`).waitFor();
   await ann.getByRole("heading", { name: "# lounge" }).waitFor();
+  await ann.locator(".messages").evaluate((el) => {
+    el.scrollTop = el.scrollHeight;
+  });
   await shot(ann, "05-notices");
 
   check(pwned.length === 0, `the corpus ran: ${pwned.join("; ")}`);
