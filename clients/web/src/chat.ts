@@ -7,18 +7,20 @@ import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
 import { ChatState } from "./state/chat-state";
-import { addSent, markRead, mergeReactions, openDivider, typingNow } from "./state/room";
+import type { Candidate } from "./state/mentions";
+import { addNotice, addSent, markRead, mergeReactions, openDivider, typingNow } from "./state/room";
 import { SendQueue } from "./state/send-queue";
 import { History } from "./sync/history";
 import { LiveEvents } from "./sync/live";
 import { MyRooms } from "./sync/rooms";
 import type { Screen } from "./sync/screen";
-import type { Message, Profile, Room } from "./types";
+import type { Message, Profile, Room, RoomEvent } from "./types";
 import { UserDirectory } from "./users";
 import { errorText } from "./views/common";
 import type { Draft } from "./views/composer";
 import { ConversationView } from "./views/conversation";
 import { createDialog, type DialogHost, directDialog, directoryDialog, membersDialog } from "./views/dialogs";
+import { searchDialog } from "./views/search";
 import { AccountMenu } from "./views/settings/account-menu";
 import { Sidebar } from "./views/sidebar";
 import { Announcer, StatusBar } from "./views/status";
@@ -128,6 +130,15 @@ export class ChatApp {
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),
+      search: (room) =>
+        searchDialog(
+          {
+            ...this.host,
+            room: (roomId) => this.state.rooms.get(roomId),
+            jump: (roomId, seq) => void this.jump(roomId, seq),
+          },
+          room,
+        ),
       leave: (room) => void this.myRooms.leave(room),
       loadOlder: (roomId) => void this.history.older(roomId),
       scrolled: () => this.maybeRead(),
@@ -136,6 +147,7 @@ export class ChatApp {
       typed: (hasText) => this.typed(hasText),
       stopTyping: () => this.stopTyping(),
       upload: (roomId, file) => chatApi.upload(roomId, file),
+      mentionCandidates: (roomId) => this.mentionCandidates(roomId),
       reply: (m) => this.view.composer?.reply(m),
       startEdit: (m) => this.view.composer?.startEdit(m),
       react: (m, emoji) => void this.react(m, emoji),
@@ -145,6 +157,7 @@ export class ChatApp {
     });
 
     this.live.bind();
+    this.conn.socket.on("room:event", (e: RoomEvent) => this.notice(e));
     this.timers.push(
       window.setInterval(() => this.tick(), 1000),
       window.setInterval(() => !document.hidden && void this.myRooms.refresh(), ROOMS_POLL_MS),
@@ -285,9 +298,44 @@ export class ChatApp {
     this.view.composer?.focus();
   }
 
+  /** A search result: open its room and page back until the message is there (at most 20 pages), then show it. */
+  private async jump(roomId: string, seq: number): Promise<void> {
+    if (!this.state.rooms.has(roomId)) return;
+    await this.open(roomId);
+    const s = this.state.room(roomId);
+    for (let pages = 0; pages < 20 && !s.messages.has(seq) && this.state.current === roomId; pages++) {
+      if (s.loading) await new Promise((resolve) => window.setTimeout(resolve, 100));
+      else if (s.hasMore) await this.history.older(roomId);
+      else break;
+    }
+    if (this.state.current === roomId && !this.view.highlight(seq))
+      this.announcer.say("That message is no longer in the room's history.");
+  }
+
   /** The room is open, scrolled to its end and visible: what arrives is read at once. */
   private reading(roomId: string): boolean {
     return roomId === this.state.current && this.view.atBottom() && !document.hidden;
+  }
+
+  /** A join, leave, kick, ban or rename becomes a line in the room's timeline (sync/rooms.ts re-reads the room). */
+  private notice(e: RoomEvent): void {
+    const room = this.state.rooms.get(e.room_id);
+    if (!room || !addNotice(this.state.room(e.room_id), e, room.version, room.name, new Date().toISOString())) return;
+    if (e.user_id) this.users.want(e.user_id);
+    if (e.by) this.users.want(e.by);
+    if (e.room_id === this.state.current) this.renderMessages();
+  }
+
+  /** The room's members as the @-autocomplete offers them (names as far as the lookups know them). */
+  private mentionCandidates(roomId: string): Candidate[] {
+    const candidates: Candidate[] = [];
+    for (const member of this.state.room(roomId).members ?? []) {
+      const info = this.users.get(member.user_id);
+      if (info?.username)
+        candidates.push({ userId: member.user_id, username: info.username, displayName: info.display_name ?? "" });
+      else this.users.want(member.user_id);
+    }
+    return candidates;
   }
 
   // ---------------------------------------------------------------- sending, editing, reacting

@@ -4,10 +4,12 @@
 import { describe, expect, it } from "vitest";
 import type { Message, SubscribeResult } from "../types";
 import {
+  addNotice,
   addSent,
   applyMarker,
   applyPresence,
   applySubscribed,
+  continues,
   markDelivered,
   markRead,
   mergeLatestPage,
@@ -21,6 +23,7 @@ import {
   patchMessage,
   receiptOf,
   receiveMessage,
+  rows,
   setTyping,
   storeMessage,
   timeline,
@@ -344,5 +347,90 @@ describe("typing and presence", () => {
       { user_id: BOB, status: "offline" },
     ]);
     expect(othersPresent(s, ME)).toEqual({ online: 0, dot: "offline" });
+  });
+});
+
+describe("grouping", () => {
+  const at = (minutes: number) => new Date(Date.UTC(2026, 0, 1, 0, minutes)).toISOString();
+
+  it("joins one author's messages written within a few minutes", () => {
+    const s = newRoomState();
+    for (const [seq, sender, minute] of [
+      [1, ADA, 0],
+      [2, ADA, 1],
+      [3, ADA, 4],
+      [4, BOB, 4],
+      [5, ADA, 5],
+      [6, ADA, 20],
+    ] as const)
+      storeMessage(s, msg(seq, { sender_id: sender, created_at: at(minute) }));
+    expect(rows(s).map((r) => (r.kind === "message" ? r.continued : null))).toEqual([
+      false,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it("starts a new block after a deleted message or a notice", () => {
+    const s = newRoomState();
+    storeMessage(s, msg(1, { created_at: at(0) }));
+    storeMessage(s, msg(2, { created_at: at(0), deleted: true }));
+    storeMessage(s, msg(3, { created_at: at(1) }));
+    addNotice(s, { type: "room.member_joined", room_id: "r", room_version: 5, user_id: BOB }, 1, "x", at(1));
+    storeMessage(s, msg(4, { created_at: at(1) }));
+    expect(rows(s).map((r) => (r.kind === "message" ? `${r.message.seq}:${r.continued}` : "notice"))).toEqual([
+      "1:false",
+      "2:false",
+      "3:false",
+      "notice",
+      "4:false",
+    ]);
+  });
+
+  it("does not join a message that claims to be older than the one before it", () => {
+    expect(continues(msg(1, { created_at: at(3) }), msg(2, { created_at: at(2) }))).toBe(false);
+  });
+});
+
+describe("notices", () => {
+  const event = (type: string, version: number, extra: Record<string, string> = {}) => ({
+    type,
+    room_id: "r",
+    room_version: version,
+    ...extra,
+  });
+
+  it("turns joins, leaves, kicks, bans and renames into notices after the newest message", () => {
+    const s = newRoomState();
+    storeMessage(s, msg(7));
+    const now = "2026-01-01T00:00:00Z";
+    expect(addNotice(s, event("room.member_joined", 2, { user_id: BOB }), 1, "general", now)).toBe(true);
+    expect(addNotice(s, event("room.member_left", 3, { user_id: BOB }), 1, "general", now)).toBe(true);
+    expect(addNotice(s, event("room.member_kicked", 4, { user_id: BOB, by: ADA }), 1, "general", now)).toBe(true);
+    expect(addNotice(s, event("room.member_banned", 5, { user_id: BOB, by: ADA }), 1, "general", now)).toBe(true);
+    expect(addNotice(s, event("room.updated", 6, { name: "lounge" }), 1, "general", now)).toBe(true);
+    expect(s.notices.map((n) => [n.kind, n.afterSeq])).toEqual([
+      ["joined", 7],
+      ["left", 7],
+      ["kicked", 7],
+      ["banned", 7],
+      ["renamed", 7],
+    ]);
+    expect(s.notices[2].by).toBe(ADA);
+    expect(s.notices[4].name).toBe("lounge");
+  });
+
+  it("ignores a topic change, other events, replays and events the room already reflects", () => {
+    const s = newRoomState();
+    const now = "2026-01-01T00:00:00Z";
+    expect(addNotice(s, event("room.updated", 2, { name: "general", topic: "new" }), 1, "general", now)).toBe(false);
+    expect(addNotice(s, event("room.member_role_changed", 3, { user_id: BOB }), 1, "general", now)).toBe(false);
+    expect(addNotice(s, event("room.member_joined", 4, { user_id: BOB }), 4, "general", now)).toBe(false);
+    expect(addNotice(s, event("room.member_joined", 5, { user_id: BOB }), 1, "general", now)).toBe(true);
+    expect(addNotice(s, event("room.member_joined", 5, { user_id: BOB }), 1, "general", now)).toBe(false);
+    expect(s.notices).toHaveLength(1);
   });
 });

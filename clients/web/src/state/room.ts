@@ -2,7 +2,7 @@
 // unread count and read marker, other members' receipt markers, typing and presence. Pure: no DOM, no network,
 // so the rules are unit-tested (room.test.ts) and the views only draw the result.
 
-import type { Member, Message, Presence, Reaction, SubscribeResult, Unread } from "../types";
+import type { Member, Message, Presence, Reaction, RoomEvent, SubscribeResult, Unread } from "../types";
 import type { Pending } from "./send-queue";
 
 export interface RoomState {
@@ -21,6 +21,22 @@ export interface RoomState {
   presence: Map<string, Presence>;
   typing: Map<string, number>;
   members: Member[] | null;
+  /** Joins, leaves, kicks, bans and renames seen live, in the order they came (the server keeps no history of
+   * them for the timeline). */
+  notices: Notice[];
+  /** The newest room_version turned into a notice: a replayed event is not shown twice. */
+  noticeVersion: number;
+}
+
+/** Something that happened to the room, shown between the messages: after the message with seq `afterSeq`. */
+export interface Notice {
+  id: string;
+  kind: "joined" | "left" | "kicked" | "banned" | "renamed";
+  afterSeq: number;
+  at: string;
+  userId: string | null;
+  by: string | null;
+  name: string | null;
 }
 
 export function newRoomState(): RoomState {
@@ -38,6 +54,8 @@ export function newRoomState(): RoomState {
     presence: new Map(),
     typing: new Map(),
     members: null,
+    notices: [],
+    noticeVersion: 0,
   };
 }
 
@@ -143,6 +161,73 @@ export function receiveMessage(
     if (!reading) s.unread += 1;
   }
   return { isNew: fromOther, unread: fromOther && !reading };
+}
+
+// ---------------------------------------------------------------- grouping and notices
+
+/** Messages from one author this close together read as one block: the name and time are shown once. */
+export const GROUP_WINDOW_MS = 5 * 60_000;
+
+export type Row = { kind: "message"; message: Message; continued: boolean } | { kind: "notice"; notice: Notice };
+
+/** Whether `m` continues `previous`'s block: same author, neither deleted, written within the window. */
+export function continues(previous: Message | null, m: Message, windowMs = GROUP_WINDOW_MS): boolean {
+  if (!previous || previous.sender_id !== m.sender_id || previous.deleted || m.deleted) return false;
+  const gap = Date.parse(m.created_at) - Date.parse(previous.created_at);
+  return gap >= 0 && gap < windowMs;
+}
+
+/** The timeline as drawn: messages in seq order, each marked when it continues the block before it, with the
+ * notices placed after the message they followed (a notice ends a block). */
+export function rows(s: RoomState, windowMs = GROUP_WINDOW_MS): Row[] {
+  const out: Row[] = [];
+  const notices = [...s.notices].sort((a, b) => a.afterSeq - b.afterSeq);
+  let n = 0;
+  let previous: Message | null = null;
+  for (const m of timeline(s)) {
+    while (n < notices.length && notices[n].afterSeq < m.seq) {
+      out.push({ kind: "notice", notice: notices[n++] });
+      previous = null;
+    }
+    out.push({ kind: "message", message: m, continued: continues(previous, m, windowMs) });
+    previous = m;
+  }
+  for (; n < notices.length; n++) out.push({ kind: "notice", notice: notices[n] });
+  return out;
+}
+
+const NOTICE_KINDS: Record<string, Notice["kind"]> = {
+  "room.member_joined": "joined",
+  "room.member_left": "left",
+  "room.member_kicked": "kicked",
+  "room.member_banned": "banned",
+  "room.updated": "renamed",
+};
+
+/** A live `room:event` as a notice in the timeline, when it is a join, leave, kick, ban or a new name (a
+ * `room.updated` carries every setting: it is a rename only when the name differs from `knownName`). Events at or
+ * below `knownVersion` (the room as last read) or already shown are ignored. True when a notice was added. */
+export function addNotice(
+  s: RoomState,
+  e: RoomEvent & { occurred_at?: string },
+  knownVersion: number,
+  knownName: string | null,
+  now: string,
+): boolean {
+  const kind = NOTICE_KINDS[e.type];
+  if (!kind || e.room_version <= Math.max(knownVersion, s.noticeVersion)) return false;
+  if (kind === "renamed" && (e.name ?? null) === knownName) return false;
+  s.noticeVersion = e.room_version;
+  s.notices.push({
+    id: `${e.room_id}:${e.room_version}`,
+    kind,
+    afterSeq: s.lastSeq ?? 0,
+    at: e.occurred_at ?? now,
+    userId: e.user_id ?? null,
+    by: e.by ?? null,
+    name: e.name ?? null,
+  });
+  return true;
 }
 
 // ---------------------------------------------------------------- recovery

@@ -2,8 +2,11 @@
 
 import { type Child, h, replace } from "../dom";
 import { MAX_BODY_CHARS } from "../limits";
+import { browserStorage, DraftStore } from "../state/drafts";
+import type { Candidate } from "../state/mentions";
 import type { Attachment, Message } from "../types";
 import { errorText, type ViewContext } from "./common";
+import { MentionPicker } from "./mention-picker";
 
 export interface Draft {
   body: string;
@@ -18,6 +21,8 @@ export interface ComposerActions {
   typed(hasText: boolean): void;
   stopTyping(): void;
   upload(roomId: string, file: File): Promise<Attachment>;
+  /** The room's members, for the @-autocomplete. */
+  mentionCandidates(roomId: string): Candidate[];
 }
 
 export class Composer {
@@ -27,6 +32,8 @@ export class Composer {
   private replyTo: Message | null = null;
   private editing: Message | null = null;
   private staged: Attachment[] = [];
+  private readonly drafts: DraftStore;
+  private readonly mentions: MentionPicker;
 
   constructor(
     private readonly ctx: ViewContext,
@@ -40,19 +47,31 @@ export class Composer {
       "aria-label": "Message",
       maxlength: MAX_BODY_CHARS,
     });
+    this.drafts = new DraftStore(browserStorage(), ctx.me.id);
+    this.box.value = this.drafts.get(roomId);
+    this.mentions = new MentionPicker(
+      this.box,
+      ctx.me.id,
+      () => actions.mentionCandidates(roomId),
+      () => this.drafts.set(roomId, this.box.value),
+    );
     this.box.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (this.mentions.key(event)) {
+        event.preventDefault();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.submit();
       } else if (event.key === "Escape") {
         this.replyTo = null;
-        if (this.editing) this.box.value = "";
+        if (this.editing) this.box.value = this.drafts.get(this.roomId);
         this.editing = null;
         this.renderBar();
       }
     });
     this.box.addEventListener("input", () => {
-      if (!this.editing) actions.typed(this.box.value.trim() !== "");
+      if (this.editing) return;
+      this.drafts.set(this.roomId, this.box.value);
+      actions.typed(this.box.value.trim() !== "");
     });
     this.box.addEventListener("blur", () => actions.stopTyping());
     const fileInput = h("input", { type: "file", id: "attach", multiple: true, class: "sr-only" });
@@ -65,6 +84,7 @@ export class Composer {
       "form",
       { class: "composer", "aria-label": "Send a message" },
       this.bar,
+      this.mentions.element,
       h(
         "div",
         { class: "composer-row" },
@@ -116,7 +136,7 @@ export class Composer {
 
   private cancelEdit(): void {
     this.editing = null;
-    this.box.value = "";
+    this.box.value = this.drafts.get(this.roomId);
     this.renderBar();
   }
 
@@ -125,7 +145,7 @@ export class Composer {
     if (this.editing) {
       const target = this.editing;
       this.editing = null;
-      this.box.value = "";
+      this.box.value = this.drafts.get(this.roomId);
       this.renderBar();
       if (body && body !== target.body) this.actions.saveEdit(target, body);
       return;
@@ -133,6 +153,7 @@ export class Composer {
     if (!body && !this.staged.length) return;
     const draft: Draft = { body, replyTo: this.replyTo?.id ?? null, attachmentIds: this.staged.map((a) => a.id) };
     this.box.value = "";
+    this.drafts.clear(this.roomId);
     this.replyTo = null;
     this.staged = [];
     this.renderBar();

@@ -2,16 +2,17 @@
 // end, paged back on scrolling up), who is typing, and the composer.
 
 import { h, replace } from "../dom";
-import { othersPresent, type RoomState, timeline } from "../state/room";
+import { type Notice, othersPresent, type RoomState, rows } from "../state/room";
 import type { Pending } from "../state/send-queue";
 import type { Message, Room } from "../types";
-import { plural, reconcile, type ViewContext } from "./common";
+import { plural, reconcile, time, type ViewContext } from "./common";
 import { Composer, type ComposerActions } from "./composer";
 import { AttachmentCache, type MessageActions, MessageRenderer, pendingLabel, queueSummary } from "./message";
 
 export interface ConversationActions extends ComposerActions, MessageActions {
   back(): void;
   members(room: Room): void;
+  search(room: Room): void;
   leave(room: Room): void;
   loadOlder(roomId: string): void;
   /** The list scrolled (the read marker may move). */
@@ -107,6 +108,7 @@ export class ConversationView {
           `${plural(s.members?.length ?? room.member_count, "member")}, ${online} other${online === 1 ? "" : "s"} online`,
         ),
       ),
+      h("button", { type: "button", class: "small", onclick: () => this.actions.search(room) }, "Search"),
       h(
         "button",
         { type: "button", class: "small", onclick: () => this.actions.members(room) },
@@ -123,6 +125,18 @@ export class ConversationView {
     const text =
       names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
+  }
+
+  /** Brings a message into view and marks it for a moment (a search result opened); false when it is not shown. */
+  highlight(seq: number): boolean {
+    const node = this.list?.querySelector<HTMLElement>(`li.message[data-seq="${seq}"]`);
+    if (!node) return false;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("found");
+    node.setAttribute("tabindex", "-1");
+    node.focus({ preventScroll: true });
+    window.setTimeout(() => node.classList.remove("found"), 4000);
+    return true;
   }
 
   atBottom(): boolean {
@@ -150,9 +164,9 @@ export class ConversationView {
     if (!list) return false;
     const stick = forceBottom || this.atBottom();
     this.stuckToEnd = stick;
-    const messages = timeline(s);
+    const timelineRows = rows(s);
     const nodes: HTMLElement[] = [];
-    if (s.loading && !messages.length)
+    if (s.loading && !s.messages.size)
       nodes.push(this.fixed.get("loading", () => h("li", { class: "muted center" }, "Loading…")));
     else if (!s.hasMore && s.loaded)
       nodes.push(
@@ -174,8 +188,16 @@ export class ConversationView {
       );
     }
     let dividerShown = false;
-    for (const m of messages) {
+    for (const row of timelineRows) {
+      if (row.kind === "notice") {
+        const text = noticeText(row.notice, (id) => this.ctx.name(id));
+        nodes.push(this.fixed.get(`notice|${row.notice.id}|${text}`, () => this.noticeNode(row.notice, text)));
+        continue;
+      }
+      const m = row.message;
+      let continued = row.continued;
       if (!dividerShown && s.dividerAfter !== null && m.seq > s.dividerAfter && m.sender_id !== this.ctx.me.id) {
+        continued = false;
         nodes.push(
           this.fixed.get("divider", () =>
             h(
@@ -187,7 +209,7 @@ export class ConversationView {
         );
         dividerShown = true;
       }
-      nodes.push(this.messageNode(m, room, s));
+      nodes.push(this.messageNode(m, room, s, continued));
     }
     const now = Date.now();
     for (const p of pending) {
@@ -200,6 +222,11 @@ export class ConversationView {
     this.renderSendLine(pending, now);
     if (stick) this.scrollToBottom();
     return s.hasMore && s.loaded && !s.loading && list.scrollHeight <= list.clientHeight;
+  }
+
+  /** A join, leave, kick, ban or rename between the messages, in words. */
+  private noticeNode(notice: Notice, text: string): HTMLElement {
+    return h("li", { class: "room-notice", role: "note" }, text, " · ", time(notice.at));
   }
 
   private renderSendLine(pending: readonly Pending[], now: number): void {
@@ -216,12 +243,30 @@ export class ConversationView {
     if (this.sendLine.textContent !== text) this.sendLine.textContent = text;
   }
 
-  private messageNode(m: Message, room: Room, s: RoomState): HTMLElement {
-    const key = this.renderer.key(m, s);
+  private messageNode(m: Message, room: Room, s: RoomState, continued: boolean): HTMLElement {
+    const key = `${this.renderer.key(m, s)}|${continued}`;
     const cached = this.messageNodes.get(m.id);
     if (cached && cached.key === key) return cached.node;
-    const node = this.renderer.message(m, room, s);
+    const node = this.renderer.message(m, room, s, continued);
     this.messageNodes.set(m.id, { key, node });
     return node;
+  }
+}
+
+/** What a notice says: "bob joined", "ada removed bob", "ada renamed the room to lounge". */
+export function noticeText(notice: Notice, name: (userId: string) => string): string {
+  const who = notice.userId ? name(notice.userId) : "someone";
+  const by = notice.by ? name(notice.by) : "someone";
+  switch (notice.kind) {
+    case "joined":
+      return notice.by && notice.by !== notice.userId ? `${by} added ${who}` : `${who} joined`;
+    case "left":
+      return `${who} left`;
+    case "kicked":
+      return `${by} removed ${who}`;
+    case "banned":
+      return `${by} banned ${who}`;
+    case "renamed":
+      return notice.name ? `${by} renamed the room to ${notice.name}` : `${by} removed the room's name`;
   }
 }

@@ -6,7 +6,7 @@ import { applyMarker, newRoomState } from "../state/room";
 import type { Pending, PendingState } from "../state/send-queue";
 import type { Message } from "../types";
 import type { ViewContext } from "./common";
-import { ownStatus, pendingLabel, queueSummary } from "./message";
+import { ownStatus, PICKER_EMOJI, pendingLabel, queueSummary, reactorsText } from "./message";
 
 function pending(state: PendingState, over: Partial<Pending> = {}): Pending {
   return {
@@ -77,5 +77,23 @@ describe("a receipt on my message", () => {
     applyMarker(s, "read", "ada", 3, "me");
     applyMarker(s, "read", "bob", 9, "me");
     expect(ownStatus(ctx, s, mine)).toMatchObject({ label: "Read", title: "Read by ADA, BOB" });
+  });
+});
+
+describe("reactorsText", () => {
+  const name = (id: string) => id.toUpperCase();
+  it("names who reacted, me as you, and counts the ones this client has not seen", () => {
+    expect(reactorsText({ emoji: "👍", count: 1, user_ids: ["ada"] }, name, "me")).toBe("ADA reacted with 👍");
+    expect(reactorsText({ emoji: "🎉", count: 2, user_ids: ["me", "bob"] }, name, "me")).toBe(
+      "you and BOB reacted with 🎉",
+    );
+    expect(reactorsText({ emoji: "🎉", count: 4, user_ids: ["ada", "bob"] }, name, "me")).toBe(
+      "ADA, BOB and 2 others reacted with 🎉",
+    );
+  });
+
+  it("offers the quick emoji first, each once", () => {
+    expect(PICKER_EMOJI.slice(0, 2)).toEqual(["👍", "❤️"]);
+    expect(new Set(PICKER_EMOJI).size).toBe(PICKER_EMOJI.length);
   });
 });

@@ -3,12 +3,31 @@
 
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
+import { renderMessage } from "../markdown";
+import { mentionsMe } from "../state/mentions";
 import { type RoomState, receiptOf } from "../state/room";
 import type { Pending } from "../state/send-queue";
-import type { Message, Room } from "../types";
+import type { Message, Reaction, Room } from "../types";
 import { time, type ViewContext } from "./common";
+import "./messages.css";
 
-const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+/** The reaction picker's emoji: the usual quick ones first, then a small built-in set. */
+export const PICKER_EMOJI = [
+  ..."👍 ❤️ 😂 🎉 😮 👀".split(" "),
+  ..."😀 😄 😊 🙂 😉 😍 🤔 😅 😢 😭 😡 😴 🤯 🥳 😎 🙃".split(" "),
+  ..."👎 👏 🙌 🙏 💪 👋 🤝 ✌️ 👌 🤞".split(" "),
+  ..."🔥 ✨ ⭐ 💯 ✅ ❌ ⚠️ 💡 🚀 🐛 ☕ 🍕".split(" "),
+];
+const QUICK_COUNT = 6;
+
+/** Who reacted with one emoji, in words: the people this client knows of, and how many more the count says. */
+export function reactorsText(r: Reaction, name: (userId: string) => string, me: string): string {
+  const names = r.user_ids.map((id) => (id === me ? "you" : name(id)));
+  const more = r.count - names.length;
+  if (more > 0) names.push(more === 1 ? "1 other" : `${more} others`);
+  const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0];
+  return `${list ?? "nobody"} reacted with ${r.emoji}`;
+}
 
 export interface MessageActions {
   reply(m: Message): void;
@@ -95,14 +114,17 @@ export class MessageRenderer {
     const mine = m.sender_id === this.ctx.me.id;
     const status = mine ? ownStatus(this.ctx, s, m) : null;
     const parent = this.parent(m, s);
-    return `${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
+    const reactors = m.reactions.map((r) => r.user_ids.map((id) => this.ctx.name(id)).join(",")).join(";");
+    return `${reactors}|${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
   }
 
   private parent(m: Message, s: RoomState): Message | undefined {
     return m.reply_to ? [...s.messages.values()].find((x) => x.id === m.reply_to) : undefined;
   }
 
-  message(m: Message, room: Room, s: RoomState): HTMLElement {
+  /** One message; `continued` when it carries on its author's block (the name and time are then for screen
+   * readers and on hover only). */
+  message(m: Message, room: Room, s: RoomState, continued = false): HTMLElement {
     const ctx = this.ctx;
     const mine = m.sender_id === ctx.me.id;
     const status = mine ? ownStatus(ctx, s, m) : null;
@@ -110,11 +132,15 @@ export class MessageRenderer {
     const admin = room.my_role === "owner" || room.my_role === "admin";
     return h(
       "li",
-      { class: `message${mine ? " mine" : ""}`, "data-seq": m.seq, "data-id": m.id },
+      {
+        class: `message${mine ? " mine" : ""}${continued ? " continued" : ""}${mentionsMe(m, ctx.me.id) ? " mentions-me" : ""}`,
+        "data-seq": m.seq,
+        "data-id": m.id,
+      },
       h(
         "div",
         { class: "meta" },
-        h("strong", null, mine ? "You" : ctx.name(m.sender_id)),
+        h("strong", { class: continued ? "sr-only" : null }, mine ? "You" : ctx.name(m.sender_id)),
         h("time", { datetime: m.created_at }, time(m.created_at)),
         m.edited_at && !m.deleted ? h("span", { class: "muted" }, "(edited)") : null,
         status
@@ -135,49 +161,82 @@ export class MessageRenderer {
         : m.reply_to
           ? h("div", { class: "reply-to" }, "↪ an earlier message")
           : null,
-      m.deleted
-        ? h("p", { class: "body deleted" }, "This message was deleted.")
-        : m.body
-          ? h("p", { class: "body" }, m.body)
-          : null,
+      m.deleted ? h("div", { class: "body deleted" }, "This message was deleted.") : m.body ? this.body(m.body) : null,
       m.attachment_ids.map((id) => this.attachment(m.room_id, id)),
       m.reactions.length
         ? h(
             "div",
             { class: "reactions" },
-            m.reactions.map((r) => {
-              const minePressed = r.user_ids.includes(ctx.me.id);
-              return h(
-                "button",
-                {
-                  type: "button",
-                  class: "reaction",
-                  "aria-pressed": String(minePressed),
-                  "aria-label": `${r.emoji} ${r.count}, ${minePressed ? "remove yours" : "add yours"}`,
-                  onclick: () => this.actions.react(m, r.emoji),
-                },
-                `${r.emoji} ${r.count}`,
-              );
-            }),
+            m.reactions.map((r) => this.reaction(m, r)),
           )
         : null,
       m.deleted ? null : h("div", { class: "msg-actions" }, this.messageActions(m, mine || admin)),
     );
   }
 
+  /** The body through the safe Markdown subset (markdown.ts): elements and text nodes only, never parsed HTML;
+   * mentions of me are marked so they stand out. */
+  private body(text: string): HTMLElement {
+    const body = h("div", { class: "body" }, renderMessage(text));
+    const me = this.ctx.me.username.toLowerCase();
+    for (const mention of body.querySelectorAll<HTMLElement>(".mention"))
+      if (mention.dataset.username === me) mention.classList.add("mention-me");
+    return body;
+  }
+
+  /** A reaction: pressing it adds or removes mine; who reacted shows on hover or keyboard focus, and on a long
+   * press (a touch screen's context menu) or a right click. */
+  private reaction(m: Message, r: Reaction): HTMLElement {
+    const ctx = this.ctx;
+    const minePressed = r.user_ids.includes(ctx.me.id);
+    const who = reactorsText(r, (id) => ctx.name(id), ctx.me.id);
+    const tip = h("span", { class: "who", role: "tooltip" }, who);
+    tip.id = `who-${m.id}-${[...r.emoji].map((c) => c.codePointAt(0)?.toString(16)).join("-")}`;
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "reaction",
+        "aria-pressed": String(minePressed),
+        "aria-label": `${r.emoji} ${r.count}, ${minePressed ? "remove yours" : "add yours"}`,
+        "aria-describedby": tip.id,
+        onclick: () => this.actions.react(m, r.emoji),
+      },
+      `${r.emoji} ${r.count}`,
+    );
+    const wrap = h("span", { class: "reaction-wrap" }, button, tip);
+    button.addEventListener("contextmenu", (event) => {
+      event.preventDefault();
+      wrap.classList.toggle("show-who");
+    });
+    button.addEventListener("blur", () => wrap.classList.remove("show-who"));
+    return wrap;
+  }
+
   private messageActions(m: Message, mayDelete: boolean): HTMLElement[] {
     const actions: HTMLElement[] = [];
     actions.push(h("button", { type: "button", class: "link", onclick: () => this.actions.reply(m) }, "Reply"));
     const picker = h("div", { class: "picker", role: "group", "aria-label": "Add a reaction", hidden: true });
-    for (const emoji of QUICK_EMOJI) {
+    const more = h("div", { class: "picker-more", hidden: true });
+    PICKER_EMOJI.forEach((emoji, i) => {
       const react = () => {
         picker.hidden = true;
         this.actions.react(m, emoji);
       };
-      picker.appendChild(
+      (i < QUICK_COUNT ? picker : more).appendChild(
         h("button", { type: "button", class: "emoji", "aria-label": `React with ${emoji}`, onclick: react }, emoji),
       );
-    }
+    });
+    const moreToggle = h(
+      "button",
+      { type: "button", class: "emoji more", "aria-label": "More emoji", "aria-expanded": "false" },
+      "…",
+    );
+    moreToggle.addEventListener("click", () => {
+      more.hidden = !more.hidden;
+      moreToggle.setAttribute("aria-expanded", String(!more.hidden));
+    });
+    picker.append(moreToggle, more);
     const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false" }, "React");
     toggle.addEventListener("click", () => {
       picker.hidden = !picker.hidden;
@@ -225,7 +284,7 @@ export class MessageRenderer {
         h("span", { class: "receipt", "aria-label": label, title: label }, p.state === "failed" ? "!" : "…"),
         h("span", { class: "muted" }, label),
       ),
-      p.body ? h("p", { class: "body" }, p.body) : null,
+      p.body ? h("div", { class: "body" }, renderMessage(p.body)) : null,
       p.attachment_ids.length ? h("p", { class: "muted" }, `${p.attachment_ids.length} attachment(s)`) : null,
       p.state === "failed"
         ? h(

@@ -4,6 +4,7 @@ import { h, replace } from "../dom";
 import { othersPresent, type RoomState } from "../state/room";
 import type { Invitation, Room } from "../types";
 import type { ViewContext } from "./common";
+import { mentionBadge } from "./mention-badge";
 
 export interface SidebarActions {
   signOut(): void;
@@ -86,6 +87,7 @@ export class Sidebar {
         room.kind === "password" ? h("span", { class: "muted", "aria-label": "password protected" }, "🔒") : null,
         room.kind === "private" ? h("span", { class: "muted", "aria-label": "private" }, "🔐") : null,
         unread,
+        mentionBadge(s, this.ctx.me.id),
       ),
     );
   }
