@@ -3,6 +3,9 @@
 // and invitations), History (pages of messages) and LiveEvents (the socket). views/ draws the state. This file
 // opens and closes rooms, sends, edits and reacts, sends the read marker and typing, and redraws.
 
+import { JumpToUnread } from "./attention/jump";
+import { Notifier } from "./attention/notifications";
+import { resetTitle } from "./attention/title";
 import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
@@ -47,6 +50,8 @@ export class ChatApp {
   private readonly announcer = new Announcer();
   private readonly sidebar: Sidebar;
   private readonly view: ConversationView;
+  private readonly notifier: Notifier;
+  private readonly jump: JumpToUnread;
 
   private lastTypingSent = 0;
   private typingRoom: string | null = null;
@@ -94,6 +99,22 @@ export class ChatApp {
       maybeRead: () => this.maybeRead(),
       close: () => this.closeRoom(),
       roomName: (room) => this.roomName(room),
+      away: () => document.hidden,
+      arrived: (m) => this.notifier.message(m),
+    });
+    this.notifier = new Notifier({
+      me: me.id,
+      room: (roomId) => this.state.rooms.get(roomId),
+      roomName: (room) => this.roomName(room),
+      name: (userId) => this.users.label(userId),
+      open: (roomId) => void this.open(roomId),
+    });
+    this.jump = new JumpToUnread({
+      me: me.id,
+      current: () =>
+        this.state.current ? { roomId: this.state.current, state: this.state.room(this.state.current) } : null,
+      list: () => this.view.element.querySelector<HTMLElement>("ol.messages"),
+      older: (roomId) => this.history.older(roomId),
     });
 
     this.host = {
@@ -107,20 +128,27 @@ export class ChatApp {
       members: (roomId) => this.myRooms.loadMembers(roomId),
       presence: (roomId) => this.state.room(roomId).presence,
     };
-    this.sidebar = new Sidebar(this.host, {
-      signOut: () => this.signOut(),
-      browse: () => directoryDialog(this.host),
-      create: () => createDialog(this.host),
-      direct: () => directDialog(this.host),
-      open: (roomId) => void this.open(roomId),
-      answer: (room, accept) => void this.myRooms.answer(room, accept),
-    });
+    this.sidebar = new Sidebar(
+      this.host,
+      {
+        signOut: () => this.signOut(),
+        browse: () => directoryDialog(this.host),
+        create: () => createDialog(this.host),
+        direct: () => directDialog(this.host),
+        open: (roomId) => void this.open(roomId),
+        answer: (room, accept) => void this.myRooms.answer(room, accept),
+      },
+      this.notifier.element,
+    );
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),
       leave: (room) => void this.myRooms.leave(room),
       loadOlder: (roomId) => void this.history.older(roomId),
-      scrolled: () => this.maybeRead(),
+      scrolled: () => {
+        this.maybeRead();
+        this.jump.update();
+      },
       send: (draft) => this.send(draft),
       saveEdit: (target, body) => this.saveEdit(target, body),
       typed: (hasText) => this.typed(hasText),
@@ -158,6 +186,7 @@ export class ChatApp {
     window.clearTimeout(this.readTimer);
     this.myRooms.dispose();
     this.view.attachments.dispose();
+    resetTitle();
   }
 
   // ---------------------------------------------------------------- start-up, connection, sign-out
@@ -170,7 +199,7 @@ export class ChatApp {
         { class: "app" },
         this.status.element,
         this.sidebar.element,
-        h("main", { class: "main" }, this.view.element),
+        h("main", { class: "main" }, this.jump.element, this.view.element),
       ),
       this.announcer.element,
     );
@@ -239,6 +268,7 @@ export class ChatApp {
     if (location.pathname !== "/") history.pushState(null, "", "/");
     this.renderRooms();
     this.showEmpty();
+    this.jump.update();
   }
 
   async open(roomId: string, push = true): Promise<void> {
@@ -390,6 +420,7 @@ export class ChatApp {
     if (!roomId || !room) return;
     const short = this.view.renderMessages(room, this.state.room(roomId), this.sendQueue.list(roomId), forceBottom);
     this.renderTyping();
+    this.jump.update();
     // A page that does not fill the view cannot be scrolled up: fetch the next one straight away.
     if (short) void this.history.older(roomId);
   }

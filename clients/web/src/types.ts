@@ -64,6 +64,8 @@ export interface Message {
   reply_to: string | null;
   attachment_ids: string[];
   mentions: { user_id: string; username: string }[];
+  /** `@room`: every member is mentioned. */
+  mentions_room?: boolean;
   reactions: Reaction[];
   version: number;
 }

@@ -29,6 +29,10 @@ export interface LiveDeps {
   maybeRead(): void;
   close(): void;
   roomName(room: Room): string;
+  /** The tab is hidden: this client is away (and says so again on every new socket). */
+  away(): boolean;
+  /** A message new to this client arrived (notifications decide whether it deserves one). */
+  arrived(m: Message): void;
 }
 
 export class LiveEvents {
@@ -107,6 +111,7 @@ export class LiveEvents {
     this.sendQueue.delivered(m.room_id, m.client_msg_id);
     if (isNew) {
       if (reading) this.deps.maybeRead();
+      this.deps.arrived(m);
       if (m.room_id === this.state.current) this.screen.announce(`${this.users.label(m.sender_id)}: ${m.body}`);
     }
     this.delivered(m.room_id);
@@ -156,6 +161,8 @@ export class LiveEvents {
     // The status bar now says Connected: each room's queue goes on in order. The resubscription's replay brings
     // their message:new like any other.
     this.sendQueue.reconnected();
+    // A new socket starts online: a hidden tab says it is away again (docs/protocol.md, "Presence").
+    if (this.deps.away()) void this.conn.emit("presence:set", { status: "away" });
     const ids = [...this.state.rooms.keys()];
     for (let i = 0; i < ids.length; i += MAX_ROOMS_PER_SUBSCRIBE) {
       const rooms = ids.slice(i, i + MAX_ROOMS_PER_SUBSCRIBE).map((room_id) => {

@@ -1,6 +1,7 @@
 // One message in the conversation: author, time, receipt, reply quote, body (always text), attachments,
 // reactions and its actions; and a message still on its way (pending).
 
+import { quoteOf } from "../attention/rules";
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
 import { type RoomState, receiptOf } from "../state/room";
@@ -95,7 +96,7 @@ export class MessageRenderer {
     const mine = m.sender_id === this.ctx.me.id;
     const status = mine ? ownStatus(this.ctx, s, m) : null;
     const parent = this.parent(m, s);
-    return `${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
+    return `${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}|${quoteOf(m, s)?.key ?? ""}`;
   }
 
   private parent(m: Message, s: RoomState): Message | undefined {

@@ -1,5 +1,8 @@
-// The left column: who I am, the actions, my invitations and my rooms with unread badges and presence dots.
+// The left column: who I am, the actions, the notifications toggle, my invitations and my rooms with unread badges
+// and presence dots; the total unread count also goes in the tab's title.
 
+import { totalUnread } from "../attention/rules";
+import { showUnreadInTitle } from "../attention/title";
 import { h, replace } from "../dom";
 import { othersPresent, type RoomState } from "../state/room";
 import type { Invitation, Room } from "../types";
@@ -22,6 +25,8 @@ export class Sidebar {
   constructor(
     private readonly ctx: ViewContext,
     private readonly actions: SidebarActions,
+    /** The browser-notifications toggle (attention/notifications.ts). */
+    notifications: HTMLElement,
   ) {
     const me = ctx.me;
     const verifiedNote = me.email_verified
@@ -44,6 +49,7 @@ export class Sidebar {
         h("button", { type: "button", onclick: () => actions.create() }, "New room"),
         h("button", { type: "button", onclick: () => actions.direct() }, "Direct message"),
       ),
+      notifications,
       this.inviteList,
       h("h2", { class: "section" }, "Rooms"),
       this.roomList,
@@ -51,6 +57,7 @@ export class Sidebar {
   }
 
   renderRooms(rooms: Room[], stateOf: (roomId: string) => RoomState, current: string | null): void {
+    showUnreadInTitle(totalUnread(rooms.map((room) => stateOf(room.id))));
     const items = [...rooms].sort((a, b) => this.ctx.roomName(a).localeCompare(this.ctx.roomName(b)));
     if (!items.length) {
       replace(this.roomList, h("li", { class: "muted empty" }, "No rooms yet. Browse the directory or create one."));
