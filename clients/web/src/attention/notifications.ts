@@ -48,7 +48,7 @@ export class Notifier {
       h(
         "button",
         { type: "button", class: "small", "aria-pressed": String(on), onclick: () => void this.toggle(on) },
-        on ? "🔔 Notifications on" : "🔕 Turn on notifications",
+        on ? "Notifications on" : "Turn on notifications",
       ),
       h("small", { class: "muted" }, "For direct messages and mentions, while this tab is hidden."),
     );

@@ -38,7 +38,12 @@ export class Sidebar {
       h(
         "header",
         { class: "me" },
-        h("div", null, h("strong", null, me.username), h("small", { class: "muted" }, `@${me.username}`)),
+        h(
+          "div",
+          null,
+          h("strong", null, me.display_name || me.username),
+          h("small", { class: "muted" }, `@${me.username}`),
+        ),
         h("button", { type: "button", class: "small", onclick: () => actions.signOut() }, "Sign out"),
       ),
       verifiedNote,
