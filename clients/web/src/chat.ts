@@ -128,18 +128,15 @@ export class ChatApp {
       members: (roomId) => this.myRooms.loadMembers(roomId),
       presence: (roomId) => this.state.room(roomId).presence,
     };
-    this.sidebar = new Sidebar(
-      this.host,
-      {
-        signOut: () => this.signOut(),
-        browse: () => directoryDialog(this.host),
-        create: () => createDialog(this.host),
-        direct: () => directDialog(this.host),
-        open: (roomId) => void this.open(roomId),
-        answer: (room, accept) => void this.myRooms.answer(room, accept),
-      },
-      this.notifier.element,
-    );
+    this.sidebar = new Sidebar(this.host, {
+      signOut: () => this.signOut(),
+      browse: () => directoryDialog(this.host),
+      create: () => createDialog(this.host),
+      direct: () => directDialog(this.host),
+      open: (roomId) => void this.open(roomId),
+      answer: (room, accept) => void this.myRooms.answer(room, accept),
+    });
+    this.sidebar.showNotificationsControl(this.notifier.element);
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),

@@ -20,13 +20,12 @@ export interface SidebarActions {
 export class Sidebar {
   private readonly roomList = h("ul", { class: "rooms", "aria-label": "Your rooms" });
   private readonly inviteList = h("div", { class: "invites" });
+  private readonly notifySlot = h("div");
   readonly element: HTMLElement;
 
   constructor(
     private readonly ctx: ViewContext,
     private readonly actions: SidebarActions,
-    /** The browser-notifications toggle (attention/notifications.ts). */
-    notifications: HTMLElement,
   ) {
     const me = ctx.me;
     const verifiedNote = me.email_verified
@@ -54,11 +53,16 @@ export class Sidebar {
         h("button", { type: "button", onclick: () => actions.create() }, "New room"),
         h("button", { type: "button", onclick: () => actions.direct() }, "Direct message"),
       ),
-      notifications,
+      this.notifySlot,
       this.inviteList,
       h("h2", { class: "section" }, "Rooms"),
       this.roomList,
     );
+  }
+
+  /** The browser-notifications toggle (attention/notifications.ts), under the actions. */
+  showNotificationsControl(control: HTMLElement): void {
+    replace(this.notifySlot, control);
   }
 
   renderRooms(rooms: Room[], stateOf: (roomId: string) => RoomState, current: string | null): void {
