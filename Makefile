@@ -68,12 +68,14 @@ contracts-check: sync ## committed JSON Schemas, AsyncAPI documents (Kafka, Sock
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json --check
 	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json --check
 	@$(RUN) python -m chat_contracts.limits --protocol docs/protocol.md --web clients/web/src/limits.ts --check
+	@$(RUN) python clients/web/scripts/generate_types.py --check
 
 schemas: sync ## regenerate the committed JSON Schemas, the AsyncAPI documents and the client limits from the contracts
 	@$(RUN) python -m chat_contracts.schema_export
 	@$(RUN) python -m chat_contracts.asyncapi --out docs/asyncapi/kafka.json
 	@$(RUN) python -m chat_gateway.asyncapi --out docs/asyncapi/socketio.json
 	@$(RUN) python -m chat_contracts.limits --protocol docs/protocol.md --web clients/web/src/limits.ts
+	@$(RUN) python clients/web/scripts/generate_types.py
 
 infra-up: sync ## start PostgreSQL 18, Kafka 4 (KRaft) and SecantusDB on this machine
 	@$(RUN) python -m chat_localinfra up

@@ -3,6 +3,9 @@
 // and invitations), History (pages of messages) and LiveEvents (the socket). views/ draws the state. This file
 // opens and closes rooms, sends, edits and reacts, sends the read marker and typing, and redraws.
 
+import { JumpToUnread } from "./attention/jump";
+import { Notifier } from "./attention/notifications";
+import { resetTitle } from "./attention/title";
 import * as chatApi from "./chat-api";
 import { Connection, type ConnectionState } from "./connection";
 import { h, replace } from "./dom";
@@ -51,6 +54,8 @@ export class ChatApp {
   private readonly sidebar: Sidebar;
   private readonly account: AccountMenu;
   private readonly view: ConversationView;
+  private readonly notifier: Notifier;
+  private readonly jump: JumpToUnread;
 
   private lastTypingSent = 0;
   private typingRoom: string | null = null;
@@ -98,6 +103,22 @@ export class ChatApp {
       maybeRead: () => this.maybeRead(),
       close: () => this.closeRoom(),
       roomName: (room) => this.roomName(room),
+      away: () => document.hidden,
+      arrived: (m) => this.notifier.message(m),
+    });
+    this.notifier = new Notifier({
+      me: me.id,
+      room: (roomId) => this.state.rooms.get(roomId),
+      roomName: (room) => this.roomName(room),
+      name: (userId) => this.users.label(userId),
+      open: (roomId) => void this.open(roomId),
+    });
+    this.jump = new JumpToUnread({
+      me: me.id,
+      current: () =>
+        this.state.current ? { roomId: this.state.current, state: this.state.room(this.state.current) } : null,
+      list: () => this.view.element.querySelector<HTMLElement>("ol.messages"),
+      older: (roomId) => this.history.older(roomId),
     });
 
     this.host = {
@@ -127,6 +148,7 @@ export class ChatApp {
         this.namesChanged();
       },
     });
+    this.sidebar.showNotificationsControl(this.notifier.element);
     this.view = new ConversationView(this.host, {
       back: () => this.closeRoom(),
       members: (room) => void membersDialog(this.host, room),
@@ -135,13 +157,16 @@ export class ChatApp {
           {
             ...this.host,
             room: (roomId) => this.state.rooms.get(roomId),
-            jump: (roomId, seq) => void this.jump(roomId, seq),
+            jump: (roomId, seq) => void this.jumpTo(roomId, seq),
           },
           room,
         ),
       leave: (room) => void this.myRooms.leave(room),
       loadOlder: (roomId) => void this.history.older(roomId),
-      scrolled: () => this.maybeRead(),
+      scrolled: () => {
+        this.maybeRead();
+        this.jump.update();
+      },
       send: (draft) => this.send(draft),
       saveEdit: (target, body) => this.saveEdit(target, body),
       typed: (hasText) => this.typed(hasText),
@@ -182,6 +207,7 @@ export class ChatApp {
     window.clearTimeout(this.readTimer);
     this.myRooms.dispose();
     this.view.attachments.dispose();
+    resetTitle();
   }
 
   // ---------------------------------------------------------------- start-up, connection, sign-out
@@ -194,7 +220,7 @@ export class ChatApp {
         { class: "app" },
         this.status.element,
         this.sidebar.element,
-        h("main", { class: "main" }, this.view.element),
+        h("main", { class: "main" }, this.jump.element, this.view.element),
       ),
       this.announcer.element,
     );
@@ -266,6 +292,7 @@ export class ChatApp {
     if (location.pathname !== "/") history.pushState(null, "", "/");
     this.renderRooms();
     this.showEmpty();
+    this.jump.update();
   }
 
   async open(roomId: string, push = true): Promise<void> {
@@ -299,7 +326,7 @@ export class ChatApp {
   }
 
   /** A search result: open its room and page back until the message is there (at most 20 pages), then show it. */
-  private async jump(roomId: string, seq: number): Promise<void> {
+  private async jumpTo(roomId: string, seq: number): Promise<void> {
     if (!this.state.rooms.has(roomId)) return;
     await this.open(roomId);
     const s = this.state.room(roomId);
@@ -452,6 +479,7 @@ export class ChatApp {
     if (!roomId || !room) return;
     const short = this.view.renderMessages(room, this.state.room(roomId), this.sendQueue.list(roomId), forceBottom);
     this.renderTyping();
+    this.jump.update();
     // A page that does not fill the view cannot be scrolled up: fetch the next one straight away.
     if (short) void this.history.older(roomId);
   }

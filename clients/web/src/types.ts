@@ -1,4 +1,8 @@
-// Shapes of what the services answer (docs/rooms.md, docs/messages.md, docs/protocol.md).
+// Shapes of what the services answer (docs/rooms.md, docs/messages.md, docs/protocol.md), checked at compile time
+// against the types generated from the OpenAPI and AsyncAPI documents (src/generated/, ContractChecks below).
+
+import type * as api from "./generated/openapi";
+import type * as sio from "./generated/socketio";
 
 export interface Profile {
   id: string;
@@ -64,6 +68,8 @@ export interface Message {
   reply_to: string | null;
   attachment_ids: string[];
   mentions: { user_id: string; username: string }[];
+  /** `@room`: every member is mentioned. */
+  mentions_room?: boolean;
   reactions: Reaction[];
   version: number;
 }
@@ -115,3 +121,33 @@ export interface RoomEvent {
   name?: string | null;
   topic?: string | null;
 }
+
+// ---------------------------------------------------------------- checked against the server's contracts
+
+/** Compiles only when what the server sends (`Server`, generated from its contracts by
+ * scripts/generate_types.py) fits the client's hand-written type (`Client`): a field the client reads that the
+ * server renamed, dropped or retyped fails `npm run build`. */
+type Fits<Client, Server extends Client> = Server;
+
+/** Rooms' `kind` is a plain string in the OpenAPI document; the client narrows it to the kinds it knows. */
+type AnyKind<T> = Omit<T, "kind"> & { kind: string };
+
+export type ContractChecks = [
+  Fits<Profile, api.Profile>,
+  Fits<AnyKind<Room>, api.RoomOut>,
+  Fits<Page<AnyKind<Room>>, api.Page_RoomOut_>,
+  Fits<Member, api.MemberOut>,
+  Fits<Page<Member>, api.Page_MemberOut_>,
+  Fits<Omit<Invitation, "room"> & { room: AnyKind<Room> }, api.InvitationOut>,
+  Fits<Contact, api.ContactOut>,
+  Fits<Reaction, api.Reaction>,
+  Fits<Message, api.MessageOut>,
+  Fits<Message, sio.MessageNew>,
+  Fits<Omit<Page<Message>, "next_cursor">, api.MessagePage>,
+  Fits<Unread, api.UnreadOut>,
+  Fits<Receipts, api.ReceiptsOut>,
+  Fits<Attachment, api.AttachmentOut>,
+  Fits<SubscribeResult, sio.SubscribeAck>,
+  Fits<SubscribeResult, sio.RoomError>,
+  Fits<RoomEvent, sio.RoomEvent>,
+];

@@ -3,6 +3,7 @@
 // with each room's last seq on every connect, with what the answer asks for (docs/protocol.md, "Recovery").
 
 import type { Connection } from "../connection";
+import type * as sio from "../generated/socketio";
 import { MAX_ROOMS_PER_SUBSCRIBE } from "../limits";
 import type { ChatState } from "../state/chat-state";
 import {
@@ -16,19 +17,21 @@ import {
   setTyping,
 } from "../state/room";
 import type { SendQueue } from "../state/send-queue";
-import type { Message, Presence, Room, RoomEvent, SubscribeResult } from "../types";
+import type { Message, Room, RoomEvent, SubscribeResult } from "../types";
 import type { UserDirectory } from "../users";
 import { type History, learnNames } from "./history";
 import type { MyRooms } from "./rooms";
 import type { Screen } from "./screen";
-
-type PresenceChange = { user_id: string; status: Presence };
 
 export interface LiveDeps {
   /** The open room may have been read: send `room:read` if it is in view. */
   maybeRead(): void;
   close(): void;
   roomName(room: Room): string;
+  /** The tab is hidden: this client is away (and says so again on every new socket). */
+  away(): boolean;
+  /** A message new to this client arrived (notifications decide whether it deserves one). */
+  arrived(m: Message): void;
 }
 
 export class LiveEvents {
@@ -46,12 +49,11 @@ export class LiveEvents {
   bind(): void {
     const socket = this.conn.socket;
     socket.on("message:new", (m: Message) => this.message(m));
-    socket.on(
-      "message:edited",
-      (e: { room_id: string; seq: number; body: string; edited_at: string; version: number }) =>
-        this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, body: e.body, edited_at: e.edited_at })),
+    // Event payloads are typed from docs/asyncapi/socketio.json (src/generated/socketio.ts).
+    socket.on("message:edited", (e: sio.MessageEdited) =>
+      this.patch(e.room_id, e.seq, e.version, (m) => ({ ...m, body: e.body, edited_at: e.edited_at })),
     );
-    socket.on("message:deleted", (e: { room_id: string; seq: number; version: number }) =>
+    socket.on("message:deleted", (e: sio.MessageDeleted) =>
       this.patch(e.room_id, e.seq, e.version, (m) => ({
         ...m,
         deleted: true,
@@ -78,19 +80,17 @@ export class LiveEvents {
     );
     socket.on("room:read", this.marker("read"));
     socket.on("room:delivered", this.marker("delivered"));
-    socket.on("typing", (e: { room_id: string; user_id: string; typing: boolean; expires_at: string }) => {
+    socket.on("typing", (e: sio.Typing) => {
       setTyping(this.state.room(e.room_id), e.user_id, e.typing, e.expires_at, Date.now());
       if (e.room_id === this.state.current) this.screen.typing();
     });
-    socket.on("presence", (e: { room_id: string } & PresenceChange) => this.presence(e.room_id, [e]));
+    socket.on("presence", (e: sio.Presence) => this.presence(e.room_id, [e]));
     // Several members at once (a room whose members reconnect together): one event for all of them.
-    socket.on("presence:changes", (e: { room_id: string; changes: PresenceChange[] }) =>
-      this.presence(e.room_id, e.changes),
-    );
-    socket.on("room:added", (e: { room_id: string; role: string; by: string | null }) => void this.myRooms.added(e));
-    socket.on("room:invited", (e: { room_id: string; by: string }) => this.myRooms.invited(e.by));
+    socket.on("presence:changes", (e: sio.PresenceChanges) => this.presence(e.room_id, e.changes));
+    socket.on("room:added", (e: sio.RoomAdded) => void this.myRooms.added(e));
+    socket.on("room:invited", (e: sio.RoomInvited) => this.myRooms.invited(e.by));
     socket.on("room:event", (e: RoomEvent) => this.myRooms.changed(e));
-    socket.on("room:removed", (e: { room_id: string }) => this.removed(e.room_id));
+    socket.on("room:removed", (e: sio.RoomRemoved) => this.removed(e.room_id));
   }
 
   /** An edit, deletion or reaction (live, or my own acknowledged one), newer than the copy shown. */
@@ -107,6 +107,7 @@ export class LiveEvents {
     this.sendQueue.delivered(m.room_id, m.client_msg_id);
     if (isNew) {
       if (reading) this.deps.maybeRead();
+      this.deps.arrived(m);
       if (m.room_id === this.state.current) this.screen.announce(`${this.users.label(m.sender_id)}: ${m.body}`);
     }
     this.delivered(m.room_id);
@@ -115,7 +116,7 @@ export class LiveEvents {
   }
 
   private marker(kind: "read" | "delivered") {
-    return (e: { room_id: string; user_id: string; up_to_seq: number }): void => {
+    return (e: sio.RoomReadEvent | sio.RoomDeliveredEvent): void => {
       if (applyMarker(this.state.room(e.room_id), kind, e.user_id, e.up_to_seq, this.state.me.id)) {
         void this.myRooms.loadUnread().then(() => this.screen.rooms()); // read on another device
       }
@@ -123,7 +124,7 @@ export class LiveEvents {
     };
   }
 
-  private presence(roomId: string, changes: PresenceChange[]): void {
+  private presence(roomId: string, changes: sio.PresenceEntry[]): void {
     if (applyPresence(this.state.room(roomId), changes)) {
       // Someone new (there is no member-joined event on the socket): read the member list again.
       void this.myRooms
@@ -156,6 +157,8 @@ export class LiveEvents {
     // The status bar now says Connected: each room's queue goes on in order. The resubscription's replay brings
     // their message:new like any other.
     this.sendQueue.reconnected();
+    // A new socket starts online: a hidden tab says it is away again (docs/protocol.md, "Presence").
+    if (this.deps.away()) void this.conn.emit("presence:set", { status: "away" });
     const ids = [...this.state.rooms.keys()];
     for (let i = 0; i < ids.length; i += MAX_ROOMS_PER_SUBSCRIBE) {
       const rooms = ids.slice(i, i + MAX_ROOMS_PER_SUBSCRIBE).map((room_id) => {

@@ -269,6 +269,8 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
     maxlength: 64,
     required: true,
   });
+  // Said on screen too (not only to screen readers): the inviter sees that the invitation went out.
+  const inviteSent = h("p", { class: "invite-sent", role: "status", hidden: true });
   const inviteForm = h(
     "form",
     { class: "inline" },
@@ -277,12 +279,16 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
   );
   inviteForm.addEventListener("submit", (event) => {
     event.preventDefault();
+    inviteSent.hidden = true;
     void host.users
       .resolve(invite.value)
       .then(async (found) => {
         await chatApi.invite(room.id, found.user_id);
         invite.value = "";
-        host.announce(`Invitation sent to ${found.display_name || found.username}.`);
+        const said = `Invitation sent to ${found.display_name || found.username}.`;
+        inviteSent.textContent = `✓ ${said}`;
+        inviteSent.hidden = false;
+        host.announce(said);
       })
       .catch(error.show);
   });
@@ -322,6 +328,7 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
     error.element,
     list,
     canInvite && room.kind !== "direct" ? inviteForm : null,
+    canInvite && room.kind !== "direct" ? inviteSent : null,
     canBan ? banForm : null,
   );
   await render().catch(error.show);

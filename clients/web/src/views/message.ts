@@ -1,6 +1,7 @@
 // One message in the conversation: author, time, receipt, reply quote, body (always text), attachments,
 // reactions and its actions; and a message still on its way (pending).
 
+import { quoteOf } from "../attention/rules";
 import { download, type LoadedAttachment } from "../chat-api";
 import { h, replace } from "../dom";
 import { renderMessage } from "../markdown";
@@ -115,7 +116,7 @@ export class MessageRenderer {
     const status = mine ? ownStatus(this.ctx, s, m) : null;
     const parent = this.parent(m, s);
     const reactors = m.reactions.map((r) => r.user_ids.map((id) => this.ctx.name(id)).join(",")).join(";");
-    return `${reactors}|${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}`;
+    return `${reactors}|${m.version}|${m.body}|${status?.title ?? ""}|${this.ctx.name(m.sender_id)}|${parent ? this.ctx.name(parent.sender_id) : ""}|${quoteOf(m, s)?.key ?? ""}`;
   }
 
   private parent(m: Message, s: RoomState): Message | undefined {

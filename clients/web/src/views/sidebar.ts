@@ -1,5 +1,8 @@
-// The left column: who I am, the actions, my invitations and my rooms with unread badges and presence dots.
+// The left column: who I am, the actions, the notifications toggle, my invitations and my rooms with unread badges
+// and presence dots; the total unread count also goes in the tab's title.
 
+import { totalUnread } from "../attention/rules";
+import { showUnreadInTitle } from "../attention/title";
 import { h, replace } from "../dom";
 import { othersPresent, type RoomState } from "../state/room";
 import type { Invitation, Room } from "../types";
@@ -18,6 +21,7 @@ export interface SidebarActions {
 export class Sidebar {
   private readonly roomList = h("ul", { class: "rooms", "aria-label": "Your rooms" });
   private readonly inviteList = h("div", { class: "invites" });
+  private readonly notifySlot = h("div");
   readonly element: HTMLElement;
 
   constructor(
@@ -34,7 +38,12 @@ export class Sidebar {
       h(
         "header",
         { class: "me" },
-        h("div", null, h("strong", null, me.username), h("small", { class: "muted" }, `@${me.username}`)),
+        h(
+          "div",
+          null,
+          h("strong", null, me.display_name || me.username),
+          h("small", { class: "muted" }, `@${me.username}`),
+        ),
         h("button", { type: "button", class: "small", onclick: () => actions.signOut() }, "Sign out"),
       ),
       verifiedNote,
@@ -45,13 +54,20 @@ export class Sidebar {
         h("button", { type: "button", onclick: () => actions.create() }, "New room"),
         h("button", { type: "button", onclick: () => actions.direct() }, "Direct message"),
       ),
+      this.notifySlot,
       this.inviteList,
       h("h2", { class: "section" }, "Rooms"),
       this.roomList,
     );
   }
 
+  /** The browser-notifications toggle (attention/notifications.ts), under the actions. */
+  showNotificationsControl(control: HTMLElement): void {
+    replace(this.notifySlot, control);
+  }
+
   renderRooms(rooms: Room[], stateOf: (roomId: string) => RoomState, current: string | null): void {
+    showUnreadInTitle(totalUnread(rooms.map((room) => stateOf(room.id))));
     const items = [...rooms].sort((a, b) => this.ctx.roomName(a).localeCompare(this.ctx.roomName(b)));
     if (!items.length) {
       replace(this.roomList, h("li", { class: "muted empty" }, "No rooms yet. Browse the directory or create one."));
