@@ -37,7 +37,7 @@ from chat_runtime import postgres
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.port import Bus, Handler, Outgoing, RetryPolicy, Subscription
-from chat_runtime.outbox import OUTBOX, OutboxRelay, enqueue, outbox_table
+from chat_runtime.outbox import OUTBOX, OutboxRelay, enqueue, notify_relay, outbox_table
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.2)
 SLOW_POLL = 10.0  # longer than any wait below: delivery that fast came from wake() or a notification
@@ -516,6 +516,24 @@ async def test_wake_on_a_standby_reaches_the_active_relay_through_a_postgres_not
     finally:
         await standby.stop()
         await active.stop()
+
+
+async def test_a_process_without_a_relay_reaches_the_active_one_with_notify_relay(
+    engine: AsyncEngine, second_engine: AsyncEngine, either_bus: Target
+) -> None:
+    """An operator command (`chat disable-account`) commits outbox rows in a process of its own, with no relay."""
+    tapped = TappedBus(either_bus.bus)
+    relay = _relay(engine, tapped, poll_interval=NEVER_POLLS)
+    await relay.start()
+    try:
+        await _eventually(lambda: _true(relay.active))
+        await _idle_after_first_round(relay)
+        (committed,) = await _commit(second_engine, either_bus.spec, _event())
+        await notify_relay(second_engine, "operator command")
+        await _drained(engine)
+        assert tapped.ids() == [committed.id]
+    finally:
+        await relay.stop()
 
 
 async def test_a_commit_is_relayed_when_its_writer_wakes_the_relay_even_if_the_relay_never_polls(

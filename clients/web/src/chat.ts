@@ -60,6 +60,7 @@ export class ChatApp {
   private lastTypingSent = 0;
   private typingRoom: string | null = null;
   private readTimer: number | undefined;
+  private readPending: string | null = null;
   private readonly timers: number[] = [];
 
   constructor(
@@ -287,6 +288,7 @@ export class ChatApp {
   }
 
   private closeRoom(): void {
+    this.readNow();
     this.stopTyping();
     this.state.current = null;
     if (location.pathname !== "/") history.pushState(null, "", "/");
@@ -296,7 +298,10 @@ export class ChatApp {
   }
 
   async open(roomId: string, push = true): Promise<void> {
-    if (this.state.current !== roomId) this.stopTyping();
+    if (this.state.current !== roomId) {
+      this.readNow();
+      this.stopTyping();
+    }
     this.state.current = roomId;
     if (push && location.pathname !== `/rooms/${roomId}`) history.pushState(null, "", `/rooms/${roomId}`);
     document.body.classList.add("in-room");
@@ -416,16 +421,26 @@ export class ChatApp {
 
   // ---------------------------------------------------------------- read marker, typing
 
-  /** `room:read` up to the newest message when the room is in view and scrolled to the end. */
+  /** `room:read` up to the newest message when the room is in view and scrolled to the end, a moment later (or at
+   * once when another room opens first: the room read so far must not stay unread). */
   private maybeRead(): void {
     window.clearTimeout(this.readTimer);
-    this.readTimer = window.setTimeout(() => {
-      const roomId = this.state.current;
-      if (!roomId || document.hidden || !this.view.atBottom()) return;
-      const { changed, seq } = markRead(this.state.room(roomId));
-      if (changed) this.renderRooms();
-      if (seq !== null) void this.conn.emit<{ seq: number }>("room:read", { room_id: roomId, seq });
-    }, READ_DELAY_MS);
+    const roomId = this.state.current;
+    this.readPending = roomId && !document.hidden && this.view.atBottom() ? roomId : null;
+    this.readTimer = window.setTimeout(() => this.readNow(), READ_DELAY_MS);
+  }
+
+  /** Send the read marker the last `maybeRead()` asked for, unless the person has since scrolled up in that room
+   * or hidden the tab. */
+  private readNow(): void {
+    window.clearTimeout(this.readTimer);
+    const roomId = this.readPending;
+    this.readPending = null;
+    if (!roomId || document.hidden) return;
+    if (roomId === this.state.current && !this.view.atBottom()) return;
+    const { changed, seq } = markRead(this.state.room(roomId));
+    if (changed) this.renderRooms();
+    if (seq !== null) void this.conn.emit<{ seq: number }>("room:read", { room_id: roomId, seq });
   }
 
   private typed(hasText: boolean): void {

@@ -221,11 +221,14 @@ async def _auth_context() -> AsyncIterator[AuthContext]:
     from chat_auth.bootstrap import build_context
     from chat_auth.settings import AuthSettings
     from chat_runtime import postgres
+    from chat_runtime.outbox import notify_relay
 
     settings = load_settings(AuthSettings)
     engine = postgres.async_engine(settings.database_url, pool_size=1)
     try:
         yield build_context(settings, store=PostgresAuthStore(engine), mailer=ConsoleMailer())
+        # What the command committed to the outbox goes out now, not at the running relay's next poll (5 s).
+        await notify_relay(engine, "auth")
     finally:
         await engine.dispose()
 
@@ -239,8 +242,8 @@ async def rotate_signing_key() -> str:
 
 
 async def set_account_disabled(identifier: str, *, disabled: bool) -> bool:
-    """Disable an account (its sessions end everywhere: the running auth service relays the event within its
-    outbox poll interval) or enable it again; False when no account has that email address or username."""
+    """Disable an account (its sessions end everywhere: the running auth service's relay is notified and relays
+    the event at once) or enable it again; False when no account has that email address or username."""
     from chat_auth.service import accounts
 
     async with _auth_context() as context:

@@ -117,6 +117,14 @@ class OutboxMetrics:
         return metrics
 
 
+async def notify_relay(engine: AsyncEngine, name: str) -> None:
+    """Tell the active relay ``name``, in whichever process runs it, that rows were committed: for a process that
+    writes the outbox without running a relay (an operator command), so the rows go out now, not at the next poll."""
+    async with engine.connect() as connection:
+        await connection.execute(_NOTIFY, {"name": name})
+        await connection.commit()
+
+
 @dataclass(frozen=True, slots=True)
 class _Round:
     fetched: int
