@@ -189,7 +189,7 @@ describe("unclosed and crossed markers stay text", () => {
   });
 
   it("keeps deep nesting shallow", () => {
-    const body = "*_**".repeat(50) + "x" + "**_*".repeat(50);
+    const body = `${"*_**".repeat(50)}x${"**_*".repeat(50)}`;
     const root = expectSafe(body);
     expect(Math.max(...elements(root).map((e) => e.depth))).toBeLessThan(5);
     expect(textOf(root).length).toBeGreaterThan(1);
@@ -399,12 +399,12 @@ describe("long hostile bodies are parsed in linear time", () => {
     ["a marker run", "_".repeat(N)],
     ["alternating markers", "*_".repeat(N / 2)],
     ["nested openers", "**a *b _c ".repeat(N / 10)],
-    ["backtick runs of growing length", Array.from({ length: 600 }, (_, n) => "`".repeat(n + 1) + "x").join("")],
+    ["backtick runs of growing length", Array.from({ length: 600 }, (_, n) => `${"`".repeat(n + 1)}x`).join("")],
     ["unclosed brackets", "[".repeat(N)],
     ["links without a closing parenthesis", "[a](".repeat(N / 4)],
-    ["links whose targets hold the next link", "[a](https://x.example/".repeat(N / 22) + ")"],
-    ["bare URLs of parentheses", "https://example.com/" + ")".repeat(N)],
-    ["a long mention-like run", "@" + "a.".repeat(N / 2)],
+    ["links whose targets hold the next link", `${"[a](https://x.example/".repeat(N / 22)})`],
+    ["bare URLs of parentheses", `https://example.com/${")".repeat(N)}`],
+    ["a long mention-like run", `@${"a.".repeat(N / 2)}`],
     ["long fences with short closers", "`````x\n```\n".repeat(N / 10)],
     ["fence lines", "```\n".repeat(N / 4)],
     ["plain text", "word ".repeat(N / 5)],

@@ -79,6 +79,8 @@ export interface Unread {
   unread: number;
   read_seq: number;
   last_seq: number;
+  /** Of the unread messages, those that mention me by name or the whole room. */
+  mentions: number;
 }
 
 export interface Receipts {

@@ -329,6 +329,7 @@ export interface UnreadOut {
   unread: number;
   read_seq: number;
   last_seq: number;
+  mentions: number;
 }
 
 export interface UpdateRoom {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { Message } from "../types";
 import { type Candidate, completeMention, mentionQuery, mentionsMe, rankMentions, unreadMentions } from "./mentions";
-import { newRoomState, storeMessage } from "./room";
+import { markRead, mergeUnread, newRoomState, storeMessage } from "./room";
 
 const members: Candidate[] = [
   { userId: "1", username: "bob", displayName: "Robert Stone" },
@@ -86,6 +86,21 @@ describe("unread mentions", () => {
     expect(unreadMentions(s, me)).toBe(2);
     s.unread = 0;
     expect(unreadMentions(s, me)).toBe(0);
+  });
+
+  it("adds the server's count of mentions this page has not loaded to the ones that arrived since", () => {
+    const s = newRoomState();
+    mergeUnread(s, { room_id: "r", unread: 5, read_seq: 2, last_seq: 7, mentions: 3 }, false);
+    storeMessage(s, msg(6, { mentions: atMe })); // loaded later: counted by the server already
+    storeMessage(s, msg(8, { mentions: atMe })); // arrived after the count
+    storeMessage(s, msg(9, { mentions_room: true } as Partial<Message>));
+    s.unread = 7;
+    expect(unreadMentions(s, me)).toBe(5);
+    markRead(s);
+    expect(unreadMentions(s, me)).toBe(0);
+    storeMessage(s, msg(10, { mentions: atMe }));
+    s.unread = 1;
+    expect(unreadMentions(s, me)).toBe(1); // the old server count went with the read
   });
 
   it("never counts my own message", () => {

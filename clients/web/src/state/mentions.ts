@@ -68,11 +68,12 @@ export function mentionsMe(m: Message & { mentions_room?: boolean }, me: string)
   return m.sender_id !== me && !m.deleted && (m.mentions_room === true || m.mentions.some((x) => x.user_id === me));
 }
 
-/** Unread messages that mention me, among those this client has (the unread endpoint counts messages only, not
- * mentions: a mention older than this page's load in a room not opened since is not counted). */
+/** Unread messages that mention me: the unread endpoint's count (up to the seq it counted to), plus those that
+ * arrived since and mention me. */
 export function unreadMentions(s: RoomState, me: string): number {
   if (s.unread === 0) return 0;
-  let n = 0;
-  for (const m of s.messages.values()) if (m.seq > s.readSeq && mentionsMe(m, me)) n++;
+  const after = Math.max(s.readSeq, s.mentionsCountedTo);
+  let n = s.serverMentions;
+  for (const m of s.messages.values()) if (m.seq > after && mentionsMe(m, me)) n++;
   return n;
 }

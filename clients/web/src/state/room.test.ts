@@ -177,18 +177,18 @@ describe("unread counts", () => {
 
   it("takes the server's count, unless a message arrived live after the server counted", () => {
     const s = newRoomState();
-    mergeUnread(s, { room_id: "r", unread: 4, read_seq: 6, last_seq: 10 }, false);
+    mergeUnread(s, { room_id: "r", unread: 4, read_seq: 6, last_seq: 10, mentions: 0 }, false);
     expect(s).toMatchObject({ unread: 4, readSeq: 6, lastSeq: 10 });
 
     receiveMessage(s, msg(11), ME, false);
     receiveMessage(s, msg(12), ME, false);
-    mergeUnread(s, { room_id: "r", unread: 5, read_seq: 6, last_seq: 11 }, false);
+    mergeUnread(s, { room_id: "r", unread: 5, read_seq: 6, last_seq: 11, mentions: 0 }, false);
     expect(s.unread).toBe(6);
   });
 
   it("shows nothing unread in the room being read", () => {
     const s = newRoomState();
-    mergeUnread(s, { room_id: "r", unread: 3, read_seq: 0, last_seq: 3 }, true);
+    mergeUnread(s, { room_id: "r", unread: 3, read_seq: 0, last_seq: 3, mentions: 0 }, true);
     expect(s.unread).toBe(0);
   });
 
@@ -214,7 +214,7 @@ describe("unread counts", () => {
 
   it("puts the new-messages divider after the read marker only when something is unread", () => {
     const s = newRoomState();
-    mergeUnread(s, { room_id: "r", unread: 2, read_seq: 8, last_seq: 10 }, false);
+    mergeUnread(s, { room_id: "r", unread: 2, read_seq: 8, last_seq: 10, mentions: 0 }, false);
     openDivider(s);
     expect(s.dividerAfter).toBe(8);
     s.unread = 0;

@@ -13,6 +13,9 @@ export interface RoomState {
   /** The newest seq this client has (the recovery point for room:subscribe_many). */
   lastSeq: number | null;
   unread: number;
+  /** Unread messages that mention me, as the unread endpoint counted them up to `mentionsCountedTo`. */
+  serverMentions: number;
+  mentionsCountedTo: number;
   readSeq: number;
   deliveredSent: number;
   /** The read marker when the room was opened: the "new messages" divider goes after it. */
@@ -47,6 +50,8 @@ export function newRoomState(): RoomState {
     hasMore: true,
     lastSeq: null,
     unread: 0,
+    serverMentions: 0,
+    mentionsCountedTo: 0,
     readSeq: 0,
     deliveredSent: 0,
     dividerAfter: null,
@@ -258,6 +263,8 @@ export function mergeUnread(s: RoomState, u: Unread, reading: boolean): void {
   s.readSeq = Math.max(s.readSeq, u.read_seq);
   if (u.last_seq < (s.lastSeq ?? 0)) return;
   s.unread = reading ? 0 : u.unread;
+  s.serverMentions = reading ? 0 : u.mentions;
+  s.mentionsCountedTo = u.last_seq;
   s.lastSeq ??= u.last_seq;
 }
 
@@ -267,6 +274,7 @@ export function markRead(s: RoomState): { changed: boolean; seq: number | null }
   const newest = Math.max(0, ...s.messages.keys());
   if (newest <= s.readSeq && s.unread === 0) return { changed: false, seq: null };
   s.unread = 0;
+  s.serverMentions = 0;
   if (newest <= s.readSeq) return { changed: true, seq: null };
   s.readSeq = newest;
   return { changed: true, seq: newest };

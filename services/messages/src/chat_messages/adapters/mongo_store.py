@@ -671,6 +671,17 @@ class MongoMessageStore:
     async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
         return await self._c.messages.count_documents(unread_query(room_id, user_id, after_seq=after_seq))
 
+    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+        # Three index-ranged counts instead of one $or (which the Mongo-wire server answers with a scan): by name,
+        # the whole room, and both (counted twice by the first two).
+        unread = unread_query(room_id, user_id, after_seq=after_seq)
+        by_name = {**unread, "mentions.user_id": user_id}
+        whole_room = {**unread, "mentions_room": True}
+        named = await self._c.messages.count_documents(by_name)
+        room_wide = await self._c.messages.count_documents(whole_room)
+        both = await self._c.messages.count_documents({**by_name, "mentions_room": True}) if named and room_wide else 0
+        return named + room_wide - both
+
     # retention
 
     async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:

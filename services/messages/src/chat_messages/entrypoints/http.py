@@ -78,6 +78,8 @@ class UnreadOut(BaseModel):
     unread: int
     read_seq: int
     last_seq: int
+    mentions: int
+    """Of the unread messages, those that mention me by name or mention the whole room (@room, @here…)."""
 
 
 class MarkersOut(BaseModel):
@@ -243,7 +245,7 @@ def build_router(ctx: MessagesContext) -> APIRouter:
     )
     async def unread(reader: CurrentReader) -> list[UnreadOut]:
         return [
-            UnreadOut(room_id=u.room_id, unread=u.unread, read_seq=u.read_seq, last_seq=u.last_seq)
+            UnreadOut(room_id=u.room_id, unread=u.unread, read_seq=u.read_seq, last_seq=u.last_seq, mentions=u.mentions)
             for u in await reading.unread(ctx, reader)
         ]
 

@@ -132,6 +132,9 @@ class MessageStore(Protocol):
     async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
         """Undeleted messages with seq > ``after_seq`` not sent by ``user_id``."""
 
+    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+        """Of those, the ones that mention ``user_id`` by name or mention the whole room."""
+
     # retention
     async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
         """Keep the room's messages ``days`` days, or forever (None)."""

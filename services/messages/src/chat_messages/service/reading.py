@@ -99,10 +99,13 @@ class Unread:
     unread: int
     read_seq: int
     last_seq: int
+    mentions: int = 0
+    """Of the unread messages, those that mention the caller by name or mention the whole room."""
 
 
 async def unread(ctx: MessagesContext, reader: Reader) -> list[Unread]:
-    """Per room of the caller: messages after their read marker not sent by them."""
+    """Per room of the caller: messages after their read marker not sent by them, and how many of those mention
+    the caller."""
     found = []
     for member in await ctx.store.memberships(reader.user_id):
         room = await ctx.store.room(member.room_id)
@@ -110,12 +113,17 @@ async def unread(ctx: MessagesContext, reader: Reader) -> list[Unread]:
             continue
         markers = await ctx.store.marker(member.room_id, reader.user_id)
         after = max(markers.read_seq, visible_after(room, member))
+        count = await ctx.store.count_unread(member.room_id, reader.user_id, after_seq=after)
+        mentions = (
+            await ctx.store.count_unread_mentions(member.room_id, reader.user_id, after_seq=after) if count else 0
+        )
         found.append(
             Unread(
                 room_id=member.room_id,
-                unread=await ctx.store.count_unread(member.room_id, reader.user_id, after_seq=after),
+                unread=count,
                 read_seq=markers.read_seq,
                 last_seq=await ctx.store.last_seq(member.room_id),
+                mentions=mentions,
             )
         )
     return found

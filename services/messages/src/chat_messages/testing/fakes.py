@@ -238,6 +238,16 @@ class FakeMessageStore:
             1 for m in self._room_messages(room_id) if m.seq > after_seq and m.sender_id != user_id and not m.deleted
         )
 
+    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+        return sum(
+            1
+            for m in self._room_messages(room_id)
+            if m.seq > after_seq
+            and m.sender_id != user_id
+            and not m.deleted
+            and (m.mentions_room or any(x.user_id == user_id for x in m.mentions))
+        )
+
     async def set_retention(self, room_id: uuid.UUID, days: int | None) -> None:
         if days is None:
             self.retention_days.pop(room_id, None)

@@ -363,11 +363,11 @@ class MessagesScenarios:
     async def test_read_markers_only_move_forward_and_drive_unread_counts(self, msgs: MessagesHarness) -> None:
         ada, bob = await msgs.person("ada"), await msgs.person("bob")
         room = await msgs.room(ada, bob)
-        for i in range(4):
-            await msgs.send(ada, room, f"m{i}")
-        await msgs.send(bob, room, "mine")
+        for body in ("m0", "@bob m1", "@room m2", "m3"):
+            await msgs.send(ada, room, body)
+        await msgs.send(bob, room, "mine, @bob")
         unread = (await msgs.http.get("/api/messages/unread", headers=bob.headers)).json()
-        assert unread == [{"room_id": str(room), "unread": 4, "read_seq": 0, "last_seq": 5}]
+        assert unread == [{"room_id": str(room), "unread": 4, "read_seq": 0, "last_seq": 5, "mentions": 2}]
         moved = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=3, request_id="k1"))
         back = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=1, request_id="k2"))
         beyond = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=99, request_id="k3"))

@@ -799,6 +799,34 @@ class StoreContract:
         assert await store.count_unread(room_id, them, after_seq=0) == 2  # 2, 5
         assert await store.count_unread(uuid.uuid4(), me, after_seq=0) == 0
 
+    async def test_unread_mentions_count_others_undeleted_messages_naming_me_or_the_room(
+        self, store: MessageStore
+    ) -> None:
+        room_id = uuid.uuid4()
+        me, them = ids(2)
+        named = (MentionedUser(user_id=me, username="me"),)
+        other = (MentionedUser(user_id=them, username="them"),)
+        shapes = [  # (sender, mentions, whole room)
+            (them, named, False),  # 1 counts
+            (them, (), True),  # 2 counts
+            (them, named, True),  # 3 counts once
+            (them, other, False),  # 4 not me
+            (me, named, True),  # 5 mine
+            (them, named, False),  # 6 deleted below
+            (them, (), False),  # 7 no mention
+            (them, named, False),  # 8 counts
+        ]
+        messages = [
+            replace(a_message(room_id, seq, sender_id=sender), mentions=mentions, mentions_room=room)
+            for seq, (sender, mentions, room) in enumerate(shapes, start=1)
+        ]
+        await insert(store, *messages)
+        await store.apply_change(room_id, messages[5].id, a_deletion(them))
+        assert await store.count_unread_mentions(room_id, me, after_seq=0) == 4  # 1, 2, 3, 8
+        assert await store.count_unread_mentions(room_id, me, after_seq=3) == 1  # 8
+        assert await store.count_unread_mentions(room_id, them, after_seq=0) == 1  # 5, which mentions the whole room
+        assert await store.count_unread_mentions(uuid.uuid4(), me, after_seq=0) == 0
+
     # retention
 
     async def test_a_retention_policy_is_set_listed_and_cleared(self, store: MessageStore) -> None:
