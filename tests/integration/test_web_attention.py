@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from pathlib import Path
-from typing import Any
 
+from .browser import ROOT, WEB, run_scenario
 from .product import PASSWORD, Product, product
-from .test_web_client import CHROMIUM, ROOT, WEB, node
+from .test_web_client import node
 
 __all__ = ["node", "product"]  # the fixtures, imported for pytest
 
@@ -50,37 +48,14 @@ async def test_the_web_client_asks_for_attention_as_it_should_and_takes_the_read
     for username, display_name in PEOPLE:
         await with_display_name(product, username, display_name)
     before = SCREENSHOT.stat().st_mtime_ns if SCREENSHOT.exists() else 0
-    process = await asyncio.create_subprocess_exec(
+    shots = await run_scenario(
         node,
-        str(DRIVER),
+        DRIVER,
         product.base,
         str(ARTIFACTS),
         str(SCREENSHOT),
         json.dumps({"people": PEOPLE}),
-        cwd=WEB,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        timeout=180,
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(180):  # about 30 s normally; room for a loaded machine
-            async for raw in process.stdout:
-                lines.append(json.loads(raw))
-            stderr = (await process.stderr.read()).decode(errors="replace")
-            status = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    printed = "\n".join(json.dumps(line) for line in lines)
-    print(printed)  # the steps with their times, shown with -s or when the test fails
-    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
-    assert lines[-1]["type"] == "done", printed
-    assert not [line for line in lines if line["type"] == "pageerror"], printed
-    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
     assert SCREENSHOT in shots, shots
     assert SCREENSHOT.stat().st_mtime_ns > before
-    assert all(shot.stat().st_size > 10_000 for shot in shots), shots

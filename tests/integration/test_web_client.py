@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import uuid
@@ -30,13 +29,11 @@ from chat_gateway.settings import GatewaySettings
 from chat_localinfra.smtp import SmtpInbox
 from chat_messages.settings import MessagesSettings
 
+from .browser import CHROMIUM, ROOT, WEB, run_scenario
 from .product import Product, free_port, product_env, serving_product
 
-ROOT = Path(__file__).resolve().parents[2]
-WEB = ROOT / "clients" / "web"
 DRIVER = WEB / "e2e" / "two-users.mjs"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture
@@ -136,43 +133,20 @@ async def test_two_people_chat_in_the_browser_recover_what_they_missed_and_keep_
 ) -> None:
     recovery_code = await with_two_factor(product, "cyd")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    process = await asyncio.create_subprocess_exec(
+
+    async def emailed_code(line: dict[str, Any]) -> dict[str, Any] | None:
+        if line["type"] != "need_code":
+            return None
+        return {"code": await email_code(product, line["email"])}
+
+    # ~90 s normally, most of it the sixty messages at the default send rate; room for a loaded machine
+    shots = await run_scenario(
         node,
-        str(DRIVER),
+        DRIVER,
         product.base,
         str(ARTIFACTS),
         json.dumps({"two_factor_user": "cyd", "recovery_code": recovery_code}),
-        cwd=WEB,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        timeout=240,
+        answer=emailed_code,
     )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines: list[dict[str, Any]] = []
-    try:
-        # ~90 s normally, most of it the sixty messages at the default send rate; room for a loaded machine
-        async with asyncio.timeout(240):
-            async for raw in process.stdout:
-                line: dict[str, Any] = json.loads(raw)
-                lines.append(line)
-                if line["type"] == "need_code":
-                    code = await email_code(product, line["email"])
-                    process.stdin.write(json.dumps({"code": code}).encode() + b"\n")
-                    await process.stdin.drain()
-            stderr = (await process.stderr.read()).decode(errors="replace")
-            status = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    printed = "\n".join(json.dumps(line) for line in lines)
-    print(printed)  # the steps with their times, shown with -s or when the test fails
-    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
-    assert lines[-1]["type"] == "done", printed
-    assert not [line for line in lines if line["type"] == "pageerror"], printed
-    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
     assert len(shots) == 9
-    assert all(shot.stat().st_size > 10_000 for shot in shots), shots

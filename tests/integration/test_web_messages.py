@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import Any
 
+from .browser import WEB, run_scenario
 from .product import PASSWORD, Product
-from .test_web_client import CHROMIUM, WEB, node, product  # noqa: F401 (fixtures)
+from .test_web_client import node, product  # noqa: F401 (fixtures)
 
 DRIVER = WEB / "e2e" / "messages.mjs"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts" / "web-messages"
@@ -31,35 +30,12 @@ async def test_message_features_render_safely_group_notify_keep_drafts_mention_r
 ) -> None:
     await asyncio.gather(product.sign_up("ann"), product.sign_up("ben"))
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    process = await asyncio.create_subprocess_exec(
+    shots = await run_scenario(
         node,
-        str(DRIVER),
+        DRIVER,
         product.base,
         str(ARTIFACTS),
         json.dumps({"owner": "ann", "guest": "ben", "password": PASSWORD}),
-        cwd=WEB,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        timeout=180,
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(180):
-            async for raw in process.stdout:
-                lines.append(json.loads(raw))
-            stderr = (await process.stderr.read()).decode(errors="replace")
-            status = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    printed = "\n".join(json.dumps(line) for line in lines)
-    print(printed)  # the steps with their times, shown with -s or when the test fails
-    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
-    assert lines[-1]["type"] == "done", printed
-    assert not [line for line in lines if line["type"] == "pageerror"], printed
-    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
     assert len(shots) == 5
-    assert all(shot.stat().st_size > 10_000 for shot in shots), shots

@@ -11,18 +11,15 @@ test_web_client.py's."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import pyotp
 
+from .browser import ROOT, WEB, run_scenario
 from .product import PASSWORD, Product
-from .test_web_client import CHROMIUM, ROOT, WEB
 
 # The fixtures, imported by name so pytest finds them here too (`x as x`: a deliberate re-export).
 from .test_web_client import node as node
@@ -50,46 +47,22 @@ async def test_settings_profile_sessions_security_and_deleting_the_account_in_th
     ended = await product.http.post("/api/auth/logout", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert ended.status_code == 204, ended.text
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    process = await asyncio.create_subprocess_exec(
+
+    async def totp_codes(line: dict[str, Any]) -> dict[str, Any] | None:
+        if line["type"] != "need_totp":
+            return None
+        return codes_for(line["secret"], next_step=line.get("next", False))
+
+    shots = await run_scenario(
         node,
-        str(DRIVER),
+        DRIVER,
         product.base,
         str(ARTIFACTS),
         json.dumps({"username": "dee", "password": PASSWORD}),
-        cwd=WEB,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        timeout=180,
+        answer=totp_codes,
     )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(180):
-            async for raw in process.stdout:
-                line: dict[str, Any] = json.loads(raw)
-                lines.append(line)
-                if line["type"] == "need_totp":
-                    process.stdin.write(
-                        json.dumps(codes_for(line["secret"], next_step=line.get("next", False))).encode() + b"\n"
-                    )
-                    await process.stdin.drain()
-            stderr = (await process.stderr.read()).decode(errors="replace")
-            status = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    printed = "\n".join(json.dumps(line) for line in lines)
-    print(printed)  # the steps with their times, shown with -s or when the test fails
-    assert status == 0, f"the browser scenario failed (exit {status}):\n{printed}\n{stderr[-4000:]}"
-    assert lines[-1]["type"] == "done", printed
-    assert not [line for line in lines if line["type"] == "pageerror"], printed
-    shots = [Path(line["path"]) for line in lines if line["type"] == "screenshot"]
     assert len(shots) == 6
-    assert all(shot.stat().st_size > 10_000 for shot in shots), shots
     # The account is gone: the API refuses its password too.
     refused = await product.http.post("/api/auth/login", json={"identifier": "dee", "password": PASSWORD})
     assert refused.status_code == 401, refused.text
