@@ -72,7 +72,7 @@ export function mentionsMe(m: Message & { mentions_room?: boolean }, me: string)
  * arrived since and mention me. */
 export function unreadMentions(s: RoomState, me: string): number {
   if (s.unread === 0) return 0;
-  const after = Math.max(s.readSeq, s.mentionsCountedTo);
+  const after = Math.max(s.readSeq, s.countedTo);
   let n = s.serverMentions;
   for (const m of s.messages.values()) if (m.seq > after && mentionsMe(m, me)) n++;
   return n;

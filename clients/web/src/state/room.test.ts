@@ -186,6 +186,26 @@ describe("unread counts", () => {
     expect(s.unread).toBe(6);
   });
 
+  it("does not count again a message the server counted before it arrived live", () => {
+    const s = newRoomState();
+    receiveMessage(s, msg(10), ME, false);
+    // The answer counted 11 and 12, which were still on their way to this client.
+    mergeUnread(s, { room_id: "r", unread: 3, read_seq: 9, last_seq: 12, mentions: 0 }, false);
+    for (const seq of [11, 12, 13]) receiveMessage(s, msg(seq), ME, false);
+    expect(s.unread).toBe(4);
+  });
+
+  it("keeps its own count when the server counted before this client's newer read marker reached it", () => {
+    const s = newRoomState();
+    for (const seq of [1, 2, 3]) receiveMessage(s, msg(seq), ME, false);
+    markRead(s);
+    mergeUnread(s, { room_id: "r", unread: 3, read_seq: 0, last_seq: 3, mentions: 1 }, false);
+    expect(s).toMatchObject({ unread: 0, serverMentions: 0, readSeq: 3 });
+    mergeUnread(s, { room_id: "r", unread: 0, read_seq: 3, last_seq: 3, mentions: 0 }, false);
+    receiveMessage(s, msg(4), ME, false);
+    expect(s.unread).toBe(1);
+  });
+
   it("shows nothing unread in the room being read", () => {
     const s = newRoomState();
     mergeUnread(s, { room_id: "r", unread: 3, read_seq: 0, last_seq: 3, mentions: 0 }, true);

@@ -13,9 +13,10 @@ export interface RoomState {
   /** The newest seq this client has (the recovery point for room:subscribe_many). */
   lastSeq: number | null;
   unread: number;
-  /** Unread messages that mention me, as the unread endpoint counted them up to `mentionsCountedTo`. */
+  /** Unread messages that mention me, as the unread endpoint counted them up to `countedTo`. */
   serverMentions: number;
-  mentionsCountedTo: number;
+  /** The newest seq the unread endpoint's counts covered: a live message at or below it is counted already. */
+  countedTo: number;
   readSeq: number;
   deliveredSent: number;
   /** The read marker when the room was opened: the "new messages" divider goes after it. */
@@ -51,7 +52,7 @@ export function newRoomState(): RoomState {
     lastSeq: null,
     unread: 0,
     serverMentions: 0,
-    mentionsCountedTo: 0,
+    countedTo: 0,
     readSeq: 0,
     deliveredSent: 0,
     dividerAfter: null,
@@ -163,7 +164,7 @@ export function receiveMessage(
   const fromOther = isNew && m.sender_id !== me && !m.deleted;
   if (fromOther) {
     s.typing.delete(m.sender_id);
-    if (!reading) s.unread += 1;
+    if (!reading && m.seq > s.countedTo) s.unread += 1;
   }
   return { isNew: fromOther, unread: fromOther && !reading };
 }
@@ -258,13 +259,16 @@ export function applySubscribed(s: RoomState, result: SubscribeResult): { reload
 // ---------------------------------------------------------------- unread counts and markers
 
 /** The unread endpoint's answer for this room. `reading`: the room is open at the end and visible, so nothing in
- * it is unread. A message that arrived live while the answer was on its way is newer than the count: ours stays. */
+ * it is unread. A message that arrived live while the answer was on its way is newer than the count: ours stays;
+ * one the count covered is not counted again when it arrives live after the answer. */
 export function mergeUnread(s: RoomState, u: Unread, reading: boolean): void {
   s.readSeq = Math.max(s.readSeq, u.read_seq);
   if (u.last_seq < (s.lastSeq ?? 0)) return;
+  // Counted before this client's newer read marker reached the server: the counts are stale, the local ones stand.
+  if (u.read_seq < s.readSeq) return;
   s.unread = reading ? 0 : u.unread;
   s.serverMentions = reading ? 0 : u.mentions;
-  s.mentionsCountedTo = u.last_seq;
+  s.countedTo = u.last_seq;
   s.lastSeq ??= u.last_seq;
 }
 

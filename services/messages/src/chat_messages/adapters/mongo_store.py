@@ -219,8 +219,9 @@ def search_queries(
     return queries
 
 
-def unread_query(room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> Filter:
-    return {"room_id": room_id, "seq": {"$gt": after_seq}, "sender_id": {"$ne": user_id}, "deleted_us": None}
+def unread_query(room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None) -> Filter:
+    seq: Filter = {"$gt": after_seq} if up_to_seq is None else {"$gt": after_seq, "$lte": up_to_seq}
+    return {"room_id": room_id, "seq": seq, "sender_id": {"$ne": user_id}, "deleted_us": None}
 
 
 # Updates
@@ -668,13 +669,18 @@ class MongoMessageStore:
         doc = await self._c.markers.find_one({"_id": _pair_id(room_id, user_id)})
         return Markers(room_id=room_id, user_id=user_id) if doc is None else _markers(doc)
 
-    async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
-        return await self._c.messages.count_documents(unread_query(room_id, user_id, after_seq=after_seq))
+    async def count_unread(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
+        query = unread_query(room_id, user_id, after_seq=after_seq, up_to_seq=up_to_seq)
+        return await self._c.messages.count_documents(query)
 
-    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+    async def count_unread_mentions(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
         # Three index-ranged counts instead of one $or (which the Mongo-wire server answers with a scan): by name,
         # the whole room, and both (counted twice by the first two).
-        unread = unread_query(room_id, user_id, after_seq=after_seq)
+        unread = unread_query(room_id, user_id, after_seq=after_seq, up_to_seq=up_to_seq)
         by_name = {**unread, "mentions.user_id": user_id}
         whole_room = {**unread, "mentions_room": True}
         named = await self._c.messages.count_documents(by_name)

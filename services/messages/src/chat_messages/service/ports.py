@@ -129,10 +129,15 @@ class MessageStore(Protocol):
 
     async def marker(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Markers: ...
 
-    async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
-        """Undeleted messages with seq > ``after_seq`` not sent by ``user_id``."""
+    async def count_unread(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
+        """Undeleted messages with ``after_seq`` < seq <= ``up_to_seq`` (no upper bound when None) not sent by
+        ``user_id``."""
 
-    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+    async def count_unread_mentions(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
         """Of those, the ones that mention ``user_id`` by name or mention the whole room."""
 
     # retention

@@ -105,27 +105,24 @@ class Unread:
 
 async def unread(ctx: MessagesContext, reader: Reader) -> list[Unread]:
     """Per room of the caller: messages after their read marker not sent by them, and how many of those mention
-    the caller."""
+    the caller. The counts cover exactly the messages up to the ``last_seq`` answered (read first), so a client
+    can tell which live messages they include, however many arrive while they are counted."""
     found = []
     for member in await ctx.store.memberships(reader.user_id):
         room = await ctx.store.room(member.room_id)
         if room is None or room.deleted:
             continue
         markers = await ctx.store.marker(member.room_id, reader.user_id)
+        last_seq = await ctx.store.last_seq(member.room_id)
         after = max(markers.read_seq, visible_after(room, member))
-        count = await ctx.store.count_unread(member.room_id, reader.user_id, after_seq=after)
+        count = await ctx.store.count_unread(member.room_id, reader.user_id, after_seq=after, up_to_seq=last_seq)
         mentions = (
-            await ctx.store.count_unread_mentions(member.room_id, reader.user_id, after_seq=after) if count else 0
+            await ctx.store.count_unread_mentions(member.room_id, reader.user_id, after_seq=after, up_to_seq=last_seq)
+            if count
+            else 0
         )
-        found.append(
-            Unread(
-                room_id=member.room_id,
-                unread=count,
-                read_seq=markers.read_seq,
-                last_seq=await ctx.store.last_seq(member.room_id),
-                mentions=mentions,
-            )
-        )
+        read_seq = markers.read_seq
+        found.append(Unread(member.room_id, unread=count, read_seq=read_seq, last_seq=last_seq, mentions=mentions))
     return found
 
 

@@ -4,6 +4,7 @@ publisher that records what the service announced."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -233,16 +234,24 @@ class FakeMessageStore:
     async def marker(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Markers:
         return self.markers_.get((room_id, user_id), Markers(room_id=room_id, user_id=user_id))
 
-    async def count_unread(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
-        return sum(
-            1 for m in self._room_messages(room_id) if m.seq > after_seq and m.sender_id != user_id and not m.deleted
-        )
-
-    async def count_unread_mentions(self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int) -> int:
+    async def count_unread(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
+        top = up_to_seq if up_to_seq is not None else sys.maxsize
         return sum(
             1
             for m in self._room_messages(room_id)
-            if m.seq > after_seq
+            if after_seq < m.seq <= top and m.sender_id != user_id and not m.deleted
+        )
+
+    async def count_unread_mentions(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
+    ) -> int:
+        top = up_to_seq if up_to_seq is not None else sys.maxsize
+        return sum(
+            1
+            for m in self._room_messages(room_id)
+            if after_seq < m.seq <= top
             and m.sender_id != user_id
             and not m.deleted
             and (m.mentions_room or any(x.user_id == user_id for x in m.mentions))

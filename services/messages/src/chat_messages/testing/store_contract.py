@@ -796,6 +796,7 @@ class StoreContract:
         assert await store.count_unread(room_id, me, after_seq=0) == 4  # 1, 3, 4, 7
         assert await store.count_unread(room_id, me, after_seq=3) == 2  # 4, 7
         assert await store.count_unread(room_id, me, after_seq=7) == 0
+        assert await store.count_unread(room_id, me, after_seq=0, up_to_seq=4) == 3  # 1, 3, 4: not 7
         assert await store.count_unread(room_id, them, after_seq=0) == 2  # 2, 5
         assert await store.count_unread(uuid.uuid4(), me, after_seq=0) == 0
 
@@ -824,6 +825,7 @@ class StoreContract:
         await store.apply_change(room_id, messages[5].id, a_deletion(them))
         assert await store.count_unread_mentions(room_id, me, after_seq=0) == 4  # 1, 2, 3, 8
         assert await store.count_unread_mentions(room_id, me, after_seq=3) == 1  # 8
+        assert await store.count_unread_mentions(room_id, me, after_seq=0, up_to_seq=7) == 3  # 1, 2, 3: not 8
         assert await store.count_unread_mentions(room_id, them, after_seq=0) == 1  # 5, which mentions the whole room
         assert await store.count_unread_mentions(uuid.uuid4(), me, after_seq=0) == 0
 
