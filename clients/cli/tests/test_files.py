@@ -52,6 +52,9 @@ def _server(body: bytes, name: str = "notes.txt") -> httpx.MockTransport:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == f"/api/rooms/{ROOM}":
             return httpx.Response(200, json={"id": ROOM, "kind": "public", "name": "lobby"})
+        if request.url.path == f"/api/messages/rooms/{ROOM}/attachments/{FILE}/info":
+            told = {"id": FILE, "filename": name, "size": len(body), "content_type": "text/plain", "width": None}
+            return httpx.Response(200, json=told)
         if request.url.path != f"/api/messages/rooms/{ROOM}/attachments/{FILE}":
             return httpx.Response(404, json={"code": "attachment_not_found", "title": "No such file", "status": 404})
         disposition = f"attachment; filename=\"{name}\"; filename*=UTF-8''{name}"
@@ -77,7 +80,7 @@ async def test_downloading_into_a_folder_keeps_what_is_there(tmp_path: Path) -> 
     assert saved["path"] == str(tmp_path / "notes (1).txt")
     assert (tmp_path / "notes (1).txt").read_bytes() == b"from the room"
     assert (tmp_path / "notes.txt").read_text() == "already here"
-    assert info == {"id": FILE, "filename": "notes.txt", "size": 13, "content_type": "application/octet-stream"}
+    assert info == {"id": FILE, "filename": "notes.txt", "size": 13, "content_type": "text/plain"}
     assert sorted(os.listdir(tmp_path)) == ["notes (1).txt", "notes.txt"], "no temporary file left"
 
 

@@ -67,6 +67,10 @@ class Files:
     async def download(self, person: Person, room_id: uuid.UUID, attachment_id: uuid.UUID | str) -> httpx.Response:
         return await self.msgs.http.get(self.url(room_id, uuid.UUID(str(attachment_id))), headers=person.headers)
 
+    async def info(self, person: Person, room_id: uuid.UUID, attachment_id: uuid.UUID | str) -> httpx.Response:
+        url = f"{self.url(room_id, uuid.UUID(str(attachment_id)))}/info"
+        return await self.msgs.http.get(url, headers=person.headers)
+
 
 @pytest.fixture
 async def files(tmp_path: Path) -> AsyncIterator[Files]:
@@ -152,6 +156,22 @@ async def test_documents_download_as_attachments_with_their_exact_name(files: Fi
     assert got.headers["content-disposition"] == (
         "attachment; filename=\"Zeugnis _M_rz_ 2030.pdf\"; filename*=UTF-8''Zeugnis%20%22M%C3%A4rz%22%202030.pdf"
     )
+
+
+async def test_a_files_description_is_told_without_its_bytes_to_the_same_readers(files: Files) -> None:
+    ada, bob, eve = await files.msgs.person("ada"), await files.msgs.person("bob"), await files.msgs.person("eve")
+    room, other = await files.msgs.room(ada, bob), await files.msgs.room(ada)
+    uploaded = (await files.upload(ada, room, PDF, filename="minutes.pdf")).json()
+
+    told = await files.info(bob, room, uploaded["id"])
+    assert told.status_code == 200, told.text
+    assert told.headers["content-type"] == "application/json"
+    assert told.json() == uploaded
+    assert problem_code(await files.info(eve, room, uploaded["id"])) == "room_not_found"
+    assert problem_code(await files.info(ada, other, uploaded["id"])) == "attachment_not_found"
+    assert problem_code(await files.info(ada, room, uuid.uuid4())) == "attachment_not_found"
+    files.store.files.clear()
+    assert problem_code(await files.info(ada, room, uploaded["id"])) == "attachment_not_found"
 
 
 async def test_text_is_served_as_utf8_text_for_download(files: Files) -> None:

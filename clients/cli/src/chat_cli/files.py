@@ -70,13 +70,13 @@ def info_from_headers(attachment_id: str, headers: httpx.Headers) -> dict[str, A
 
 
 async def attachment_info(api: Api, room_id: str, attachment_id: str) -> dict[str, Any] | None:
-    """A file's name and size, from the download's headers alone (the server has no other way to tell them; the
-    body is not read). ``None`` when the file cannot be had."""
+    """A file's name, size and type (the server's description of it; the bytes are not fetched). ``None`` when
+    the file cannot be had."""
     try:
-        async with api.stream("GET", attachment_path(room_id, attachment_id)) as response:
-            return info_from_headers(attachment_id, response.headers)
+        told = await api.request("GET", f"{attachment_path(room_id, attachment_id)}/info")
     except (Refused, Unreachable):
         return None
+    return {key: told.get(key) for key in ("id", "filename", "size", "content_type")}
 
 
 async def attachment_infos(api: Api, room_id: str, attachment_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

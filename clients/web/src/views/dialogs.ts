@@ -246,7 +246,7 @@ export async function membersDialog(host: DialogHost, room: Room): Promise<void>
       h(
         "span",
         { class: "grow" },
-        m.user_id === me ? `${host.me.username} (you)` : host.name(m.user_id),
+        m.user_id === me ? `${host.name(m.user_id)} (you)` : host.name(m.user_id),
         h("small", { class: "muted" }, ` ${m.role}${username ? ` · @${username}` : ""}`),
       ),
       m.user_id !== me

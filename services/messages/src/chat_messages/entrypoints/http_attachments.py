@@ -150,6 +150,14 @@ def build_attachments_router(ctx: MessagesContext, attachments: AttachmentStore)
         return attachment_out(stored)
 
     @router.get(
+        "/rooms/{room_id}/attachments/{attachment_id}/info",
+        summary="A file's name, size and type, without its bytes",
+        responses=_problems(401, 404, 422),
+    )
+    async def describe(room_id: uuid.UUID, attachment_id: uuid.UUID, reader: CurrentReader) -> AttachmentOut:
+        return attachment_out(await use_cases.describe(ctx, reader, room_id, attachment_id, attachments=attachments))
+
+    @router.get(
         "/rooms/{room_id}/attachments/{attachment_id}",
         name=DOWNLOAD_ROUTE,
         summary="A file of a room, with its sniffed type",

@@ -85,12 +85,22 @@ async def download(
     ctx: MessagesContext, reader: Reader, room_id: uuid.UUID, attachment_id: uuid.UUID, *, attachments: AttachmentStore
 ) -> tuple[Attachment, bytes]:
     """The file's description and bytes, for members of its room (archived rooms included)."""
-    await _room_of_member(ctx, reader, room_id)
-    found = await attachments.get(room_id, attachment_id)
-    data = await attachments.open(room_id, attachment_id) if found is not None else None
-    if found is None or data is None:
+    found = await describe(ctx, reader, room_id, attachment_id, attachments=attachments)
+    data = await attachments.open(room_id, attachment_id)
+    if data is None:
         raise AttachmentNotFound()
     return found, data
+
+
+async def describe(
+    ctx: MessagesContext, reader: Reader, room_id: uuid.UUID, attachment_id: uuid.UUID, *, attachments: AttachmentStore
+) -> Attachment:
+    """The file's description alone (name, size, type), for the same readers as ``download``."""
+    await _room_of_member(ctx, reader, room_id)
+    found = await attachments.get(room_id, attachment_id)
+    if found is None:
+        raise AttachmentNotFound()
+    return found
 
 
 async def validate_for_send(
