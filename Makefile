@@ -28,7 +28,7 @@ web: ## build the web client when its sources changed (clients/web: npm ci, tsc 
 	@command -v npm >/dev/null 2>&1 || { echo "make web: npm not found; install Node.js 20+ with npm (the web client is built with Vite)" >&2; exit 1; }
 	@node clients/web/scripts/build-if-changed.mjs
 
-browser-deps: ## install Debian's chromium for the browser end-to-end test when /usr/bin/chromium is missing
+browser-deps: ## install Debian's chromium for the browser end-to-end tests when /usr/bin/chromium is missing, and a colour emoji font (reactions in screenshots) when there is none
 	@if [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
 		else echo "make browser-deps: /usr/bin/chromium is missing and this is not root and has no sudo; install the chromium package" >&2; exit 1; fi; \
@@ -36,6 +36,11 @@ browser-deps: ## install Debian's chromium for the browser end-to-end test when 
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; } \
 			|| { echo "make browser-deps: installing chromium failed" >&2; exit 1; }; \
 		test -x /usr/bin/chromium || { echo "make browser-deps: chromium installed but /usr/bin/chromium is still missing" >&2; exit 1; }; \
+	fi
+	@if command -v fc-list >/dev/null 2>&1 && ! fc-list | grep -qi "color emoji" && command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-noto-color-emoji >/dev/null 2>&1 \
+			|| echo "make browser-deps: no colour emoji font (fonts-noto-color-emoji); screenshots show emoji as boxes, the tests do not depend on it" >&2; \
 	fi
 
 run: sync web ## the whole product in one process on embedded defaults; prints the URL
