@@ -507,6 +507,14 @@ describe("activity from history", () => {
     expect(s.notices.map((n) => n.version)).toEqual([8, 9, 10]);
   });
 
+  it("leaves out the joins that open a direct room, not what happens in it later", () => {
+    const s = newRoomState();
+    expect(mergeActivity(s, [activity(2, 0), activity(3, 0)], true)).toBe(false);
+    expect(mergeActivity(s, [activity(4, 0, { kind: "left" })], true)).toBe(true);
+    expect(s.notices.map((n) => n.kind)).toEqual(["left"]);
+    expect(s.noticeVersion).toBe(4);
+  });
+
   it("asks for the activity of a page's seqs, from the room's start when nothing is older", () => {
     const s = newRoomState();
     const full = Array.from({ length: PAGE }, (_, i) => msg(100 - i));

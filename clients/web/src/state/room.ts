@@ -256,11 +256,13 @@ export function activityWindow(s: RoomState, items: Message[], beforeSeq?: numbe
 
 /** The room's activity loaded with a history page, merged with the notices seen live by room_version: the
  * server's record replaces a live notice of the same event (it knows exactly which message the event followed),
- * and a replay of an event loaded here is not shown again live. True when the notices changed. */
-export function mergeActivity(s: RoomState, items: Activity[]): boolean {
+ * and a replay of an event loaded here is not shown again live. The joins that open a direct room say nothing
+ * (`direct`: they are left out, as they never show live). True when the notices changed. */
+export function mergeActivity(s: RoomState, items: Activity[], direct = false): boolean {
   let changed = false;
   for (const a of items) {
     s.noticeVersion = Math.max(s.noticeVersion, a.room_version);
+    if (direct && a.kind === "joined") continue;
     const notice: Notice = {
       id: `${a.room_id}:${a.room_version}`,
       version: a.room_version,

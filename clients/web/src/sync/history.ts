@@ -79,7 +79,8 @@ export class History {
     } catch {
       return; // the messages are there; the notices come with the next page or reload
     }
-    if (!mergeActivity(this.state.room(roomId), items)) return;
+    const direct = this.state.rooms.get(roomId)?.kind === "direct";
+    if (!mergeActivity(this.state.room(roomId), items, direct)) return;
     const named = items.flatMap((a) => [a.user_id, a.by]).filter((id): id is string => id !== null);
     if (named.length) this.users.want(...new Set(named));
   }
