@@ -169,6 +169,7 @@ try {
   await bob.getByLabel("Search rooms").fill("gen");
   await bob.locator(".dir-item").filter({ hasText: "general" }).getByRole("button", { name: "Join" }).click();
   await bob.getByRole("heading", { name: "# general" }).waitFor();
+  await ada.getByRole("note").filter({ hasText: "bob joined" }).waitFor(); // live, from the room:event
 
   step("they chat");
   await ada.getByLabel("Message", { exact: true }).fill("Hello Bob! Welcome to <b>general</b>");
@@ -253,12 +254,13 @@ try {
   await bob.getByRole("separator", { name: "New messages" }).waitFor();
   await messageWith(ada, "Are you still there?").getByLabel("Read", { exact: true }).waitFor();
 
-  step("a reload restores the session from the refresh cookie");
+  step("a reload restores the session from the refresh cookie, and the join notice with the history");
   await ada.reload();
   await ada.getByRole("status").filter({ hasText: "Connected" }).waitFor();
   await ada.locator("button.room").filter({ hasText: "general" }).click();
   await messageWith(ada, "Look at this sky").getByRole("img", { name: "Image: sky.png" }).waitFor();
   await messageWith(ada, "Typed on the train").waitFor();
+  await ada.getByRole("note").filter({ hasText: "bob joined" }).waitFor(); // from the room's activity, with history
   await ada.locator(".messages").evaluate((el) => (el.scrollTop = el.scrollHeight));
   await ada.waitForTimeout(300); // the image decodes
   await shot(ada, "06-ada-desktop-after-reload");

@@ -1,7 +1,7 @@
 // The REST calls of the signed-in app (docs/rooms.md, docs/messages.md), typed, in one place.
 
 import { ApiError, api, request } from "./api";
-import type { Attachment, Contact, Invitation, Member, Message, Page, Receipts, Room, Unread } from "./types";
+import type { Activity, Attachment, Contact, Invitation, Member, Message, Page, Receipts, Room, Unread } from "./types";
 
 /** Messages per history page. */
 export const PAGE = 50;
@@ -81,6 +81,28 @@ export const historyPage = (roomId: string, beforeSeq?: number): Promise<Page<Me
     "GET",
     `/api/messages/rooms/${roomId}/messages?${beforeSeq !== undefined ? `before_seq=${beforeSeq}&` : ""}limit=${PAGE}`,
   );
+
+/** Activity records per request; more are asked for with `after_version`. */
+const ACTIVITY_PAGE = 100;
+/** Requests for one window at most: a room created with hundreds of members shows the first thousand joins. */
+const ACTIVITY_REQUESTS = 10;
+
+/** The room's joins, leaves, removals, bans and renames placed in a window of seqs (both bounds exclusive, either
+ * left out for no bound), in room_version order. */
+export async function activity(roomId: string, window: { afterSeq?: number; beforeSeq?: number }): Promise<Activity[]> {
+  const bounds = new URLSearchParams({ limit: String(ACTIVITY_PAGE) });
+  if (window.afterSeq !== undefined) bounds.set("after_seq", String(window.afterSeq));
+  if (window.beforeSeq !== undefined) bounds.set("before_seq", String(window.beforeSeq));
+  const found: Activity[] = [];
+  for (let asked = 0; asked < ACTIVITY_REQUESTS; asked++) {
+    const last = found.at(-1);
+    if (last) bounds.set("after_version", String(last.room_version));
+    const page = await api<{ items: Activity[] }>("GET", `/api/messages/rooms/${roomId}/activity?${bounds}`);
+    found.push(...page.items);
+    if (page.items.length < ACTIVITY_PAGE) break;
+  }
+  return found;
+}
 
 export const receipts = (roomId: string): Promise<Receipts> =>
   readSoon<Receipts>(`/api/messages/rooms/${roomId}/receipts`);

@@ -49,6 +49,18 @@ export interface Contact {
   state: string;
 }
 
+/** A join, leave, removal, ban or rename as the messages service keeps it: after the message `after_seq`. */
+export interface Activity {
+  room_id: string;
+  room_version: number;
+  kind: "joined" | "left" | "kicked" | "banned" | "renamed";
+  user_id: string | null;
+  by: string | null;
+  name: string | null;
+  after_seq: number;
+  occurred_at: string;
+}
+
 export interface Reaction {
   emoji: string;
   count: number;
@@ -148,6 +160,8 @@ export type ContractChecks = [
   Fits<Omit<Page<Message>, "next_cursor">, api.MessagePage>,
   Fits<Unread, api.UnreadOut>,
   Fits<Receipts, api.ReceiptsOut>,
+  Fits<Activity, api.ActivityOut>,
+  Fits<{ items: Activity[] }, api.ActivityPage>,
   Fits<Attachment, api.AttachmentOut>,
   Fits<SubscribeResult, sio.SubscribeAck>,
   Fits<SubscribeResult, sio.RoomError>,

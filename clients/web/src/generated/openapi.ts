@@ -6,6 +6,21 @@ export interface Accepted {
   message: string;
 }
 
+export interface ActivityOut {
+  room_id: string;
+  room_version: number;
+  kind: "joined" | "left" | "kicked" | "banned" | "renamed";
+  user_id: string | null;
+  by: string | null;
+  name: string | null;
+  after_seq: number;
+  occurred_at: string;
+}
+
+export interface ActivityPage {
+  items: ActivityOut[];
+}
+
 export interface AttachmentOut {
   id: string;
   filename: string;

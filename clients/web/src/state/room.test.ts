@@ -2,8 +2,9 @@
 // markers, receipts, typing and presence follow the events.
 
 import { describe, expect, it } from "vitest";
-import type { Message, SubscribeResult } from "../types";
+import type { Activity, Message, SubscribeResult } from "../types";
 import {
+  activityWindow,
   addNotice,
   addSent,
   applyMarker,
@@ -12,6 +13,7 @@ import {
   continues,
   markDelivered,
   markRead,
+  mergeActivity,
   mergeLatestPage,
   mergeOlderPage,
   mergeReactions,
@@ -452,5 +454,80 @@ describe("notices", () => {
     expect(addNotice(s, event("room.member_joined", 5, { user_id: BOB }), 1, "general", now)).toBe(true);
     expect(addNotice(s, event("room.member_joined", 5, { user_id: BOB }), 1, "general", now)).toBe(false);
     expect(s.notices).toHaveLength(1);
+  });
+});
+
+describe("activity from history", () => {
+  const activity = (version: number, afterSeq: number, over: Partial<Activity> = {}): Activity => ({
+    room_id: "r",
+    room_version: version,
+    kind: "joined",
+    user_id: BOB,
+    by: null,
+    name: null,
+    after_seq: afterSeq,
+    occurred_at: "2026-01-01T00:00:00Z",
+    ...over,
+  });
+  const placed = (s: ReturnType<typeof newRoomState>) =>
+    rows(s).map((r) => (r.kind === "message" ? r.message.seq : `${r.notice.kind}@${r.notice.version}`));
+
+  it("places a page's activity after the messages it followed, in room_version order", () => {
+    const s = newRoomState();
+    mergeLatestPage(s, [msg(3), msg(2), msg(1)], PAGE);
+    expect(mergeActivity(s, [activity(2, 0), activity(4, 2, { kind: "renamed", name: "lounge", user_id: null })])).toBe(
+      true,
+    );
+    addNotice(s, { type: "room.member_left", room_id: "r", room_version: 6, user_id: BOB }, 1, "lounge", "now");
+    expect(mergeActivity(s, [activity(3, 2, { kind: "kicked", by: ADA })])).toBe(true);
+    expect(placed(s)).toEqual(["joined@2", 1, 2, "kicked@3", "renamed@4", 3, "left@6"]);
+    expect(s.notices.find((n) => n.version === 4)?.name).toBe("lounge");
+  });
+
+  it("keeps one notice per room_version whether it came live or with history, the server's place winning", () => {
+    const s = newRoomState();
+    storeMessage(s, msg(5));
+    const joined = { type: "room.member_joined", room_id: "r", room_version: 7, user_id: BOB };
+    expect(addNotice(s, joined, 1, "x", "live time")).toBe(true);
+    expect(mergeActivity(s, [activity(7, 4)])).toBe(true);
+    expect(s.notices).toHaveLength(1);
+    expect(s.notices[0]).toMatchObject({ id: "r:7", afterSeq: 4, at: "2026-01-01T00:00:00Z" });
+    expect(mergeActivity(s, [activity(7, 4)])).toBe(false);
+    expect(s.notices).toHaveLength(1);
+  });
+
+  it("does not show again live an event that history brought", () => {
+    const s = newRoomState();
+    mergeActivity(s, [activity(8, 0), activity(9, 0)]);
+    expect(s.noticeVersion).toBe(9);
+    const replayed = { type: "room.member_left", room_id: "r", room_version: 9, user_id: BOB };
+    expect(addNotice(s, replayed, 1, "x", "now")).toBe(false);
+    const next = { type: "room.member_left", room_id: "r", room_version: 10, user_id: BOB };
+    expect(addNotice(s, next, 1, "x", "now")).toBe(true);
+    expect(s.notices.map((n) => n.version)).toEqual([8, 9, 10]);
+  });
+
+  it("leaves out the joins that open a direct room, not what happens in it later", () => {
+    const s = newRoomState();
+    expect(mergeActivity(s, [activity(2, 0), activity(3, 0)], true)).toBe(false);
+    expect(mergeActivity(s, [activity(4, 0, { kind: "left" })], true)).toBe(true);
+    expect(s.notices.map((n) => n.kind)).toEqual(["left"]);
+    expect(s.noticeVersion).toBe(4);
+  });
+
+  it("asks for the activity of a page's seqs, from the room's start when nothing is older", () => {
+    const s = newRoomState();
+    const full = Array.from({ length: PAGE }, (_, i) => msg(100 - i));
+    mergeLatestPage(s, full, PAGE);
+    expect(activityWindow(s, full)).toEqual({ afterSeq: 50, beforeSeq: undefined });
+    const older = Array.from({ length: 10 }, (_, i) => msg(50 - i));
+    mergeOlderPage(s, older, PAGE);
+    expect(activityWindow(s, older, 51)).toEqual({ afterSeq: undefined, beforeSeq: 51 });
+    const short = newRoomState();
+    mergeLatestPage(short, [msg(2), msg(1)], PAGE);
+    expect(activityWindow(short, [msg(2), msg(1)])).toEqual({ afterSeq: undefined, beforeSeq: undefined });
+    const empty = newRoomState();
+    mergeLatestPage(empty, [], PAGE);
+    expect(activityWindow(empty, [])).toEqual({ afterSeq: undefined, beforeSeq: undefined });
   });
 });

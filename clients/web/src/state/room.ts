@@ -2,7 +2,7 @@
 // unread count and read marker, other members' receipt markers, typing and presence. Pure: no DOM, no network,
 // so the rules are unit-tested (room.test.ts) and the views only draw the result.
 
-import type { Member, Message, Presence, Reaction, RoomEvent, SubscribeResult, Unread } from "../types";
+import type { Activity, Member, Message, Presence, Reaction, RoomEvent, SubscribeResult, Unread } from "../types";
 import type { Pending } from "./send-queue";
 
 export interface RoomState {
@@ -25,8 +25,8 @@ export interface RoomState {
   presence: Map<string, Presence>;
   typing: Map<string, number>;
   members: Member[] | null;
-  /** Joins, leaves, kicks, bans and renames seen live, in the order they came (the server keeps no history of
-   * them for the timeline). */
+  /** Joins, leaves, kicks, bans and renames: seen live, and loaded with the history pages (the messages service
+   * keeps them as the room's activity). One per room_version. */
   notices: Notice[];
   /** The newest room_version turned into a notice: a replayed event is not shown twice. */
   noticeVersion: number;
@@ -34,7 +34,10 @@ export interface RoomState {
 
 /** Something that happened to the room, shown between the messages: after the message with seq `afterSeq`. */
 export interface Notice {
+  /** `room_id:room_version`: the same event live and from history is one notice. */
   id: string;
+  /** The event's room_version: notices after the same message are shown in this order. */
+  version: number;
   kind: "joined" | "left" | "kicked" | "banned" | "renamed";
   afterSeq: number;
   at: string;
@@ -187,7 +190,7 @@ export function continues(previous: Message | null, m: Message, windowMs = GROUP
  * notices placed after the message they followed (a notice ends a block). */
 export function rows(s: RoomState, windowMs = GROUP_WINDOW_MS): Row[] {
   const out: Row[] = [];
-  const notices = [...s.notices].sort((a, b) => a.afterSeq - b.afterSeq);
+  const notices = [...s.notices].sort((a, b) => a.afterSeq - b.afterSeq || a.version - b.version);
   let n = 0;
   let previous: Message | null = null;
   for (const m of timeline(s)) {
@@ -226,6 +229,7 @@ export function addNotice(
   s.noticeVersion = e.room_version;
   s.notices.push({
     id: `${e.room_id}:${e.room_version}`,
+    version: e.room_version,
     kind,
     afterSeq: s.lastSeq ?? 0,
     at: e.occurred_at ?? now,
@@ -234,6 +238,49 @@ export function addNotice(
     name: e.name ?? null,
   });
   return true;
+}
+
+/** Seqs of the room, both bounds exclusive, either left out for no bound. */
+export interface ActivityWindow {
+  afterSeq?: number;
+  beforeSeq?: number;
+}
+
+/** The seqs whose activity goes with a history page just merged (`items`): from its oldest message on (what comes
+ * after the message below it), or from the room's start when there is nothing older; below `beforeSeq`, the
+ * oldest seq shown before the page came (none for the newest page). */
+export function activityWindow(s: RoomState, items: Message[], beforeSeq?: number): ActivityWindow {
+  const lowest = items.length ? Math.min(...items.map((m) => m.seq)) : null;
+  return { afterSeq: s.hasMore && lowest !== null ? lowest - 1 : undefined, beforeSeq };
+}
+
+/** The room's activity loaded with a history page, merged with the notices seen live by room_version: the
+ * server's record replaces a live notice of the same event (it knows exactly which message the event followed),
+ * and a replay of an event loaded here is not shown again live. The joins that open a direct room say nothing
+ * (`direct`: they are left out, as they never show live). True when the notices changed. */
+export function mergeActivity(s: RoomState, items: Activity[], direct = false): boolean {
+  let changed = false;
+  for (const a of items) {
+    s.noticeVersion = Math.max(s.noticeVersion, a.room_version);
+    if (direct && a.kind === "joined") continue;
+    const notice: Notice = {
+      id: `${a.room_id}:${a.room_version}`,
+      version: a.room_version,
+      kind: a.kind,
+      afterSeq: a.after_seq,
+      at: a.occurred_at,
+      userId: a.user_id,
+      by: a.by,
+      name: a.name,
+    };
+    const known = s.notices.findIndex((n) => n.id === notice.id);
+    if (known < 0) s.notices.push(notice);
+    else if (s.notices[known].afterSeq !== notice.afterSeq || s.notices[known].at !== notice.at)
+      s.notices[known] = notice;
+    else continue;
+    changed = true;
+  }
+  return changed;
 }
 
 // ---------------------------------------------------------------- recovery

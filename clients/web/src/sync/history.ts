@@ -1,11 +1,20 @@
 // A room's history from the messages service, merged into its timeline: the newest page on opening (again after
-// `recovered: false`), older pages on scrolling up, the visible page again after edits that were not replayed,
-// and the receipt markers.
+// `recovered: false`), older pages on scrolling up, each with the joins, leaves and renames placed among its
+// messages, the visible page again after edits that were not replayed, and the receipt markers.
 
 import * as chatApi from "../chat-api";
 import type { ChatState } from "../state/chat-state";
-import { mergeLatestPage, mergeOlderPage, oldestSeq, setMarkers, storeMessage } from "../state/room";
-import type { Message } from "../types";
+import {
+  type ActivityWindow,
+  activityWindow,
+  mergeActivity,
+  mergeLatestPage,
+  mergeOlderPage,
+  oldestSeq,
+  setMarkers,
+  storeMessage,
+} from "../state/room";
+import type { Activity, Message } from "../types";
 import type { UserDirectory } from "../users";
 import { errorText } from "../views/common";
 import type { Screen } from "./screen";
@@ -32,6 +41,7 @@ export class History {
       const page = await chatApi.latestPage(roomId);
       learnNames(this.users, page.items);
       mergeLatestPage(s, page.items, chatApi.PAGE);
+      await this.activity(roomId, activityWindow(s, page.items));
     } finally {
       s.loading = false;
     }
@@ -48,6 +58,7 @@ export class History {
       const page = await chatApi.historyPage(roomId, oldest);
       learnNames(this.users, page.items);
       mergeOlderPage(s, page.items, chatApi.PAGE);
+      await this.activity(roomId, activityWindow(s, page.items, oldest));
     } catch (e) {
       this.screen.announce(`Could not load older messages: ${errorText(e)}`);
     } finally {
@@ -57,6 +68,21 @@ export class History {
       this.screen.messages(false);
       restore();
     }
+  }
+
+  /** The joins, leaves, removals, bans and renames of a page's seqs, among the notices seen live; whoever they
+   * name is looked up like for a live notice. Without them the page still shows. */
+  private async activity(roomId: string, window: ActivityWindow): Promise<void> {
+    let items: Activity[];
+    try {
+      items = await chatApi.activity(roomId, window);
+    } catch {
+      return; // the messages are there; the notices come with the next page or reload
+    }
+    const direct = this.state.rooms.get(roomId)?.kind === "direct";
+    if (!mergeActivity(this.state.room(roomId), items, direct)) return;
+    const named = items.flatMap((a) => [a.user_id, a.by]).filter((id): id is string => id !== null);
+    if (named.length) this.users.want(...new Set(named));
   }
 
   /** Edits, deletions and markers made while away were not replayed: the visible page and receipts again. */

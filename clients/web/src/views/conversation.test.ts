@@ -6,6 +6,7 @@ import { noticeText } from "./conversation";
 
 const notice = (over: Partial<Notice>): Notice => ({
   id: "r:1",
+  version: 1,
   kind: "joined",
   afterSeq: 0,
   at: "2026-01-01T00:00:00Z",

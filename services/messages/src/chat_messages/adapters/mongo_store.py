@@ -10,6 +10,8 @@ Representation (see also ``ensure_indexes``):
 - ``messages``: one document per message, ``_id`` = the message id. Reactions are an array of
   ``{emoji, users}`` in the order emoji were first used (an emoji is arbitrary client text, so never a field
   name); an emoji whose last user leaves is removed. ``applied`` holds the last 64 applied request ids.
+- ``activity``: one document per room event the timeline shows (``_id`` = "room_id:room_version", so a replayed
+  event is stored once), with ``occurred_us`` and ``after_seq``.
 - ``rooms`` (``_id`` = room id), ``members`` and ``markers`` (``_id`` = "room_id:user_id"), ``users`` (``_id`` =
   user id, with the case-folded ``username_key``) and ``heads`` (``_id`` = room id: a seq at or below the room's
   highest, raised in batches by the room's owner).
@@ -38,6 +40,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from chat_messages.adapters.group_insert import GroupInsert
+from chat_messages.domain.activity import Activity
 from chat_messages.domain.model import (
     Change,
     Edit,
@@ -172,6 +175,41 @@ def _markers(doc: Mapping[str, Any]) -> Markers:
         read_seq=doc.get("read_seq", 0),
         delivered_seq=doc.get("delivered_seq", 0),
     )
+
+
+def activity_document(activity: Activity) -> Document:
+    return {
+        "room_id": activity.room_id,
+        "room_version": activity.room_version,
+        "kind": activity.kind,
+        "after_seq": activity.after_seq,
+        "occurred_us": to_us(activity.occurred_at),
+        "user_id": activity.user_id,
+        "by": activity.by,
+        "name": activity.name,
+    }
+
+
+def _activity(doc: Mapping[str, Any]) -> Activity:
+    return Activity(
+        room_id=doc["room_id"],
+        room_version=doc["room_version"],
+        kind=doc["kind"],
+        after_seq=doc["after_seq"],
+        occurred_at=from_us(doc["occurred_us"]),
+        user_id=doc["user_id"],
+        by=doc["by"],
+        name=doc["name"],
+    )
+
+
+def activity_query(
+    room_id: uuid.UUID, *, from_seq: int, after_seq: int | None, before_seq: int | None, after_version: int
+) -> Filter:
+    """The room's activity in a window of ``after_seq`` (see ``MessageStore.activity``), newer than a version."""
+    lowest = from_seq if after_seq is None else max(from_seq, after_seq + 1)
+    placed: Filter = {"$gte": lowest} if before_seq is None else {"$gte": lowest, "$lt": before_seq}
+    return {"room_id": room_id, "room_version": {"$gt": after_version}, "after_seq": placed}
 
 
 def _literal(value: object) -> dict[str, object]:
@@ -318,6 +356,7 @@ class _Collections:
     retention: AsyncCollection[Document]
     heads: AsyncCollection[Document]
     """Room → a seq at or below the highest stored (a hint the room's owner raises; ``last_seq`` walks on)."""
+    activity: AsyncCollection[Document]
 
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -337,6 +376,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "markers": [IndexModel([("room_id", ASCENDING), ("user_id", ASCENDING)], name="room_user")],
     # Sparse: a user whose username moved to someone else keeps a document without a key.
     "users": [IndexModel([("username_key", ASCENDING)], name="username_key", unique=True, sparse=True)],
+    # Equality, sort, range: a room's activity is read in room_version order within a window of after_seq.
+    "activity": [
+        IndexModel([("room_id", ASCENDING), ("room_version", ASCENDING), ("after_seq", ASCENDING)], name="room_version")
+    ],
     "retention": [
         IndexModel([("days", ASCENDING)], name="days", sparse=True),
         IndexModel([("purge_us", ASCENDING)], name="purge_us", sparse=True),
@@ -363,6 +406,7 @@ class MongoMessageStore:
             markers=db["markers"],
             retention=db["retention"],
             heads=db["heads"],
+            activity=db["activity"],
         )
         # Sends of every partition this process owns go to the store together (adapters/group_insert.py).
         self._inserts = GroupInsert(self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above)
@@ -393,6 +437,8 @@ class MongoMessageStore:
             history=doc["history"],
             deleted=doc["deleted"],
             blocked=doc.get("blocked", False),  # absent from rooms stored before blocks closed direct rooms
+            name=doc.get("name"),
+            name_known=doc.get("name_known", False),  # absent from rooms stored before names were kept
         )
 
     async def apply_room(self, state: RoomState) -> bool:
@@ -403,6 +449,8 @@ class MongoMessageStore:
             "history": state.history,
             "deleted": state.deleted,
             "blocked": state.blocked,
+            "name": state.name,
+            "name_known": state.name_known,
         }
         older = {"_id": state.room_id, "version": {"$lt": state.version}}
         try:
@@ -450,6 +498,34 @@ class MongoMessageStore:
         await self._c.heads.delete_one({"_id": room_id})
         await self._c.members.delete_many({"room_id": room_id})
         await self._c.markers.delete_many({"room_id": room_id})
+        await self._c.activity.delete_many({"room_id": room_id})
+
+    # the room's activity
+
+    async def put_activity(self, activity: Activity) -> None:
+        await self._upsert(
+            self._c.activity,
+            f"{activity.room_id}:{activity.room_version}",
+            {"$setOnInsert": activity_document(activity)},
+        )
+
+    async def activity(
+        self,
+        room_id: uuid.UUID,
+        *,
+        from_seq: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        after_version: int = 0,
+        limit: int,
+    ) -> Sequence[Activity]:
+        if limit <= 0:
+            return []
+        query = activity_query(
+            room_id, from_seq=from_seq, after_seq=after_seq, before_seq=before_seq, after_version=after_version
+        )
+        cursor = self._c.activity.find(query).sort([("room_version", ASCENDING)]).limit(limit)
+        return [_activity(doc) async for doc in cursor]
 
     # the users projection
 
@@ -710,6 +786,7 @@ class MongoMessageStore:
         result = await self._c.messages.delete_many(
             {"room_id": room_id, "created_us": {"$lt": to_us(before)}, "seq": {"$lt": last}}
         )
+        await self._c.activity.delete_many({"room_id": room_id, "occurred_us": {"$lt": to_us(before)}})
         return result.deleted_count
 
     async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:

@@ -68,6 +68,10 @@ class RoomState:
     deleted: bool = False
     blocked: bool = False
     """A direct room whose two people are blocked from each other (``domain.blocks``)."""
+    name: str | None = None
+    name_known: bool = False
+    """Whether ``name`` is the room's (rooms projected before names were kept learn it from their next event):
+    a rename is recorded only when the name it replaces is known."""
 
 
 @dataclass(frozen=True, slots=True)

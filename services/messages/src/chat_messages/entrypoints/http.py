@@ -1,4 +1,5 @@
-"""HTTP routes of the messages service, mounted under /api/messages: history, search, unread counts, receipts."""
+"""HTTP routes of the messages service, mounted under /api/messages: history, room activity, search, unread counts,
+receipts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_messages.domain.activity import Activity, ActivityKind
 from chat_messages.domain.errors import MessagesError
 from chat_messages.domain.model import Message
 from chat_messages.service import reading, retention
@@ -66,6 +68,34 @@ class MessageOut(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None = None
+
+
+class ActivityOut(BaseModel):
+    room_id: uuid.UUID
+    room_version: int = Field(description="the room event's version: unique in the room, the order of the activity")
+    kind: ActivityKind
+    user_id: uuid.UUID | None = Field(description="who joined, left, was removed or banned; null for a rename")
+    by: uuid.UUID | None = Field(description="who did it; null when the member did it themselves or not said")
+    name: str | None = Field(description="a rename's new name; null when the name was removed (or not a rename)")
+    after_seq: int = Field(description="the room's highest seq when it happened: show it after that message")
+    occurred_at: datetime
+
+
+class ActivityPage(BaseModel):
+    items: list[ActivityOut]
+
+
+def activity_out(activity: Activity) -> ActivityOut:
+    return ActivityOut(
+        room_id=activity.room_id,
+        room_version=activity.room_version,
+        kind=activity.kind,
+        user_id=activity.user_id,
+        by=activity.by,
+        name=activity.name,
+        after_seq=activity.after_seq,
+        occurred_at=activity.occurred_at,
+    )
 
 
 class Thread(BaseModel):
@@ -197,6 +227,31 @@ def build_router(ctx: MessagesContext) -> APIRouter:
             ctx, reader, room_id, before_seq=before_seq, after_seq=after_seq, limit=limit, newest_first=newest_first
         )
         return MessagePage(items=[message_out(m) for m in found])
+
+    @router.get(
+        "/rooms/{room_id}/activity",
+        response_model=ActivityPage,
+        summary="The room's joins, leaves, removals, bans and renames in a window of seqs, by room_version",
+        responses=_problems(401, 404, 422),
+    )
+    async def activity(
+        room_id: uuid.UUID,
+        reader: CurrentReader,
+        after_seq: Annotated[int | None, Query(ge=0)] = None,
+        before_seq: Annotated[int | None, Query(ge=1)] = None,
+        after_version: Annotated[int, Query(ge=0)] = 0,
+        limit: Limit = 100,
+    ) -> ActivityPage:
+        found = await reading.activity(
+            ctx,
+            reader,
+            room_id,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            after_version=after_version,
+            limit=limit,
+        )
+        return ActivityPage(items=[activity_out(a) for a in found])
 
     @router.get(
         "/rooms/{room_id}/messages/{message_id}",

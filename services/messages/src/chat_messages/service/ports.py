@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from chat_messages.domain.activity import Activity
 from chat_messages.domain.model import Attachment, Change, MarkerKind, Markers, Member, Message, RoomState
 
 Clock = Callable[[], datetime]
@@ -54,7 +55,26 @@ class MessageStore(Protocol):
         """The memberships of those users who are members (one read)."""
 
     async def drop_room(self, room_id: uuid.UUID) -> None:
-        """Delete the room's messages, members and markers (its RoomState stays, marked deleted, by the caller)."""
+        """Delete the room's messages, activity, members and markers (its RoomState stays, marked deleted, by the
+        caller)."""
+
+    # the room's activity (joins, leaves, removals, bans, renames)
+    async def put_activity(self, activity: Activity) -> None:
+        """Store it unless the room has one with its room_version already (a replayed event keeps the first)."""
+
+    async def activity(
+        self,
+        room_id: uuid.UUID,
+        *,
+        from_seq: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        after_version: int = 0,
+        limit: int,
+    ) -> Sequence[Activity]:
+        """The room's activity with ``from_seq <= after_seq`` (inclusive), above ``after_seq`` and below
+        ``before_seq`` (both exclusive, on the activity's ``after_seq``) and a room_version above
+        ``after_version``: the first ``limit`` by room_version."""
 
     # the users projection (mentions)
     async def put_user(self, user_id: uuid.UUID, username: str) -> None:
@@ -151,7 +171,8 @@ class MessageStore(Protocol):
 
     async def delete_messages_before(self, room_id: uuid.UUID, before: datetime) -> int:
         """Delete the room's messages created before ``before`` except its newest one, which keeps the room's
-        highest seq so a seq is never reused; the number deleted."""
+        highest seq so a seq is never reused, and its activity that occurred before ``before``; the number of
+        messages deleted."""
 
     async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:
         """Remember to drop a deleted room's data at ``at``."""

@@ -3,6 +3,9 @@ usernames for mentions (chat.users.events).
 
 Room events carry the room's version: an event is applied only when it is newer than the stored one, its effect is
 written before the version is advanced, and every effect is idempotent, so a crash or a redelivery replays safely.
+
+Joins, leaves, removals, bans and renames are also kept as the room's activity (``domain.activity``), placed after
+the room's highest seq at that moment, so clients show them between the messages after a reload too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import structlog
 from chat_contracts import rooms as ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
+from chat_messages.domain.activity import Activity, ActivityKind
 from chat_messages.domain.model import Member, RoomState
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomOwner
@@ -35,9 +39,10 @@ async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: En
         return  # already applied (redelivery or replay)
     state = current or RoomState(room_id=room_id, version=0)
     if isinstance(data, ev.RoomCreated):
-        state = replace(state, kind=data.kind, history=data.history or "shared")
+        state = replace(state, kind=data.kind, history=data.history or "shared", name=data.name, name_known=True)
     elif isinstance(data, ev.RoomUpdated):
-        state = replace(state, kind=data.kind, history=data.history or state.history)
+        history = data.history or state.history
+        state = replace(state, kind=data.kind, history=history, name=data.name, name_known=True)
     elif isinstance(data, ev.RoomArchived):
         state = replace(state, archived=True)
     elif isinstance(data, ev.RoomUnarchived):
@@ -65,8 +70,42 @@ async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: En
         member = await store.member(room_id, data.user_id)
         if member is not None:
             await store.put_member(replace(member, role=data.new_role))
+    await _record_activity(ctx, current, data)
     await store.apply_room(replace(state, version=version))
     await owner.projected(room_id, version)
+
+
+_REMOVALS: dict[str, ActivityKind] = {"room.member_kicked": "kicked", "room.member_banned": "banned"}
+
+
+async def _record_activity(ctx: MessagesContext, before: RoomState | None, data: object) -> None:
+    """Keep a join, leave, removal, ban or rename (a ``RoomUpdated`` whose name differs from the one known
+    ``before`` it) as the room's activity, after the room's highest seq (read after a join's own, so a member who
+    sees history from joining sees their join). Stored before the room's version advances, once per version."""
+    kind: ActivityKind
+    if isinstance(data, ev.MemberJoined):
+        kind, user_id, by, name = "joined", data.user_id, data.by, None
+    elif isinstance(data, ev.MemberLeft):
+        kind, user_id, by, name = "left", data.user_id, None, None
+    elif isinstance(data, ev.MemberKicked | ev.MemberBanned):
+        kind, user_id, by, name = _REMOVALS[data.type], data.user_id, data.by, None
+    elif isinstance(data, ev.RoomUpdated) and before is not None and before.name_known and data.name != before.name:
+        kind, user_id, by, name = "renamed", None, data.by, data.name
+    else:
+        return
+    after_seq = await ctx.store.last_seq(data.room_id)
+    await ctx.store.put_activity(
+        Activity(
+            room_id=data.room_id,
+            room_version=data.room_version,
+            kind=kind,
+            after_seq=after_seq,
+            occurred_at=data.occurred_at,
+            user_id=user_id,
+            by=by,
+            name=name,
+        )
+    )
 
 
 def note_room_event(owner: RoomOwner, envelope: Envelope) -> None:

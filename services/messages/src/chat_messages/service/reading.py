@@ -1,5 +1,5 @@
-"""Reading: history pages, single messages, threads, search, unread counts and receipts. Members only: a room the
-caller is not in answers 404, like one that does not exist."""
+"""Reading: history pages, the room's activity, single messages, threads, search, unread counts and receipts.
+Members only: a room the caller is not in answers 404, like one that does not exist."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chat_messages.domain import text
+from chat_messages.domain.activity import Activity
 from chat_messages.domain.errors import MessagesError, RoomNotFound
 from chat_messages.domain.model import Markers, Member, Message, RoomState
 from chat_messages.service.context import MessagesContext, Reader
@@ -47,6 +48,34 @@ async def history(
             min_seq=visible_after(room, member),
             limit=limit,
             newest_first=newest_first,
+        )
+    )
+
+
+async def activity(
+    ctx: MessagesContext,
+    reader: Reader,
+    room_id: uuid.UUID,
+    *,
+    after_seq: int | None,
+    before_seq: int | None,
+    after_version: int,
+    limit: int,
+) -> list[Activity]:
+    """The room's joins, leaves, removals, bans and renames placed in a window of seqs (each goes after the message
+    with its ``after_seq``), by room_version. A member who sees history from joining sees the activity from their
+    join on."""
+    if after_seq is not None and before_seq is not None and before_seq <= after_seq:
+        raise MessagesError("invalid_range", "before_seq must be greater than after_seq.", status=422)
+    room, member = await _access(ctx, reader, room_id)
+    return list(
+        await ctx.store.activity(
+            room_id,
+            from_seq=visible_after(room, member),
+            after_seq=after_seq,
+            before_seq=before_seq,
+            after_version=after_version,
+            limit=limit,
         )
     )
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.spec import TopicSpec
+from chat_messages.domain.activity import Activity
 from chat_messages.domain.model import Change, Edit, MarkerKind, Markers, Member, Message, RoomState
 from chat_messages.service.ports import InsertOutcome, InsertResult
 from chat_runtime.bus.port import Outgoing
@@ -38,6 +39,7 @@ class FakeMessageStore:
         """Insert and head writes made (tests count what a batch costs)."""
         self.retention_days: dict[uuid.UUID, int] = {}
         self.purges: dict[uuid.UUID, datetime] = {}
+        self.activity_: dict[tuple[uuid.UUID, int], Activity] = {}
         self._lock = asyncio.Lock()
 
     async def room(self, room_id: uuid.UUID) -> RoomState | None:
@@ -72,6 +74,31 @@ class FakeMessageStore:
         self.messages = {k: v for k, v in self.messages.items() if v.message.room_id != room_id}
         self.members_ = {k: v for k, v in self.members_.items() if k[0] != room_id}
         self.markers_ = {k: v for k, v in self.markers_.items() if k[0] != room_id}
+        self.activity_ = {k: v for k, v in self.activity_.items() if k[0] != room_id}
+
+    async def put_activity(self, activity: Activity) -> None:
+        self.activity_.setdefault((activity.room_id, activity.room_version), activity)
+
+    async def activity(
+        self,
+        room_id: uuid.UUID,
+        *,
+        from_seq: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        after_version: int = 0,
+        limit: int,
+    ) -> Sequence[Activity]:
+        found = [
+            a
+            for (room, version), a in sorted(self.activity_.items(), key=lambda item: item[0][1])
+            if room == room_id
+            and version > after_version
+            and a.after_seq >= from_seq
+            and (after_seq is None or a.after_seq > after_seq)
+            and (before_seq is None or a.after_seq < before_seq)
+        ]
+        return found[:limit]
 
     async def put_user(self, user_id: uuid.UUID, username: str) -> None:
         key = username.casefold()
@@ -278,6 +305,7 @@ class FakeMessageStore:
         ]
         for key in doomed:
             del self.messages[key]
+        self.activity_ = {k: a for k, a in self.activity_.items() if a.room_id != room_id or a.occurred_at >= before}
         return len(doomed)
 
     async def schedule_purge(self, room_id: uuid.UUID, at: datetime) -> None:

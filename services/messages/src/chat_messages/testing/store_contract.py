@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from chat_messages.domain.activity import Activity, ActivityKind
 from chat_messages.domain.model import Change, Edit, Markers, Member, MentionedUser, Message, RoomState
 from chat_messages.service.ports import InsertOutcome, MessageStore
 
@@ -88,6 +89,32 @@ def seqs(messages: Iterable[Message]) -> list[int]:
     return [message.seq for message in messages]
 
 
+def an_activity(
+    room_id: uuid.UUID,
+    room_version: int,
+    after_seq: int,
+    *,
+    kind: ActivityKind = "joined",
+    at: datetime | None = None,
+    name: str | None = None,
+) -> Activity:
+    """Version ``room_version`` of ``room_id``, after message ``after_seq``, ``room_version`` seconds after T0."""
+    return Activity(
+        room_id=room_id,
+        room_version=room_version,
+        kind=kind,
+        after_seq=after_seq,
+        occurred_at=T0 + room_version * SECOND if at is None else at,
+        user_id=None if kind == "renamed" else uuid.uuid4(),
+        by=uuid.uuid4() if kind in ("kicked", "banned", "renamed") else None,
+        name=name,
+    )
+
+
+def versions(activity: Iterable[Activity]) -> list[int]:
+    return [a.room_version for a in activity]
+
+
 class StoreContract:
     """The behaviour every ``MessageStore`` guarantees (see chat_messages.service.ports.MessageStore)."""
 
@@ -100,6 +127,9 @@ class StoreContract:
         state = RoomState(room_id=uuid.uuid4(), version=3, kind="private", archived=True, history="joined")
         assert await store.apply_room(state) is True
         assert await store.room(state.room_id) == state
+        named = replace(state, version=4, name="lounge", name_known=True)
+        assert await store.apply_room(named) is True
+        assert await store.room(state.room_id) == named
 
     async def test_a_room_state_replaces_the_stored_one_only_when_its_version_is_newer(
         self, store: MessageStore
@@ -200,6 +230,54 @@ class StoreContract:
         assert set(await store.memberships(alice)) == {Member(kept, alice, "owner")}
         assert await store.marker(kept, bob) == Markers(kept, bob, read_seq=2)
         await store.drop_room(doomed)  # dropping again is harmless
+
+    async def test_dropping_a_room_removes_its_activity_and_nothing_else(self, store: MessageStore) -> None:
+        doomed, kept = ids(2)
+        await store.put_activity(an_activity(doomed, 2, 0))
+        await store.put_activity(an_activity(kept, 2, 0))
+        await store.drop_room(doomed)
+        assert list(await store.activity(doomed, limit=10)) == []
+        assert versions(await store.activity(kept, limit=10)) == [2]
+
+    # the room's activity
+
+    async def test_activity_reads_back_whole_in_room_version_order(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        renamed = an_activity(room_id, 7, 4, kind="renamed", name="lounge")
+        joined, kicked = an_activity(room_id, 2, 0), an_activity(room_id, 5, 3, kind="kicked")
+        unnamed = an_activity(room_id, 9, 4, kind="renamed", at=T0 + 9 * SECOND + 7 * US)
+        for activity in (renamed, unnamed, joined, kicked):
+            await store.put_activity(activity)
+        assert list(await store.activity(room_id, limit=10)) == [joined, kicked, renamed, unnamed]
+
+    async def test_activity_is_stored_once_per_room_version_and_the_first_stays(self, store: MessageStore) -> None:
+        room_id, other = ids(2)
+        first = an_activity(room_id, 3, 1)
+        await store.put_activity(first)
+        await store.put_activity(replace(first, after_seq=5, kind="left"))  # the event again, after more messages
+        await store.put_activity(an_activity(other, 3, 0))  # versions are per room
+        assert list(await store.activity(room_id, limit=10)) == [first]
+        assert versions(await store.activity(other, limit=10)) == [3]
+
+    async def test_activity_is_read_in_a_window_of_after_seq(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        for version, after_seq in ((2, 0), (3, 0), (4, 2), (5, 5), (6, 5), (7, 9)):
+            await store.put_activity(an_activity(room_id, version, after_seq))
+        assert versions(await store.activity(room_id, after_seq=2, limit=10)) == [5, 6, 7]
+        assert versions(await store.activity(room_id, before_seq=5, limit=10)) == [2, 3, 4]
+        assert versions(await store.activity(room_id, after_seq=0, before_seq=9, limit=10)) == [4, 5, 6]
+        assert versions(await store.activity(room_id, from_seq=2, limit=10)) == [4, 5, 6, 7]
+        assert versions(await store.activity(room_id, from_seq=5, after_seq=0, limit=10)) == [5, 6, 7]
+
+    async def test_activity_pages_by_room_version(self, store: MessageStore) -> None:
+        room_id = uuid.uuid4()
+        for version in range(2, 9):
+            await store.put_activity(an_activity(room_id, version, 0))
+        assert versions(await store.activity(room_id, limit=3)) == [2, 3, 4]
+        assert versions(await store.activity(room_id, after_version=4, limit=3)) == [5, 6, 7]
+        assert versions(await store.activity(room_id, after_version=7, limit=3)) == [8]
+        assert list(await store.activity(room_id, limit=0)) == []
+        assert list(await store.activity(uuid.uuid4(), limit=3)) == []
 
     # the users projection
 
@@ -850,6 +928,16 @@ class StoreContract:
         assert seqs(await store.history(room_id, limit=10, newest_first=False)) == [3]
         assert await store.last_seq(room_id) == 3
         assert seqs(await store.history(other, limit=10, newest_first=False)) == [1], "other rooms untouched"
+
+    async def test_sweeping_by_age_deletes_the_rooms_older_activity_too(self, store: MessageStore) -> None:
+        room_id, other = ids(2)
+        cutoff = T0 + timedelta(days=1)
+        await store.put_activity(an_activity(room_id, 2, 0, at=cutoff - US))
+        await store.put_activity(an_activity(room_id, 3, 0, at=cutoff))
+        await store.put_activity(an_activity(other, 2, 0, at=T0))
+        assert await store.delete_messages_before(room_id, cutoff) == 0
+        assert versions(await store.activity(room_id, limit=10)) == [3]
+        assert versions(await store.activity(other, limit=10)) == [2], "other rooms untouched"
 
     async def test_a_purge_comes_due_at_its_time_and_is_forgotten_when_done(self, store: MessageStore) -> None:
         room_id = uuid.uuid4()
