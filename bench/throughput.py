@@ -24,6 +24,8 @@ socket per room). Sizes from the environment:
     BENCH_TP_RATES_20x20=25,50,100,200,300,400,600,800,1000,1200
     BENCH_TP_SECONDS=8                    sending time per step
     BENCH_TP_IDLE=200                     sequential messages for the idle latency (0: skip)
+    BENCH_TP_SETTLE_SECONDS=600           at most this long, after connecting, for every process to go quiet
+                                          (a shared Kafka broker that other work keeps busy never does)
     BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
                                           (wall clock: the product's and the Mongo-wire server), and in the
                                           all-in-one mode the CPU-time sampler of bench/cpu_profile.py too
@@ -109,6 +111,7 @@ class Sizes:
     shapes: list[str] = field(default_factory=lambda: _list("BENCH_TP_SHAPES", "1x50,20x20"))
     seconds: float = field(default_factory=lambda: float(os.environ.get("BENCH_TP_SECONDS", "8")))
     idle: int = field(default_factory=lambda: int(os.environ.get("BENCH_TP_IDLE", "200")))
+    settle: float = field(default_factory=lambda: float(os.environ.get("BENCH_TP_SETTLE_SECONDS", "600")))
     results: Path = field(default_factory=lambda: Path(os.environ.get("BENCH_RESULTS", "bench/results")))
     profile_rate: int | None = field(
         default_factory=lambda: int(os.environ["BENCH_TP_PROFILE"]) if os.environ.get("BENCH_TP_PROFILE") else None
@@ -465,7 +468,7 @@ async def run_shape(
     if opened["failed"]:
         raise RuntimeError(f"{opened['failed']} sockets failed to connect: {opened['errors']}")
     print(f"  {shape}: {opened['connected']} sockets connected and subscribed in {opened['seconds']:.1f} s", flush=True)
-    settled = await meter.settle()
+    settled = await meter.settle(limit=sizes.settle)
     result: dict[str, Any] = {"shape": shape, "sockets": opened["connected"], "settle_seconds": settled, "steps": []}
     if sizes.idle and shape == sizes.shapes[0]:
         idle = await load.call({"op": "idle", "count": sizes.idle, "id": f"idle{secrets.token_hex(2)}"})
