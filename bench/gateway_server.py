@@ -26,8 +26,8 @@ from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.envelope import Envelope, encode
 from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS
-from chat_gateway.adapters.rooms import Membership
 from chat_gateway.bootstrap import GatewayModule, bootstrap
+from chat_gateway.service.ports import Membership
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus

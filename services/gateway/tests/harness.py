@@ -12,18 +12,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
 import socketio
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from chat_contracts import rooms as rev
 from chat_contracts.topics import ROOMS_EVENTS
-from chat_gateway.adapters.rooms import Membership
 from chat_gateway.bootstrap import bootstrap
 from chat_gateway.service.hub import Hub
 from chat_gateway.service.protocol import CLIENT_EVENTS, GATEWAY_EVENTS, ErrorAck
 from chat_gateway.settings import GatewaySettings
+from chat_gateway.testing.fakes import MemoryHistory, MemoryRooms
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.serving import server_config
@@ -32,41 +31,6 @@ from chat_runtime.testing.tokens import TokenMint
 
 ISSUER = "http://gateway.test/api/auth"
 AUDIENCE = "chat"
-
-
-class MemoryHistory:
-    def __init__(self) -> None:
-        self.rooms: dict[uuid.UUID, list[dict[str, Any]]] = {}
-
-    async def after(self, room_id: uuid.UUID, after_seq: int, limit: int, *, token: str) -> list[dict[str, Any]]:
-        return [m for m in self.rooms.get(room_id, []) if m["seq"] > after_seq][:limit]
-
-    async def last_seq(self, room_id: uuid.UUID, *, token: str) -> int:
-        return max((m["seq"] for m in self.rooms.get(room_id, [])), default=0)
-
-    async def aclose(self) -> None:
-        return None
-
-
-class MemoryRooms:
-    """What the rooms service would answer, by (room, user), and the room lists it gives; counts the questions
-    about one room."""
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple[uuid.UUID, uuid.UUID], Membership] = {}
-        self.listed: dict[uuid.UUID, dict[uuid.UUID, Membership]] = {}
-        """User → the rooms ``rooms_of`` lists for them (none unless a test says)."""
-        self.asked = 0
-
-    async def membership(self, room_id: uuid.UUID, *, token: str) -> Membership | None:
-        self.asked += 1
-        return self.answers.get((room_id, _user_of(token)))
-
-    async def rooms_of(self, *, token: str) -> dict[uuid.UUID, Membership]:
-        return dict(self.listed.get(_user_of(token), {}))
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclass
@@ -215,7 +179,3 @@ class Cluster:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _user_of(token: str) -> uuid.UUID:
-    return uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sub"])

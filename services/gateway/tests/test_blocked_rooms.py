@@ -15,7 +15,7 @@ from chat_contracts import ephemeral as eph
 from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.topics import EPHEMERAL, MESSAGES_EVENTS, ROOMS_EVENTS
-from chat_gateway.adapters.rooms import Membership
+from chat_gateway.service.ports import Membership
 from chat_runtime.bus.inprocess import InProcessBus
 
 from .harness import Client, Cluster, Gateway, until
@@ -57,7 +57,7 @@ async def test_a_closed_direct_room_shows_neither_person_to_the_other_until_it_r
     gateway = await cluster.start("gw-a", typing_ttl_seconds=30.0)
     await cluster.join(DM, ADA, BOB)
     ada, bob = await cluster.connect(gateway, ADA), await cluster.connect(gateway, BOB)
-    board = gateway.hub.ephemeral.board
+    board = gateway.hub.presence.board
     await until(lambda: board.status(ADA).status == board.status(BOB).status == "online")  # reported by the tick
     for client in (ada, bob):
         assert (await client.call("room:subscribe", {"room_id": str(DM)}))["ok"] is True

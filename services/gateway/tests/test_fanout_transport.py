@@ -40,7 +40,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 
 def engine_socket(gateway: Gateway, user: uuid.UUID) -> Any:
     hub = gateway.hub
-    sid = next(sid for sid, c in hub.connections.items() if c.user.sub == user)
+    sid = next(sid for sid, c in hub.connections.by_sid.items() if c.user.sub == user)
     return hub.sio.eio.sockets[hub.sio.manager.eio_sid_from_sid(sid, "/")]
 
 

@@ -76,7 +76,7 @@ async def test_an_oversize_websocket_frame_ends_that_socket_with_session_ended_a
         assert ended_for_frame_size(ada), ada.packets
         assert (ada.close_code, ada.close_reason) == (1009, "frame_too_large")
         assert 1 not in ada.acks, "the frame was not handled"
-        await until(lambda: ADA not in gateway.hub.by_user)
+        await until(lambda: ADA not in gateway.hub.connections.by_user)
         await still_served(bystander)
     finally:
         await ada.close()
@@ -95,7 +95,9 @@ async def test_an_oversize_long_polling_post_is_answered_413_and_ends_that_socke
         await until(lambda: ended_for_frame_size(ada) and ada.closed)
         assert ada.packets.index('42["session:ended",{"reason":"frame_too_large"}]') < ada.packets.index("41")
         assert 1 not in ada.acks
-        await until(lambda: ADA not in gateway.hub.by_user and ada.eio_sid not in gateway.hub.sio.eio.sockets)
+        await until(
+            lambda: ADA not in gateway.hub.connections.by_user and ada.eio_sid not in gateway.hub.sio.eio.sockets
+        )
         await still_served(bystander)
     finally:
         await ada.close()

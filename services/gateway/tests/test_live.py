@@ -17,8 +17,8 @@ from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
 from chat_contracts.users import UserSessionsRevoked
-from chat_gateway.adapters.rooms import Membership
-from chat_gateway.service.hub import new_message
+from chat_gateway.service.delivery import new_message
+from chat_gateway.service.ports import Membership
 from chat_runtime.bus.inprocess import InProcessBus
 
 from .harness import Client, Cluster, Gateway, until
@@ -87,7 +87,7 @@ async def test_presence_is_shown_on_subscribe_survives_a_quick_reconnect_and_goe
     await cluster.join(ROOM, ADA, BOB)
     bob = await cluster.connect(gateway, BOB)
     ada = await cluster.connect(gateway, ADA)
-    await until(lambda: gateway.hub.ephemeral.board.status(BOB).status == "online")
+    await until(lambda: gateway.hub.presence.board.status(BOB).status == "online")
     answer = await subscribed(ada)
     assert {p["user_id"]: p["status"] for p in answer["presence"]} == {str(BOB): "online", str(ADA): "online"}  # type: ignore[attr-defined]
 
@@ -132,7 +132,7 @@ async def test_presence_across_instances_and_a_silent_instance_is_forgotten(clus
     await cluster.join(ROOM, ADA, BOB)
     await cluster.connect(c, BOB)
     await until(lambda: presence_of(ada, BOB) == ["online", "offline", "online"])
-    await until(lambda: a.hub.ephemeral.board.instances.get("gw-c") is not None)
+    await until(lambda: a.hub.presence.board.instances.get("gw-c") is not None)
     await c.stop()  # a crash, as far as the others can tell: no offline report, the heartbeats stop
     await until(lambda: presence_of(ada, BOB) == ["online", "offline", "online", "offline"])
 
@@ -209,11 +209,11 @@ async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffer
     for client in (ada, bob, eve):
         await subscribed(client)
     hub = gateway.hub
-    bob_sid = next(sid for sid, c in hub.connections.items() if c.user.sub == BOB)
+    bob_sid = next(sid for sid, c in hub.connections.by_sid.items() if c.user.sub == BOB)
     bob_eio = hub.sio.manager.eio_sid_from_sid(bob_sid, "/")
     backlog = {"value": 50_000}
-    measured = hub.backlog
-    hub.backlog = lambda eio_sid: backlog["value"] if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
+    measured = hub.delivery.backlog
+    hub.delivery.backlog = lambda eio_sid: backlog["value"] if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
 
     await ada.call("typing:start", {"room_id": str(ROOM)})
     await until(lambda: typing_of(eve, ADA) == [True])
@@ -300,7 +300,7 @@ async def test_events_named_like_lifecycle_handlers_are_refused_and_change_nothi
         assert answer["error"]["code"] == "unknown_event", (event, answer)
     assert ada.sio.connected
     assert (await subscribed(ada))["ok"] is True, "the socket is still ada's"
-    assert {c.user.sub for c in gateway.hub.connections.values()} == {ADA}
+    assert {c.user.sub for c in gateway.hub.connections.by_sid.values()} == {ADA}
 
 
 async def test_members_hear_of_room_changes_and_a_user_of_being_added_or_invited(cluster: Cluster) -> None:

@@ -12,7 +12,7 @@ from chat_contracts.envelope import decode
 from chat_contracts.topics import EPHEMERAL
 from chat_gateway.domain.membership import Memberships
 from chat_gateway.domain.presence import Status
-from chat_gateway.service.ephemeral import Ephemeral
+from chat_gateway.service.presence import Presence
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.settings import load_settings
@@ -42,10 +42,10 @@ class Sockets:
         self.sent.append((event, payload, room_id, skip_user))
 
 
-def relay(tmp_path: Path, bus: InProcessBus, memberships: Memberships, instance: str) -> tuple[Ephemeral, Sockets]:
+def relay(tmp_path: Path, bus: InProcessBus, memberships: Memberships, instance: str) -> tuple[Presence, Sockets]:
     settings = load_settings(GatewaySettings, data_dir=tmp_path, instance_id=instance)
     sockets = Sockets()
-    return Ephemeral(settings=settings, bus=bus, memberships=memberships, sockets=sockets), sockets
+    return Presence(settings=settings, bus=bus, memberships=memberships, sockets=sockets), sockets
 
 
 def members(count: int) -> tuple[Memberships, list[uuid.UUID]]:

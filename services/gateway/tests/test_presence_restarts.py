@@ -16,15 +16,16 @@ import pytest
 
 from chat_contracts import rooms as rev
 from chat_contracts.topics import EPHEMERAL, ROOMS_EVENTS
-from chat_gateway.adapters.rooms import Membership
 from chat_gateway.domain.membership import Memberships
 from chat_gateway.domain.presence import Status
-from chat_gateway.service.ephemeral import Ephemeral
+from chat_gateway.service.ports import Membership
+from chat_gateway.service.presence import Presence
 from chat_gateway.settings import GatewaySettings
+from chat_gateway.testing.fakes import MemoryHistory
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.settings import load_settings
 
-from .harness import Client, Cluster, MemoryHistory, until
+from .harness import Client, Cluster, until
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -87,7 +88,7 @@ async def test_a_subscribe_answer_lists_presence_as_of_when_it_is_sent(tmp_path:
         await cluster.join(ROOM, ADA, BOB)
         ada = await cluster.connect(gateway, ADA)
         subscribing = asyncio.create_task(ada.call("room:subscribe", {"room_id": str(ROOM)}))
-        await until(lambda: any(ROOM in c.rooms for c in gateway.hub.connections.values()))
+        await until(lambda: any(ROOM in c.rooms for c in gateway.hub.connections.by_sid.values()))
         await cluster.connect(gateway, BOB)
         await until(lambda: [p["status"] for p in ada.presence(BOB)] == ["online"])  # sent before the answer
         assert isinstance(cluster.history, GatedHistory)
@@ -111,13 +112,13 @@ class Sockets:
         return None
 
 
-def relay(tmp_path: Path, broker: InProcessBroker, instance: str) -> tuple[Ephemeral, InProcessBus, Sockets]:
+def relay(tmp_path: Path, broker: InProcessBroker, instance: str) -> tuple[Presence, InProcessBus, Sockets]:
     memberships = Memberships()
     for user in (ADA, BOB):
         memberships.learn(ROOM, user, "member", 1)
     settings = load_settings(GatewaySettings, data_dir=tmp_path, instance_id=instance, heartbeat_seconds=0.2)
     bus, sockets = InProcessBus(broker), Sockets()
-    return Ephemeral(settings=settings, bus=bus, memberships=memberships, sockets=sockets), bus, sockets
+    return Presence(settings=settings, bus=bus, memberships=memberships, sockets=sockets), bus, sockets
 
 
 async def test_a_new_instance_introduces_itself_only_once_it_hears_the_answers(tmp_path: Path) -> None:
@@ -158,7 +159,7 @@ async def test_presence_set_says_what_the_others_see_when_another_device_is_onli
     await cluster.join(ROOM, ADA, BOB)
     laptop = await cluster.connect(a, BOB)
     phone = await cluster.connect(b, BOB)
-    await until(lambda: b.hub.ephemeral.board.status(BOB, excluding="gw-b").status == "online")
+    await until(lambda: b.hub.presence.board.status(BOB, excluding="gw-b").status == "online")
     assert await phone.call("presence:set", {"status": "away"}) == {"ok": True, "status": "away", "seen_as": "online"}
 
     tablet = await cluster.connect(b, BOB)  # on the same instance as the phone: its status there is online
@@ -169,7 +170,7 @@ async def test_presence_set_says_what_the_others_see_when_another_device_is_onli
     }
     await tablet.sio.disconnect()
     await laptop.sio.disconnect()
-    await until(lambda: b.hub.ephemeral.board.status(BOB, excluding="gw-b").status == "offline")
+    await until(lambda: b.hub.presence.board.status(BOB, excluding="gw-b").status == "offline")
     assert await phone.call("presence:set", {"status": "away"}) == {"ok": True, "status": "away", "seen_as": "away"}
 
 
@@ -195,5 +196,5 @@ async def test_a_room_list_older_than_the_rooms_events_does_not_bring_back_who_l
     await until(lambda: gateway.hub.memberships.role(ROOM, BOB) is None)
     cluster.rooms.listed[BOB] = {ROOM: Membership(role="member", room_version=2)}  # taken before he left
     await cluster.connect(gateway, BOB)
-    await until(lambda: BOB in gateway.hub.rooms_asked and not gateway.hub._background)  # the list is in
+    await until(lambda: BOB in gateway.hub.access.rooms_asked and not gateway.hub.background)  # the list is in
     assert gateway.hub.memberships.role(ROOM, BOB) is None

@@ -28,8 +28,7 @@ from chat_runtime.tokens import CallableJwksSource, JwksSource
 if TYPE_CHECKING:
     from chat_auth.bootstrap import AuthModule
     from chat_auth.service.context import AuthContext
-    from chat_gateway.adapters.history import History
-    from chat_gateway.adapters.rooms import Rooms
+    from chat_gateway.service.ports import History, Rooms
     from chat_messages.bootstrap import MessagesModule
     from chat_rooms.bootstrap import RoomsModule
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from chat_gateway.adapters.history import HistoryUnavailable
-from chat_gateway.adapters.rooms import Membership, RoomsUnavailable
+from chat_gateway.service.ports import HistoryUnavailable, Membership, RoomsUnavailable
 from chat_messages.entrypoints.http import message_out
 from chat_messages.service import reading
 from chat_messages.service.context import MessagesContext, Reader

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,33 +10,21 @@ import httpx
 import socketio
 from fastapi import APIRouter
 
-from chat_contracts.topics import EPHEMERAL, MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
-from chat_gateway.adapters.history import History, HttpHistory
-from chat_gateway.adapters.rooms import HttpRooms, Rooms
+from chat_gateway.adapters.history import HttpHistory
+from chat_gateway.adapters.rooms import HttpRooms
+from chat_gateway.entrypoints.bus import bus_handlers
 from chat_gateway.entrypoints.frame_limit import FrameLimit
 from chat_gateway.entrypoints.http import build_router
 from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
 from chat_gateway.entrypoints.web import serve_web
 from chat_gateway.service.hub import Hub
+from chat_gateway.service.ports import History, Rooms
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
-from chat_runtime.bus.port import Bus, Subscription
+from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
-
-
-@dataclass(frozen=True, slots=True)
-class ThenListening(BusHandler):
-    """The chat.ephemeral consumer: once it reads from the topic's end, ``listening`` lets the instance introduce
-    itself (docs/decisions/0007: the others answer its first heartbeat, and it must be there to hear them)."""
-
-    listening: Callable[[], None] = field(default=lambda: None)
-
-    async def subscribe(self, bus: Bus) -> Subscription:
-        subscription = await BusHandler.subscribe(self, bus)
-        self.listening()
-        return subscription
 
 
 @dataclass
@@ -57,31 +45,7 @@ class GatewayModule:
         return {} if self.ended_sessions is None else {"ended_sessions": self.ended_sessions.check_loaded}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        own = f"gateway-{self.settings.instance_id}"
-        return (
-            # Every instance needs every membership: it replays the rooms topic from the start.
-            BusHandler(spec=ROOMS_EVENTS, group=f"{own}-rooms", handler=self.hub.on_room_event),
-            # Fan-out and session ends only matter from now on.
-            BusHandler(
-                spec=MESSAGES_EVENTS,
-                group=f"{own}-messages",
-                handler=self.hub.on_message_event,
-                batch=self.hub.on_message_events,
-                start="latest",
-                broadcast=True,
-            ),
-            BusHandler(
-                spec=USERS_EVENTS, group=f"{own}-users", handler=self.hub.on_user_event, start="latest", broadcast=True
-            ),
-            ThenListening(
-                spec=EPHEMERAL,
-                group=f"{own}-ephemeral",
-                handler=self.hub.ephemeral.on_event,
-                start="latest",
-                broadcast=True,
-                listening=self.hub.ephemeral.listening,
-            ),
-        )
+        return bus_handlers(self.hub, self.settings.instance_id)
 
     def body_limits(self) -> Mapping[str, int]:
         return {}
@@ -92,7 +56,9 @@ class GatewayModule:
         inner = self.proxy.in_front_of(app) if self.proxy is not None else app
         inner = serve_web(inner, self.settings.web_dir)
         sockets = socketio.ASGIApp(self.hub.sio, other_asgi_app=inner, socketio_path="socket.io")
-        return FrameLimit(sockets, max_bytes=self.settings.max_message_bytes, server=self.hub.sio, end=self.hub.end)
+        return FrameLimit(
+            sockets, max_bytes=self.settings.max_message_bytes, server=self.hub.sio, end=self.hub.delivery.end
+        )
 
     async def start(self) -> None:
         if self.ended_sessions is not None:

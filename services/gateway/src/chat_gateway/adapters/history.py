@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-
-class HistoryUnavailable(Exception):
-    """The messages service could not answer."""
-
-
-class History(Protocol):
-    async def after(self, room_id: uuid.UUID, after_seq: int, limit: int, *, token: str) -> list[dict[str, Any]]:
-        """Messages with seq > ``after_seq``, oldest first, at most ``limit``."""
-
-    async def last_seq(self, room_id: uuid.UUID, *, token: str) -> int: ...
-
-    async def aclose(self) -> None: ...
+from chat_gateway.service.ports import HistoryUnavailable
 
 
 class HttpHistory:

@@ -4,36 +4,14 @@ miss)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-
-class RoomsUnavailable(Exception):
-    """The rooms service could not answer."""
-
-
-@dataclass(frozen=True)
-class Membership:
-    role: str
-    room_version: int
-    blocked: bool = False
-    """A direct room closed by a block between its two people, at ``room_version``."""
-
+from chat_gateway.service.ports import Membership, RoomsUnavailable
 
 PAGE = 100
 """Rooms per ``GET /api/rooms/mine`` page (its largest)."""
-
-
-class Rooms(Protocol):
-    async def membership(self, room_id: uuid.UUID, *, token: str) -> Membership | None:
-        """The caller's membership of ``room_id`` (None: not a member, or no such room)."""
-
-    async def rooms_of(self, *, token: str) -> dict[uuid.UUID, Membership]:
-        """Every room the caller is a member of, with that membership."""
-
-    async def aclose(self) -> None: ...
 
 
 class HttpRooms:

@@ -108,7 +108,7 @@ class Packet(socketio.packet.Packet):  # type: ignore[misc]
 Refuse = Callable[[str, str, str], Awaitable[dict[str, Any]]]
 """(Socket.IO sid, error code, message) → the ack refusing an event no handler may see."""
 EndSocket = Callable[[str, str], Awaitable[None]]
-"""(Socket.IO sid, reason) → tell the socket why (``session:ended``) and disconnect it (``Hub.end``)."""
+"""(Socket.IO sid, reason) → tell the socket why (``session:ended``) and disconnect it (``Delivery.end``)."""
 
 
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]

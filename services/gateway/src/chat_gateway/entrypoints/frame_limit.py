@@ -37,7 +37,7 @@ CLOSE_SECONDS: Final = 30.0
 """How long a long-polling session closed for a frame too large may wait for its client's next poll."""
 
 EndSocket = Callable[[str, str], Awaitable[None]]
-"""(Socket.IO sid, reason) → tell the socket why and disconnect it (``Hub.end``)."""
+"""(Socket.IO sid, reason) → tell the socket why and disconnect it (``Delivery.end``)."""
 
 
 class FrameLimit:

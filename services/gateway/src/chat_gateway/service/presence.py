@@ -40,7 +40,8 @@ TICK_SECONDS = 0.25
 
 
 class Sockets(Protocol):
-    """What presence and typing need from the socket side."""
+    """What presence and typing need of this instance's sockets (``service/delivery``): what it sees of a user,
+    and a way to a room's sockets."""
 
     def local_status(self, user_id: uuid.UUID) -> Status: ...
 
@@ -56,7 +57,14 @@ class Sockets(Protocol):
 
 
 class Presence:
-    def __init__(self, *, settings: GatewaySettings, bus: Bus, memberships: Memberships, sockets: Sockets) -> None:
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        bus: Bus,
+        memberships: Memberships,
+        sockets: Sockets,
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.memberships = memberships
@@ -81,7 +89,7 @@ class Presence:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._ticker = asyncio.create_task(self._tick_forever(), name="gateway-ephemeral")
+        self._ticker = asyncio.create_task(self._tick_forever(), name="gateway-presence")
 
     def listening(self) -> None:
         """This instance now reads chat.ephemeral: it may send its first heartbeat. The others answer a newcomer's

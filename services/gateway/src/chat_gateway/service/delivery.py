@@ -1,0 +1,223 @@
+"""What reaches the sockets from the bus: messages events fanned out to a room's sockets (encoded once), room
+events (memberships, ``room:added``/``room:invited``/``room:removed``, ``room:event``), and ended sessions.
+
+The frames are written by ``adapters/fanout`` (the only module that touches python-engineio's sockets).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+
+from chat_contracts import messages_events as mev
+from chat_contracts import rooms as rev
+from chat_contracts import users as uev
+from chat_contracts.base import Contract
+from chat_contracts.envelope import Envelope
+from chat_gateway.adapters import fanout
+from chat_gateway.adapters.socketio_packets import GuardedServer
+from chat_gateway.adapters.ws_frames import Frame, event_frame
+from chat_gateway.domain.membership import Memberships
+from chat_gateway.domain.presence import Status
+from chat_gateway.service.background import Background
+from chat_gateway.service.commands import Requests
+from chat_gateway.service.connections import Connections, room_channel, user_channel
+from chat_gateway.service.presence import Presence
+from chat_gateway.service.protocol import MESSAGE_EVENTS, MentionOut, MessageOut
+from chat_gateway.settings import GatewaySettings
+
+log = structlog.get_logger("chat.gateway")
+
+NAMESPACE = "/"
+LIVE_ROOM_EVENT_AGE = timedelta(seconds=60)
+"""Room events older than this are a replay of the topic, applied to memberships but not announced."""
+
+
+class Delivery:
+    def __init__(
+        self,
+        *,
+        sio: GuardedServer,
+        settings: GatewaySettings,
+        connections: Connections,
+        memberships: Memberships,
+        requests: Requests,
+        background: Background,
+    ) -> None:
+        self.sio = sio
+        self.settings = settings
+        self.connections = connections
+        self.memberships = memberships
+        self.requests = requests
+        self.background = background
+        self.presence: Presence | None = None
+        """Set once the presence relay exists (it broadcasts through this delivery)."""
+
+    def _presence(self) -> Presence:
+        if self.presence is None:
+            raise RuntimeError("Delivery.presence is set when the gateway is put together")
+        return self.presence
+
+    def local_status(self, user_id: uuid.UUID) -> Status:
+        """What this instance sees of the user (for presence)."""
+        return self.connections.local_status(user_id)
+
+    async def end(self, sid: str, reason: str) -> None:
+        """Tell the socket why (``session:ended``) and close it."""
+        self.connections.ending.add(sid)
+        await self.sio.emit("session:ended", {"reason": reason}, to=sid)
+        await self.sio.disconnect(sid)
+
+    # --- messages events --------------------------------------------------------------------------------------
+
+    async def on_message_events(self, envelopes: Sequence[Envelope]) -> None:
+        """A batch of messages events: every socket gets what is for it in one write (see ``fanout``)."""
+        for envelope in envelopes:
+            await self.on_message_event(envelope)
+
+    async def on_message_event(self, envelope: Envelope) -> None:
+        """Resolve a waiting ack, then fan the event out to the room (encoded once for every recipient)."""
+        self.requests.answered(envelope)
+        data = envelope.data
+        if isinstance(data, mev.MessageRejected):
+            return
+        name, payload, seq = client_event(data)
+        if name is None:
+            return
+        room = data.room_id  # type: ignore[attr-defined]
+        if isinstance(data, mev.ReadMarkerMoved | mev.DeliveryMarkerMoved) and self.memberships.blocked(room):
+            await self.sio.emit(name, payload, room=user_channel(data.user_id))  # their own devices only
+            return
+        await self.broadcast(name, payload, room, droppable=False, seq=seq, new=name == "message:new")
+
+    async def broadcast(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        room_id: uuid.UUID,
+        *,
+        droppable: bool,
+        skip_user: uuid.UUID | None = None,
+        seq: int = 0,
+        new: bool = False,
+    ) -> None:
+        """Emit to a room's sockets, encoded once. A socket replaying the room gets room events queued behind
+        the replay. A socket whose backlog is over the soft limit misses droppable events (typing, presence);
+        over the hard limit, a room event ends it with ``slow_consumer`` instead of growing its buffer. A ``new``
+        message goes only to sockets that have not been sent its seq (a resent client_msg_id re-announces its
+        message to answer the sender, and a gateway that restarted cannot know what its sockets replayed)."""
+        eio = self.sio.eio
+        frame: Frame | None = None
+        lagging: list[str] = []
+        limit = self.settings.buffer_soft_limit_bytes if droppable else self.settings.buffer_hard_limit_bytes
+        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
+            connection = self.connections.get(sid)
+            socket = fanout.socket_of(eio, eio_sid)
+            if connection is None or socket is None or sid in self.connections.ending:
+                continue
+            if skip_user is not None and connection.user.sub == skip_user:
+                continue
+            if not droppable and room_id in connection.replaying:
+                connection.replaying[room_id].append((seq, event, payload))
+                continue
+            if new and connection.delivered.get(room_id, 0) >= seq:
+                continue
+            if self.backlog(eio_sid) >= limit:
+                if not droppable:
+                    lagging.append(sid)
+                continue
+            if new:
+                connection.delivered[room_id] = seq
+            if frame is None:
+                frame = event_frame(event, orjson.dumps(payload))
+            # The same frame for every recipient, written to its connection without a task per recipient (as
+            # python-socketio's room emit would make) or per socket (as python-engineio's writer is).
+            socket.send_frame(frame)
+        for sid in lagging:
+            log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
+            self.connections.ending.add(sid)
+            self.background.spawn(self.end(sid, "slow_consumer"))
+
+    def backlog(self, eio_sid: str) -> int:
+        """Bytes written to a socket and not yet sent to it."""
+        socket = fanout.socket_of(self.sio.eio, eio_sid)
+        return socket.backlog() if socket is not None else 0
+
+    # --- room and user events ---------------------------------------------------------------------------------
+
+    async def on_room_event(self, envelope: Envelope) -> None:
+        data = envelope.data
+        presence = self._presence()
+        for room, user in self.memberships.apply(data):
+            presence.member_left(room, user)
+            for connection in self.connections.of_user(user):
+                if room not in connection.rooms:
+                    continue
+                connection.leave(room)
+                await self.sio.leave_room(connection.sid, room_channel(room))
+                await self.sio.emit("room:removed", {"room_id": str(room)}, to=connection.sid)
+        if isinstance(data, rev.MemberJoined) and self.memberships.role(data.room_id, data.user_id) is not None:
+            await presence.member_joined(data.room_id, data.user_id)
+        if isinstance(data, rev.RoomBlocked):
+            await presence.room_closed(data.room_id)
+        happened = getattr(data, "occurred_at", None) or envelope.occurred_at
+        if datetime.now(UTC) - happened > LIVE_ROOM_EVENT_AGE:
+            return  # replayed history (a new instance reading the topic from the start): not news to anyone
+        room_id = getattr(data, "room_id", None)
+        if not isinstance(room_id, uuid.UUID):
+            return
+        if isinstance(data, rev.MemberJoined):
+            added = {"room_id": str(room_id), "role": data.role, "by": str(data.by) if data.by else None}
+            await self.sio.emit("room:added", added, room=user_channel(data.user_id))
+        elif isinstance(data, rev.MemberInvited):
+            invited = {"room_id": str(room_id), "by": str(data.by)}
+            await self.sio.emit("room:invited", invited, room=user_channel(data.user_id))
+        await self.broadcast("room:event", data.model_dump(mode="json"), room_id, droppable=False)
+
+    async def on_user_event(self, envelope: Envelope) -> None:
+        data = envelope.data
+        if isinstance(data, uev.UserSessionsRevoked | uev.UserDeleted):
+            sessions = set(data.session_ids or ()) if isinstance(data, uev.UserSessionsRevoked) else set()
+            reason = getattr(data, "reason", "account_deleted")
+            for connection in self.connections.of_user(data.user_id):
+                if not sessions or connection.user.sid in sessions:
+                    await self.end(connection.sid, reason)
+
+
+def client_event(data: Contract) -> tuple[str | None, dict[str, Any], int]:
+    """The socket event for a messages event: its name, payload and seq (0 for markers' ordering purposes)."""
+    kind = getattr(data, "type", "")
+    if isinstance(data, mev.MessageCreated):
+        return "message:new", new_message(data), data.seq
+    payload = data.model_dump(mode="json", exclude={"request_id", "type"})
+    seq = int(payload.get("seq") or payload.get("up_to_seq") or 0)
+    names = {v: k for k, v in MESSAGE_EVENTS.items()}
+    return names.get(kind), payload, seq
+
+
+def new_message(data: mev.MessageCreated) -> dict[str, Any]:
+    """A new message in the shape of a history page item, so live and replayed ones match."""
+    message = MessageOut(
+        id=data.message_id,
+        room_id=data.room_id,
+        seq=data.seq,
+        sender_id=data.sender_id,
+        client_msg_id=data.client_msg_id,
+        body=data.body,
+        created_at=data.created_at,
+        edited_at=None,
+        deleted=False,
+        deleted_by=None,
+        reply_to=data.reply_to,
+        attachment_ids=list(data.attachment_ids),
+        mentions=[MentionOut(user_id=m.user_id, username=m.username) for m in data.mentions.users],
+        mentions_room=data.mentions.room,
+        reactions=[],
+        version=1,
+    )
+    return message.model_dump(mode="json")
