@@ -116,6 +116,7 @@ export interface MentionOut {
   username: string;
 }
 
+/** A message as a history page item and ``message:new`` (live or replayed) carry it. */
 export interface MessageOut {
   id: string;
   room_id: string;

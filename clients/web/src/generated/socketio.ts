@@ -81,7 +81,7 @@ export interface MessageEdited {
   version: number;
 }
 
-/** A message as ``message:new`` carries it, live or replayed: the same shape as a history page item. */
+/** A message as a history page item and ``message:new`` (live or replayed) carry it. */
 export interface MessageNew {
   id: string;
   room_id: string;
@@ -97,7 +97,7 @@ export interface MessageNew {
   attachment_ids: string[];
   mentions: MentionOut[];
   mentions_room: boolean;
-  reactions: ReactionOut[];
+  reactions: Reaction[];
   version: number;
 }
 
@@ -177,7 +177,7 @@ export type PresenceSetAck = {
   seen_as: "online" | "away";
 } | ErrorAck;
 
-export interface ReactionOut {
+export interface Reaction {
   emoji: string;
   count: number;
   user_ids: string[];

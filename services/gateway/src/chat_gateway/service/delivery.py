@@ -19,6 +19,7 @@ from chat_contracts import rooms as rev
 from chat_contracts import users as uev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
+from chat_contracts.messages_out import MentionOut, MessageOut
 from chat_gateway.adapters import fanout
 from chat_gateway.adapters.socketio_packets import GuardedServer
 from chat_gateway.adapters.ws_frames import Frame, event_frame
@@ -28,7 +29,7 @@ from chat_gateway.service.background import Background
 from chat_gateway.service.commands import Requests
 from chat_gateway.service.connections import Connections, room_channel, user_channel
 from chat_gateway.service.presence import Presence
-from chat_gateway.service.protocol import MESSAGE_EVENTS, MentionOut, MessageOut
+from chat_gateway.service.protocol import MESSAGE_EVENTS
 from chat_gateway.settings import GatewaySettings
 
 log = structlog.get_logger("chat.gateway")

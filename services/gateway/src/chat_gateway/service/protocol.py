@@ -23,6 +23,7 @@ from chat_contracts.fields import (
     MessageId,
     RoomId,
 )
+from chat_contracts.messages_out import MessageOut
 
 Ack = dict[str, Any]
 
@@ -217,39 +218,6 @@ class PresenceOut(_Out):
 class PresenceChangesOut(_Out):
     room_id: uuid.UUID
     changes: list[PresenceEntry]
-
-
-class MentionOut(_Out):
-    user_id: uuid.UUID
-    username: str
-
-
-class ReactionOut(_Out):
-    emoji: str
-    count: int
-    user_ids: list[uuid.UUID]
-
-
-class MessageOut(_Out):
-    """A message as ``message:new`` carries it, live or replayed: the same shape as a history page item."""
-
-    id: uuid.UUID
-    room_id: uuid.UUID
-    seq: int
-    sender_id: uuid.UUID
-    client_msg_id: str
-    body: str
-    """Plain text: render it as text, never as HTML; empty when deleted."""
-    created_at: datetime
-    edited_at: datetime | None
-    deleted: bool
-    deleted_by: uuid.UUID | None
-    reply_to: uuid.UUID | None
-    attachment_ids: list[uuid.UUID]
-    mentions: list[MentionOut]
-    mentions_room: bool
-    reactions: list[ReactionOut]
-    version: int
 
 
 class RoomAddedOut(_Out):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_contracts.messages_out import MentionOut, MessageOut, Reaction
 from chat_messages.domain.activity import Activity, ActivityKind
 from chat_messages.domain.errors import MessagesError
 from chat_messages.domain.model import Message
@@ -33,36 +34,6 @@ _DESCRIBED = {
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return problem_responses({s: _DESCRIBED[s] for s in statuses})
-
-
-class Reaction(BaseModel):
-    emoji: str
-    count: int
-    user_ids: list[uuid.UUID]
-
-
-class MentionOut(BaseModel):
-    user_id: uuid.UUID
-    username: str
-
-
-class MessageOut(BaseModel):
-    id: uuid.UUID
-    room_id: uuid.UUID
-    seq: int
-    sender_id: uuid.UUID
-    client_msg_id: str
-    body: str = Field(description="plain text: render it as text, never as HTML; empty when deleted")
-    created_at: datetime
-    edited_at: datetime | None
-    deleted: bool
-    deleted_by: uuid.UUID | None
-    reply_to: uuid.UUID | None
-    attachment_ids: list[uuid.UUID]
-    mentions: list[MentionOut]
-    mentions_room: bool
-    reactions: list[Reaction]
-    version: int = Field(description="grows with each edit, deletion or reaction change")
 
 
 class MessagePage(BaseModel):
