@@ -106,7 +106,7 @@ export interface MessageReact {
   room_id: string;
   message_id: string;
   emoji: string;
-  action: string;
+  action: "add" | "remove";
 }
 
 /** `message:react ack`: The answer to message:react: success, or ErrorAck with a code */

@@ -119,6 +119,10 @@ SeqMarker = Annotated[int, Field(ge=0)]
 Version = Annotated[int, Field(ge=1)]
 """A per-entity counter that only grows; consumers ignore an event whose version is not above theirs."""
 
+MAX_TOKEN_CHARS: Final = 8192
+Token = Annotated[str, StringConstraints(min_length=10, max_length=MAX_TOKEN_CHARS)]
+"""An access or refresh token as a client hands it over (what it says is the verifier's business)."""
+
 
 class Part(BaseModel):
     """A nested value inside a contract: as strict and immutable as the contract itself."""

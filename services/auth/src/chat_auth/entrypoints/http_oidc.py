@@ -11,10 +11,11 @@ from pydantic import Field
 
 from chat_auth.entrypoints.deps import ClientDep, bind_context
 from chat_auth.entrypoints.responses import problems, signed_in, signed_in_or_challenge
-from chat_auth.entrypoints.schemas import Body, MfaRequired, Password, TokenField, TokenResponse
+from chat_auth.entrypoints.schemas import Body, MfaRequired, Password, TokenResponse
 from chat_auth.service import oidc
 from chat_auth.service.context import AuthContext
 from chat_auth.service.sessions import SecondFactorRequired, SignedIn
+from chat_contracts.fields import Token
 
 BROWSER_COOKIE = "chat_oidc_browser"
 """Binds a sign-in attempt to the browser that started it. SameSite=Lax: the provider's redirect back to the
@@ -24,7 +25,7 @@ QueryValue = Annotated[str | None, Query(max_length=2048)]
 
 
 class OidcExchangeRequest(Body):
-    one_time_code: TokenField
+    one_time_code: Token
     code_verifier: Annotated[
         str,
         Field(
@@ -37,7 +38,7 @@ class OidcExchangeRequest(Body):
 
 
 class OidcLinkRequest(Body):
-    link_token: TokenField
+    link_token: Token
     password: Password
 
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field, model_validator
 from chat_auth.domain.errors import AuthError
 from chat_auth.entrypoints.deps import ClientDep, CurrentUser, bind_context
 from chat_auth.entrypoints.responses import problems, signed_in
-from chat_auth.entrypoints.schemas import Body, Code, Password, TokenField, TokenResponse
+from chat_auth.entrypoints.schemas import Body, Code, Password, TokenResponse
 from chat_auth.service import totp
 from chat_auth.service.context import AuthContext
+from chat_contracts.fields import Token
 
 # The cookie /login sets (entrypoints/http.py). Not imported from there: http.py includes this router, and the
 # import would go in a circle.
@@ -36,7 +37,7 @@ class TotpDisable(Body):
 
 
 class TotpLogin(Body):
-    mfa_token: TokenField
+    mfa_token: Token
     code: Code | None = None
     recovery_code: RecoveryCode | None = None
 

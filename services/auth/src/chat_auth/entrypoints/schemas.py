@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_contracts.fields import Token
+
 Password = Annotated[str, Field(min_length=1, max_length=1024, examples=["correct horse battery staple"])]
 EmailAddress = Annotated[str, Field(min_length=3, max_length=254, examples=["ada@example.com"])]
 UsernameField = Annotated[str, Field(min_length=1, max_length=64, examples=["ada"])]
 Code = Annotated[str, Field(min_length=6, max_length=12, pattern=r"^\s*\d{6}\s*$", examples=["123456"])]
-TokenField = Annotated[str, Field(min_length=10, max_length=8192)]
 
 
 class Body(BaseModel):
@@ -46,7 +47,7 @@ class LoginRequest(Body):
 
 
 class RefreshRequest(Body):
-    refresh_token: TokenField | None = Field(
+    refresh_token: Token | None = Field(
         default=None,
         description="The refresh token; web clients omit it and send the httpOnly cookie instead.",
     )
@@ -113,7 +114,7 @@ class ResetTokenResponse(BaseModel):
 
 
 class PasswordReset(Body):
-    reset_token: TokenField
+    reset_token: Token
     new_password: Password
 
 

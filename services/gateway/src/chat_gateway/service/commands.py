@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import structlog
 
@@ -60,9 +60,8 @@ def _delete(p: Delete, user: uuid.UUID, request_id: str) -> Contract:
 
 
 def _react(p: React, user: uuid.UUID, request_id: str) -> Contract:
-    action: Literal["add", "remove"] = "add" if p.action == "add" else "remove"
     return cmd.ReactToMessage(
-        room_id=p.room_id, actor_id=user, message_id=p.message_id, emoji=p.emoji, action=action, request_id=request_id
+        room_id=p.room_id, actor_id=user, message_id=p.message_id, emoji=p.emoji, action=p.action, request_id=request_id
     )
 
 

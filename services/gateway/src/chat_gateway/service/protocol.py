@@ -22,6 +22,8 @@ from chat_contracts.fields import (
     Emoji,
     MessageId,
     RoomId,
+    SeqMarker,
+    Token,
 )
 from chat_contracts.messages_out import MessageOut
 
@@ -45,7 +47,7 @@ class _In(BaseModel):
 
 class Subscribe(_In):
     room_id: RoomId
-    last_seq: int | None = Field(default=None, ge=0)
+    last_seq: SeqMarker | None = None
 
 
 class SubscribeMany(_In):
@@ -85,12 +87,12 @@ class React(_In):
     room_id: RoomId
     message_id: MessageId
     emoji: Emoji
-    action: str = Field(pattern=r"^(add|remove)$")
+    action: Literal["add", "remove"]
 
 
 class Marker(_In):
     room_id: RoomId
-    seq: int = Field(ge=0)
+    seq: SeqMarker
 
 
 class Typing(_In):
@@ -102,7 +104,7 @@ class SetPresence(_In):
 
 
 class Refresh(_In):
-    token: str = Field(min_length=16, max_length=8192)
+    token: Token
 
 
 # --- what the gateway sends: acks and server events (documented in docs/asyncapi/socketio.json) -----------------
