@@ -93,6 +93,7 @@ def test_each_module_is_built_after_the_modules_it_uses_in_process() -> None:
     assert order[-1] == "gateway"
     assert set(order) == {"auth", "rooms", "messages", "gateway"}
     assert build_order(("gateway", "rooms")) == ["rooms", "gateway"]
+    assert build_order(services_for("all")) == ["auth", "rooms", "messages", "gateway"]
     assert build_order(("gateway",)) == ["gateway"]
 
 
