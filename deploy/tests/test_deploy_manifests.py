@@ -189,14 +189,18 @@ def test_the_uv_image_is_the_version_the_makefile_pins() -> None:
     assert f"ghcr.io/astral-sh/uv:{pinned[1]}" in _external_images(_dockerfile_stages())
 
 
-def test_the_python_environment_is_built_from_the_lock_without_dev_tools() -> None:
-    build = _dockerfile_stages()["build"]
-    syncs = [args for args in build.all("RUN") if "uv sync" in args]
-    assert syncs
-    for args in syncs:
-        for flag in ("--locked", "--no-dev", "--package chat-app"):
-            assert flag in args, f"{flag} missing from: {args}"
-    assert "--no-editable" in syncs[-1], "the runtime image must not need the source tree"
+def test_each_image_gets_its_own_environment_from_the_lock_without_dev_tools() -> None:
+    stages = _dockerfile_stages()
+    for image, extra in (*((service, service) for service in SERVICES), ("tools", "all")):
+        copies = [args for stage in _inherited(stages, image) for args in stage.all("COPY") if "/app/.venv" in args]
+        assert copies == [f"--from=env-{extra} /app/.venv /app/.venv"], f"{image}: {copies}"
+        syncs = [args for args in stages[f"env-{extra}"].all("RUN") if "uv sync" in args]
+        assert syncs
+        for args in syncs:
+            for flag in ("--locked", "--no-dev", "--package chat-app", f"--extra {extra}"):
+                assert flag in args, f"{flag} missing from: {args}"
+            assert "embedded" not in args, "chat-localinfra (chat up's servers) is for development only"
+        assert "--no-editable" in syncs[-1], "the runtime image must not need the source tree"
 
 
 def test_every_path_the_dockerfile_copies_from_the_context_exists() -> None:

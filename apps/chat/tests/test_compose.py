@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from chat_app import compose
 from chat_app.cli import main
-from chat_app.compose import LauncherError, build, make_bus, services_for
+from chat_app.compose import MODULES, LauncherError, build, build_order, make_bus, services_for
 from chat_runtime.bus.inprocess import InProcessBus
 from chat_runtime.bus.kafka import KafkaBus
 from chat_runtime.settings import ChatSettings, load_settings
@@ -82,3 +85,48 @@ def test_a_gateway_alone_asks_over_http_and_loads_no_other_service() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_each_module_is_built_after_the_modules_it_uses_in_process() -> None:
+    order = build_order(("gateway", "messages", "rooms", "auth"))
+    assert order[0] == "auth"
+    assert order[-1] == "gateway"
+    assert set(order) == {"auth", "rooms", "messages", "gateway"}
+    assert build_order(("gateway", "rooms")) == ["rooms", "gateway"]
+    assert build_order(services_for("all")) == ["auth", "rooms", "messages", "gateway"]
+    assert build_order(("gateway",)) == ["gateway"]
+
+
+def test_every_module_uses_only_modules_the_table_declares() -> None:
+    for spec in MODULES.values():
+        assert set(spec.uses) <= set(MODULES)
+
+
+def test_settings_the_launcher_gives_reach_the_service_and_the_environment_is_left_alone() -> None:
+    from chat_messages.bootstrap import MessagesModule
+
+    environment = dict(os.environ)
+    url = "mongodb://127.0.0.1:1/?directConnection=true"
+    app = build("all", load_settings(ChatSettings, bus="inprocess"), given={"messages": {"mongo_url": url}})
+    (messages,) = [m for m in app.state.modules if isinstance(m, MessagesModule)]
+    assert messages.settings.mongo_url == url
+    assert dict(os.environ) == environment
+
+
+def test_a_service_this_installation_lacks_is_refused_with_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compose, "find_spec", lambda name: None)
+    with pytest.raises(LauncherError, match=re.escape("install chat-app[auth]")):
+        build("auth", load_settings(ChatSettings, bus="kafka"))
+
+
+def test_chat_up_without_the_development_servers_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delitem(sys.modules, "chat_app.embedded", raising=False)
+    monkeypatch.setitem(sys.modules, "chat_localinfra", None)
+    assert main(["up"]) == 2
+    err = capsys.readouterr().err
+    assert "chat-app[embedded]" in err
+    assert "--external" in err

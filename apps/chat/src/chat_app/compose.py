@@ -6,9 +6,12 @@ service's password hashing, SQLAlchemy or Alembic, which roughly halves a single
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -76,68 +79,96 @@ def dev_mailbox_enabled(target: Target, settings: ChatSettings) -> bool:
     return settings.mode == "dev" and "auth" in services_for(target)
 
 
-def build_modules(
-    target: Target, bus: Bus, registry: CollectorRegistry, *, mailbox: DevMailbox | None = None
-) -> list[ServiceModule]:
-    """Bootstrap each service of ``target`` with its own validated settings; auth's email goes to ``mailbox``
-    too when one is given and auth runs in dev mode."""
-    modules: list[ServiceModule] = []
-    auth: AuthModule | None = None
-    rooms: RoomsModule | None = None
-    messages: MessagesModule | None = None
-    for service in services_for(target):
-        if service == "auth":
-            from chat_auth.adapters.email import SmtpMailer
-            from chat_auth.bootstrap import bootstrap as bootstrap_auth
-            from chat_auth.settings import AuthSettings
+ServiceSettings = Mapping[str, Mapping[str, Any]]
+"""Settings a launcher gives services beyond their environment, by service then field (``chat up``'s database
+URLs). The environment is never written: these go to the service's settings class as arguments."""
 
-            auth_settings = load_settings(AuthSettings)
-            mailer: DevMailer | None = None
-            if mailbox is not None and auth_settings.mode == "dev":
-                relay = SmtpMailer(auth_settings) if auth_settings.email_transport == "smtp" else None
-                mailer = DevMailer(mailbox, relay=relay)
-            auth = bootstrap_auth(auth_settings, bus=bus, registry=registry, mailer=mailer)
-            modules.append(auth)
-        elif service == "rooms":
-            from chat_rooms.bootstrap import bootstrap as bootstrap_rooms
-            from chat_rooms.settings import RoomsSettings
+S = TypeVar("S", bound=ChatSettings)
 
-            rooms = bootstrap_rooms(
-                load_settings(RoomsSettings),
-                bus=bus,
-                registry=registry,
-                jwks=_local_jwks(auth),
-                follower=_follower(bus, auth),
-            )
-            modules.append(rooms)
-        elif service == "messages":
-            from chat_messages.bootstrap import bootstrap as bootstrap_messages
-            from chat_messages.settings import MessagesSettings
 
-            messages = bootstrap_messages(
-                load_settings(MessagesSettings), bus=bus, jwks=_local_jwks(auth), follower=_follower(bus, auth)
-            )
-            modules.append(messages)
-        elif service == "gateway":
-            from chat_gateway.bootstrap import bootstrap as bootstrap_gateway
-            from chat_gateway.settings import GatewaySettings
+@dataclass
+class Wiring:
+    """What building one module gets: the process's bus and metrics, the launcher's settings for the service, and
+    the modules already built in this process, which it may use in-process instead of over HTTP."""
 
-            history, rooms_answers = _in_process_answers(rooms, messages)
-            try:
-                # The services in this process are asked in-process; the others over HTTP (and proxied).
-                gateway = bootstrap_gateway(
-                    load_settings(GatewaySettings),
-                    bus=bus,
-                    jwks=_local_jwks(auth),
-                    history=history,
-                    rooms=rooms_answers,
-                    proxied=proxied_by(target),
-                    follower=_follower(bus, auth),
-                )
-            except ValueError as exc:
-                raise LauncherError(f"invalid gateway settings: {exc}") from exc
-            modules.append(gateway)
-    return modules
+    target: Target
+    bus: Bus
+    registry: CollectorRegistry
+    mailbox: DevMailbox | None
+    given: ServiceSettings
+    built: dict[Target, ServiceModule] = field(default_factory=dict)
+
+    def settings(self, cls: type[S]) -> S:
+        """``cls`` validated from the environment, with what the launcher gives its service on top."""
+        return load_settings(cls, **self.given.get(cls.SERVICE, {}))
+
+    @property
+    def auth(self) -> AuthModule | None:
+        return cast("AuthModule | None", self.built.get("auth"))
+
+    @property
+    def rooms(self) -> RoomsModule | None:
+        return cast("RoomsModule | None", self.built.get("rooms"))
+
+    @property
+    def messages(self) -> MessagesModule | None:
+        return cast("MessagesModule | None", self.built.get("messages"))
+
+    def local_jwks(self) -> JwksSource | None:
+        """With auth in this process, its keys read directly instead of over HTTP; None means over HTTP."""
+        auth = self.auth
+        if auth is None:
+            return None
+        from chat_auth.service import keys as auth_keys
+
+        context = auth.context
+
+        async def keys() -> Mapping[str, Any]:
+            return await auth_keys.published_keys(context)
+
+        return CallableJwksSource(keys)
+
+    def follower(self) -> TopicFollower:
+        """How verifiers read ``chat.users.events`` back: on Kafka by time; on the in-process bus, which forgets,
+        the past comes from the auth module's outbox (decisions/0004)."""
+        auth = self.auth
+        return follower_for(self.bus, history=auth.published_since if auth is not None else None)
+
+
+def _build_auth(wiring: Wiring) -> ServiceModule:
+    """auth; in dev mode with a mailbox, its emails are kept for the mailbox page too."""
+    from chat_auth.adapters.email import SmtpMailer
+    from chat_auth.bootstrap import bootstrap
+    from chat_auth.settings import AuthSettings
+
+    settings = wiring.settings(AuthSettings)
+    mailer: DevMailer | None = None
+    if wiring.mailbox is not None and settings.mode == "dev":
+        relay = SmtpMailer(settings) if settings.email_transport == "smtp" else None
+        mailer = DevMailer(wiring.mailbox, relay=relay)
+    return bootstrap(settings, bus=wiring.bus, registry=wiring.registry, mailer=mailer)
+
+
+def _build_rooms(wiring: Wiring) -> ServiceModule:
+    from chat_rooms.bootstrap import bootstrap
+    from chat_rooms.settings import RoomsSettings
+
+    return bootstrap(
+        wiring.settings(RoomsSettings),
+        bus=wiring.bus,
+        registry=wiring.registry,
+        jwks=wiring.local_jwks(),
+        follower=wiring.follower(),
+    )
+
+
+def _build_messages(wiring: Wiring) -> ServiceModule:
+    from chat_messages.bootstrap import bootstrap
+    from chat_messages.settings import MessagesSettings
+
+    return bootstrap(
+        wiring.settings(MessagesSettings), bus=wiring.bus, jwks=wiring.local_jwks(), follower=wiring.follower()
+    )
 
 
 def _in_process_answers(
@@ -154,6 +185,80 @@ def _in_process_answers(
     )
 
 
+def _build_gateway(wiring: Wiring) -> ServiceModule:
+    """The gateway; the services in this process answer it in-process, the others over HTTP (and proxied)."""
+    from chat_gateway.bootstrap import bootstrap
+    from chat_gateway.settings import GatewaySettings
+
+    history, rooms = _in_process_answers(wiring.rooms, wiring.messages)
+    try:
+        return bootstrap(
+            wiring.settings(GatewaySettings),
+            bus=wiring.bus,
+            jwks=wiring.local_jwks(),
+            history=history,
+            rooms=rooms,
+            proxied=proxied_by(wiring.target),
+            follower=wiring.follower(),
+        )
+    except ValueError as exc:
+        raise LauncherError(f"invalid gateway settings: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """How to build one service's module, and the modules it uses in-process when they run in the same process
+    (built first, so it finds them); without them it asks their services over HTTP."""
+
+    build: Callable[[Wiring], ServiceModule]
+    uses: tuple[Target, ...] = ()
+
+
+MODULES: Mapping[Target, ModuleSpec] = {
+    "auth": ModuleSpec(_build_auth),
+    # auth's signing keys (JWKS) and its outbox's past session endings
+    "rooms": ModuleSpec(_build_rooms, uses=("auth",)),
+    "messages": ModuleSpec(_build_messages, uses=("auth",)),
+    # plus history from messages and membership from rooms
+    "gateway": ModuleSpec(_build_gateway, uses=("auth", "rooms", "messages")),
+}
+
+
+def build_order(services: Sequence[Target]) -> list[Target]:
+    """``services`` with each after the modules it uses among them (``MODULES``); a cycle raises CycleError."""
+    graph = {service: [used for used in MODULES[service].uses if used in services] for service in services}
+    return list(TopologicalSorter(graph).static_order())
+
+
+def require_installed(services: Sequence[str]) -> None:
+    """Refuse, naming the extra to install, to run a service whose package this installation lacks (an image
+    carries only its own service: deploy/docker/Dockerfile)."""
+    for service in services:
+        if find_spec(f"chat_{service}") is None:
+            raise LauncherError(
+                f"the {service} service is not installed here: install chat-app[{service}] (or chat-app[all])"
+            )
+
+
+def build_modules(
+    target: Target,
+    bus: Bus,
+    registry: CollectorRegistry,
+    *,
+    mailbox: DevMailbox | None = None,
+    given: ServiceSettings | None = None,
+) -> list[ServiceModule]:
+    """Bootstrap each service of ``target`` with its own validated settings (``given`` on top of the
+    environment), in ``build_order``; auth's email goes to ``mailbox`` too when one is given and auth runs in dev
+    mode."""
+    services = services_for(target)
+    require_installed(services)
+    wiring = Wiring(target=target, bus=bus, registry=registry, mailbox=mailbox, given=given or {})
+    for service in build_order(services):
+        wiring.built[service] = MODULES[service].build(wiring)
+    return list(wiring.built.values())
+
+
 def proxied_by(target: Target) -> tuple[str, ...]:
     """The services whose ``/api/<service>/…`` the gateway of ``target`` forwards: those in other processes."""
     from chat_gateway.bootstrap import PROXIABLE
@@ -162,32 +267,12 @@ def proxied_by(target: Target) -> tuple[str, ...]:
     return tuple(service for service in PROXIABLE if service not in here) if "gateway" in here else ()
 
 
-def _local_jwks(auth: AuthModule | None) -> JwksSource | None:
-    """With auth in the same process, read its keys directly instead of over HTTP; None means over HTTP."""
-    if auth is None:
-        return None
-    from chat_auth.service import keys as auth_keys
-
-    context = auth.context
-
-    async def keys() -> Mapping[str, Any]:
-        return await auth_keys.published_keys(context)
-
-    return CallableJwksSource(keys)
-
-
-def _follower(bus: Bus, auth: AuthModule | None) -> TopicFollower:
-    """How verifiers read ``chat.users.events`` back: on Kafka by time; on the in-process bus, which forgets, the
-    past comes from the auth module's outbox (decisions/0004)."""
-    return follower_for(bus, history=auth.published_since if auth is not None else None)
-
-
-def build(target: Target, settings: ChatSettings) -> FastAPI:
+def build(target: Target, settings: ChatSettings, *, given: ServiceSettings | None = None) -> FastAPI:
     """The HTTP app for ``target`` (its routes, health and lifespan)."""
     registry = CollectorRegistry()
     bus = make_bus(settings, target, registry)
     mailbox = DevMailbox() if dev_mailbox_enabled(target, settings) else None
-    modules = build_modules(target, bus, registry, mailbox=mailbox)
+    modules = build_modules(target, bus, registry, mailbox=mailbox, given=given)
     app = build_app(modules, bus=bus, registry=registry, title=f"chat ({target})")
     if mailbox is not None:
         app.include_router(mailbox_router(mailbox))
@@ -195,9 +280,9 @@ def build(target: Target, settings: ChatSettings) -> FastAPI:
     return app
 
 
-def build_asgi(target: Target, settings: ChatSettings) -> Any:
+def build_asgi(target: Target, settings: ChatSettings, *, given: ServiceSettings | None = None) -> Any:
     """What uvicorn serves: the HTTP app, with Socket.IO in front when the gateway is part of ``target``."""
-    app = build(target, settings)
+    app = build(target, settings, given=given)
     if "gateway" in services_for(target):
         from chat_gateway.bootstrap import GatewayModule
 
@@ -215,6 +300,7 @@ async def create_topics(settings: ChatSettings) -> list[str]:
 @asynccontextmanager
 async def _auth_context() -> AsyncIterator[AuthContext]:
     """The auth service's use-case context on its database, for operator commands (works while it runs)."""
+    require_installed(("auth",))
     from chat_auth.adapters.email import ConsoleMailer
     from chat_auth.adapters.postgres.store import PostgresAuthStore
     from chat_auth.bootstrap import build_context

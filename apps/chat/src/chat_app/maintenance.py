@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from chat_app.compose import require_installed
 from chat_runtime.settings import load_settings
 
 Store = Literal["auth", "rooms", "messages"]
@@ -17,6 +18,7 @@ STORES: tuple[Store, ...] = ("auth", "rooms", "messages")
 
 
 async def migrate(stores: Sequence[Store], progress: Callable[[str], None]) -> None:
+    require_installed(stores)
     for store in stores:
         if store == "auth":
             from chat_auth.adapters.postgres import MIGRATIONS as AUTH_MIGRATIONS

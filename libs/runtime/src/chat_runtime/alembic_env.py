@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import MetaData, engine_from_config, pool
+from chat_runtime.extras import missing_extra
+
+try:
+    from alembic import context
+    from sqlalchemy import MetaData, engine_from_config, pool
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 
 def run(target_metadata: MetaData | None = None) -> None:

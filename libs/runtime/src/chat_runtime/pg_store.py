@@ -7,14 +7,18 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
-import psycopg.errors
-from sqlalchemy import ColumnElement, Executable, Select, Table
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from chat_contracts.envelope import Envelope
 from chat_runtime import pg_throttle
+from chat_runtime.extras import missing_extra
 from chat_runtime.outbox import enqueue
+
+try:
+    import psycopg.errors
+    from sqlalchemy import ColumnElement, Executable, Select, Table
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 _T = TypeVar("_T")
 TxT = TypeVar("TxT", bound="PgTx")

@@ -6,25 +6,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    ColumnElement,
-    DateTime,
-    Dialect,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    TypeDecorator,
-    delete,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects.postgresql import insert as upsert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from chat_runtime.extras import missing_extra
+
+try:
+    from sqlalchemy import (
+        CheckConstraint,
+        Column,
+        ColumnElement,
+        DateTime,
+        Dialect,
+        Index,
+        Integer,
+        MetaData,
+        PrimaryKeyConstraint,
+        String,
+        Table,
+        TypeDecorator,
+        delete,
+        select,
+        tuple_,
+    )
+    from sqlalchemy.dialects.postgresql import insert as upsert
+    from sqlalchemy.ext.asyncio import AsyncConnection
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 KEEP_FOR: Final = timedelta(days=1)
 """Throttle windows (and other housekeeping rows) are deleted this long after they stop mattering."""

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import psycopg
-from alembic import command
-from alembic.config import Config
-from psycopg import sql
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from chat_runtime.extras import missing_extra
+
+try:
+    import psycopg
+    from alembic import command
+    from alembic.config import Config
+    from psycopg import sql
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 
 def async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

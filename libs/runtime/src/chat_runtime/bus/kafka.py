@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError
 
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode, headers_from
@@ -30,7 +27,15 @@ from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import BatchHandler, Handler, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
+from chat_runtime.extras import missing_extra
 from chat_runtime.logging import current_correlation_id
+
+try:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import CommitFailedError, KafkaError
+except ImportError as missing:
+    raise missing_extra("kafka", __name__, missing) from missing
 
 log = structlog.get_logger("chat.bus.kafka")
 

@@ -14,14 +14,19 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import UnknownTopicOrPartitionError
 
 from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.follow import decoded
 from chat_runtime.bus.kafka import KafkaConfig
 from chat_runtime.bus.port import Handler
+from chat_runtime.extras import missing_extra
+
+try:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import UnknownTopicOrPartitionError
+except ImportError as missing:
+    raise missing_extra("kafka", __name__, missing) from missing
 
 log = structlog.get_logger("chat.bus.follow")
 

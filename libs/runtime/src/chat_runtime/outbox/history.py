@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from chat_contracts.envelope import Record
+from chat_runtime.extras import missing_extra
 from chat_runtime.outbox.store import OUTBOX, decode_headers
+
+try:
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncEngine
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 
 async def records_since(engine: AsyncEngine, *, topic: str, since: datetime) -> list[Record]:

@@ -27,15 +27,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-import psycopg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Row, bindparam, delete, extract, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chat_contracts.envelope import Record
 from chat_runtime.bus.port import Bus, RetryPolicy
+from chat_runtime.extras import missing_extra
 from chat_runtime.outbox.store import OUTBOX, decode_headers
+
+try:
+    import psycopg
+    from sqlalchemy import Row, bindparam, delete, extract, func, select, text, update
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 log = structlog.get_logger("chat.outbox")
 

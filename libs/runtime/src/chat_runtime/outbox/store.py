@@ -7,24 +7,28 @@ import binascii
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Identity,
-    Index,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    func,
-    insert,
-    text,
-)
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
 from chat_contracts.envelope import Envelope, encode
+from chat_runtime.extras import missing_extra
+
+try:
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        DateTime,
+        Identity,
+        Index,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        func,
+        insert,
+        text,
+    )
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 # Kafka brokers refuse records over ``message.max.bytes`` (about 1 MiB by default). A record that can never be
 # published would block its key in the outbox forever, so refuse it while the writer can still roll back.

@@ -3,13 +3,17 @@ its migration version."""
 
 from __future__ import annotations
 
-import psycopg
-from sqlalchemy import make_url, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.topics import TOPICS
+from chat_runtime.extras import missing_extra
 from chat_runtime.outbox import OUTBOX, decode_headers
+
+try:
+    import psycopg
+    from sqlalchemy import make_url, select
+    from sqlalchemy.ext.asyncio import AsyncEngine
+except ImportError as missing:
+    raise missing_extra("postgres", __name__, missing) from missing
 
 
 def libpq_url(url: str) -> str:
