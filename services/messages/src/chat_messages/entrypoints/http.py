@@ -3,9 +3,6 @@ receipts."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +18,7 @@ from chat_messages.domain.errors import MessagesError
 from chat_messages.domain.model import Message
 from chat_messages.service import reading, retention
 from chat_messages.service.context import MessagesContext, Reader
+from chat_runtime import cursors
 from chat_runtime.principal import bearer_token, verify_access
 from chat_runtime.problems import problem_responses
 
@@ -135,20 +133,14 @@ def message_out(message: Message) -> MessageOut:
 
 
 def _search_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """Where a search page starts: the last hit's (created_at, seq)."""
     if cursor is None:
         return None
     try:
-        when, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parsed = datetime.fromisoformat(when)
-        if parsed.tzinfo is None or not isinstance(seq, int):
-            raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        when, seq = cursors.decode(cursor, 2)
+        return cursors.instant(when), cursors.integer(seq)
+    except cursors.InvalidCursor:
         raise MessagesError("invalid_cursor", "The cursor is not one this API gave out.", status=422) from None
-    return parsed, seq
-
-
-def _encode(created_at: datetime, seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), seq]).encode()).rstrip(b"=").decode()
 
 
 _STATE_KEY = "chat_messages_context"
@@ -260,7 +252,9 @@ def build_router(ctx: MessagesContext) -> APIRouter:
             ctx, reader, query=q, room_id=room_id, before=_search_cursor(cursor), limit=limit + 1
         )
         page = found[:limit]
-        next_cursor = _encode(page[-1].created_at, page[-1].seq) if len(found) > limit and page else None
+        next_cursor = (
+            cursors.encode(page[-1].created_at.isoformat(), page[-1].seq) if len(found) > limit and page else None
+        )
         return MessagePage(items=[message_out(m) for m in page], next_cursor=next_cursor)
 
     @router.get(

@@ -1,48 +1,32 @@
-"""Opaque keyset-pagination cursors: base64url JSON of the last row's sort key."""
+"""The rooms API's cursors (``chat_runtime.cursors``): by name for the directory, by time for my rooms and members."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import datetime
 
 from chat_rooms.domain.errors import InvalidCursor
+from chat_runtime import cursors
+from chat_runtime.cursors import encode
 
-
-def encode(*parts: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).rstrip(b"=").decode()
-
-
-def _decode(cursor: str) -> list[str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidCursor() from None
-    if not isinstance(raw, list) or len(raw) != 2 or not all(isinstance(p, str) for p in raw):
-        raise InvalidCursor()
-    return raw
+__all__ = ["encode", "name_cursor", "time_cursor"]
 
 
 def name_cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
     if cursor is None:
         return None
-    name, room_id = _decode(cursor)
     try:
-        return name, uuid.UUID(room_id)
-    except ValueError:
+        name, room_id = cursors.decode(cursor, 2)
+        return cursors.text(name), cursors.identifier(room_id)
+    except cursors.InvalidCursor:
         raise InvalidCursor() from None
 
 
 def time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if cursor is None:
         return None
-    when, ident = _decode(cursor)
     try:
-        parsed = datetime.fromisoformat(when)
-        if parsed.tzinfo is None:
-            raise ValueError(when)
-        return parsed, uuid.UUID(ident)
-    except ValueError:
+        when, ident = cursors.decode(cursor, 2)
+        return cursors.instant(when), cursors.identifier(ident)
+    except cursors.InvalidCursor:
         raise InvalidCursor() from None
