@@ -23,7 +23,8 @@ socket per room). Sizes from the environment:
     BENCH_TP_RATES_1x50=25,50,100,200,300,400,500,600,800,1000,1200
     BENCH_TP_RATES_20x20=25,50,100,200,300,400,600,800,1000,1200
     BENCH_TP_SECONDS=8                    sending time per step
-    BENCH_TP_IDLE=200                     sequential messages for the idle latency (0: skip)
+    BENCH_TP_IDLE=200                     sequential messages for the idle latency, between two people in a
+                                          room of their own (0: skip)
     BENCH_TP_SETTLE_SECONDS=600           at most this long, after connecting, for every process to go quiet
                                           (a shared Kafka broker that other work keeps busy never does)
     BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
@@ -70,7 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOAD_SCRIPT = ROOT / "tests" / "js" / "load.mjs"
 PASSWORD = "correct horse battery staple 42"
 P99_LIMIT_MS = 100.0
-SHAPES: dict[str, tuple[int, int]] = {"1x50": (1, 50), "20x20": (20, 20)}
+SHAPES: dict[str, tuple[int, int]] = {"1x50": (1, 50), "20x20": (20, 20), "1x2": (1, 2)}
+"""rooms × members; ``1x2`` is the idle latency's: two people, one socket each, nobody else listening."""
 DEFAULT_RATES = {
     "1x50": "25,50,100,200,300,400,500,600,800,1000,1200",
     "20x20": "25,50,100,200,300,400,600,800,1000,1200",
@@ -122,7 +124,7 @@ class Sizes:
 
     @property
     def users(self) -> int:
-        return max(SHAPES[s][1] for s in self.shapes)
+        return max([SHAPES["1x2"][1], *(SHAPES[s][1] for s in self.shapes)])
 
 
 # --- the load generator ----------------------------------------------------------------------------------------
@@ -452,6 +454,22 @@ def _render(profiles: list[tuple[asyncio.subprocess.Process, Path]], title: str)
             out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
 
 
+async def run_idle(deployment: Deployment, load: Load, meter: Meter, tokens: list[str], sizes: Sizes) -> dict[str, Any]:
+    """The idle latency: two people in a room of their own, one socket each, one message at a time."""
+    opened = await load.call({"op": "connect", "seats": await seats_for(deployment, tokens, "1x2")})
+    if opened["failed"]:
+        raise RuntimeError(f"{opened['failed']} sockets failed to connect: {opened['errors']}")
+    await meter.settle(limit=sizes.settle)
+    idle: dict[str, Any] = await load.call({"op": "idle", "count": sizes.idle, "id": f"idle{secrets.token_hex(2)}"})
+    print(
+        f"  idle, 2 clients, one message at a time: send→receive p50 {idle['receive']['p50']} ms, "
+        f"p99 {idle['receive']['p99']} ms; ack p50 {idle['ack']['p50']} ms; send→stamped (gateway, bus, "
+        f"checks) p50 {idle['stamped']['p50']} ms, p99 {idle['stamped']['p99']} ms",
+        flush=True,
+    )
+    return idle
+
+
 async def run_shape(
     deployment: Deployment,
     load: Load,
@@ -470,15 +488,6 @@ async def run_shape(
     print(f"  {shape}: {opened['connected']} sockets connected and subscribed in {opened['seconds']:.1f} s", flush=True)
     settled = await meter.settle(limit=sizes.settle)
     result: dict[str, Any] = {"shape": shape, "sockets": opened["connected"], "settle_seconds": settled, "steps": []}
-    if sizes.idle and shape == sizes.shapes[0]:
-        idle = await load.call({"op": "idle", "count": sizes.idle, "id": f"idle{secrets.token_hex(2)}"})
-        result["idle"] = idle
-        print(
-            f"  idle, one message at a time: send→receive p50 {idle['receive']['p50']} ms, "
-            f"p99 {idle['receive']['p99']} ms; ack p50 {idle['ack']['p50']} ms; send→stamped (gateway, bus, "
-            f"checks) p50 {idle['stamped']['p50']} ms, p99 {idle['stamped']['p99']} ms",
-            flush=True,
-        )
     for rate in sizes.rates(shape):
         await meter.settle(share=0.1, calm=1, limit=30)
         commands_before = await store_commands(deployment.mongo_url)
@@ -581,13 +590,14 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
                     began = time.perf_counter()
                     tokens = await sign_up(deployment, sizes.users)
                     print(f"  {len(tokens)} users signed up in {time.perf_counter() - began:.1f} s", flush=True)
+                    idle = await run_idle(deployment, load, meter, tokens, sizes) if sizes.idle else None
                     shapes = [
                         await run_shape(deployment, load, meter, tokens, s, sizes, mode=mode, infra=infra_pids)
                         for s in sizes.shapes
                     ]
                 finally:
                     await load.close()
-            return {"mode": mode, "shapes": shapes}
+            return {"mode": mode, "idle": idle, "shapes": shapes}
         finally:
             controller.stop()
             await asyncio.to_thread(stop, "postgres,mongo", config=own)
@@ -596,6 +606,16 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
 def table(report: Mapping[str, Any]) -> str:
     lines = []
     for mode in report["modes"]:
+        idle = mode.get("idle")
+        if idle:
+            lines += [
+                f"### {mode['mode']}, idle (2 clients in a room of their own)",
+                "",
+                f"{idle['count']} messages one at a time: send → receive p50 {idle['receive']['p50']} ms, "
+                f"p99 {idle['receive']['p99']} ms; send → ack p50 {idle['ack']['p50']} ms, "
+                f"p99 {idle['ack']['p99']} ms; send → stamped p50 {idle['stamped']['p50']} ms.",
+                "",
+            ]
         for shape in mode["shapes"]:
             lines += [
                 f"### {mode['mode']}, {shape['shape']} ({shape['sockets']} sockets)",
@@ -620,14 +640,6 @@ def table(report: Mapping[str, Any]) -> str:
                 lines.append(
                     f"| {r['rate']} | " + " | ".join(str(r["cpu_ms_per_message"].get(n, "")) for n in names) + " |"
                 )
-            if "idle" in shape:
-                idle = shape["idle"]
-                lines += [
-                    "",
-                    f"Idle, {idle['count']} messages one at a time: send → receive p50 {idle['receive']['p50']} ms, "
-                    f"p99 {idle['receive']['p99']} ms; send → ack p50 {idle['ack']['p50']} ms, "
-                    f"p99 {idle['ack']['p99']} ms.",
-                ]
             lines += ["", f"Highest rate passing: {shape['highest_rate']} msg/s.", ""]
     return "\n".join(lines)
 
