@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from bson.binary import Binary, UuidRepresentation
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
 from chat_messages.adapters import mongo
@@ -24,12 +24,15 @@ from chat_messages.adapters.mongo_store import (
     MESSAGES_BY_TOKEN,
     SEARCH_SORT,
     MongoMessageStore,
+    count_pipeline,
     duplicate_key_fields,
     history_window,
     message_document,
     search_queries,
     to_us,
     unread_query,
+    unread_rest,
+    unread_window,
 )
 from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState
 from chat_messages.service.ports import MessageStore
@@ -488,6 +491,54 @@ async def test_search_and_unread_counts_can_be_answered_by_indexes(
         # queries run in about a millisecond on a small room in a 50,000-message collection.
         assert planned_search == ["COLLSCAN"]
         assert planned_unread == ["COLLSCAN"]
+
+
+async def test_unread_counts_read_only_the_window_through_the_seq_index(
+    client: Client, mongo_url: str, mongo_database_name: str, busy_room: uuid.UUID
+) -> None:
+    """A filter with a field outside an index is a collection scan on the Mongo-wire server, so an unread count
+    would cost more with every message stored anywhere; the count's first stage is the seq window alone."""
+    database = client[mongo_database_name]
+    pipeline = count_pipeline(unread_window(busy_room, after_seq=50, up_to_seq=60), unread_rest(uuid.uuid4()))
+    explained = await database.command(
+        {"aggregate": "messages", "pipeline": pipeline, "explain": True}, codec_options=database.codec_options
+    )
+    cursor_stage = explained.get("stages", [{}])[0].get("$cursor", explained)
+    assert scans(cursor_stage) == [f"IXSCAN {MESSAGES_BY_SEQ}"]
+    counted = await (await database["messages"].aggregate(pipeline)).to_list(1)
+    assert counted == [{"n": 10}], "seqs 51-60 of the room, none deleted"
+
+    # And the store counts unread messages and mentions with that pipeline, not one filter.
+    commands = Recorded()
+    watched = mongo.client(mongo_url, event_listeners=[commands])
+    try:
+        store = MongoMessageStore(watched[mongo_database_name])
+        assert await store.count_unread(busy_room, uuid.uuid4(), after_seq=50, up_to_seq=60) == 10
+        assert await store.count_unread_mentions(busy_room, uuid.uuid4(), after_seq=50) == 0
+    finally:
+        await watched.close()
+    asked = [c for c in commands.sent if c.command_name in ("aggregate", "count")]
+    assert [c.command_name for c in asked] == ["aggregate", "aggregate"]
+    assert [c.command["pipeline"][0] for c in asked] == [
+        {"$match": unread_window(busy_room, after_seq=50, up_to_seq=60)},
+        {"$match": unread_window(busy_room, after_seq=50)},
+    ]
+
+
+class Recorded(monitoring.CommandListener):
+    """The commands a client sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[monitoring.CommandStartedEvent] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(event)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def test_the_head_catches_up_when_an_insert_stopped_before_moving_it(
