@@ -9,7 +9,7 @@ UV := $(HOME)/.local/bin/uv
 endif
 RUN := $(UV) run --locked
 
-.PHONY: help uv sync js-deps web browser-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench chaos clean
+.PHONY: help uv sync js-deps web browser-deps deploy-deps run test lint fmt typecheck contracts-check schemas unit integration infra-up infra-down infra-status bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -43,15 +43,25 @@ browser-deps: ## install Debian's chromium for the browser end-to-end tests when
 			|| echo "make browser-deps: no colour emoji font (fonts-noto-color-emoji); screenshots show emoji as boxes, the tests do not depend on it" >&2; \
 	fi
 
+deploy-deps: ## promtool (Debian's prometheus package) for the alert rules' checks when it is missing; kubectl or kustomize must be installed for the manifests'
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "make deploy-deps: promtool is missing and this is not root and has no sudo; install the prometheus package" >&2; exit 1; fi; \
+		command -v apt-get >/dev/null 2>&1 || { echo "make deploy-deps: promtool is missing and apt-get is not available; install promtool (Prometheus)" >&2; exit 1; }; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null || { $$SUDO apt-get update >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; } \
+			|| { echo "make deploy-deps: installing prometheus (for promtool) failed" >&2; exit 1; }; \
+	fi
+	@command -v kubectl >/dev/null 2>&1 || command -v kustomize >/dev/null 2>&1 || { echo "make deploy-deps: neither kubectl nor kustomize is installed; deploy/tests renders deploy/k8s with one of them" >&2; exit 1; }
+
 run: sync web ## the whole product in one process on embedded defaults; prints the URL
 	@$(RUN) chat up
 
-test: sync js-deps web browser-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests (web client: Biome, Vitest)
+test: sync js-deps web browser-deps deploy-deps lint typecheck contracts-check ## everything CI runs: lint, types, contract schemas, unit + integration tests (web client: Biome, Vitest)
 	@npm run --prefix clients/web lint
 	@npm test --prefix clients/web
 	@$(RUN) pytest
 
-unit: sync ## unit tests only (no servers)
+unit: sync deploy-deps ## unit tests only (no servers)
 	@$(RUN) pytest libs services apps clients deploy tests/codebase
 
 integration: sync js-deps web browser-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
