@@ -405,6 +405,9 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
 }
 """Every secondary index, by collection; ``rooms`` and ``heads`` are read by ``_id`` only."""
 
+UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_TOKEN})}
+"""Indexes the Mongo-wire server used in development never reads, left out there (see ``ensure_indexes``)."""
+
 
 class MongoMessageStore:
     """The messages service's ``MessageStore`` on one MongoDB database (call ``ensure_indexes`` once first)."""
@@ -430,9 +433,23 @@ class MongoMessageStore:
         self._inserts = GroupInsert(self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above)
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the queries and the uniqueness rules need; harmless when they exist."""
+        """Create the indexes the queries and the uniqueness rules need; harmless when they exist.
+
+        On the Mongo-wire server used in development (SecantusDB) the search index is left out, and dropped if it
+        was made before: that server reads no multikey index for a query (a search reads the room's messages
+        through an index on ``room_id`` with or without it), while every word of every message cost the insert
+        an index entry (docs/benchmarks.md)."""
+        unused = UNUSED_ON_SECANTUS if await self._on_secantus() else {}
         for collection, models in INDEXES.items():
-            await self._db[collection].create_indexes(models)
+            skipped = unused.get(collection, frozenset())
+            await self._db[collection].create_indexes([m for m in models if m.document["name"] not in skipped])
+            present = await self._db[collection].index_information()
+            for name in skipped & present.keys():
+                await self._db[collection].drop_index(name)
+
+    async def _on_secantus(self) -> bool:
+        info = await self._db.client.admin.command("buildInfo")
+        return "secantusVersion" in info
 
     def use_write_concern(self, concern: WriteConcern) -> None:
         """Write with ``concern`` from now on (the service settles it at start, once the server said what it is)."""
