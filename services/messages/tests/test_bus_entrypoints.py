@@ -9,10 +9,11 @@ from pathlib import Path
 from chat_contracts import messages_commands as cmd
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
-from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, USERS_EVENTS
+from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, TOPICS, USERS_EVENTS
 from chat_contracts.users import UserSessionsRevoked
 from chat_messages.bootstrap import build_context
-from chat_messages.entrypoints.bus import COMMANDS, ROOM_EVENTS, ROOM_NEWS, USER_EVENTS, BusEntrypoints
+from chat_messages.entrypoints.bus import COMMANDS, ROOM_EVENTS, ROOM_NEWS, USER_EVENTS, BusEntrypoints, bus_handlers
+from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomOwner
 from chat_messages.settings import MessagesSettings
 from chat_messages.testing.fake_attachments import FakeAttachmentStore
@@ -36,14 +37,30 @@ def test_every_user_event_has_a_use_case_or_is_knowingly_left_out() -> None:
     assert set(USER_EVENTS) == set(USERS_EVENTS.payloads) - NOT_FOR_THE_MESSAGES_SERVICE
 
 
-async def test_each_answer_of_a_batch_carries_its_commands_correlation_id(tmp_path: Path) -> None:
+def _context(tmp_path: Path, clock: FakeClock, publisher: RecordingPublisher) -> MessagesContext:
     settings = load_settings(MessagesSettings, data_dir=tmp_path)
-    clock, store, publisher = FakeClock(), FakeMessageStore(), RecordingPublisher()
     mint = TokenMint(issuer=settings.auth_issuer, audience=settings.auth_audience, clock=clock)
-    ctx = build_context(
-        settings, store=store, attachments=FakeAttachmentStore(), publisher=publisher, jwks=mint.jwks, clock=clock
+    return build_context(
+        settings,
+        store=FakeMessageStore(),
+        attachments=FakeAttachmentStore(),
+        publisher=publisher,
+        jwks=mint.jwks,
+        clock=clock,
     )
-    bus = BusEntrypoints(ctx, RoomOwner(store))
+
+
+def test_the_service_subscribes_to_exactly_the_topics_the_registry_says_it_consumes(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, FakeClock(), RecordingPublisher())
+    handlers = bus_handlers(ctx, RoomOwner(ctx.store), instance_id="a")
+    consumed = {spec.name for spec in TOPICS.values() if "messages" in spec.consumers}
+    assert {handler.spec.name for handler in handlers} == consumed
+
+
+async def test_each_answer_of_a_batch_carries_its_commands_correlation_id(tmp_path: Path) -> None:
+    clock, publisher = FakeClock(), RecordingPublisher()
+    ctx = _context(tmp_path, clock, publisher)
+    bus = BusEntrypoints(ctx, RoomOwner(ctx.store))
     room, ada = uuid.uuid4(), uuid.uuid4()
     created = rooms_ev.RoomCreated(
         room_id=room, room_version=1, kind="public", name="r", created_by=ada, occurred_at=clock()

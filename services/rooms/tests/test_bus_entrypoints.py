@@ -1,4 +1,5 @@
-"""The bus entrypoint: every event chat.users.events carries has a use case, or is knowingly left out."""
+"""The bus entrypoint: every event chat.users.events carries has a use case, or is knowingly left out (which topics
+the module subscribes is in test_module.py)."""
 
 from __future__ import annotations
 
