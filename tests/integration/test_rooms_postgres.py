@@ -23,10 +23,10 @@ from chat_rooms.adapters.postgres.store import PostgresRoomsStore
 from chat_rooms.bootstrap import RoomsModule, build_context
 from chat_rooms.domain.errors import RoomsError
 from chat_rooms.domain.rules import dm_key
+from chat_rooms.entrypoints.bus import BusEntrypoints
 from chat_rooms.service import contacts
 from chat_rooms.service import rooms as use_cases
 from chat_rooms.service.context import Actor
-from chat_rooms.service.users import handle_user_event
 from chat_rooms.settings import RoomsSettings
 from chat_rooms.testing.contacts_scenarios import ContactsScenarios
 from chat_rooms.testing.fakes import FakeClock
@@ -89,7 +89,7 @@ async def _users(module: RoomsModule, *names: str) -> list[Actor]:
         data = UserRegistered(
             user_id=user_id, username=name, display_name=name, email_verified=True, occurred_at=module.context.clock()
         )
-        await handle_user_event(module.context, Envelope.wrap(data, source="auth", key=str(user_id)))
+        await BusEntrypoints(module.context).on_user_event(Envelope.wrap(data, source="auth", key=str(user_id)))
         actors.append(Actor(user_id=user_id, username=name, email_verified=True))
     return actors
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -18,16 +19,18 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_messages.bootstrap import build_context
 from chat_messages.domain.model import Message
-from chat_messages.service.commands import handle_commands
+from chat_messages.entrypoints.bus import BusEntrypoints
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomLedger, RoomOwner
 from chat_messages.service.ports import InsertOutcome
-from chat_messages.service.projection import handle_room_event, note_room_event
+from chat_messages.service.projection import apply_room_event, note_room_event
 from chat_messages.settings import MessagesSettings
 from chat_messages.testing.fake_attachments import FakeAttachmentStore
 from chat_messages.testing.fakes import FakeClock, FakeMessageStore, RecordingPublisher
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
+
+E = TypeVar("E", bound=Contract)
 
 
 class Setting:
@@ -48,28 +51,32 @@ class Setting:
         self.owner = RoomOwner(self.store)
         self.versions: dict[uuid.UUID, int] = {}
 
-    def room_envelope(self, room_id: uuid.UUID, event: type[Contract], **fields: object) -> Envelope:
+    def room_event(self, room_id: uuid.UUID, event: type[E], **fields: object) -> E:
         version = self.versions[room_id] = self.versions.get(room_id, 0) + 1
-        fields = {"room_id": room_id, "room_version": version, "occurred_at": self.clock(), **fields}
-        data = event.model_validate(fields)
-        return Envelope.wrap(data, source="rooms", key=str(room_id))
+        return event.model_validate(
+            {"room_id": room_id, "room_version": version, "occurred_at": self.clock(), **fields}
+        )
 
     async def room(self, *members: uuid.UUID) -> uuid.UUID:
         room_id = uuid.uuid4()
-        created = self.room_envelope(
+        created = self.room_event(
             room_id, rooms_ev.RoomCreated, kind="public", name="r", created_by=members[0], history="shared"
         )
-        await handle_room_event(self.ctx, self.owner, created)
+        await apply_room_event(self.ctx, self.owner, created)
         for user in members:
-            joined = self.room_envelope(room_id, rooms_ev.MemberJoined, user_id=user, role="member")
-            await handle_room_event(self.ctx, self.owner, joined)
+            joined = self.room_event(room_id, rooms_ev.MemberJoined, user_id=user, role="member")
+            await apply_room_event(self.ctx, self.owner, joined)
         return room_id
 
     async def batch(self, commands: Sequence[cmd.SendMessage | cmd.EditMessage]) -> list[Contract]:
         before = len(self.publisher.events)
-        envelopes = [Envelope.wrap(c, source="gateway", key=str(c.room_id)) for c in commands]
-        await handle_commands(self.ctx, self.owner, envelopes)
+        await BusEntrypoints(self.ctx, self.owner).on_commands(delivered(commands))
         return [e.data for e in self.publisher.events[before:]]
+
+
+def delivered(commands: Sequence[cmd.SendMessage | cmd.EditMessage]) -> list[Envelope]:
+    """The commands as the bus delivers them, a batch at a time."""
+    return [Envelope.wrap(c, source="gateway", key=str(c.room_id)) for c in commands]
 
 
 def send(room_id: uuid.UUID, sender: uuid.UUID, client_msg_id: str, **extra: object) -> cmd.SendMessage:
@@ -149,8 +156,7 @@ async def test_an_owner_that_is_behind_numbers_again_from_the_store_and_leaves_n
     await stale.ledger(room)  # loaded while the room was empty: it expects seq 1 next
     await setting.batch([send(room, ada, f"new-{i}") for i in range(3)])  # the current owner stores 1..3
     before = len(setting.publisher.events)
-    envelopes = [Envelope.wrap(send(room, ada, f"old-{i}"), source="gateway", key=str(room)) for i in range(4)]
-    await handle_commands(setting.ctx, stale, envelopes)
+    await BusEntrypoints(setting.ctx, stale).on_commands(delivered([send(room, ada, f"old-{i}") for i in range(4)]))
     answers = [e.data for e in setting.publisher.events[before:]]
     assert seqs(answers) == [4, 5, 6, 7]
     assert stored_seqs(setting.store, room) == list(range(1, 8))
@@ -194,8 +200,8 @@ async def test_a_room_event_seen_from_another_instance_makes_the_owner_read_the_
     room = await setting.room(ada, bob)
     assert seqs(await setting.batch([send(room, bob, "before")])) == [1]
     # Another instance's projection removes bob; this instance only hears about it on its broadcast subscription.
-    kicked = setting.room_envelope(room, rooms_ev.MemberKicked, user_id=bob, by=ada)
-    await handle_room_event(setting.ctx, RoomOwner(setting.store), kicked)
+    kicked = setting.room_event(room, rooms_ev.MemberKicked, user_id=bob, by=ada)
+    await apply_room_event(setting.ctx, RoomOwner(setting.store), kicked)
     note_room_event(setting.owner, kicked)
     (answer,) = await setting.batch([send(room, bob, "after")])
     assert isinstance(answer, ev.MessageRejected)
@@ -206,12 +212,12 @@ async def test_a_command_issued_at_a_newer_room_version_waits_for_the_projection
     setting = Setting(tmp_path)
     ada, bob = uuid.uuid4(), uuid.uuid4()
     room = await setting.room(ada)
-    joined = setting.room_envelope(room, rooms_ev.MemberJoined, user_id=bob, role="member")
+    joined = setting.room_event(room, rooms_ev.MemberJoined, user_id=bob, role="member")
     version = setting.versions[room]
 
     async def join_a_moment_later() -> None:
         await asyncio.sleep(0.2)
-        await handle_room_event(setting.ctx, setting.owner, joined)
+        await apply_room_event(setting.ctx, setting.owner, joined)
 
     joining = asyncio.create_task(join_a_moment_later())
     answers = await setting.batch([send(room, bob, "hi", room_version=version)])

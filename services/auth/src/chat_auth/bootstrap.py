@@ -19,6 +19,7 @@ from chat_auth.adapters.postgres.store import PostgresAuthStore
 from chat_auth.domain.passwords import PasswordHasher
 from chat_auth.domain.secrets import Sealer
 from chat_auth.domain.tokens import TokenIssuer, jwks
+from chat_auth.entrypoints import bus as bus_entrypoints
 from chat_auth.entrypoints.http import build_router
 from chat_auth.service import keys
 from chat_auth.service.context import AuthContext, Limits
@@ -107,7 +108,7 @@ class AuthModule:
         return {"postgres": database}
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        return ()
+        return bus_entrypoints.bus_handlers()
 
     async def published_since(self, spec: TopicSpec, since: datetime) -> Sequence[Record]:
         """What this service wrote for ``spec`` since ``since``, from its outbox: the past of its topics when the

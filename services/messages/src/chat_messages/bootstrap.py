@@ -4,41 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from fastapi import APIRouter
 from pymongo import AsyncMongoClient
-from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
-from chat_contracts.envelope import Envelope
-from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, USERS_EVENTS
 from chat_messages.adapters import mongo
 from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
+from chat_messages.entrypoints import bus as bus_entrypoints
+from chat_messages.entrypoints.bus import STORE_DOWN
 from chat_messages.entrypoints.http import build_router
 from chat_messages.entrypoints.http_attachments import build_attachments_router
-from chat_messages.service.commands import handle_command, handle_commands
 from chat_messages.service.context import MessagesContext, Publisher
 from chat_messages.service.owner import HEAD_FLUSH_SECONDS, RoomOwner
 from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
-from chat_messages.service.projection import handle_room_event, handle_user_event, note_room_event
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
-from chat_runtime.bus.port import Bus, RetryableError
+from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.messages")
-
-CONSUMER_GROUP = "messages"
-T = TypeVar("T")
-_STORE_DOWN = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
 
 
 def utc_now() -> datetime:
@@ -65,18 +58,6 @@ def build_context(
     return MessagesContext(
         settings=settings, store=store, publisher=publisher, clock=clock, verifier=verifier, attachments=attachments
     )
-
-
-def retry_while_store_is_down(handler: Callable[[T], Awaitable[None]]) -> Callable[[T], Awaitable[None]]:
-    """MongoDB unreachable is an outage, not a bad record: retry (the offset stays uncommitted), never dead-letter."""
-
-    async def wrapped(delivered: T) -> None:
-        try:
-            await handler(delivered)
-        except _STORE_DOWN as exc:
-            raise RetryableError(f"message store unavailable: {exc}") from exc
-
-    return wrapped
 
 
 @dataclass
@@ -114,41 +95,7 @@ class MessagesModule:
         return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        ctx, owner = self.context, self.owner
-
-        async def on_command(envelope: Envelope) -> None:
-            await handle_command(ctx, owner, envelope)
-
-        async def on_commands(envelopes: Sequence[Envelope]) -> None:
-            await handle_commands(ctx, owner, envelopes)
-
-        async def on_room_event(envelope: Envelope) -> None:
-            await handle_room_event(ctx, owner, envelope)
-
-        async def on_user_event(envelope: Envelope) -> None:
-            await handle_user_event(ctx, envelope)
-
-        async def on_room_news(envelope: Envelope) -> None:
-            note_room_event(owner, envelope)
-
-        return (
-            BusHandler(spec=ROOMS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_room_event)),
-            BusHandler(spec=USERS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(on_user_event)),
-            BusHandler(
-                spec=MESSAGES_COMMANDS,
-                group=CONSUMER_GROUP,
-                handler=retry_while_store_is_down(on_command),
-                batch=retry_while_store_is_down(on_commands),
-            ),
-            # What this instance keeps in memory of its rooms is dropped when any instance's projection changes.
-            BusHandler(
-                spec=ROOMS_EVENTS,
-                group=f"{CONSUMER_GROUP}-{self.settings.instance_id}-rooms",
-                handler=on_room_news,
-                start="latest",
-                broadcast=True,
-            ),
-        )
+        return bus_entrypoints.bus_handlers(self.context, self.owner, instance_id=self.settings.instance_id)
 
     def body_limits(self) -> Mapping[str, int]:
         # The upload route enforces the exact limit itself (after checking membership, so strangers get 404 and
@@ -181,7 +128,7 @@ class MessagesModule:
             await asyncio.sleep(HEAD_FLUSH_SECONDS)
             try:
                 await self.owner.flush_heads()
-            except _STORE_DOWN as exc:
+            except STORE_DOWN as exc:
                 log.warning("messages.heads_not_written", error=str(exc))
 
     async def stop(self) -> None:
@@ -189,7 +136,7 @@ class MessagesModule:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heads
-            with contextlib.suppress(*_STORE_DOWN):
+            with contextlib.suppress(*STORE_DOWN):
                 await self.owner.flush_heads()
         if self.sweeper is not None:
             await self.sweeper.stop()

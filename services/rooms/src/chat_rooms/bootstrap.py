@@ -12,14 +12,12 @@ from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat_contracts.envelope import Envelope
-from chat_contracts.topics import USERS_EVENTS
 from chat_rooms.adapters.postgres import MIGRATIONS
 from chat_rooms.adapters.postgres.store import PostgresRoomsStore
+from chat_rooms.entrypoints import bus as bus_entrypoints
 from chat_rooms.entrypoints.http import build_router
 from chat_rooms.service.context import RoomsContext
 from chat_rooms.service.ports import Clock, RoomsStore
-from chat_rooms.service.users import handle_user_event
 from chat_rooms.settings import RoomsSettings
 from chat_runtime import postgres
 from chat_runtime.bus.follow import TopicFollower, follower_for
@@ -30,8 +28,6 @@ from chat_runtime.outbox import OutboxRelay
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.rooms")
-
-CONSUMER_GROUP = "rooms"
 
 
 def utc_now() -> datetime:
@@ -87,10 +83,7 @@ class RoomsModule:
         return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        async def on_user_event(envelope: Envelope) -> None:
-            await handle_user_event(self.context, envelope)
-
-        return (BusHandler(spec=USERS_EVENTS, group=CONSUMER_GROUP, handler=on_user_event),)
+        return bus_entrypoints.bus_handlers(self.context)
 
     def body_limits(self) -> Mapping[str, int]:
         return {}

@@ -23,13 +23,13 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeAlias
 
 import structlog
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
 from chat_contracts.base import Contract
-from chat_contracts.envelope import Envelope
 from chat_contracts.ids import random_uuid
 from chat_contracts.topics import MESSAGES_EVENTS
 from chat_messages.domain import blocks, text
@@ -46,6 +46,8 @@ SOURCE = "messages"
 Command = (
     cmd.SendMessage | cmd.EditMessage | cmd.DeleteMessage | cmd.ReactToMessage | cmd.MarkRead | cmd.AcknowledgeDelivery
 )
+Correlated: TypeAlias = tuple[Command, str]
+"""A command and its correlation id, which its answer carries on."""
 MAX_SEQ_RETRIES = 50
 
 
@@ -69,12 +71,11 @@ class _Done:
     correlation_id: str
 
 
-async def handle_commands(ctx: MessagesContext, owner: RoomOwner, envelopes: Sequence[Envelope]) -> None:
-    """The bus handler for chat.messages.commands (a batch, or a batch of one)."""
-    commands = [(e, e.data) for e in envelopes if isinstance(e.data, Command)]
+async def handle_commands(ctx: MessagesContext, owner: RoomOwner, commands: Sequence[Correlated]) -> None:
+    """Answer a batch of chat.messages.commands (or a batch of one), in order."""
     if not commands:
         return
-    ledgers, actors = await _ledgers(owner, [data for _, data in commands])
+    ledgers, actors = await _ledgers(owner, [data for data, _ in commands])
     answers: list[_Send | _Done] = []
     unwritten: list[_Send] = []
     planned: dict[tuple[uuid.UUID, str], _Send] = {}
@@ -84,10 +85,10 @@ async def handle_commands(ctx: MessagesContext, owner: RoomOwner, envelopes: Seq
         await lock.acquire()
     try:
         await asyncio.gather(*(owner.load_members(ledgers[room_id], users) for room_id, users in actors.items()))
-        for envelope, data in commands:
+        for data, correlation_id in commands:
             ledger = ledgers[data.room_id]
             if isinstance(data, cmd.SendMessage):
-                send = _Send(command=data, correlation_id=envelope.correlation_id, ledger=ledger)
+                send = _Send(command=data, correlation_id=correlation_id, ledger=ledger)
                 try:
                     await _plan(ctx, send, planned, next_seqs)
                 except Rejection as rejection:
@@ -103,7 +104,7 @@ async def handle_commands(ctx: MessagesContext, owner: RoomOwner, envelopes: Seq
                 answer = await _apply(ctx, ledger, data)
             except Rejection as rejection:
                 answer = _rejected(data, rejection)
-            answers.append(_Done(answer, envelope.correlation_id))
+            answers.append(_Done(answer, correlation_id))
         await _write(ctx, owner, unwritten, next_seqs)
     finally:
         for lock in locks:
@@ -112,11 +113,6 @@ async def handle_commands(ctx: MessagesContext, owner: RoomOwner, envelopes: Seq
         [Outgoing(MESSAGES_EVENTS, _answer_of(item), correlation_id=item.correlation_id) for item in answers],
         source=SOURCE,
     )
-
-
-async def handle_command(ctx: MessagesContext, owner: RoomOwner, envelope: Envelope) -> None:
-    """One command on its own (the bus's fallback when a batch fails, and tests)."""
-    await handle_commands(ctx, owner, [envelope])
 
 
 async def _ledgers(

@@ -10,14 +10,12 @@ the room's highest seq at that moment, so clients show them between the messages
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import timedelta
 
 import structlog
 
 from chat_contracts import rooms as ev
-from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
 from chat_messages.domain.activity import Activity, ActivityKind
 from chat_messages.domain.model import Member, RoomState
@@ -27,12 +25,9 @@ from chat_messages.service.owner import RoomOwner
 log = structlog.get_logger("chat.messages.projection")
 
 
-async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: Envelope) -> None:
-    data = envelope.data
-    room_id = getattr(data, "room_id", None)
-    version = getattr(data, "room_version", None)
-    if room_id is None or not isinstance(version, int):
-        return
+async def apply_room_event(ctx: MessagesContext, owner: RoomOwner, data: ev.RoomEvent) -> None:
+    """Keep what a chat.rooms.events event changed, once: a version already applied is skipped."""
+    room_id, version = data.room_id, data.room_version
     store = ctx.store
     current = await store.room(room_id)
     if current is not None and version <= current.version:
@@ -78,7 +73,7 @@ async def handle_room_event(ctx: MessagesContext, owner: RoomOwner, envelope: En
 _REMOVALS: dict[str, ActivityKind] = {"room.member_kicked": "kicked", "room.member_banned": "banned"}
 
 
-async def _record_activity(ctx: MessagesContext, before: RoomState | None, data: object) -> None:
+async def _record_activity(ctx: MessagesContext, before: RoomState | None, data: ev.RoomEvent) -> None:
     """Keep a join, leave, removal, ban or rename (a ``RoomUpdated`` whose name differs from the one known
     ``before`` it) as the room's activity, after the room's highest seq (read after a join's own, so a member who
     sees history from joining sees their join). Stored before the room's version advances, once per version."""
@@ -108,19 +103,16 @@ async def _record_activity(ctx: MessagesContext, before: RoomState | None, data:
     )
 
 
-def note_room_event(owner: RoomOwner, envelope: Envelope) -> None:
+def note_room_event(owner: RoomOwner, data: ev.RoomEvent) -> None:
     """Every instance hears every room event (a broadcast subscription): what its ledgers keep of that room is
     older now, so the next command of the room reads it again from the projection."""
-    data = envelope.data
-    room_id = getattr(data, "room_id", None)
-    version = getattr(data, "room_version", None)
-    if isinstance(room_id, uuid.UUID) and isinstance(version, int):
-        owner.stale(room_id, version)
+    owner.stale(data.room_id, data.room_version)
 
 
-async def handle_user_event(ctx: MessagesContext, envelope: Envelope) -> None:
-    data = envelope.data
-    if isinstance(data, UserRegistered | UserUpdated):
-        await ctx.store.put_user(data.user_id, data.username)
-    elif isinstance(data, UserDeleted):
-        await ctx.store.forget_user(data.user_id)
+async def keep_username(ctx: MessagesContext, data: UserRegistered | UserUpdated) -> None:
+    """Remember a user's current username, which mentions are resolved against."""
+    await ctx.store.put_user(data.user_id, data.username)
+
+
+async def forget_username(ctx: MessagesContext, data: UserDeleted) -> None:
+    await ctx.store.forget_user(data.user_id)

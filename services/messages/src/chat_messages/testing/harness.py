@@ -19,8 +19,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserRegistered
 from chat_messages.bootstrap import MessagesModule
-from chat_messages.service.commands import handle_command
-from chat_messages.service.projection import handle_room_event, handle_user_event
+from chat_messages.entrypoints.bus import BusEntrypoints
 from chat_messages.testing.fakes import FakeClock, RecordingPublisher
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
@@ -48,6 +47,11 @@ class MessagesHarness:
     _versions: dict[uuid.UUID, int] = field(default_factory=dict)
 
     @property
+    def bus(self) -> BusEntrypoints:
+        """Where the bus hands this service its records."""
+        return BusEntrypoints(self.module.context, self.module.owner)
+
+    @property
     def events(self) -> list[Envelope]:
         return self.publisher.events
 
@@ -56,7 +60,7 @@ class MessagesHarness:
         data = UserRegistered(
             user_id=user_id, username=username, display_name=username, email_verified=True, occurred_at=self.clock()
         )
-        await handle_user_event(self.module.context, Envelope.wrap(data, source="auth", key=str(user_id)))
+        await self.bus.on_user_event(Envelope.wrap(data, source="auth", key=str(user_id)))
         return Person(id=user_id, username=username, token=self.mint.access_token(user_id, username))
 
     def version_of(self, room_id: uuid.UUID) -> int:
@@ -70,9 +74,7 @@ class MessagesHarness:
         data = event_type.model_validate(
             {"room_id": room_id, "room_version": version, "occurred_at": self.clock(), **fields}
         )
-        await handle_room_event(
-            self.module.context, self.module.owner, Envelope.wrap(data, source="rooms", key=str(room_id))
-        )
+        await self.bus.on_room_event(Envelope.wrap(data, source="rooms", key=str(room_id)))
 
     async def room(self, owner: Person, *members: Person, history: str = "shared", kind: str = "public") -> uuid.UUID:
         room_id = uuid.uuid4()
@@ -91,7 +93,7 @@ class MessagesHarness:
         """Deliver a command as the bus would and return the answer published for its request_id."""
         envelope = Envelope.wrap(data, source="gateway", key=str(data.room_id))  # type: ignore[attr-defined]
         before = len(self.publisher.events)
-        await handle_command(self.module.context, self.module.owner, envelope)
+        await self.bus.on_command(envelope)
         answers = [e for e in self.publisher.events[before:] if getattr(e.data, "request_id", None) == data.request_id]  # type: ignore[attr-defined]
         assert len(answers) == 1, answers
         return answers[0]

@@ -13,7 +13,7 @@ from chat_contracts import messages_events as ev
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import decode, encode
 from chat_contracts.topics import MESSAGES_EVENTS
-from chat_messages.service.commands import handle_command
+from chat_messages.entrypoints.bus import BusEntrypoints
 from chat_messages.service.owner import RoomOwner
 from chat_messages.testing.harness import MessagesHarness, Person
 
@@ -79,7 +79,7 @@ class MessagesScenarios:
         ada = await msgs.person("ada")
         room = await msgs.room(ada)
         msgs.module.context.settings.send_burst = 1000
-        other_instance = RoomOwner(msgs.module.context.store)
+        other_instance = BusEntrypoints(msgs.module.context, RoomOwner(msgs.module.context.store))
         await msgs.send(ada, room, "warm the first cache")
 
         async def on_other(i: int) -> None:
@@ -89,7 +89,7 @@ class MessagesScenarios:
             from chat_contracts.envelope import Envelope
 
             envelope = Envelope.wrap(command, source="gateway", key=str(room))
-            await handle_command(msgs.module.context, other_instance, envelope)
+            await other_instance.on_command(envelope)
 
         await asyncio.gather(
             *(msgs.send(ada, room, "y", client_msg_id=f"m{i}") for i in range(15)), *(on_other(i) for i in range(15))
@@ -437,7 +437,6 @@ class MessagesScenarios:
 
     async def test_a_redelivered_room_event_is_kept_once(self, msgs: MessagesHarness) -> None:
         from chat_contracts.envelope import Envelope
-        from chat_messages.service.projection import handle_room_event
 
         ada, bob = await msgs.person("ada"), await msgs.person("bob")
         room = await msgs.room(ada)
@@ -450,7 +449,7 @@ class MessagesScenarios:
         )
         envelope = Envelope.wrap(joined, source="rooms", key=str(room))
         for _ in range(2):
-            await handle_room_event(msgs.module.context, msgs.module.owner, envelope)
+            await msgs.bus.on_room_event(envelope)
             await msgs.send(ada, room, "between the deliveries")
         assert _said(await _activity(msgs, ada, room)) == [("joined", 0), ("joined", 0)]
 

@@ -14,7 +14,6 @@ from datetime import datetime
 import structlog
 
 from chat_contracts import rooms as ev
-from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
 from chat_rooms.domain.model import Membership, UserProfile
 from chat_rooms.service.context import RoomsContext
@@ -27,13 +26,10 @@ log = structlog.get_logger("chat.rooms.users")
 _RANK = {"owner": 0, "admin": 1, "member": 2}
 
 
-async def handle_user_event(ctx: RoomsContext, envelope: Envelope) -> None:
-    """The bus handler for chat.users.events."""
-    data = envelope.data
+async def keep_profile(ctx: RoomsContext, data: UserRegistered | UserUpdated, *, event_id: uuid.UUID) -> None:
+    """Keep the profile an account event carries, once per event id."""
     async with ctx.store.transaction() as tx:
-        if not await tx.mark_processed(envelope.id, at=ctx.clock()):
-            return
-        if isinstance(data, UserRegistered | UserUpdated):
+        if await tx.mark_processed(event_id, at=ctx.clock()):
             await tx.put_user(
                 UserProfile(
                     user_id=data.user_id,
@@ -44,13 +40,18 @@ async def handle_user_event(ctx: RoomsContext, envelope: Envelope) -> None:
                     avatar_url=data.avatar_url if isinstance(data, UserUpdated) else None,
                 )
             )
-        elif isinstance(data, UserDeleted):
-            await _forget_user(tx, data.user_id, data.occurred_at)
 
 
-async def _forget_user(tx: Tx, user_id: uuid.UUID, now: datetime) -> None:
-    """Remove a deleted account from every room; an owner's room passes to the longest-standing admin, then
-    member; a room left empty is deleted."""
+async def forget_user(ctx: RoomsContext, data: UserDeleted, *, event_id: uuid.UUID) -> None:
+    """Remove a deleted account from every room, once per event id; an owner's room passes to the
+    longest-standing admin, then member; a room left empty is deleted."""
+    async with ctx.store.transaction() as tx:
+        if await tx.mark_processed(event_id, at=ctx.clock()):
+            await _forget(tx, data.user_id, data.occurred_at)
+
+
+async def _forget(tx: Tx, user_id: uuid.UUID, now: datetime) -> None:
+    """Leave every room, then drop the profile."""
     for membership in await tx.memberships_of(user_id):
         room = await tx.room(membership.room_id, for_update=True)
         if room is None:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from chat_contracts.envelope import Envelope
 from chat_contracts.users import UserDeleted, UserRegistered, UserUpdated
 from chat_rooms.bootstrap import RoomsModule
-from chat_rooms.service.users import handle_user_event
+from chat_rooms.entrypoints.bus import BusEntrypoints
 from chat_rooms.settings import RoomsSettings
 from chat_rooms.testing.fakes import FakeClock
 from chat_runtime.app import build_app
@@ -66,7 +66,7 @@ class RoomsHarness:
 
     async def deliver(self, data: UserRegistered | UserUpdated | UserDeleted) -> Envelope:
         envelope = Envelope.wrap(data, source="auth", key=str(data.user_id))
-        await handle_user_event(self.module.context, envelope)
+        await BusEntrypoints(self.module.context).on_user_event(envelope)
         return envelope
 
     async def create(

@@ -10,7 +10,7 @@ from chat_contracts import rooms as ev
 from chat_contracts.envelope import decode, encode
 from chat_contracts.topics import ROOMS_EVENTS
 from chat_contracts.users import UserDeleted, UserUpdated
-from chat_rooms.service.users import handle_user_event
+from chat_rooms.entrypoints.bus import BusEntrypoints
 from chat_rooms.testing.harness import RoomsHarness
 
 
@@ -327,7 +327,7 @@ class RoomsScenarios:
         assert (view["my_role"], view["member_count"]) == ("owner", 1)
         assert (await rooms.http.get(f"/api/rooms/{alone['id']}", headers=bob.headers)).status_code == 404
         before = len(await rooms.events())
-        await handle_user_event(rooms.module.context, envelope)
+        await BusEntrypoints(rooms.module.context).on_user_event(envelope)
         assert len(await rooms.events()) == before, "a redelivered event changes nothing"
 
     async def test_a_renamed_user_is_found_under_the_new_name(self, rooms: RoomsHarness) -> None:
