@@ -14,7 +14,7 @@ from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.port import Bus, RetryPolicy
-from chat_runtime.testing.bus_contract import BusContract, BusStartContract
+from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.1)
 
@@ -88,7 +88,7 @@ class KafkaHarness:
                 await admin.close()
 
 
-class TestKafkaBus(BusContract, BusStartContract):
+class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract):
     quiet_period = 2.0
 
     @pytest.fixture

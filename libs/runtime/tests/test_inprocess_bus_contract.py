@@ -12,7 +12,7 @@ from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.port import Bus, RetryPolicy
-from chat_runtime.testing.bus_contract import BusContract, BusStartContract
+from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.005, max_backoff=0.05)
 
@@ -49,7 +49,7 @@ class InProcessHarness:
         await self.broker.stop_all()
 
 
-class TestInProcessBus(BusContract, BusStartContract):
+class TestInProcessBus(BusContract, BusStartContract, BusReadinessContract):
     quiet_period = 0.2
 
     @pytest.fixture
@@ -59,7 +59,7 @@ class TestInProcessBus(BusContract, BusStartContract):
         await harness.close()
 
 
-class TestInProcessBusHandingOverEnvelopes(BusContract, BusStartContract):
+class TestInProcessBusHandingOverEnvelopes(BusContract, BusStartContract, BusReadinessContract):
     """The composition ``chat up`` uses: consumers get the published envelopes instead of decoding their bytes."""
 
     quiet_period = 0.2

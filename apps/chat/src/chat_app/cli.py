@@ -8,6 +8,7 @@ import contextlib
 import sys
 from typing import cast, get_args
 
+import structlog
 import uvicorn
 
 from chat_app.compose import (
@@ -27,6 +28,8 @@ from chat_app.signals import StopSignals
 from chat_runtime.logging import configure_logging
 from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
+
+log = structlog.get_logger("chat.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +106,6 @@ def _serve(
 
 def _up(host: str | None, port: int | None, *, stops: StopSignals, given: ServiceSettings | None = None) -> None:
     settings = load_settings(ChatSettings, bus="inprocess")
-    configure_logging(level=settings.log_level, fmt=settings.log_format, service="all")
     _serve("all", settings, host, port, stops=stops, given=given)
 
 
@@ -127,39 +129,43 @@ def _progress(message: str) -> None:
     print(f"chat: {message}", file=sys.stderr, flush=True)
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Every command logs as CHAT_LOG_LEVEL and CHAT_LOG_FORMAT say, tagged with what runs (a service's name, `all`
+    for the whole product, else the command's)."""
+    settings = load_settings(ChatSettings)
+    service = "all" if args.command == "up" else args.target if args.command == "serve" else args.command
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `chat` command."""
     args = _parser().parse_args(argv)
     stops = StopSignals.install()
     try:
+        _configure_logging(args)
         if args.command == "up":
             if args.external:
                 _up(args.host, args.port, stops=stops)
             else:
                 _up_embedded(args.host, args.port, stops=stops)
         elif args.command == "migrate":
-            settings = load_settings(ChatSettings)
-            configure_logging(level=settings.log_level, fmt=settings.log_format, service="migrate")
             stores = STORES if args.target == "all" else (cast(Store, args.target),)
-            asyncio.run(migrate(stores, _progress))
+            asyncio.run(migrate(stores))
         elif args.command == "serve":
-            target = cast(Target, args.target)
-            settings = load_settings(ChatSettings)
-            configure_logging(level=settings.log_level, fmt=settings.log_format, service=target)
-            _serve(target, settings, args.host, args.port, stops=stops)
+            _serve(cast(Target, args.target), load_settings(ChatSettings), args.host, args.port, stops=stops)
         elif args.command == "rotate-signing-key":
             kid = asyncio.run(rotate_signing_key())
-            print(f"published signing key {kid}; it signs new tokens once every verifier has fetched it")
+            log.info("signing_key.published", kid=kid, signs="once every verifier has fetched it")
         elif args.command in ("disable-account", "enable-account"):
             disabled = args.command == "disable-account"
             if not asyncio.run(set_account_disabled(args.identifier, disabled=disabled)):
-                print(f"chat: no account is called {args.identifier!r}", file=sys.stderr)
+                log.error("account.not_found", identifier=args.identifier)
                 return 1
-            print(f"{'disabled' if disabled else 'enabled'} {args.identifier}")
+            log.info("account.disabled" if disabled else "account.enabled", identifier=args.identifier)
         elif args.command == "create-topics":
             settings = load_settings(ChatSettings)
             created = asyncio.run(create_topics(settings))
-            print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+            log.info("topics.ready", created=created)
     except (SettingsError, LauncherError) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return 2

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry
 
 from chat_runtime.bus.port import Bus
@@ -25,6 +28,8 @@ from chat_runtime.module import ServiceModule
 from chat_runtime.problems import PROBLEM_JSON, Problem, install_problem_handlers
 
 log = structlog.get_logger("chat.app")
+
+_SCHEMA_REF = re.compile(r'"\$ref": "#/components/schemas/([^"]+)"')
 
 
 def build_app(
@@ -67,6 +72,8 @@ def build_app(
     app.add_middleware(CorrelationIdMiddleware)  # added last = outermost: errors are logged with the id
     checks: dict[str, ReadinessCheck] = {}
     for module in modules:
+        # Ahead of the module's routes, so no route of its own (``/api/rooms/{room_id}``) takes these paths.
+        app.include_router(_module_documents(app, module.name))
         app.include_router(module.router(), prefix=f"/api/{module.name}")
         checks.update({f"{module.name}.{name}": check for name, check in module.readiness_checks().items()})
     app.include_router(health_router(checks, registry))
@@ -80,6 +87,48 @@ def _freeze_what_startup_made() -> None:
     stop landing in message latencies."""
     gc.collect()
     gc.freeze()
+
+
+def _module_documents(app: FastAPI, name: str) -> APIRouter:
+    """``/api/<name>/openapi.json`` and ``/api/<name>/docs``: one module's own OpenAPI document and its page, under
+    the module's prefix, so they are reached wherever the module's routes are (the gateway's origin forwards
+    ``/api/<name>/…`` to the module's process in split mode). Public, like the routes they describe."""
+    prefix = f"/api/{name}"
+    router = APIRouter(prefix=prefix, include_in_schema=False)
+    document: dict[str, Any] = {}
+
+    @router.get("/openapi.json")
+    async def module_openapi() -> JSONResponse:
+        if not document:
+            document.update(_part_of(app.openapi(), prefix, title=f"{app.title}: {name}"))
+        return JSONResponse(document)
+
+    @router.get("/docs")
+    async def module_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{prefix}/openapi.json", title=f"{app.title}: {name} API")
+
+    return router
+
+
+def _part_of(whole: dict[str, Any], prefix: str, *, title: str) -> dict[str, Any]:
+    """The part of the OpenAPI document ``whole`` under ``prefix``: its paths and the schemas they refer to."""
+    paths = {path: item for path, item in whole.get("paths", {}).items() if path.startswith(prefix + "/")}
+    components: dict[str, Any] = dict(whole.get("components", {}))
+    schemas: dict[str, Any] = components.get("schemas", {})
+    used: set[str] = set()
+    pending = _schema_refs(paths)
+    while pending:
+        name = pending.pop()
+        if name not in used and name in schemas:
+            used.add(name)
+            pending |= _schema_refs(schemas[name])
+    components["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
+    return {**whole, "info": {**whole.get("info", {}), "title": title}, "paths": paths, "components": components}
+
+
+def _schema_refs(fragment: Any) -> set[str]:
+    """The names of the component schemas ``fragment`` refers to directly."""
+    return set(_SCHEMA_REF.findall(json.dumps(fragment)))
 
 
 def _document_errors_as_problems(app: FastAPI) -> None:

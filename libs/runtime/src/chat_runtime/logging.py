@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import uuid
 from typing import Any, Literal
 
@@ -33,9 +34,26 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_to_stderr,
         cache_logger_on_first_use=False,
     )
+
+
+class _StderrLogger:
+    """Writes each line to ``sys.stderr`` as it is when the line is written, not when logging was configured: a
+    stream swapped since (a test's capture, closed after it) is never written to."""
+
+    _lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _to_stderr(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
 
 
 def _add_service(service: str) -> Any:

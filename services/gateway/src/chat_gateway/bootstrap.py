@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from chat_gateway.service.hub import Hub
 from chat_gateway.service.ports import History, Rooms
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
-from chat_runtime.bus.port import Bus
+from chat_runtime.bus.port import Bus, NotCaughtUp, Subscription
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
@@ -37,15 +37,39 @@ class GatewayModule:
     proxy: ServiceProxy | None = None
     ended_sessions: EndedSessionsFeed | None = None
     name: str = field(default="gateway", init=False)
+    subscriptions: list[Subscription] = field(default_factory=list, init=False)
+    """The subscriptions of this module's consumers, once the launcher has subscribed them."""
 
     def router(self) -> APIRouter:
         return build_router()
 
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
-        return {} if self.ended_sessions is None else {"ended_sessions": self.ended_sessions.check_loaded}
+        checks: dict[str, ReadinessCheck] = {"bus": self.check_consumers}
+        if self.ended_sessions is not None:
+            checks["ended_sessions"] = self.ended_sessions.check_loaded
+        return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
+        return [_Kept.around(handler, self.subscriptions.append) for handler in self._consumers()]
+
+    def _consumers(self) -> Sequence[BusHandler]:
         return bus_handlers(self.hub, self.settings.instance_id)
+
+    async def check_consumers(self) -> None:
+        """Ready once every consumer is subscribed, holds its partitions and has handled what they held when it got
+        them: memberships replayed from chat.rooms.events, fan-out and session ends read from their heads. Until
+        then a socket's subscribe could be refused for want of a membership, or a send's ack never arrive."""
+        missing = len(self._consumers()) - len(self.subscriptions)
+        if missing > 0:
+            raise NotCaughtUp(f"{missing} of the gateway's bus consumers are not subscribed yet")
+        reasons = []
+        for subscription in self.subscriptions:
+            try:
+                await subscription.check_caught_up()
+            except NotCaughtUp as exc:
+                reasons.append(str(exc))
+        if reasons:
+            raise NotCaughtUp("; ".join(reasons))
 
     def body_limits(self) -> Mapping[str, int]:
         return {}
@@ -61,6 +85,7 @@ class GatewayModule:
         )
 
     async def start(self) -> None:
+        self.subscriptions.clear()
         if self.ended_sessions is not None:
             await self.ended_sessions.start()
         if self.proxy is not None:
@@ -73,6 +98,24 @@ class GatewayModule:
             await self.proxy.aclose()
         if self.ended_sessions is not None:
             await self.ended_sessions.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept(BusHandler):
+    """A consumer whose subscription is handed to ``keep`` (the module's readiness check reads it)."""
+
+    inner: BusHandler = field(kw_only=True)
+    keep: Callable[[Subscription], None] = field(kw_only=True)
+
+    @classmethod
+    def around(cls, inner: BusHandler, keep: Callable[[Subscription], None]) -> _Kept:
+        given = {spec.name: getattr(inner, spec.name) for spec in fields(BusHandler)}
+        return cls(**given, inner=inner, keep=keep)
+
+    async def subscribe(self, bus: Bus) -> Subscription:
+        subscription = await self.inner.subscribe(bus)
+        self.keep(subscription)
+        return subscription
 
 
 PROXIABLE: tuple[str, ...] = ("auth", "rooms", "messages")

@@ -28,7 +28,7 @@ from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.partitioner import partition_for
-from chat_runtime.bus.port import BatchHandler, Handler, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
@@ -88,6 +88,8 @@ class _Worker:
     member_id: int
     task: asyncio.Task[None]
     flag: _StopFlag
+    head: int
+    """The partition's end when it was assigned to the member."""
 
 
 @dataclass
@@ -214,7 +216,7 @@ class InProcessBroker:
                     self._work(state, index, state.members[member_id].processor, flag),
                     name=f"inprocess:{state.name}:{state.topic}[{index}]",
                 )
-                state.workers[index] = _Worker(index, member_id, task, flag)
+                state.workers[index] = _Worker(index, member_id, task, flag, head=parts[index].end)
         log.debug("bus.rebalanced", group=state.name, topic=state.topic, assignment=wanted)
 
     async def _stop_worker(self, part: _Partition, worker: _Worker) -> None:
@@ -243,6 +245,18 @@ class InProcessBroker:
             self._trim(state.topic, index)
             if done < len(deliveries):
                 break
+
+    def behind(self, group: str, topic: str, member_id: int) -> dict[int, int] | None:
+        """How many records of each partition assigned to the member it has yet to handle to reach the head it saw
+        at assignment (only those behind); None when it is not a member."""
+        state = self._groups.get((group, topic))
+        if state is None or member_id not in state.members:
+            return None
+        return {
+            index: worker.head - state.committed[index]
+            for index, worker in state.workers.items()
+            if worker.member_id == member_id and state.committed[index] < worker.head
+        }
 
     async def stop_all(self) -> None:
         """Stop every worker gracefully (tests and shutdown)."""
@@ -281,6 +295,13 @@ class InProcessSubscription:
         if not self._closed:
             self._closed = True
             await self._broker.leave(self._group, self._spec.name, self._member_id, crash=True)
+
+    async def check_caught_up(self) -> None:
+        behind = None if self._closed else self._broker.behind(self._group, self._spec.name, self._member_id)
+        if behind is None:
+            raise NotCaughtUp(f"{self._group} is not subscribed to {self._spec.name}")
+        if behind:
+            raise NotCaughtUp(f"{self._group} on {self._spec.name}: records to handle by partition {behind}")
 
 
 class InProcessBus:

@@ -25,7 +25,7 @@ from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime.bus.metrics import BusMetrics
-from chat_runtime.bus.port import BatchHandler, Handler, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.extras import missing_extra
 from chat_runtime.logging import current_correlation_id
@@ -33,7 +33,7 @@ from chat_runtime.logging import current_correlation_id
 try:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import CommitFailedError, KafkaError
+    from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 except ImportError as missing:
     raise missing_extra("kafka", __name__, missing) from missing
 
@@ -109,11 +109,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Completed batches are committed under this lock; waiting for it lets the batch in flight finish
         # and commit before another member takes its partitions.
+        self._subscription.assignment = None
         if revoked and not self._subscription.aborted:
             async with self._subscription.batch_lock:
                 log.info("bus.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._subscription.assignment = frozenset(assigned)
         log.info("bus.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
@@ -151,6 +153,13 @@ class KafkaSubscription:
         )
         self.batch_lock = asyncio.Lock()
         self.aborted = False
+        self.assignment: frozenset[TopicPartition] | None = None
+        """The partitions this member holds; None until the group gives it some (or none), and during a
+        rebalance."""
+        self._heads: dict[TopicPartition, int] = {}
+        """Each held partition's end offset, read once after it was assigned: the head to catch up to."""
+        self._handled: dict[TopicPartition, int] = {}
+        """The next offset to handle of each partition: its position when assigned, then past what was handled."""
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -177,13 +186,50 @@ class KafkaSubscription:
             # The positions are resolved now, so nothing published after start() returns is missed.
             for tp in assigned:
                 await self._consumer.position(tp)
+            self.assignment = frozenset(assigned)
         else:
             self._consumer.subscribe([topic], listener=_Listener(self))
             await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
 
+    async def check_caught_up(self) -> None:
+        where = f"{self._group} on {self._spec.name}"
+        if self._stopping or self._task is None:
+            raise NotCaughtUp(f"{where}: not subscribed")
+        assignment = self.assignment
+        if assignment is None:
+            raise NotCaughtUp(f"{where}: waiting for the group to assign partitions")
+        if any(tp not in self._heads for tp in assignment):
+            raise NotCaughtUp(f"{where}: reading the head of its partitions")
+        behind = {
+            tp.partition: self._heads[tp] - self._handled.get(tp, 0)
+            for tp in assignment
+            if self._handled.get(tp, -1) < self._heads[tp]
+        }
+        if behind:
+            raise NotCaughtUp(f"{where}: records to handle by partition {dict(sorted(behind.items()))}")
+
+    async def _learn_heads(self) -> None:
+        """The head and the starting position of each newly held partition; between batches, so the position is
+        where handling stands."""
+        assignment = self.assignment or frozenset()
+        for tp in [tp for tp in self._heads if tp not in assignment]:
+            del self._heads[tp]
+            self._handled.pop(tp, None)
+        new = [tp for tp in assignment if tp not in self._heads]
+        if not new:
+            return
+        try:
+            for tp in new:
+                self._handled.setdefault(tp, await self._consumer.position(tp))
+            heads = await self._consumer.end_offsets(new)
+        except IllegalStateError:
+            return  # revoked meanwhile: the next assignment is learnt on the next round
+        self._heads.update({tp: heads[tp] for tp in new})
+
     async def _run(self) -> None:
         while not self._stopping:
+            await self._learn_heads()
             batches = await self._consumer.getmany(
                 timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
             )
@@ -215,7 +261,10 @@ class KafkaSubscription:
         done = await self._processor.process_many(deliveries, partition=tp.partition, stopping=lambda: self._stopping)
         if done < len(deliveries):
             self._consumer.seek(tp, deliveries[done].offset)
-        return tp, (deliveries[done - 1].offset + 1) if done else None
+        if not done:
+            return tp, None
+        self._handled[tp] = deliveries[done - 1].offset + 1
+        return tp, self._handled[tp]
 
     async def stop(self) -> None:
         """Finish and commit the batch in flight, then leave the group."""

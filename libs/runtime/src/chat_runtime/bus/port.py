@@ -91,6 +91,15 @@ class Subscription(Protocol):
     async def abort(self) -> None:
         """Leave without committing in-flight work, as a crash would (tests and chaos only)."""
 
+    async def check_caught_up(self) -> None:
+        """Return when this member holds its assignment (it is subscribed and the group has given it its
+        partitions, possibly none) and has handled every record its partitions held when they were assigned to it;
+        raise ``NotCaughtUp`` saying what is missing otherwise. A readiness check."""
+
+
+class NotCaughtUp(Exception):
+    """A subscription does not hold its assignment yet, or has not handled what was there when it got it."""
+
 
 class Bus(Protocol):
     """The port every service talks to."""

@@ -24,9 +24,11 @@ from chat_runtime.bus.port import (
     DLQ_REASON,
     DLQ_SOURCE_TOPIC,
     Bus,
+    NotCaughtUp,
     Outgoing,
     PoisonRecord,
     RetryableError,
+    Subscription,
 )
 from chat_runtime.logging import bind_correlation_id, current_correlation_id
 
@@ -106,6 +108,29 @@ async def publish_many(bus: Bus, spec: TopicSpec, count: int, *, keys: int = 20,
     """Publish Ping n=start..start+count-1 spread over ``keys`` keys."""
     for n in range(start, start + count):
         await bus.publish(spec, Ping(key=f"k{n % keys}", n=n), source=SOURCE)
+
+
+async def caught_up(subscription: Subscription) -> bool:
+    """Whether ``subscription`` says it holds its assignment and has caught up to the head it saw."""
+    try:
+        await subscription.check_caught_up()
+    except NotCaughtUp:
+        return False
+    return True
+
+
+async def until_caught_up(subscription: Subscription, timeout: float = 30.0) -> None:
+    """Wait for ``subscription`` to catch up; fail after ``timeout`` seconds saying why it has not."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await subscription.check_caught_up()
+        except NotCaughtUp as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not caught up after {timeout}s: {exc}") from exc
+            await asyncio.sleep(0.05)
+        else:
+            return
 
 
 async def settle(seconds: float) -> None:
@@ -477,3 +502,59 @@ class BusStartContract:
         await late.wait_for(lambda: len(late.seen) >= 5)
         await settle(0.5)
         assert sorted(late.numbers()) == list(range(10, 15))
+
+
+class BusReadinessContract:
+    """When a subscription says it has caught up (mixed into BusContract runs): a readiness check of its own."""
+
+    async def test_a_subscriber_catches_up_once_it_has_handled_what_was_there_when_it_joined(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=3)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        await publish_many(bus, spec, 30, keys=6)
+        release = asyncio.Event()
+        handled = {"member": Collector(), "broadcast": Collector()}
+
+        def held_until_released(name: str) -> Callable[[Envelope], Awaitable[None]]:
+            async def handler(envelope: Envelope) -> None:
+                await release.wait()
+                await handled[name].add(envelope)
+
+            return handler
+
+        member = await bus.subscribe(spec, group="g-ready", handler=held_until_released("member"))
+        broadcast = await bus.subscribe(
+            spec, group="g-ready-fanout", handler=held_until_released("broadcast"), broadcast=True
+        )
+        await settle(1.0)  # long enough to join and start reading: still not caught up, nothing is handled
+        assert not await caught_up(member)
+        assert not await caught_up(broadcast)
+        release.set()
+        await until_caught_up(member)
+        await until_caught_up(broadcast)
+        assert sorted(handled["member"].numbers()) == list(range(30))
+        assert sorted(handled["broadcast"].numbers()) == list(range(30))
+        await publish_many(bus, spec, 5, keys=6, start=30)
+        await handled["member"].wait_for(lambda: len(handled["member"].seen) >= 35)
+        assert await caught_up(member), "records published after joining are not a head to wait for"
+        await member.stop()
+        assert not await caught_up(member), "a stopped subscription holds nothing"
+
+    async def test_a_subscriber_starting_at_latest_is_caught_up_without_reading_the_past(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=2)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        await publish_many(bus, spec, 10, keys=2)
+        late, fanout = Collector(), Collector()
+        subscriptions = [
+            await bus.subscribe(spec, group="g-ready-late", handler=late.add, start="latest"),
+            await bus.subscribe(spec, group="g-ready-late-fanout", handler=fanout.add, start="latest", broadcast=True),
+        ]
+        for subscription in subscriptions:
+            await until_caught_up(subscription)
+        assert late.seen == []
+        assert fanout.seen == []
