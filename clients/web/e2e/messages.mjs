@@ -242,8 +242,16 @@ try {
   await ben.getByLabel("Search rooms").fill("lobby");
   await ben.locator(".dir-item").filter({ hasText: "lobby" }).getByRole("button", { name: "Join" }).click();
   await ben.getByRole("heading", { name: "# lobby" }).waitFor();
-  // The first join notice went with the reload above (notices are seen live, not kept): this one is the rejoin.
-  await notice(ann, `${guest} joined`).waitFor();
+  // The first join came back with the history after the reload above (the server keeps the room's activity);
+  // the rejoin is the second, after the leave.
+  await ann.waitForFunction(
+    ([who, wanted]) =>
+      [...document.querySelectorAll(".messages li.room-notice")]
+        .map((li) => li.textContent.split(" · ")[0])
+        .filter((text) => text.startsWith(`${who} `))
+        .join("|") === wanted,
+    [guest, [`${guest} joined`, `${guest} left`, `${guest} joined`].join("|")],
+  );
   const asOwner = await apiAs(owner);
   const guestUser = await asOwner("GET", `/api/rooms/users/by-username/${guest}`);
   await asOwner("POST", `/api/rooms/${roomId}/members/${guestUser.user_id}/kick`, {});
