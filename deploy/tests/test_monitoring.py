@@ -31,8 +31,6 @@ OPERATIONS = REPO / "docs" / "operations.md"
 CODE_ROOTS = ("libs", "services", "apps")
 
 TO_BE_ADDED: dict[str, str] = {
-    "chat_http_requests_total": "counter {service, route, method, status}: HTTP requests by route and status",
-    "chat_http_request_duration_seconds": "histogram {service, route, method}: HTTP latency",
     "chat_gateway_sockets_connected": "gauge: sockets connected to this gateway",
     "chat_gateway_client_events_total": "counter {event, code}: client events by name and result code "
     '(code="timeout" is an ack timeout)',
