@@ -200,6 +200,7 @@ def _build_gateway(wiring: Wiring) -> ServiceModule:
             rooms=rooms,
             proxied=proxied_by(wiring.target),
             follower=wiring.follower(),
+            registry=wiring.registry,
         )
     except ValueError as exc:
         raise LauncherError(f"invalid gateway settings: {exc}") from exc
