@@ -32,7 +32,6 @@ CODE_ROOTS = ("libs", "services", "apps")
 
 TO_BE_ADDED: dict[str, str] = {
     "chat_bus_consumer_lag": "gauge {group, topic, partition}: records behind the head",
-    "chat_store_operation_seconds": "histogram {store, operation}: store latency by operation",
 }
 """Metrics issue 16 asks the services to expose, as the dashboard and the alerts name them; not in the code yet."""
 

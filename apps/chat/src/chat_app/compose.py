@@ -167,7 +167,11 @@ def _build_messages(wiring: Wiring) -> ServiceModule:
     from chat_messages.settings import MessagesSettings
 
     return bootstrap(
-        wiring.settings(MessagesSettings), bus=wiring.bus, jwks=wiring.local_jwks(), follower=wiring.follower()
+        wiring.settings(MessagesSettings),
+        bus=wiring.bus,
+        registry=wiring.registry,
+        jwks=wiring.local_jwks(),
+        follower=wiring.follower(),
     )
 
 
