@@ -41,7 +41,6 @@ class Hub:
         metrics: GatewayMetrics,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics
         self.history = history
         self.rooms = rooms
         self.memberships = Memberships()
