@@ -216,7 +216,10 @@ class KafkaSubscription:
         """Records behind the head per held partition: the highest end offset the consumer knows of minus the next
         offset to handle. The high watermark of its last fetch goes stale while a handler is stuck (the consumer
         stops fetching a partition whose fetched records wait), so each call also asks the broker for the end
-        offsets the next call reports: a stuck consumer's lag keeps growing, one call behind."""
+        offsets the next call reports: a stuck consumer's lag keeps growing, one call behind. Nothing once it
+        stops."""
+        if self._stopping:
+            return {}
         self._refresh_ends()
         found: dict[int, int] = {}
         held = self._consumer.assignment()
