@@ -39,6 +39,8 @@ class Gateway:
     hub: Hub
     server: uvicorn.Server
     serving: asyncio.Task[None]
+    registry: CollectorRegistry
+    """The instance's metrics, as its ``/metrics`` serves them."""
 
     async def stop(self) -> None:
         self.server.should_exit = True
@@ -121,19 +123,23 @@ class Cluster:
         }
         options.update(settings)
         bus = InProcessBus(self.broker)
+        registry = CollectorRegistry()
         module = bootstrap(
             load_settings(GatewaySettings, **options),
             bus=bus,
             jwks=self.mint.jwks,
             history=self.history,
             rooms=self.rooms,
+            registry=registry,
         )
-        app = module.wrap(build_app([module], bus=bus, registry=CollectorRegistry()))
+        app = module.wrap(build_app([module], bus=bus, registry=registry))
         served = ChatSettings(data_dir=self.data_dir, ws_compression=ws_compression)
         server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, settings=served))
         serving = asyncio.create_task(server.serve())
         await until(lambda: server.started or serving.done(), timeout=20)
-        gateway = Gateway(base=f"http://127.0.0.1:{port}", hub=module.hub, server=server, serving=serving)
+        gateway = Gateway(
+            base=f"http://127.0.0.1:{port}", hub=module.hub, server=server, serving=serving, registry=registry
+        )
         self.gateways.append(gateway)
         return gateway
 

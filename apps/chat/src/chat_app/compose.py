@@ -167,7 +167,11 @@ def _build_messages(wiring: Wiring) -> ServiceModule:
     from chat_messages.settings import MessagesSettings
 
     return bootstrap(
-        wiring.settings(MessagesSettings), bus=wiring.bus, jwks=wiring.local_jwks(), follower=wiring.follower()
+        wiring.settings(MessagesSettings),
+        bus=wiring.bus,
+        registry=wiring.registry,
+        jwks=wiring.local_jwks(),
+        follower=wiring.follower(),
     )
 
 
@@ -200,6 +204,7 @@ def _build_gateway(wiring: Wiring) -> ServiceModule:
             rooms=rooms,
             proxied=proxied_by(wiring.target),
             follower=wiring.follower(),
+            registry=wiring.registry,
         )
     except ValueError as exc:
         raise LauncherError(f"invalid gateway settings: {exc}") from exc

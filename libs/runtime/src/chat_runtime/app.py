@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck, health_router
+from chat_runtime.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from chat_runtime.middleware import (
     DEFAULT_MAX_BODY_BYTES,
     BodySizeLimitMiddleware,
@@ -69,6 +70,9 @@ def build_app(
     overrides = {path: limit for module in modules for path, limit in module.body_limits().items()}
     app.add_middleware(NulCharacterGuard)  # inside the size limit: it reads JSON bodies whole
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes, overrides=overrides)
+    # Around the limits and guards, so their refusals are counted and timed too.
+    http_metrics = HttpMetrics(registry, names)
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     app.add_middleware(CorrelationIdMiddleware)  # added last = outermost: errors are logged with the id
     checks: dict[str, ReadinessCheck] = {}
     for module in modules:
@@ -78,6 +82,7 @@ def build_app(
         checks.update({f"{module.name}.{name}": check for name, check in module.readiness_checks().items()})
     app.include_router(health_router(checks, registry))
     _document_errors_as_problems(app)
+    http_metrics.learn_routes(app.routes)
     return app
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
 from chat_runtime.extras import missing_extra
+from chat_runtime.store_metrics import StoreMetrics
 
 try:
     import psycopg
@@ -18,7 +20,7 @@ try:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from psycopg import sql
-    from sqlalchemy import create_engine, make_url, pool, text
+    from sqlalchemy import Engine, create_engine, event, make_url, pool, text
     from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 except ImportError as missing:
     raise missing_extra("postgres", __name__, missing) from missing
@@ -33,6 +35,38 @@ per database, so migrators of different databases never wait for each other."""
 def async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async SQLAlchemy engine on psycopg 3; pings pooled connections before use."""
     return create_async_engine(_driver_url(url), pool_size=pool_size, pool_pre_ping=True)
+
+
+def observe_statements(engine: AsyncEngine | Engine, metrics: StoreMetrics) -> None:
+    """Time every statement ``engine`` runs, failed ones too, as ``store="postgres"`` and its first keyword."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    started_at = "chat_store_started"
+
+    def started(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        setattr(context, started_at, time.perf_counter())
+
+    def finished(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        began = getattr(context, started_at, None)
+        if began is not None:
+            metrics.observe("postgres", statement_kind(statement), time.perf_counter() - began)
+
+    def failed(exception_context: Any) -> None:
+        context, statement = exception_context.execution_context, exception_context.statement
+        began = getattr(context, started_at, None) if context is not None else None
+        if began is not None and statement:
+            metrics.observe("postgres", statement_kind(statement), time.perf_counter() - began)
+
+    event.listen(sync, "before_cursor_execute", started)
+    event.listen(sync, "after_cursor_execute", finished)
+    event.listen(sync, "handle_error", failed)
+
+
+def statement_kind(statement: str) -> str:
+    """The statement's first keyword, lowercased (``select``, ``insert``…); ``other`` when it starts otherwise, so
+    the label stays a short list of SQL words."""
+    first = statement.lstrip(" \t\r\n(").split(None, 1)
+    word = first[0].lower() if first else ""
+    return word if word.isalpha() and len(word) <= 16 else "other"
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -34,6 +34,7 @@ from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.outbox import OutboxRelay, records_since
+from chat_runtime.store_metrics import StoreMetrics
 from chat_runtime.tokens import CallableJwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.auth")
@@ -147,6 +148,8 @@ def bootstrap(
 ) -> AuthModule:
     """Build the auth module on PostgreSQL with its outbox relayed to ``bus``."""
     engine = engine or postgres.async_engine(settings.database_url)
+    if registry is not None:
+        postgres.observe_statements(engine, StoreMetrics.on(registry))
     relay = OutboxRelay(engine, bus, name="auth", registry=registry, poll_interval=settings.outbox_poll_seconds)
     store = PostgresAuthStore(engine, on_commit=relay.wake)
     context = build_context(settings, store=store, mailer=mailer or mailer_for(settings), clock=clock)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import socketio
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
 
 from chat_gateway.adapters.history import HttpHistory
 from chat_gateway.adapters.rooms import HttpRooms
@@ -18,6 +19,7 @@ from chat_gateway.entrypoints.http import build_router
 from chat_gateway.entrypoints.proxy import ServiceProxy, url_problem
 from chat_gateway.entrypoints.web import serve_web
 from chat_gateway.service.hub import Hub
+from chat_gateway.service.metrics import GatewayMetrics
 from chat_gateway.service.ports import History, Rooms
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
@@ -132,9 +134,12 @@ def bootstrap(
     proxied: Collection[str] = (),
     proxy_transport: httpx.AsyncBaseTransport | None = None,
     follower: TopicFollower | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> GatewayModule:
     """Build the gateway on ``bus``; tokens are checked against ``jwks`` (over HTTP unless handed in) and
     against the sessions ended on ``chat.users.events`` (read through ``follower``, by default ``bus``'s).
+
+    Its metrics go to ``registry`` (the process's, served at ``/metrics``; a private one when none is given).
 
     ``proxied`` names the services that run in other processes: their ``/api/<service>/…`` is forwarded to
     ``settings.<service>_url`` (over ``proxy_transport`` when one is handed in).
@@ -153,6 +158,7 @@ def bootstrap(
         verifier=verifier,
         history=history or HttpHistory(settings.messages_url),
         rooms=rooms or HttpRooms(settings.rooms_url),
+        metrics=GatewayMetrics(registry),
     )
     return GatewayModule(
         settings=settings, hub=hub, proxy=_proxy(settings, proxied, proxy_transport), ended_sessions=ended

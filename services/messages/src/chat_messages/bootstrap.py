@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from chat_messages.adapters import mongo
@@ -29,6 +30,7 @@ from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
+from chat_runtime.store_metrics import StoreMetrics
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.messages")
@@ -154,10 +156,13 @@ def bootstrap(
     jwks: JwksSource | None = None,
     clock: Clock = utc_now,
     follower: TopicFollower | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> MessagesModule:
     """Build the messages module on MongoDB, publishing on ``bus``; tokens of sessions ended on
-    ``chat.users.events`` (read through ``follower``, by default ``bus``'s) are refused."""
-    client = mongo_client or mongo.client(settings.mongo_url)
+    ``chat.users.events`` (read through ``follower``, by default ``bus``'s) are refused. The latency of the
+    client it makes is observed on ``registry``."""
+    listeners = [mongo.CommandTimer(StoreMetrics.on(registry))] if registry is not None else []
+    client = mongo_client or mongo.client(settings.mongo_url, event_listeners=listeners)
     db = client[settings.mongo_database]
     ended = EndedSessionsFeed(
         follower or follower_for(bus), EndedSessions.for_leeway(clock=lambda: clock().timestamp())

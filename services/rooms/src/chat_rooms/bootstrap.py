@@ -25,6 +25,7 @@ from chat_runtime.bus.port import Bus
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.outbox import OutboxRelay
+from chat_runtime.store_metrics import StoreMetrics
 from chat_runtime.tokens import EndedSessions, EndedSessionsFeed, HttpJwksSource, JwksSource, TokenVerifier
 
 log = structlog.get_logger("chat.rooms")
@@ -120,6 +121,8 @@ def bootstrap(
     ``jwks`` (the auth service's JWKS over HTTP unless the launcher hands in the co-located auth module's keys)
     and against the sessions ended on ``chat.users.events`` (read through ``follower``, by default ``bus``'s)."""
     engine = engine or postgres.async_engine(settings.database_url)
+    if registry is not None:
+        postgres.observe_statements(engine, StoreMetrics.on(registry))
     relay = OutboxRelay(engine, bus, name="rooms", registry=registry, poll_interval=settings.outbox_poll_seconds)
     store = PostgresRoomsStore(engine, on_commit=relay.wake)
     ended = EndedSessionsFeed(

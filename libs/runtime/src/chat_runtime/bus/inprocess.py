@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -26,7 +26,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode
 from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
-from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
@@ -258,6 +258,19 @@ class InProcessBroker:
             if worker.member_id == member_id and state.committed[index] < worker.head
         }
 
+    def lag(self, group: str, topic: str, member_id: int) -> dict[int, int]:
+        """Records of each partition assigned to the member that its group has yet to handle (the partition's end
+        now minus the group's committed offset); empty when it holds none."""
+        state = self._groups.get((group, topic))
+        if state is None:
+            return {}
+        parts = self._topics[topic]
+        return {
+            index: parts[index].end - state.committed[index]
+            for index, worker in state.workers.items()
+            if worker.member_id == member_id
+        }
+
     async def stop_all(self) -> None:
         """Stop every worker gracefully (tests and shutdown)."""
         for state in self._groups.values():
@@ -271,12 +284,16 @@ class InProcessBroker:
 class InProcessSubscription:
     """A group member on the in-process broker."""
 
-    def __init__(self, broker: InProcessBroker, spec: TopicSpec, group: str, member_id: int) -> None:
+    def __init__(
+        self, broker: InProcessBroker, spec: TopicSpec, group: str, member_id: int, *, named: str | None = None
+    ) -> None:
         self._broker = broker
         self._spec = spec
         self._group = group
         self._member_id = member_id
         self._closed = False
+        self.named = named or group
+        """The group name the subscriber gave (a broadcast subscriber's group on the broker is its own)."""
 
     @property
     def group(self) -> str:
@@ -295,6 +312,10 @@ class InProcessSubscription:
         if not self._closed:
             self._closed = True
             await self._broker.leave(self._group, self._spec.name, self._member_id, crash=True)
+
+    def lag(self) -> dict[int, int]:
+        """Records behind the head, per partition this member holds."""
+        return {} if self._closed else self._broker.lag(self._group, self._spec.name, self._member_id)
 
     async def check_caught_up(self) -> None:
         behind = None if self._closed else self._broker.behind(self._group, self._spec.name, self._member_id)
@@ -320,6 +341,12 @@ class InProcessBus:
         self.metrics = metrics or BusMetrics()
         self.retry = retry or RetryPolicy()
         self._subscriptions: list[InProcessSubscription] = []
+        self.metrics.watch_lag(self._lag)
+
+    def _lag(self) -> Iterator[LagReading]:
+        for subscription in list(self._subscriptions):
+            for partition, lag in subscription.lag().items():
+                yield subscription.named, subscription.topic, partition, lag
 
     async def start(self) -> None:
         return None
@@ -399,6 +426,6 @@ class InProcessBus:
         # only let the log drop what every reader has seen.
         joined = f"{group}#broadcast-{next(_BROADCASTS)}" if broadcast else group
         member_id = await self.broker.join(spec, joined, processor, start)
-        subscription = InProcessSubscription(self.broker, spec, joined, member_id)
+        subscription = InProcessSubscription(self.broker, spec, joined, member_id, named=group)
         self._subscriptions.append(subscription)
         return subscription

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
-from chat_runtime.bus.metrics import BusMetrics
+from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.extras import missing_extra
@@ -160,6 +160,9 @@ class KafkaSubscription:
         """Each held partition's end offset, read once after it was assigned: the head to catch up to."""
         self._handled: dict[TopicPartition, int] = {}
         """The next offset to handle of each partition: its position when assigned, then past what was handled."""
+        self._ends: dict[TopicPartition, int] = {}
+        """Each partition's end offset as last read for the lag metric."""
+        self._reading_ends: asyncio.Task[None] | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -208,6 +211,43 @@ class KafkaSubscription:
         }
         if behind:
             raise NotCaughtUp(f"{where}: records to handle by partition {dict(sorted(behind.items()))}")
+
+    def lag(self) -> dict[int, int]:
+        """Records behind the head per held partition: the highest end offset the consumer knows of minus the next
+        offset to handle. The high watermark of its last fetch goes stale while a handler is stuck (the consumer
+        stops fetching a partition whose fetched records wait), so each call also asks the broker for the end
+        offsets the next call reports: a stuck consumer's lag keeps growing, one call behind. Nothing once it
+        stops."""
+        if self._stopping:
+            return {}
+        self._refresh_ends()
+        found: dict[int, int] = {}
+        held = self._consumer.assignment()
+        for tp in self.assignment or ():
+            handled = self._handled.get(tp)
+            if handled is None or tp not in held:
+                continue
+            head = max(self._consumer.highwater(tp) or 0, self._heads.get(tp, 0), self._ends.get(tp, 0))
+            found[tp.partition] = max(0, head - handled)
+        return found
+
+    def _refresh_ends(self) -> None:
+        if self._stopping or (self._reading_ends is not None and not self._reading_ends.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # read outside the event loop: the ends known so far serve
+        self._reading_ends = loop.create_task(self._read_ends(), name=f"kafka-lag:{self._group}:{self._spec.name}")
+
+    async def _read_ends(self) -> None:
+        held = list(self.assignment or ())
+        if not held:
+            return
+        try:
+            self._ends.update(await self._consumer.end_offsets(held))
+        except KafkaError as exc:  # a metric's input: the lag reported stays what was known
+            log.debug("bus.lag_unknown", group=self._group, topic=self._spec.name, error=str(exc))
 
     async def _learn_heads(self) -> None:
         """The head and the starting position of each newly held partition; between batches, so the position is
@@ -274,6 +314,7 @@ class KafkaSubscription:
                 await self._task
             finally:
                 self._task = None
+        await self._stop_reading_ends()
         await self._consumer.stop()
 
     async def abort(self) -> None:
@@ -285,7 +326,15 @@ class KafkaSubscription:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._stop_reading_ends()
         await self._consumer.stop()
+
+    async def _stop_reading_ends(self) -> None:
+        if self._reading_ends is not None:
+            self._reading_ends.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading_ends
+            self._reading_ends = None
 
 
 class KafkaBus:
@@ -299,6 +348,12 @@ class KafkaBus:
         self.retry = retry or RetryPolicy()
         self._producer: AIOKafkaProducer | None = None
         self._subscriptions: list[KafkaSubscription] = []
+        self.metrics.watch_lag(self._lag)
+
+    def _lag(self) -> Iterator[LagReading]:
+        for subscription in list(self._subscriptions):
+            for partition, lag in subscription.lag().items():
+                yield subscription.group, subscription.topic, partition, lag
 
     async def start(self) -> None:
         if self._producer is None:

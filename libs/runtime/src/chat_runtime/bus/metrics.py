@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+LagReading = tuple[str, str, int, int]
+"""(group, topic, partition, records behind the head) of one partition a consumer of this process reads."""
+
+LagSource = Callable[[], Iterable[LagReading]]
 
 
 class BusMetrics:
-    """Counters for published, consumed, retried and dead-lettered records, and handler latency."""
+    """Counters for published, consumed, retried and dead-lettered records, handler latency, and consumer lag."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -35,3 +44,35 @@ class BusMetrics:
             ["topic", "group"],
             registry=self.registry,
         )
+        self._lag = _ConsumerLag()
+        self.registry.register(self._lag)
+
+    def watch_lag(self, source: LagSource) -> None:
+        """Read ``source`` at every scrape for ``chat_bus_consumer_lag`` (a bus hands in its consumers' view)."""
+        self._lag.sources.append(source)
+
+
+class _ConsumerLag(Collector):
+    """``chat_bus_consumer_lag``, computed when scraped from what each consumer knows, so a consumer that is stuck
+    shows a lag that grows while records keep arriving. The gauge is the collector's own (on no registry): filled
+    afresh at each scrape, so a partition no longer consumed here disappears."""
+
+    def __init__(self) -> None:
+        self.sources: list[LagSource] = []
+        self._gauge = Gauge(
+            "chat_bus_consumer_lag",
+            "Records of a partition a consumer group of this process has yet to handle (the partition's head minus "
+            "the next offset the group handles), per partition the process consumes.",
+            ["group", "topic", "partition"],
+            registry=None,
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return self._gauge.describe()
+
+    def collect(self) -> Iterable[Metric]:
+        self._gauge.clear()
+        for source in list(self.sources):
+            for group, topic, partition, lag in source():
+                self._gauge.labels(group, topic, str(partition)).set(lag)
+        return self._gauge.collect()

@@ -17,6 +17,7 @@ from pydantic import Field
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record
 from chat_contracts.spec import TopicSpec
+from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import (
     DLQ_ATTEMPTS,
@@ -131,6 +132,30 @@ async def until_caught_up(subscription: Subscription, timeout: float = 30.0) -> 
             await asyncio.sleep(0.05)
         else:
             return
+
+
+def consumer_lag(bus: Bus, group: str, topic: str) -> int | None:
+    """The bus's ``chat_bus_consumer_lag`` of ``group`` on ``topic``, summed over partitions, as a scrape reads it
+    (None: no partition reported)."""
+    metrics = getattr(bus, "metrics", None)
+    assert isinstance(metrics, BusMetrics), "the bus under test keeps its BusMetrics as .metrics"
+    values = [
+        sample.value
+        for metric in metrics.registry.collect()
+        if metric.name == "chat_bus_consumer_lag"
+        for sample in metric.samples
+        if sample.labels["group"] == group and sample.labels["topic"] == topic
+    ]
+    return int(sum(values)) if values else None
+
+
+async def until_lag(bus: Bus, group: str, topic: str, expected: int, timeout: float = 30.0) -> None:
+    """Scrape until the lag of ``group`` on ``topic`` is ``expected``; fail after ``timeout`` saying what it was."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (seen := consumer_lag(bus, group, topic)) != expected:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"consumer lag of {group} on {topic}: {seen} after {timeout}s, not {expected}")
+        await asyncio.sleep(0.1)
 
 
 async def settle(seconds: float) -> None:
@@ -541,6 +566,32 @@ class BusReadinessContract:
         assert await caught_up(member), "records published after joining are not a head to wait for"
         await member.stop()
         assert not await caught_up(member), "a stopped subscription holds nothing"
+
+    async def test_records_a_held_handler_has_not_handled_show_as_consumer_lag_until_it_is_released(
+        self, harness: BusHarness
+    ) -> None:
+        spec = make_spec(partitions=2)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        release = asyncio.Event()
+        handled = Collector()
+
+        async def held(envelope: Envelope) -> None:
+            await release.wait()
+            await handled.add(envelope)
+
+        subscription = await bus.subscribe(spec, group="g-lag", handler=held)
+        await until_caught_up(subscription)
+        await until_lag(bus, "g-lag", spec.name, 0)
+        await publish_many(bus, spec, 4, keys=2)
+        await until_lag(bus, "g-lag", spec.name, 4)
+        await publish_many(bus, spec, 3, keys=2, start=4)
+        await until_lag(bus, "g-lag", spec.name, 7)  # still stuck: the lag grows with what arrives
+        release.set()
+        await handled.wait_for(lambda: len(handled.seen) == 7)
+        await until_lag(bus, "g-lag", spec.name, 0)
+        await subscription.stop()
+        assert consumer_lag(bus, "g-lag", spec.name) is None, "a stopped subscription reports nothing"
 
     async def test_a_subscriber_starting_at_latest_is_caught_up_without_reading_the_past(
         self, harness: BusHarness

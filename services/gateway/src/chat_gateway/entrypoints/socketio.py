@@ -22,6 +22,7 @@ from chat_gateway.service.background import Background
 from chat_gateway.service.commands import COMMANDS, Requests
 from chat_gateway.service.connections import Connection, Connections, user_channel
 from chat_gateway.service.delivery import Delivery
+from chat_gateway.service.metrics import UNKNOWN_EVENT, GatewayMetrics
 from chat_gateway.service.presence import Presence
 from chat_gateway.service.protocol import (
     CLIENT_EVENTS,
@@ -63,8 +64,10 @@ class SocketEvents:
         requests: Requests,
         delivery: Delivery,
         background: Background,
+        metrics: GatewayMetrics,
     ) -> None:
         self.sio = sio
+        self.metrics = metrics
         self.settings = settings
         self.verifier = verifier
         self.connections = connections
@@ -162,10 +165,18 @@ class SocketEvents:
     # --- the guard ----------------------------------------------------------------------------------------------
 
     def guarded(self, event: str, handler: Handler) -> Callable[[str, Any], Awaitable[Ack]]:
-        """Every event: known connection, rate limit, schema errors as coded acks, never an exception to the loop."""
+        """Every event: known connection, rate limit, schema errors as coded acks, never an exception to the loop;
+        each ack counted by its code and timed."""
         model = CLIENT_EVENTS[event].payload
+        acked = self.metrics.acked
 
         async def guarded(sid: str, data: Any = None, *extra: Any) -> Ack:
+            started = time.perf_counter()
+            ack = await answer(sid, data, *extra)
+            acked(event, ack, started)
+            return ack
+
+        async def answer(sid: str, data: Any, *extra: Any) -> Ack:
             connection = self.connections.get(sid)
             if connection is None:
                 return fail("unauthenticated", "Connect with a token first.")
@@ -200,6 +211,12 @@ class SocketEvents:
     async def on_refused_event(self, sid: str, code: str, message: str) -> Ack:
         """An event no handler may see (undecodable, unknown, or a lifecycle name) still gets a coded ack, and
         counts against the user's budget."""
+        started = time.perf_counter()
+        ack = self._refuse(sid, code, message)
+        self.metrics.acked(UNKNOWN_EVENT, ack, started)
+        return ack
+
+    def _refuse(self, sid: str, code: str, message: str) -> Ack:
         connection = self.connections.get(sid)
         if connection is None:
             return fail("unauthenticated", "Connect with a token first.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat_gateway.domain.presence import Status
+from chat_gateway.service.metrics import GatewayMetrics
 from chat_gateway.service.protocol import EVENT_LIMITS
 from chat_gateway.settings import GatewaySettings
 from chat_runtime.tokens import VerifiedToken
@@ -58,8 +59,9 @@ class Connection:
 class Connections:
     """Every authenticated socket of this instance, by socket id and by user."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
         self.settings = settings
+        self.connected = metrics.sockets_connected
         self.by_sid: dict[str, Connection] = {}
         self.by_user: dict[uuid.UUID, set[str]] = {}
         self.buckets: dict[uuid.UUID, dict[str, Bucket]] = {}
@@ -83,6 +85,7 @@ class Connections:
     def add(self, connection: Connection) -> None:
         self.by_sid[connection.sid] = connection
         self.by_user.setdefault(connection.user.sub, set()).add(connection.sid)
+        self.connected.set(len(self.by_sid))
 
     def remove(self, sid: str) -> Connection | None:
         """Forget a closed socket (and, with the user's last one, their budgets); None if it was not known."""
@@ -90,6 +93,7 @@ class Connections:
         connection = self.by_sid.pop(sid, None)
         if connection is None:
             return None
+        self.connected.set(len(self.by_sid))
         for timer in connection.timers:
             timer.cancel()
         user = connection.user.sub

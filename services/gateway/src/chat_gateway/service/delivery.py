@@ -28,6 +28,7 @@ from chat_gateway.domain.presence import Status
 from chat_gateway.service.background import Background
 from chat_gateway.service.commands import Requests
 from chat_gateway.service.connections import Connections, room_channel, user_channel
+from chat_gateway.service.metrics import GatewayMetrics
 from chat_gateway.service.presence import Presence
 from chat_gateway.service.protocol import MESSAGE_EVENTS
 from chat_gateway.settings import GatewaySettings
@@ -49,8 +50,11 @@ class Delivery:
         memberships: Memberships,
         requests: Requests,
         background: Background,
+        metrics: GatewayMetrics,
     ) -> None:
         self.sio = sio
+        self.delivered = metrics.deliveries
+        self.slow_consumers = metrics.slow_consumers
         self.settings = settings
         self.connections = connections
         self.memberships = memberships
@@ -114,6 +118,7 @@ class Delivery:
         message to answer the sender, and a gateway that restarted cannot know what its sockets replayed)."""
         eio = self.sio.eio
         frame: Frame | None = None
+        written = 0
         lagging: list[str] = []
         limit = self.settings.buffer_soft_limit_bytes if droppable else self.settings.buffer_hard_limit_bytes
         for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
@@ -139,6 +144,11 @@ class Delivery:
             # The same frame for every recipient, written to its connection without a task per recipient (as
             # python-socketio's room emit would make) or per socket (as python-engineio's writer is).
             socket.send_frame(frame)
+            written += 1
+        if written:
+            self.delivered.inc(written)
+        if lagging:
+            self.slow_consumers.inc(len(lagging))
         for sid in lagging:
             log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
             self.connections.ending.add(sid)

@@ -20,6 +20,7 @@ from chat_gateway.service.background import Background
 from chat_gateway.service.commands import Requests
 from chat_gateway.service.connections import Connections
 from chat_gateway.service.delivery import Delivery
+from chat_gateway.service.metrics import GatewayMetrics
 from chat_gateway.service.ports import History, Rooms
 from chat_gateway.service.presence import Presence
 from chat_gateway.service.recovery import Recovery
@@ -37,12 +38,13 @@ class Hub:
         verifier: TokenVerifier,
         history: History,
         rooms: Rooms,
+        metrics: GatewayMetrics,
     ) -> None:
         self.settings = settings
         self.history = history
         self.rooms = rooms
         self.memberships = Memberships()
-        self.connections = Connections(settings)
+        self.connections = Connections(settings, metrics)
         self.background = Background()
         self.sio = GuardedServer(
             refuse=lambda sid, code, message: self.events.on_refused_event(sid, code, message),
@@ -62,6 +64,7 @@ class Hub:
             memberships=self.memberships,
             requests=self.requests,
             background=self.background,
+            metrics=metrics,
         )
         self.presence = Presence(
             settings=settings,
@@ -83,6 +86,7 @@ class Hub:
             requests=self.requests,
             delivery=self.delivery,
             background=self.background,
+            metrics=metrics,
         )
         self.events.register()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.write_concern import WriteConcern
 
 from chat_messages.settings import WriteConcernChoice
+from chat_runtime.store_metrics import StoreMetrics
 
 JOURNALED: Final = WriteConcern(w=1, j=True)
 """Acknowledged once the primary has the write in its journal on disk: survives that server crashing or
@@ -42,6 +43,23 @@ def client(url: str, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
         "uuidRepresentation": "standard",
     }
     return AsyncMongoClient(url, **(options | overrides))
+
+
+class CommandTimer(monitoring.CommandListener):
+    """Observes each MongoDB command's duration, as the driver measured it, as ``store="mongo"`` and the command
+    name (``insert``, ``find``…): one histogram observation per command, failed ones too."""
+
+    def __init__(self, metrics: StoreMetrics) -> None:
+        self._metrics = metrics
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        return None
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._metrics.observe("mongo", event.command_name, event.duration_micros / 1_000_000)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._metrics.observe("mongo", event.command_name, event.duration_micros / 1_000_000)
 
 
 def replicated(hello: Mapping[str, Any]) -> bool:
