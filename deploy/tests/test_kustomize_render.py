@@ -197,6 +197,13 @@ def test_every_rendered_image_is_pinned_and_the_migrate_phase_is_complete(direct
     # `kubectl apply -k … -l deploy-phase=migrate` must bring everything the Job needs (Secrets come separately).
     first_phase = {doc["kind"] for doc in docs if doc["metadata"].get("labels", {}).get("deploy-phase") == "migrate"}
     assert first_phase == {"ConfigMap", "ServiceAccount", "Job"}
+    # Safe under GitOps re-syncs: run before each sync and replaced, never patched (a Job's spec is immutable).
+    (job,) = [doc for doc in docs if doc["kind"] == "Job"]
+    assert job["metadata"]["annotations"] == {
+        "argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+        "kustomize.toolkit.fluxcd.io/force": "enabled",
+    }
 
 
 def _routes(docs: tuple[Yaml, ...]) -> dict[str, str]:
