@@ -5,11 +5,7 @@ messages services and another gateway instance would."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from chat_contracts import ephemeral as eph
 from chat_contracts import messages_events as mev
@@ -22,15 +18,6 @@ from .harness import Client, Cluster, Gateway, until
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 DM = uuid.uuid4()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 async def room_event(cluster: Cluster, gateway: Gateway, event: type[rev.RoomBlocked | rev.RoomUnblocked]) -> None:

@@ -8,12 +8,10 @@ import asyncio
 import json
 import tomllib
 import uuid
-from collections.abc import AsyncIterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pytest
 import socketio
 import websockets
 from packaging.requirements import Requirement
@@ -27,15 +25,6 @@ from .harness import Client, Cluster, Gateway, until
 from .test_live import ADA, BOB, ROOM, created, subscribed
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 def engine_socket(gateway: Gateway, user: uuid.UUID) -> Any:

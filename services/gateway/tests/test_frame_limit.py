@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,15 +20,6 @@ from .raw_socket import TRANSPORTS, RawSocket, Transport
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
 LIMIT = 2048
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 def send_of(body: str, id: int = 1) -> str:

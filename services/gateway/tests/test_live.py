@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +23,6 @@ from .harness import Client, Cluster, Gateway, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 async def subscribed(client: Client, room: uuid.UUID = ROOM) -> dict[str, object]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 
@@ -22,15 +21,6 @@ ADA = uuid.uuid4()
 ROOM = uuid.uuid4()
 DEEP_ARRAY = "[" * 1500 + "]" * 1500
 DEEP_OBJECT = '{"a":' * 1500 + "1" + "}" * 1500
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 @asynccontextmanager

@@ -4,11 +4,7 @@ deliveries and slow consumers (scraped from the instance's registry, as ``/metri
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from chat_contracts import messages_events as mev
 from chat_contracts.topics import MESSAGES_EVENTS
@@ -18,15 +14,6 @@ from .harness import Client, Cluster, Gateway, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 def scraped(gateway: Gateway, name: str, **labels: str) -> float:

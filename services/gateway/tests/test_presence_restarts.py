@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from chat_contracts import rooms as rev
 from chat_contracts.topics import EPHEMERAL, ROOMS_EVENTS
@@ -29,15 +26,6 @@ from .harness import Client, Cluster, until
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(data_dir=tmp_path)
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 def shown(client: Client, answer: dict[str, Any]) -> dict[str, str]:
