@@ -1,4 +1,5 @@
-"""Turning one consumed record into handler calls, retries, dead letters and metrics (both adapters)."""
+"""Turning one consumed record into handler calls, retries, dead letters, metrics and (when tracing is on) a
+consumer span (both adapters)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.errors import ContractError
 from chat_contracts.spec import TopicSpec
+from chat_runtime import tracing
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import (
     DLQ_AT,
@@ -109,7 +111,12 @@ class RecordProcessor:
             return len(deliveries)
         started = time.perf_counter()
         try:
-            await self.batch([envelope for _, envelope in decoded])
+            spans = tracing.spans()
+            if spans is None:
+                await self.batch([envelope for _, envelope in decoded])
+            else:
+                with spans.processing_batch([d.record for d, _ in decoded], group=self.group, partition=partition):
+                    await self.batch([envelope for _, envelope in decoded])
         except Exception as exc:
             # One of them may be poison, or a dependency failed: every record again on its own, with retries and
             # dead letters. The handlers are idempotent, so what the batch already applied is not applied twice.
@@ -147,6 +154,21 @@ class RecordProcessor:
         envelope: Envelope | None = None,
     ) -> bool:
         """True when the record is done with (handled or dead-lettered) and its offset may be committed."""
+        spans = tracing.spans()
+        if spans is None:
+            return await self._process(record, partition=partition, offset=offset, stopping=stopping, envelope=envelope)
+        with spans.processing(record, group=self.group, partition=partition, offset=offset):
+            return await self._process(record, partition=partition, offset=offset, stopping=stopping, envelope=envelope)
+
+    async def _process(
+        self,
+        record: Record,
+        *,
+        partition: int,
+        offset: int,
+        stopping: Callable[[], bool],
+        envelope: Envelope | None,
+    ) -> bool:
         context = {
             "topic": record.topic,
             "partition": partition,
