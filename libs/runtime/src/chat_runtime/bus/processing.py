@@ -132,14 +132,25 @@ class RecordProcessor:
         return len(deliveries)
 
     async def _one_by_one(self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]) -> int:
+        spans = tracing.spans()
         for done, delivery in enumerate(deliveries):
-            handled = await self.process(
-                delivery.record,
-                partition=partition,
-                offset=delivery.offset,
-                stopping=stopping,
-                envelope=delivery.envelope,
-            )
+            if spans is None:
+                handled = await self.process(
+                    delivery.record,
+                    partition=partition,
+                    offset=delivery.offset,
+                    stopping=stopping,
+                    envelope=delivery.envelope,
+                )
+            else:
+                with spans.processing(delivery.record, group=self.group, partition=partition, offset=delivery.offset):
+                    handled = await self.process(
+                        delivery.record,
+                        partition=partition,
+                        offset=delivery.offset,
+                        stopping=stopping,
+                        envelope=delivery.envelope,
+                    )
             if not handled:
                 return done
         return len(deliveries)
@@ -154,21 +165,6 @@ class RecordProcessor:
         envelope: Envelope | None = None,
     ) -> bool:
         """True when the record is done with (handled or dead-lettered) and its offset may be committed."""
-        spans = tracing.spans()
-        if spans is None:
-            return await self._process(record, partition=partition, offset=offset, stopping=stopping, envelope=envelope)
-        with spans.processing(record, group=self.group, partition=partition, offset=offset):
-            return await self._process(record, partition=partition, offset=offset, stopping=stopping, envelope=envelope)
-
-    async def _process(
-        self,
-        record: Record,
-        *,
-        partition: int,
-        offset: int,
-        stopping: Callable[[], bool],
-        envelope: Envelope | None,
-    ) -> bool:
         context = {
             "topic": record.topic,
             "partition": partition,
