@@ -9,8 +9,11 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 
 from chat_contracts.envelope import HEADER_TRACEPARENT, Envelope, encode
@@ -18,6 +21,8 @@ from chat_contracts.topics import DLQ_PARTITIONS
 from chat_runtime import tracing
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.port import Outgoing, RetryPolicy
+from chat_runtime.http_metrics import HttpMetrics
+from chat_runtime.middleware import CorrelationIdMiddleware
 from chat_runtime.postgres import observe_statements
 from chat_runtime.store_metrics import StoreMetrics
 from chat_runtime.testing.bus_contract import SOURCE, Ping, make_spec
@@ -230,3 +235,16 @@ def test_a_relayed_record_is_published_under_the_span_that_stored_it(spans: InMe
     assert [name for name, _ in relayed.headers].count(HEADER_TRACEPARENT) == 1
     assert relayed.value == stored.value
     assert relayed.key == stored.key
+
+
+async def test_a_request_no_route_matched_is_named_by_its_method_alone(spans: InMemorySpanExporter) -> None:
+    metrics = HttpMetrics(CollectorRegistry(), ["demo"])
+    app = CorrelationIdMiddleware(FastAPI(), route_of=metrics.route_of)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        assert (await client.get("/api/demo/no/such/route")).status_code == 404
+        assert (await client.get("/healthz")).status_code == 404  # outside /api/: not traced
+    [span] = spans.get_finished_spans()
+    assert span.name == "GET"
+    assert span.attributes is not None
+    assert "http.route" not in span.attributes
+    assert span.attributes["http.response.status_code"] == 404

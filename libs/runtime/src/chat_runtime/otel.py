@@ -16,6 +16,7 @@ from structlog.contextvars import bound_contextvars
 
 from chat_contracts.envelope import HEADER_CORRELATION_ID, HEADER_TRACEPARENT, HEADER_TRACESTATE, Record
 from chat_runtime.extras import missing_extra
+from chat_runtime.http_metrics import UNMATCHED
 from chat_runtime.logging import CORRELATION_KEY, current_correlation_id, new_correlation_id
 
 try:
@@ -107,7 +108,7 @@ class Spans:
                 await app(scope, receive, noting_status)
             finally:
                 route = route_of(scope) if route_of is not None else None
-                if route:
+                if route and route != UNMATCHED:  # else the method alone names it: never the raw path
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
