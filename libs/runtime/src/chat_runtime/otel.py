@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bound_contextvars
 
 from chat_contracts.envelope import HEADER_CORRELATION_ID, HEADER_TRACEPARENT, HEADER_TRACESTATE, Record
@@ -21,6 +21,7 @@ from chat_runtime.logging import CORRELATION_KEY, current_correlation_id, new_co
 
 try:
     from opentelemetry import trace
+    from opentelemetry.context import Context
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -38,7 +39,7 @@ STORE_SYSTEMS = {"postgres": "postgresql", "mongo": "mongodb", "mongodb": "mongo
 """``StoreMetrics``' store label → the ``db.system.name`` of the semantic conventions."""
 
 Headers = tuple[tuple[str, bytes], ...]
-RouteOf = Callable[[dict[str, Any]], str]
+RouteOf = Callable[[Scope], str]
 
 
 def provider_for(*, service_name: str, exporter: str) -> TracerProvider:
@@ -73,14 +74,14 @@ class Spans:
         self.propagator.inject(carrier)
         return tuple((name, value.encode()) for name, value in carrier.items())
 
-    def _context_of(self, headers: Iterable[tuple[str, bytes]]) -> Any:
+    def _context_of(self, headers: Iterable[tuple[str, bytes]]) -> Context | None:
         carrier = {name: value.decode("latin-1") for name, value in headers if name in TRACE_HEADERS}
         return self.propagator.extract(carrier) if carrier else None
 
     # --- HTTP ------------------------------------------------------------------------------------------------------
 
     async def serve_http(
-        self, app: Any, scope: Any, receive: Any, send: Any, *, correlation_id: str, route_of: RouteOf | None
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, *, correlation_id: str, route_of: RouteOf | None
     ) -> None:
         """Run one HTTP request under a server span continuing the caller's ``traceparent``; named after the route
         template once routing chose one, with the response status."""
@@ -90,7 +91,7 @@ class Spans:
         )
         status = 500
 
-        async def noting_status(message: Any) -> None:
+        async def noting_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
