@@ -28,6 +28,7 @@ from chat_app.signals import StopSignals
 from chat_runtime.logging import configure_logging
 from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
+from chat_runtime.tracing import configure_tracing, shutdown_tracing
 
 log = structlog.get_logger("chat.cli")
 
@@ -88,6 +89,10 @@ def _serve(
 ) -> None:
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
+    try:
+        configure_tracing(service=target)  # off unless OTEL_* variables ask for traces (docs/operations.md)
+    except ValueError as exc:
+        raise LauncherError(str(exc)) from exc
     app = build_asgi(target, settings, given=given)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     if dev_mailbox_enabled(target, settings):
@@ -99,8 +104,11 @@ def _serve(
     server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
     # After draining, uvicorn raises the stop signal again; a stop while serving is a clean return (uvicorn.run
     # does the same).
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        shutdown_tracing()  # exports the spans still buffered
     stops.stopping()
 
 
