@@ -157,7 +157,7 @@ def _withdraw_signing_key(kid: str) -> int:
         log.error("signing_key.not_found", kid=kid, hint="the kids in use are in /api/auth/.well-known/jwks.json")
         return 1
     if withdrawal.already:
-        log.info("signing_key.already_withdrawn", kid=kid)
+        log.warning("signing_key.already_withdrawn", kid=kid, changed="nothing")
     else:
         log.warning("signing_key.withdrawn", kid=kid, successor=withdrawal.successor)
     return 0
