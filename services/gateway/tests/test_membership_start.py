@@ -20,6 +20,7 @@ from chat_contracts import rooms as rev
 from chat_contracts.base import Contract
 from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS
 from chat_gateway.bootstrap import bootstrap
+from chat_gateway.domain.membership import Memberships
 from chat_gateway.service.ports import Membership
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.testing.fakes import MemoryRooms
@@ -210,3 +211,33 @@ async def test_a_member_on_another_gateway_is_listed_present_though_this_one_nev
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_a_room_deleted_while_a_question_is_in_flight_wins_over_the_answer() -> None:
+    memberships = Memberships()
+    with memberships.question(BOB):
+        memberships.apply(rev.RoomDeleted(room_id=ROOM, room_version=5, by=ADA, occurred_at=_now()))
+        assert memberships.learn(ROOM, BOB, "member", 4) is None
+    assert memberships.role(ROOM, BOB) is None
+    assert memberships.heard == {}
+
+
+def test_an_answer_newer_than_what_was_heard_in_flight_stands_and_older_events_change_nothing() -> None:
+    memberships = Memberships()
+    with memberships.question(BOB):
+        memberships.apply(kicked(BOB, 3))
+        assert memberships.learn(ROOM, BOB, "member", 4) == "member"  # kicked at 3, joined again by 4
+    memberships.apply(kicked(BOB, 4))  # a late copy at the answer's version
+    assert memberships.role(ROOM, BOB) == "member"
+    memberships.apply(kicked(BOB, 5))
+    assert memberships.role(ROOM, BOB) is None
+
+
+def test_a_role_change_makes_a_member_of_someone_this_instance_had_not_heard_of() -> None:
+    memberships = Memberships()
+    changed = rev.MemberRoleChanged(
+        room_id=ROOM, room_version=9, user_id=BOB, old_role="member", new_role="admin", by=ADA, occurred_at=_now()
+    )
+    memberships.apply(changed)
+    assert memberships.role(ROOM, BOB) == "admin"
+    assert memberships.rooms_of(BOB) == {ROOM}
