@@ -33,7 +33,8 @@ from pymongo import AsyncMongoClient
 
 from bench.serving import free_port
 from chat_localinfra import InfraConfig, ensure_started, stop
-from chat_messages.adapters.mongo_store import MongoMessageStore, message_document
+from chat_messages.adapters.mongo_documents import message_document
+from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.bootstrap import bootstrap
 from chat_messages.domain.model import Member, Message, RoomState
 from chat_messages.settings import MessagesSettings

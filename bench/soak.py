@@ -73,7 +73,8 @@ from bench.serving import cpu_seconds, free_port, rss_kib
 from chat_localinfra import InfraConfig, ensure_started, status, stop
 from chat_localinfra.mongo import MongoServer
 from chat_messages.adapters import mongo
-from chat_messages.adapters.mongo_store import MongoMessageStore, message_document, to_us
+from chat_messages.adapters.mongo_documents import message_document, to_us
+from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.domain import text
 from chat_messages.domain.model import Message
 

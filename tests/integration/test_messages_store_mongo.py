@@ -17,23 +17,24 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
 from chat_messages.adapters import mongo
+from chat_messages.adapters.mongo_documents import message_document, to_us
+from chat_messages.adapters.mongo_queries import (
+    SEARCH_SORT,
+    count_pipeline,
+    history_window,
+    search_queries,
+    unread_query,
+    unread_rest,
+    unread_window,
+)
 from chat_messages.adapters.mongo_store import (
     INDEXES,
     MESSAGES_BY_CLIENT_MSG_ID,
     MESSAGES_BY_REPLY,
     MESSAGES_BY_SEQ,
     MESSAGES_BY_TOKEN,
-    SEARCH_SORT,
     MongoMessageStore,
-    count_pipeline,
     duplicate_key_fields,
-    history_window,
-    message_document,
-    search_queries,
-    to_us,
-    unread_query,
-    unread_rest,
-    unread_window,
 )
 from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState
 from chat_messages.service.ports import MessageStore

@@ -1,25 +1,7 @@
 """``MessageStore`` on MongoDB: one atomic single-document operation per method call, no transactions.
 
-Representation (see also ``ensure_indexes``):
-
-- UUIDs are BSON binary subtype 4 (standard). The store applies its own codec options, so it does not depend on
-  how the client was built.
-- Instants are integer microseconds since the Unix epoch (``created_us``, ``edited_us``, ``deleted_us``): BSON
-  dates keep milliseconds only, and a message must read back exactly as it was written, and the search cursor
-  ``(created_at, seq)`` must compare exactly.
-- ``messages``: one document per message, ``_id`` = the message id. Reactions are an array of
-  ``{emoji, users}`` in the order emoji were first used (an emoji is arbitrary client text, so never a field
-  name); an emoji whose last user leaves is removed. ``applied`` holds the last 64 applied request ids.
-- ``activity``: one document per room event the timeline shows (``_id`` = "room_id:room_version", so a replayed
-  event is stored once), with ``occurred_us`` and ``after_seq``.
-- ``rooms`` (``_id`` = room id), ``members`` and ``markers`` (``_id`` = "room_id:user_id"), ``users`` (``_id`` =
-  user id, with the case-folded ``username_key``) and ``heads`` (``_id`` = room id: a seq at or below the room's
-  highest, raised in batches by the room's owner). Heads are written with ``HINT_CONCERN`` (w=1, not journaled):
-  a head lost in a crash is an older one, still at or below the highest, and the messages it points at were
-  journaled before it moved.
-
-Queries avoid ``$or``/``$nor``/``$expr``: the Mongo-wire server used in development and tests answers those
-with a collection scan, and none of them is needed (search splits into a few index-exact queries instead).
+The documents it stores and reads are described, written and read back in mongo_documents.py; the filters it runs
+are built in mongo_queries.py. Here: the collections, their indexes, and the store's operations.
 """
 
 from __future__ import annotations
@@ -30,11 +12,9 @@ import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
-from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -42,25 +22,33 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from chat_messages.adapters.group_insert import GroupInsert
-from chat_messages.domain.activity import Activity
-from chat_messages.domain.model import (
-    Change,
-    Edit,
-    MarkerKind,
-    Markers,
-    Member,
-    MentionedUser,
-    Message,
-    RoomState,
+from chat_messages.adapters.mongo_documents import (
+    CODEC_OPTIONS,
+    Document,
+    activity_document,
+    activity_from,
+    change_update,
+    markers_from,
+    member_from,
+    message_document,
+    message_from,
+    pair_id,
+    to_us,
 )
+from chat_messages.adapters.mongo_queries import (
+    SEARCH_SORT,
+    Filter,
+    activity_query,
+    count_pipeline,
+    history_window,
+    search_queries,
+    unread_rest,
+    unread_window,
+)
+from chat_messages.domain.activity import Activity
+from chat_messages.domain.model import Change, MarkerKind, Markers, Member, Message, RoomState
 from chat_messages.service.ports import InsertOutcome, InsertResult, Refusal
 
-Document = dict[str, Any]
-Filter = dict[str, Any]
-Sort = list[tuple[str, int]]
-
-APPLIED_KEPT: Final = 64
-"""How many applied request ids a message remembers."""
 HEAD_WINDOW: Final = 1024
 """Seqs read at once when ``last_seq`` walks from a head document that is behind."""
 UPSERT_ATTEMPTS: Final = 5
@@ -74,29 +62,9 @@ MESSAGES_BY_CLIENT_MSG_ID: Final = "room_client_msg_id"
 MESSAGES_BY_REPLY: Final = "room_replies"
 MESSAGES_BY_TOKEN: Final = "room_search"  # noqa: S105 (an index name)
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
-_CODEC_OPTIONS: Final[CodecOptions[Document]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=UTC, uuid_representation=UuidRepresentation.STANDARD
-)
 _NOT_APPLIED: Final = {"applied": 0}
 """Projection for reads: the remembered request ids stay in the database."""
 _INDEX_NAME = re.compile(r"index: (\S+)")
-
-
-def to_us(at: datetime) -> int:
-    """Microseconds since the Unix epoch, exactly."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"a timezone-aware datetime is needed, not {at!r}")
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def from_us(us: int) -> datetime:
-    return _EPOCH + us * _MICROSECOND
-
-
-def _pair_id(room_id: uuid.UUID, user_id: uuid.UUID) -> str:
-    return f"{room_id}:{user_id}"
 
 
 def duplicate_key_fields(error: DuplicateKeyError | Mapping[str, Any]) -> set[str]:
@@ -111,259 +79,6 @@ def duplicate_key_fields(error: DuplicateKeyError | Mapping[str, Any]) -> set[st
         if named and model.document["name"] == named.group(1):
             return set(model.document["key"])
     return {"_id"} if named and named.group(1) == "_id_" else set()
-
-
-# Documents
-
-
-def message_document(message: Message) -> Document:
-    return {
-        "_id": message.id,
-        "room_id": message.room_id,
-        "seq": message.seq,
-        "sender_id": message.sender_id,
-        "client_msg_id": message.client_msg_id,
-        "body": message.body,
-        "created_us": to_us(message.created_at),
-        "tokens": list(message.tokens),
-        "reply_to": message.reply_to,
-        "attachment_ids": list(message.attachment_ids),
-        "mentions": [{"user_id": m.user_id, "username": m.username} for m in message.mentions],
-        "mentions_room": message.mentions_room,
-        "version": message.version,
-        "edited_us": None if message.edited_at is None else to_us(message.edited_at),
-        "edits": [{"body": e.body, "edited_us": to_us(e.edited_at)} for e in message.edits],
-        "deleted_us": None if message.deleted_at is None else to_us(message.deleted_at),
-        "deleted_by": message.deleted_by,
-        "reactions": [{"emoji": emoji, "users": list(users)} for emoji, users in message.reactions.items() if users],
-        "applied": [],
-    }
-
-
-def _message(doc: Mapping[str, Any]) -> Message:
-    edited_us, deleted_us = doc["edited_us"], doc["deleted_us"]
-    return Message(
-        id=doc["_id"],
-        room_id=doc["room_id"],
-        seq=doc["seq"],
-        sender_id=doc["sender_id"],
-        client_msg_id=doc["client_msg_id"],
-        body=doc["body"],
-        created_at=from_us(doc["created_us"]),
-        tokens=tuple(doc["tokens"]),
-        reply_to=doc["reply_to"],
-        attachment_ids=tuple(doc["attachment_ids"]),
-        mentions=tuple(MentionedUser(user_id=m["user_id"], username=m["username"]) for m in doc["mentions"]),
-        mentions_room=doc["mentions_room"],
-        version=doc["version"],
-        edited_at=None if edited_us is None else from_us(edited_us),
-        edits=tuple(Edit(body=e["body"], edited_at=from_us(e["edited_us"])) for e in doc["edits"]),
-        deleted_at=None if deleted_us is None else from_us(deleted_us),
-        deleted_by=doc["deleted_by"],
-        reactions={r["emoji"]: tuple(r["users"]) for r in doc["reactions"] if r["users"]},
-    )
-
-
-def _member(doc: Mapping[str, Any]) -> Member:
-    return Member(
-        room_id=doc["room_id"], user_id=doc["user_id"], role=doc["role"], joined_after_seq=doc["joined_after_seq"]
-    )
-
-
-def _markers(doc: Mapping[str, Any]) -> Markers:
-    return Markers(
-        room_id=doc["room_id"],
-        user_id=doc["user_id"],
-        read_seq=doc.get("read_seq", 0),
-        delivered_seq=doc.get("delivered_seq", 0),
-    )
-
-
-def activity_document(activity: Activity) -> Document:
-    return {
-        "room_id": activity.room_id,
-        "room_version": activity.room_version,
-        "kind": activity.kind,
-        "after_seq": activity.after_seq,
-        "occurred_us": to_us(activity.occurred_at),
-        "user_id": activity.user_id,
-        "by": activity.by,
-        "name": activity.name,
-    }
-
-
-def _activity(doc: Mapping[str, Any]) -> Activity:
-    return Activity(
-        room_id=doc["room_id"],
-        room_version=doc["room_version"],
-        kind=doc["kind"],
-        after_seq=doc["after_seq"],
-        occurred_at=from_us(doc["occurred_us"]),
-        user_id=doc["user_id"],
-        by=doc["by"],
-        name=doc["name"],
-    )
-
-
-def activity_query(
-    room_id: uuid.UUID, *, from_seq: int, after_seq: int | None, before_seq: int | None, after_version: int
-) -> Filter:
-    """The room's activity in a window of ``after_seq`` (see ``MessageStore.activity``), newer than a version."""
-    lowest = from_seq if after_seq is None else max(from_seq, after_seq + 1)
-    placed: Filter = {"$gte": lowest} if before_seq is None else {"$gte": lowest, "$lt": before_seq}
-    return {"room_id": room_id, "room_version": {"$gt": after_version}, "after_seq": placed}
-
-
-def _literal(value: object) -> dict[str, object]:
-    """A constant inside an aggregation expression (a string starting with "$" would otherwise be a field path)."""
-    return {"$literal": value}
-
-
-# Queries (module level, so the tests can explain exactly what the store runs)
-
-
-def history_window(room_id: uuid.UUID, lower: int, upper: int) -> Filter:
-    """Messages with ``lower < seq <= upper``: one bounded range of the (room_id, seq) index, which every server
-    answers without sorting the room (history pages are read as such windows)."""
-    return {"room_id": room_id, "seq": {"$gt": lower, "$lte": upper}}
-
-
-SEARCH_SORT: Final[Sort] = [("created_us", DESCENDING), ("seq", DESCENDING)]
-
-
-def search_queries(
-    rooms: Sequence[tuple[uuid.UUID, int]], tokens: Sequence[str], *, before: tuple[datetime, int] | None
-) -> list[Filter]:
-    """The filters whose union, sorted by ``SEARCH_SORT``, is the search.
-
-    Rooms the caller may read from the start share one ``$in`` query; a room readable only above some seq gets
-    its own. With a cursor each of those splits in two, the messages at the cursor's instant with a lower seq
-    and those strictly before it, so every filter is a conjunction the (room_id, tokens, created_us, seq) index
-    answers exactly.
-    """
-    lowest: dict[uuid.UUID, int] = {}
-    for room_id, min_seq in rooms:
-        lowest[room_id] = max(min_seq, lowest.get(room_id, 0))
-    common: Filter = {"tokens": {"$all": list(dict.fromkeys(tokens))}, "deleted_us": None}
-    whole = [room_id for room_id, min_seq in lowest.items() if min_seq <= 0]
-    scopes: list[Filter] = [{"room_id": {"$in": whole}}] if whole else []
-    scopes += [{"room_id": room_id, "seq": {"$gt": min_seq}} for room_id, min_seq in lowest.items() if min_seq > 0]
-    if before is None:
-        return [scope | common for scope in scopes]
-    at, seq = to_us(before[0]), before[1]
-    queries = []
-    for scope in scopes:
-        queries.append(scope | common | {"created_us": {"$lt": at}})
-        same_instant = dict(scope["seq"]) if "seq" in scope else {}
-        queries.append(scope | common | {"created_us": at, "seq": same_instant | {"$lt": seq}})
-    return queries
-
-
-def unread_window(room_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None) -> Filter:
-    """The room's messages in a seq window: exactly what the (room_id, seq) index answers."""
-    seq: Filter = {"$gt": after_seq} if up_to_seq is None else {"$gt": after_seq, "$lte": up_to_seq}
-    return {"room_id": room_id, "seq": seq}
-
-
-def unread_rest(user_id: uuid.UUID) -> Filter:
-    """Of a window, the messages that count as unread for ``user_id``: someone else's, not deleted."""
-    return {"sender_id": {"$ne": user_id}, "deleted_us": None}
-
-
-def unread_query(room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None) -> Filter:
-    return unread_window(room_id, after_seq=after_seq, up_to_seq=up_to_seq) | unread_rest(user_id)
-
-
-def count_pipeline(window: Filter, rest: Filter) -> list[Document]:
-    """Count the documents of ``window`` that also match ``rest``, reading only the window: the Mongo-wire server
-    used in development plans a filter with a field outside an index as a collection scan, and the cost of an
-    unread count would grow with every message stored; a first ``$match`` on the index's fields alone is read
-    from the index, and the second filters what it yields (MongoDB merges the two and plans them as one)."""
-    return [{"$match": window}, {"$match": rest}, {"$count": "n"}]
-
-
-# Updates
-
-
-def change_update(change: Change) -> list[Document]:
-    """The update pipeline for one change: its effect, version + 1, and its request id remembered."""
-    kinds = (change.edit_body is not None) + (change.delete_by is not None) + (change.reaction is not None)
-    if kinds > 1:
-        raise ValueError("a change is one of an edit, a deletion or a reaction, not several")
-    at = to_us(change.at)
-    effect: Document
-    if change.edit_body is not None:
-        written = {"$ifNull": ["$edited_us", "$created_us"]}
-        effect = {
-            # The body it replaces, with the instant that body was written.
-            "edits": {"$concatArrays": ["$edits", [{"body": "$body", "edited_us": written}]]},
-            "body": _literal(change.edit_body),
-            "tokens": _literal(list(change.edit_tokens)),
-            "edited_us": _literal(at),
-        }
-    elif change.delete_by is not None:
-        # Everything that carried content goes, earlier bodies and attachments included; seq and id stay.
-        effect = {
-            "body": _literal(""),
-            "tokens": _literal([]),
-            "mentions": _literal([]),
-            "mentions_room": _literal(False),
-            "attachment_ids": _literal([]),
-            "edits": _literal([]),
-            "reactions": _literal([]),
-            "deleted_us": _literal(at),
-            "deleted_by": _literal(change.delete_by),
-        }
-    elif change.reaction is not None:
-        emoji, user_id, action = change.reaction
-        effect = {"reactions": _reaction(emoji, user_id, action)}
-    else:
-        raise ValueError("a change needs an edit, a deletion or a reaction")
-    remembered = {"$concatArrays": [{"$ifNull": ["$applied", []]}, [_literal(change.request_id)]]}
-    bookkeeping = {"version": {"$add": ["$version", 1]}, "applied": {"$slice": [remembered, -APPLIED_KEPT]}}
-    return [{"$set": effect | bookkeeping}]
-
-
-def _reaction(emoji: str, user_id: uuid.UUID, action: str) -> Document:
-    emoji_, user = _literal(emoji), _literal(user_id)
-    if action == "add":
-        with_user = {"$cond": [{"$in": [user, "$$r.users"]}, "$$r.users", {"$concatArrays": ["$$r.users", [user]]}]}
-        return {
-            "$cond": [
-                {"$in": [emoji_, {"$map": {"input": "$reactions", "as": "r", "in": "$$r.emoji"}}]},
-                {
-                    "$map": {
-                        "input": "$reactions",
-                        "as": "r",
-                        "in": {
-                            "$cond": [
-                                {"$eq": ["$$r.emoji", emoji_]},
-                                {"emoji": "$$r.emoji", "users": with_user},
-                                "$$r",
-                            ]
-                        },
-                    }
-                },
-                {"$concatArrays": ["$reactions", [{"emoji": emoji_, "users": [user]}]]},
-            ]
-        }
-    if action == "remove":
-        without_user = {"$filter": {"input": "$$r.users", "as": "u", "cond": {"$ne": ["$$u", user]}}}
-        pruned = {
-            "$map": {
-                "input": "$reactions",
-                "as": "r",
-                "in": {
-                    "$cond": [
-                        {"$eq": ["$$r.emoji", emoji_]},
-                        {"emoji": "$$r.emoji", "users": without_user},
-                        "$$r",
-                    ]
-                },
-            }
-        }
-        return {"$filter": {"input": pruned, "as": "r", "cond": {"$gt": [{"$size": "$$r.users"}, 0]}}}
-    raise ValueError(f"unknown reaction action {action!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +127,7 @@ UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({M
 
 
 HINT_CONCERN: Final = WriteConcern(w=1, j=False)
-"""The write concern of the head documents: hints that may be lost (the module's docstring says why)."""
+"""The write concern of the head documents: hints that may be lost (mongo_documents.py's docstring says why)."""
 
 
 class MongoMessageStore:
@@ -423,7 +138,7 @@ class MongoMessageStore:
     ) -> None:
         """``writes_per_second`` and ``pace_above``: pace the inserts of new messages when sends come faster than
         ``pace_above`` a second (``GroupInsert``); 0 writes at once."""
-        db = db.with_options(codec_options=_CODEC_OPTIONS)
+        db = db.with_options(codec_options=CODEC_OPTIONS)
         self._db = db
         self._c = _Collections(
             messages=db["messages"],
@@ -503,8 +218,8 @@ class MongoMessageStore:
         return True
 
     async def member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Member | None:
-        doc = await self._c.members.find_one({"_id": _pair_id(room_id, user_id)})
-        return None if doc is None else _member(doc)
+        doc = await self._c.members.find_one({"_id": pair_id(room_id, user_id)})
+        return None if doc is None else member_from(doc)
 
     async def put_member(self, member: Member) -> None:
         doc = {
@@ -513,25 +228,25 @@ class MongoMessageStore:
             "role": member.role,
             "joined_after_seq": member.joined_after_seq,
         }
-        await self._upsert(self._c.members, _pair_id(member.room_id, member.user_id), {"$set": doc})
+        await self._upsert(self._c.members, pair_id(member.room_id, member.user_id), {"$set": doc})
 
     async def remove_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        await self._c.members.delete_one({"_id": _pair_id(room_id, user_id)})
+        await self._c.members.delete_one({"_id": pair_id(room_id, user_id)})
 
     async def memberships(self, user_id: uuid.UUID) -> Sequence[Member]:
         cursor = self._c.members.find({"user_id": user_id}).sort([("user_id", ASCENDING), ("room_id", ASCENDING)])
-        return [_member(doc) async for doc in cursor]
+        return [member_from(doc) async for doc in cursor]
 
     async def members(self, room_id: uuid.UUID) -> Sequence[Member]:
         cursor = self._c.members.find({"room_id": room_id}).sort([("room_id", ASCENDING), ("user_id", ASCENDING)])
-        return [_member(doc) async for doc in cursor]
+        return [member_from(doc) async for doc in cursor]
 
     async def members_of(self, room_id: uuid.UUID, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Member]:
         if not user_ids:
             return {}
-        wanted = [_pair_id(room_id, user_id) for user_id in dict.fromkeys(user_ids)]
+        wanted = [pair_id(room_id, user_id) for user_id in dict.fromkeys(user_ids)]
         cursor = self._c.members.find({"_id": {"$in": wanted}})
-        return {doc["user_id"]: _member(doc) async for doc in cursor}
+        return {doc["user_id"]: member_from(doc) async for doc in cursor}
 
     async def drop_room(self, room_id: uuid.UUID) -> None:
         await self._c.messages.delete_many({"room_id": room_id})
@@ -565,7 +280,7 @@ class MongoMessageStore:
             room_id, from_seq=from_seq, after_seq=after_seq, before_seq=before_seq, after_version=after_version
         )
         cursor = self._c.activity.find(query).sort([("room_version", ASCENDING)]).limit(limit)
-        return [_activity(doc) async for doc in cursor]
+        return [activity_from(doc) async for doc in cursor]
 
     # the users projection
 
@@ -683,11 +398,11 @@ class MongoMessageStore:
 
     async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         doc = await self._c.messages.find_one({"_id": message_id, "room_id": room_id}, _NOT_APPLIED)
-        return None if doc is None else _message(doc)
+        return None if doc is None else message_from(doc)
 
     async def message_by_client_msg_id(self, room_id: uuid.UUID, client_msg_id: str) -> Message | None:
         doc = await self._c.messages.find_one({"room_id": room_id, "client_msg_id": client_msg_id}, _NOT_APPLIED)
-        return None if doc is None else _message(doc)
+        return None if doc is None else message_from(doc)
 
     async def apply_change(
         self, room_id: uuid.UUID, message_id: uuid.UUID, change: Change
@@ -731,7 +446,7 @@ class MongoMessageStore:
                 lower, upper = low, min(high, low + window)
                 low = upper
             cursor = self._c.messages.find(history_window(room_id, lower, upper), _NOT_APPLIED)
-            batch = sorted([_message(doc) async for doc in cursor], key=lambda m: m.seq, reverse=newest_first)
+            batch = sorted([message_from(doc) async for doc in cursor], key=lambda m: m.seq, reverse=newest_first)
             found.extend(batch)
             window *= 2
         return found[:limit]
@@ -744,7 +459,7 @@ class MongoMessageStore:
             .sort([("seq", ASCENDING)])
             .limit(limit)
         )
-        return [_message(doc) async for doc in cursor]
+        return [message_from(doc) async for doc in cursor]
 
     async def search(
         self,
@@ -764,7 +479,7 @@ class MongoMessageStore:
         pages = await asyncio.gather(*(page(query) for query in search_queries(rooms, tokens, before=before)))
         found = [doc for docs in pages for doc in docs]
         found.sort(key=lambda doc: (doc["created_us"], doc["seq"], doc["room_id"].bytes), reverse=True)
-        return [_message(doc) for doc in found[:limit]]
+        return [message_from(doc) for doc in found[:limit]]
 
     # markers
 
@@ -775,15 +490,15 @@ class MongoMessageStore:
             return False
         other = "delivered_seq" if kind == "read" else "read_seq"
         update = {"$max": {f"{kind}_seq": seq}, "$setOnInsert": {"room_id": room_id, "user_id": user_id, other: 0}}
-        return await self._upsert(self._c.markers, _pair_id(room_id, user_id), update)
+        return await self._upsert(self._c.markers, pair_id(room_id, user_id), update)
 
     async def markers(self, room_id: uuid.UUID) -> Sequence[Markers]:
         cursor = self._c.markers.find({"room_id": room_id}).sort([("room_id", ASCENDING), ("user_id", ASCENDING)])
-        return [_markers(doc) async for doc in cursor]
+        return [markers_from(doc) async for doc in cursor]
 
     async def marker(self, room_id: uuid.UUID, user_id: uuid.UUID) -> Markers:
-        doc = await self._c.markers.find_one({"_id": _pair_id(room_id, user_id)})
-        return Markers(room_id=room_id, user_id=user_id) if doc is None else _markers(doc)
+        doc = await self._c.markers.find_one({"_id": pair_id(room_id, user_id)})
+        return Markers(room_id=room_id, user_id=user_id) if doc is None else markers_from(doc)
 
     async def count_unread(
         self, room_id: uuid.UUID, user_id: uuid.UUID, *, after_seq: int, up_to_seq: int | None = None
