@@ -38,10 +38,10 @@ from chat_messages.adapters.mongo_store import (
 )
 from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState
 from chat_messages.service.ports import MessageStore
-from chat_messages.testing.store_contract import (
+from chat_messages.testing.store_contract import StoreContract
+from chat_messages.testing.store_contract.builders import (
     T0,
     US,
-    StoreContract,
     a_deletion,
     a_message,
     a_reaction,

@@ -125,7 +125,7 @@ async def test_a_change_is_an_update_and_a_read_never_a_find_and_modify(
     soak); an edit, deletion or reaction costs one indexed update and one read instead."""
     from chat_messages.adapters.mongo_store import MongoMessageStore
     from chat_messages.domain.model import Change
-    from chat_messages.testing.store_contract import a_message
+    from chat_messages.testing.store_contract.builders import a_message
 
     commands = Commands()
     client = mongo.client(mongo_url, event_listeners=[commands])

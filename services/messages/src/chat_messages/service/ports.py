@@ -1,7 +1,7 @@
 """What the messages use cases need from the outside: the message store and a clock.
 
 MongoDB (adapters/mongo_store.py) and the in-memory fake (testing/fakes.py) implement ``MessageStore``; one
-contract suite (testing/store_contract.py) runs against both. There are no multi-document transactions: every
+contract suite (testing/store_contract/) runs against both. There are no multi-document transactions: every
 method is one atomic document operation, and the use cases are written so that a crash between two of them
 loses nothing and a redelivered command changes nothing (decisions/0006).
 """
