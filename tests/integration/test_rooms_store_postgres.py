@@ -26,10 +26,10 @@ from chat_rooms.domain.errors import Conflict
 from chat_rooms.domain.model import Ban, Contact, History, Role, Room, RoomKind, UserProfile
 from chat_rooms.domain.rules import dm_key, search_key
 from chat_rooms.service.ports import RoomsStore, Tx
-from chat_rooms.testing.store_contract import (
+from chat_rooms.testing.store_contract import StoreContract
+from chat_rooms.testing.store_contract.builders import (
     HOUR,
     T0,
-    StoreContract,
     a_contact,
     a_direct_room,
     a_membership,

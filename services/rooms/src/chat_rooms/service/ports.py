@@ -1,7 +1,7 @@
 """What the rooms use cases need from the outside: the store (one transaction at a time) and a clock.
 
 The PostgreSQL store (adapters/postgres/store.py) and the in-memory fake (testing/fakes.py) implement
-``RoomsStore``; the same contract suite (testing/store_contract.py) runs against both.
+``RoomsStore``; the same contract suite (testing/store_contract/) runs against both.
 """
 
 from __future__ import annotations

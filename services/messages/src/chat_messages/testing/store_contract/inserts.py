@@ -10,12 +10,7 @@ from datetime import timedelta
 
 from chat_messages.domain.model import Edit, Member, MentionedUser
 from chat_messages.service.ports import InsertOutcome, MessageStore
-from chat_messages.testing.store_contract.builders import (
-    T0,
-    a_message,
-    ids,
-    insert,
-)
+from chat_messages.testing.store_contract.builders import T0, a_message, ids, insert
 
 
 class InsertsContract:

@@ -9,12 +9,7 @@ from dataclasses import replace
 
 from chat_messages.domain.model import Markers, MentionedUser
 from chat_messages.service.ports import MessageStore
-from chat_messages.testing.store_contract.builders import (
-    a_deletion,
-    a_message,
-    ids,
-    insert,
-)
+from chat_messages.testing.store_contract.builders import a_deletion, a_message, ids, insert
 
 
 class MarkersContract:

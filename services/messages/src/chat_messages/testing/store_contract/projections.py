@@ -10,15 +10,7 @@ from dataclasses import replace
 
 from chat_messages.domain.model import Markers, Member, RoomState
 from chat_messages.service.ports import MessageStore
-from chat_messages.testing.store_contract.builders import (
-    SECOND,
-    T0,
-    US,
-    a_room_of,
-    an_activity,
-    ids,
-    versions,
-)
+from chat_messages.testing.store_contract.builders import SECOND, T0, US, a_room_of, an_activity, ids, versions
 
 
 class ProjectionsContract:

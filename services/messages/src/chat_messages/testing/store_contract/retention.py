@@ -8,16 +8,7 @@ import uuid
 from datetime import timedelta
 
 from chat_messages.service.ports import MessageStore
-from chat_messages.testing.store_contract.builders import (
-    T0,
-    US,
-    a_message,
-    an_activity,
-    ids,
-    insert,
-    seqs,
-    versions,
-)
+from chat_messages.testing.store_contract.builders import T0, US, a_message, an_activity, ids, insert, seqs, versions
 
 
 class RetentionContract:
