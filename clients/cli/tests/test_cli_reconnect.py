@@ -15,8 +15,8 @@ import uvicorn
 from chat_cli.api import Api
 from chat_cli.config import Config
 from chat_cli.errors import Unreachable
-from chat_cli.interactive import presence_note
 from chat_cli.realtime import Socket
+from chat_cli.room_commands import presence_note
 
 
 def _free_port() -> int:

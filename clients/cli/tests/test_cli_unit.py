@@ -15,10 +15,10 @@ import pytest
 from chat_cli.api import Api
 from chat_cli.config import DEFAULT_SERVER, Config, default_path, resolve_server
 from chat_cli.errors import Refused
-from chat_cli.interactive import RoomState
 from chat_cli.main import build_parser, run
 from chat_cli.output import Known, Output, format_message, format_rooms, table
 from chat_cli.realtime import AckTimeout, call_with_retry
+from chat_cli.room_state import RoomState
 
 ME = "11111111-1111-1111-1111-111111111111"
 BOB = "22222222-2222-2222-2222-222222222222"

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 from chat_cli.config import Config
-from chat_cli.interactive import RoomState
 from chat_cli.lookups import is_called, title_of
 from chat_cli.main import run
 from chat_cli.output import Known, excerpt, format_message, human_size
+from chat_cli.room_state import RoomState
 
 ME = "11111111-1111-1111-1111-111111111111"
 BOB = "22222222-2222-2222-2222-222222222222"

@@ -1,5 +1,8 @@
 """``chat-cli open ROOM``: a full-screen room view. Messages arrive live, others' typing and presence show in the
-status line, my messages carry delivered/read marks, and a lost connection is resumed from the last seq seen."""
+status line, my messages carry delivered/read marks, and a lost connection is resumed from the last seq seen.
+
+This module is the session: the connection, the server's events, sending, and the loop until the user leaves. What
+the view shows is room_state.py, the screen room_screen.py, and what typed commands do room_commands.py."""
 
 from __future__ import annotations
 
@@ -8,26 +11,23 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.layout import HSplit, Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl
-from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
 from chat_cli import files
 from chat_cli.api import Api, user_names
 from chat_cli.errors import CliError, Refused, Unreachable
 from chat_cli.lookups import quoted_messages
-from chat_cli.output import Known, format_message, room_title, who
+from chat_cli.output import who
 from chat_cli.realtime import AckTimeout, Socket, new_client_msg_id
+from chat_cli.room_commands import run_command
+from chat_cli.room_screen import room_screen
+from chat_cli.room_state import RoomState, typing_until
 
 TYPING_RENEW_SECONDS = 2.0
 RECONNECT_MAX_DELAY = 15.0
@@ -36,152 +36,6 @@ NAME_LOOKUP_SECONDS = 3.0
 """How long the view waits for names before showing a short id instead (it asks once per user)."""
 # Session ends after which reconnecting helps; any other reason (logout, password change…) ends the room view.
 RECOVERABLE_ENDS = frozenset({"token_expired", "token_key_withdrawn", "slow_consumer", "frame_too_large"})
-HELP = (
-    "commands: /quit  /reply SEQ TEXT  /edit SEQ TEXT  /delete SEQ  /react SEQ EMOJI  /unreact SEQ EMOJI  "
-    "/download SEQ  /away  /back  /help   (Ctrl-D quits)"
-)
-
-STYLE = Style.from_dict(
-    {
-        "header": "reverse",
-        "status": "reverse",
-        "notice": "italic ansibrightblack",
-        "me": "ansigreen",
-        "mark": "ansicyan",
-        "file": "ansibrightblack",
-    }
-)
-
-
-@dataclass
-class RoomState:
-    """What the view shows, kept apart from the screen so it can be tested without one."""
-
-    room_id: str
-    me: str
-    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
-    pending: dict[str, str] = field(default_factory=dict)
-    """client_msg_id → body of my messages not acked yet."""
-    notices: list[tuple[int, str]] = field(default_factory=list)
-    """(after seq, text): connection changes and errors, shown in the flow of messages."""
-    typing: dict[str, float] = field(default_factory=dict)
-    """user id → monotonic time the typing indicator expires."""
-    presence: dict[str, str] = field(default_factory=dict)
-    delivered: dict[str, int] = field(default_factory=dict)
-    read: dict[str, int] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-    index: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """message id → message: the room's messages, and the older ones that replies quote."""
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """attachment id → its name and size."""
-    room_ref: str = ""
-    """the room as the download command names it"""
-
-    @property
-    def last_seq(self) -> int:
-        return max(self.messages, default=0)
-
-    def add(self, message: dict[str, Any]) -> bool:
-        """Keep a message; ``False`` if it is a duplicate of one already shown (same seq and version)."""
-        seq = int(message["seq"])
-        known = self.messages.get(seq)
-        if known is not None and int(known.get("version", 1)) >= int(message.get("version", 1)):
-            return False
-        self.messages[seq] = message
-        self.index[str(message.get("id"))] = message
-        if message.get("sender_id") == self.me:
-            self.pending.pop(str(message.get("client_msg_id")), None)
-        self.typing.pop(str(message.get("sender_id")), None)
-        for mention in message.get("mentions") or []:
-            self.names[str(mention["user_id"])] = str(mention["username"])
-        return True
-
-    def by_id(self, message_id: str) -> dict[str, Any] | None:
-        return self.index.get(message_id)
-
-    def known(self) -> Known:
-        return Known(me=self.me, names=self.names, messages=self.index, files=self.files, room=self.room_ref)
-
-    def render(self, message: dict[str, Any]) -> str:
-        """A message as its lines read: a reply quotes what it answers as that reads now (edits show)."""
-        return format_message(message, self.known())
-
-    def change(self, event: str, data: dict[str, Any]) -> None:
-        """Apply ``message:edited``, ``message:deleted`` or ``message:reaction`` (in version order)."""
-        message = self.messages.get(int(data.get("seq", 0))) or self.by_id(str(data.get("message_id")))
-        if message is None or int(data.get("version", 0)) <= int(message.get("version", 0)):
-            return
-        message["version"] = data["version"]
-        if event == "message:edited":
-            message["body"] = data["body"]
-            message["edited_at"] = data.get("edited_at")
-        elif event == "message:deleted":
-            message.update(deleted=True, body="", reactions=[])
-        else:
-            message["reactions"] = [{"emoji": e, "count": c} for e, c in (data.get("counts") or {}).items()]
-
-    def mark(self, seq: int) -> str:
-        """My message's mark: ✓✓ read by someone, ✓ delivered to someone, · stored."""
-        others = [u for u in {*self.read, *self.delivered} if u != self.me]
-        if any(self.read.get(u, 0) >= seq for u in others):
-            return "✓✓"
-        if any(max(self.delivered.get(u, 0), self.read.get(u, 0)) >= seq for u in others):
-            return "✓"
-        return "·"
-
-    def typing_now(self, now: float) -> list[str]:
-        for user in [u for u, until in self.typing.items() if until <= now]:
-            del self.typing[user]
-        return sorted(who(u, self.names, self.me) for u in self.typing if u != self.me)
-
-    def lines(self) -> list[tuple[str, str]]:
-        """(style, text) per line, in seq order, with notices where they happened and pending sends last."""
-        out: list[tuple[str, str]] = []
-        notices = sorted(self.notices, key=lambda n: n[0])
-        i = 0
-        for seq in sorted(self.messages):
-            while i < len(notices) and notices[i][0] < seq:
-                out.append(("class:notice", notices[i][1]))
-                i += 1
-            message = self.messages[seq]
-            first, *more = self.render(message).split("\n")
-            mine = message.get("sender_id") == self.me
-            out.append(("class:me" if mine else "", first + (f"  {self.mark(seq)}" if mine else "")))
-            out.extend(("class:file", line) for line in more)
-        out.extend(("class:notice", text) for _, text in notices[i:])
-        out.extend(("class:notice", f"… {body}") for body in self.pending.values())
-        return out
-
-    def status(self, now: float) -> str:
-        typing = self.typing_now(now)
-        online = sorted(
-            who(u, self.names, self.me) + ("" if s == "online" else f" ({s})")
-            for u, s in self.presence.items()
-            if s != "offline"
-        )
-        parts = []
-        if typing:
-            parts.append(", ".join(typing) + (" is typing…" if len(typing) == 1 else " are typing…"))
-        parts.append("online: " + (", ".join(online) if online else "nobody"))
-        return "  |  ".join(parts)
-
-
-def presence_note(*, away: bool, seen_as: str) -> str:
-    """What /away and /back say: this device's status, and what the others see when another device decides it."""
-    if away and seen_as == "online":
-        return "you are away here; others still see you online because another device is active"
-    if away:
-        return "you are away; others see you as away"
-    return "you are online"
-
-
-def _ts(value: Any) -> float:
-    """Monotonic deadline for an ISO ``expires_at`` (wall clock), at most 10 s ahead."""
-    try:
-        wall = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.monotonic() + 6.0
-    return time.monotonic() + max(0.0, min(10.0, wall - time.time()))
 
 
 class RoomView:
@@ -223,47 +77,9 @@ class RoomView:
         """Quoted messages and attachments asked for already."""
         self.input = TextArea(height=1, prompt="> ", multiline=False, accept_handler=self._accept)
         self.input.buffer.on_text_changed += self._typed
-        self.app: Application[None] = self._application()
+        self.app: Application[None] = room_screen(self)
 
     # -- screen -------------------------------------------------------------------------------------------------
-
-    def _application(self) -> Application[None]:
-        keys = KeyBindings()
-
-        @keys.add("c-d")
-        @keys.add("c-c")
-        def _quit(event: KeyPressEvent) -> None:
-            self.quit()
-
-        def messages() -> StyleAndTextTuples:
-            fragments: StyleAndTextTuples = []
-            for style, text in self.state.lines():
-                fragments.append((style, text + "\n"))
-            return fragments
-
-        def cursor() -> Any:
-            from prompt_toolkit.data_structures import Point
-
-            return Point(0, max(0, len(self.state.lines()) - 1))
-
-        name = (
-            f"#{self.room['name']}" if self.room.get("name") else f"{room_title(self.room)} ({self.room.get('kind')})"
-        )
-        header = Window(
-            FormattedTextControl(lambda: [("class:header", f" {name}  ({self.connection})  /help for commands")]),
-            height=1,
-        )
-        body = Window(FormattedTextControl(messages, get_cursor_position=cursor), wrap_lines=True)
-        status = Window(
-            FormattedTextControl(lambda: [("class:status", " " + self.state.status(time.monotonic()))]), height=1
-        )
-        return Application(
-            layout=Layout(HSplit([header, body, status, self.input]), focused_element=self.input),
-            key_bindings=keys,
-            style=STYLE,
-            full_screen=True,
-            mouse_support=False,
-        )
 
     def refresh(self) -> None:
         with contextlib.suppress(Exception):  # no running app yet (start-up) or already gone (shutdown)
@@ -348,73 +164,8 @@ class RoomView:
         text = buffer.text.strip()
         buffer.document = Document("")
         if text:
-            self._spawn(self.command(text))
+            self._spawn(run_command(self, text))
         return True  # keep the text area as it is (already cleared)
-
-    async def command(self, text: str) -> None:
-        """Handle one typed line: a message, or a /command."""
-        if not text.startswith("/") or text.startswith("//"):
-            await self.send(text[1:] if text.startswith("//") else text)
-            return
-        name, _, rest = text[1:].partition(" ")
-        try:
-            if name in ("quit", "q", "exit"):
-                self.quit()
-            elif name == "help":
-                self.notice(HELP)
-            elif name in ("away", "back"):
-                self.away = name == "away"
-                ack = await self.socket.request("presence:set", {"status": "away" if self.away else "online"})
-                self.notice(presence_note(away=self.away, seen_as=str(ack.get("seen_as") or ack["status"])))
-            elif name == "reply":
-                seq, body = self._seq_and_text(rest)
-                await self.send(body, reply_to=str(self._message(seq)["id"]))
-            elif name == "edit":
-                seq, body = self._seq_and_text(rest)
-                payload = {"room_id": self.room_id, "message_id": str(self._message(seq)["id"]), "body": body}
-                await self.socket.request("message:edit", payload)
-            elif name == "delete":
-                seq, _ = self._seq_and_text(rest + " x")
-                await self.socket.request(
-                    "message:delete", {"room_id": self.room_id, "message_id": str(self._message(seq)["id"])}
-                )
-            elif name == "download":
-                await self.download(self._message(self._seq_and_text(rest + " x")[0]))
-            elif name in ("react", "unreact"):
-                seq, emoji = self._seq_and_text(rest)
-                await self.socket.request(
-                    "message:react",
-                    {
-                        "room_id": self.room_id,
-                        "message_id": str(self._message(seq)["id"]),
-                        "emoji": emoji,
-                        "action": "add" if name == "react" else "remove",
-                    },
-                )
-            else:
-                self.notice(f"unknown command /{name}; {HELP}")
-        except CliError as error:
-            self.notice(f"/{name}: {getattr(error, 'code', 'error')}: {error}")
-
-    async def download(self, message: dict[str, Any]) -> None:
-        """Save a message's attachments in the current folder, each under its own name (never overwriting)."""
-        if not message.get("attachment_ids"):
-            self.notice(f"#{message['seq']} has no attachments")
-        for attachment_id in message.get("attachment_ids") or []:
-            saved = await files.download(self.api, self.room_id, str(attachment_id), None, None)
-            self.notice(f"saved {saved['filename']} to {saved['path']}")
-
-    def _seq_and_text(self, rest: str) -> tuple[int, str]:
-        seq, _, text = rest.strip().lstrip("#").partition(" ")
-        if not seq.isdigit() or not text.strip():
-            raise Refused("usage", "give a message's seq (the #number) and then the text")
-        return int(seq), text.strip()
-
-    def _message(self, seq: int) -> dict[str, Any]:
-        message = self.state.messages.get(seq)
-        if message is None:
-            raise Refused("not_found", f"no message #{seq} here")
-        return message
 
     async def send(self, body: str, *, reply_to: str | None = None) -> None:
         client_msg_id = new_client_msg_id()
@@ -499,7 +250,7 @@ class RoomView:
                 return
             if data.get("typing"):
                 self._spawn(self.learn([str(data["user_id"])]))
-                self.state.typing[str(data["user_id"])] = _ts(data.get("expires_at"))
+                self.state.typing[str(data["user_id"])] = typing_until(data.get("expires_at"))
             else:
                 self.state.typing.pop(str(data["user_id"]), None)
             self.refresh()
