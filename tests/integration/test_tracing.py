@@ -26,7 +26,7 @@ from chat_runtime import postgres, tracing
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.outbox import OutboxRelay, enqueue
 from chat_runtime.store_metrics import StoreMetrics
-from chat_runtime.testing.bus_contract import make_spec
+from chat_runtime.testing.bus_harness import make_spec
 from chat_runtime.testing.traced_scenario import request_then_consume
 from chat_runtime.testing.tracing import assert_one_trace, finished_spans, one_named, parent_of, recorded_spans
 

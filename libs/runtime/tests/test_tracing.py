@@ -25,7 +25,7 @@ from chat_runtime.http_metrics import HttpMetrics
 from chat_runtime.middleware import CorrelationIdMiddleware
 from chat_runtime.postgres import observe_statements
 from chat_runtime.store_metrics import StoreMetrics
-from chat_runtime.testing.bus_contract import SOURCE, Ping, make_spec
+from chat_runtime.testing.bus_harness import SOURCE, Ping, make_spec
 from chat_runtime.testing.traced_scenario import request_then_consume
 from chat_runtime.testing.tracing import (
     assert_one_trace,
@@ -119,7 +119,7 @@ def test_with_tracing_off_the_sdk_and_the_span_code_are_never_imported() -> None
         import asyncio, sys
         from chat_runtime import tracing
         from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-        from chat_runtime.testing.bus_contract import make_spec
+        from chat_runtime.testing.bus_harness import make_spec
         from chat_runtime.testing.traced_scenario import request_then_consume
 
         async def scenario():

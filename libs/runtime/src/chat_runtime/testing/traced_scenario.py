@@ -17,7 +17,7 @@ from chat_runtime.bus.port import Bus
 from chat_runtime.logging import CORRELATION_HEADER
 from chat_runtime.middleware import CorrelationIdMiddleware
 from chat_runtime.store_metrics import StoreMetrics
-from chat_runtime.testing.bus_contract import SOURCE, Ping
+from chat_runtime.testing.bus_harness import SOURCE, Ping
 
 ROUTE = "/api/demo/pings/{key}"
 
