@@ -202,36 +202,23 @@ def _reaction(emoji: str, user_id: uuid.UUID, action: str) -> Document:
         return {
             "$cond": [
                 {"$in": [emoji_, {"$map": {"input": "$reactions", "as": "r", "in": "$$r.emoji"}}]},
-                {
-                    "$map": {
-                        "input": "$reactions",
-                        "as": "r",
-                        "in": {
-                            "$cond": [
-                                {"$eq": ["$$r.emoji", emoji_]},
-                                {"emoji": "$$r.emoji", "users": with_user},
-                                "$$r",
-                            ]
-                        },
-                    }
-                },
+                _users_of(emoji_, with_user),
                 {"$concatArrays": ["$reactions", [{"emoji": emoji_, "users": [user]}]]},
             ]
         }
     if action == "remove":
         without_user = {"$filter": {"input": "$$r.users", "as": "u", "cond": {"$ne": ["$$u", user]}}}
-        pruned = {
-            "$map": {
-                "input": "$reactions",
-                "as": "r",
-                "in": {
-                    "$cond": [
-                        {"$eq": ["$$r.emoji", emoji_]},
-                        {"emoji": "$$r.emoji", "users": without_user},
-                        "$$r",
-                    ]
-                },
-            }
-        }
+        pruned = _users_of(emoji_, without_user)
         return {"$filter": {"input": pruned, "as": "r", "cond": {"$gt": [{"$size": "$$r.users"}, 0]}}}
     raise ValueError(f"unknown reaction action {action!r}")
+
+
+def _users_of(emoji: Document, users: Document) -> Document:
+    """The reactions with ``emoji``'s users replaced by ``users``, an expression over that reaction (``$$r``)."""
+    return {
+        "$map": {
+            "input": "$reactions",
+            "as": "r",
+            "in": {"$cond": [{"$eq": ["$$r.emoji", emoji]}, {"emoji": "$$r.emoji", "users": users}, "$$r"]},
+        }
+    }
