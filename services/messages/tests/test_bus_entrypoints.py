@@ -10,7 +10,7 @@ from chat_contracts import messages_commands as cmd
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, TOPICS, USERS_EVENTS
-from chat_contracts.users import UserSessionsRevoked
+from chat_contracts.users import SigningKeyWithdrawn, UserSessionsRevoked
 from chat_messages.bootstrap import build_context
 from chat_messages.entrypoints.bus import COMMANDS, ROOM_EVENTS, ROOM_NEWS, USER_EVENTS, BusEntrypoints, bus_handlers
 from chat_messages.service.context import MessagesContext
@@ -21,7 +21,7 @@ from chat_messages.testing.fakes import FakeClock, FakeMessageStore, RecordingPu
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
 
-NOT_FOR_THE_MESSAGES_SERVICE = {UserSessionsRevoked}  # read by the token check's EndedSessionsFeed
+NOT_FOR_THE_MESSAGES_SERVICE = {UserSessionsRevoked, SigningKeyWithdrawn}  # read by the token check's EndedSessionsFeed
 
 
 def test_every_command_on_the_commands_topic_has_a_use_case() -> None:
