@@ -38,6 +38,8 @@ MESSAGES_PER_CLIENT = int(os.environ.get("CHAT_CRASH_MESSAGES_PER_CLIENT", "12")
 ROOMS = int(os.environ.get("CHAT_CRASH_ROOMS", "4"))
 IN_FLIGHT = 4
 """Sends each client has in flight at once."""
+PAUSE_SECONDS = 0.1
+"""Between one client's rounds of sends."""
 
 
 def _free_port() -> int:
@@ -54,8 +56,17 @@ class ServiceProcess:
         self.log = log
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.spawned_at = datetime.now(UTC)
+        """When the latest process was started (wall clock, to compare with the answers' ``occurred_at``)."""
+        self.ready_after = 0.0
+        """Seconds from the latest start to its first 200 from /readyz."""
+        self.listening_after = 0.0
+        """Seconds from the latest start to its "listening on" line: interpreter, imports and bootstrap."""
 
     async def start(self) -> None:
+        self.spawned_at = datetime.now(UTC)
+        self.listening_after = 0.0
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - a fork; readiness is then awaited over HTTP
                 [sys.executable, "-m", "chat_app", "serve", "--target", "messages", "--port", str(self.port)],
@@ -69,12 +80,15 @@ class ServiceProcess:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise AssertionError(f"the service exited: {self.log.read_text()[-2000:]}")
+                if not self.listening_after and b"listening on" in self.log.read_bytes()[logged:]:
+                    self.listening_after = (datetime.now(UTC) - self.spawned_at).total_seconds()
                 try:
                     if (await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)).status_code == 200:
+                        self.ready_after = (datetime.now(UTC) - self.spawned_at).total_seconds()
                         return
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.05)
         raise AssertionError(f"the service never became ready: {self.log.read_text()[-2000:]}")
 
     def kill(self) -> None:
@@ -120,6 +134,9 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
         "CHAT_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CHAT_KAFKA_TOPIC_PREFIX": prefix,
         "CHAT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        # The same name for every restart, as a pod's name survives its container's restarts: the new process
+        # takes the killed one's place in the group at once (static membership).
+        "CHAT_KAFKA_GROUP_INSTANCE_ID": f"messages-{prefix.strip('.')}",
         "CHAT_DATA_DIR": str(tmp_path),
         "CHAT_LOG_LEVEL": "warning",
         "CHAT_MESSAGES_MONGO_URL": mongo_url,
@@ -132,8 +149,13 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
     answers: dict[str, Envelope] = {}
     answered = asyncio.Condition()
     stats: Counter[str] = Counter()
+    first_answer: dict[datetime, float] = {}
+    """Seconds from a process's start to the first answer it published, by its start time."""
 
     async def on_answer(envelope: Envelope) -> None:
+        started = service.spawned_at
+        if envelope.occurred_at >= started and started not in first_answer:
+            first_answer[started] = (datetime.now(UTC) - started).total_seconds()
         request_id = getattr(envelope.data, "request_id", None)
         if isinstance(request_id, str):
             async with answered:
@@ -199,16 +221,19 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
 
         async def session(index: int) -> list[ev.MessageCreated]:
             # A few sends in flight at once per client, so the service takes them in batches (decisions/0011):
-            # a kill lands in the middle of a batch's insert or before its answers are published.
+            # a kill lands in the middle of a batch's insert or before its answers are published. Clients keep
+            # sending until the last restart is acking, so every kill meets load.
             acked: list[ev.MessageCreated] = []
-            for first in range(0, MESSAGES_PER_CLIENT, IN_FLIGHT):
-                numbers = range(first, min(first + IN_FLIGHT, MESSAGES_PER_CLIENT))
+            first = 0
+            while first < MESSAGES_PER_CLIENT or not kills.done():
                 acked += await asyncio.gather(
                     *(
                         send_until_acked(rooms[(index + n) % ROOMS], senders[index % 3], f"c{index}-{n}")
-                        for n in numbers
+                        for n in range(first, first + IN_FLIGHT)
                     )
                 )
+                first += IN_FLIGHT
+                await asyncio.sleep(PAUSE_SECONDS)
             return acked
 
         async def killer() -> None:
@@ -217,7 +242,9 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
                 service.kill()
                 stats["kills"] += 1
                 await service.start()
+                restarts.append((service.spawned_at, service.listening_after, service.ready_after))
 
+        restarts: list[tuple[datetime, float, float]] = []
         kills = asyncio.create_task(killer())
         sessions = await asyncio.gather(*(session(i) for i in range(CLIENTS)))
         await kills
@@ -235,14 +262,22 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
     store = MongoMessageStore(mongo_client[mongo_database_name])
     total = 0
     for room in rooms:
-        page = await store.history(room, limit=1000, newest_first=False)
+        page = await store.history(room, limit=100_000, newest_first=False)
         total += len(page)
         assert [m.seq for m in page] == list(range(1, len(page) + 1)), f"gap or duplicate seq in {room}"
         assert len({m.client_msg_id for m in page}) == len(page), "a client_msg_id stored twice"
-    assert len(acked) == total == CLIENTS * MESSAGES_PER_CLIENT, "every acknowledged message, exactly once"
+    assert len(acked) == total >= CLIENTS * MESSAGES_PER_CLIENT, "every acknowledged message, exactly once"
     for message in acked:
         stored = await store.message_by_client_msg_id(message.room_id, message.client_msg_id)
         assert stored is not None
         assert (stored.id, stored.seq) == (message.message_id, message.seq)
     assert stats["kills"] == KILLS
     print(f"\ncrash test: {dict(stats)}; {total} messages acknowledged and stored once")
+    for kill, (started, listening_after, ready_after) in enumerate(restarts, start=1):
+        acking = first_answer.get(started)
+        print(
+            f"kill {kill}: acking again {acking:.2f} s after start"
+            if acking is not None
+            else f"kill {kill}: no answer",
+            f"(listening after {listening_after:.2f} s, ready after {ready_after:.2f} s)",
+        )

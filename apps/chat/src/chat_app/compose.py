@@ -71,6 +71,7 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 5),
         linger_ms=settings.kafka_linger_ms,
+        group_instance_id=settings.kafka_group_instance_id,
     )
 
 

@@ -50,6 +50,16 @@ class ChatSettings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    """How long a consumer-group member may go unheard before the broker gives its partitions to the others: the
+    longest that a crashed process's partitions (its rooms, for the messages service) wait. Shorter recovers
+    sooner but takes a member that is slow for a moment (a long GC pause, a saturated CPU) for dead and
+    rebalances the group. Heartbeats are sent every fifth of it."""
+    kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """This process's lasting name in its consumer groups (static membership), e.g. the pod name of a StatefulSet
+    or of a Deployment's pod, which survives a container restart. A restarted process with the same name takes its
+    predecessor's partitions without a rebalance and without waiting for the session timeout; a process that stops
+    for good leaves its partitions idle for one session timeout. Unset (default): dynamic membership. Each running
+    process needs its own name."""
     kafka_linger_ms: int = Field(default=0, ge=0, le=1_000)
     """How long a producer waits for more records to share a request with. Each hop of a message waits up to this
     long when the bus is quiet; on a busy bus the records sent while a request is in flight share the next one

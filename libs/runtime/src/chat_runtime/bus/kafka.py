@@ -62,9 +62,54 @@ class KafkaConfig:
     """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private
     topics), so two deployments never share a group's offsets or rebalances; services keep using the registry's
     names."""
+    group_instance_id: str | None = None
+    """This process's lasting name in its consumer groups (static membership, KIP-345), or None for dynamic
+    members. A restarted process that gives the same name takes its predecessor's place and partitions at once,
+    instead of waiting for the dead member's session to time out and then rebalancing the group; in exchange a
+    static member does not leave its groups when it stops, so the partitions of one that stops for good wait a
+    session timeout for another member. Two running processes must never share a name (the broker fences the
+    older one)."""
 
     def physical(self, topic: str) -> str:
         return self.topic_prefix + topic
+
+    def member_name(self, topic: str) -> str | None:
+        """The static member name of this process's consumer of ``topic``: one process may have several consumers
+        in one group (one per topic), and each needs its own."""
+        return None if self.group_instance_id is None else f"{self.group_instance_id}.{topic}"
+
+
+def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Start, broadcast: bool) -> dict[str, Any]:
+    """The arguments of the consumer of ``topic`` for ``group``; a broadcast reader joins no group."""
+    return {
+        "bootstrap_servers": config.bootstrap,
+        "group_id": None if broadcast else config.topic_prefix + group,
+        "group_instance_id": None if broadcast else config.member_name(topic),
+        "client_id": f"{config.client_id}-{group}",
+        "enable_auto_commit": False,
+        "auto_offset_reset": start,
+        "session_timeout_ms": config.session_timeout_ms,
+        "heartbeat_interval_ms": config.heartbeat_interval_ms,
+        "max_poll_interval_ms": config.max_poll_interval_ms,
+        "fetch_max_wait_ms": config.fetch_max_wait_ms,
+        "isolation_level": "read_committed",
+    }
+
+
+def producer_options(config: KafkaConfig) -> dict[str, Any]:
+    """The arguments of the bus's producer: idempotent, acknowledged by every in-sync replica."""
+    return {
+        "bootstrap_servers": config.bootstrap,
+        "client_id": f"{config.client_id}-producer",
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": config.linger_ms,
+    }
+
+
+def admin_options(config: KafkaConfig) -> dict[str, Any]:
+    """The arguments of the admin client that creates topics."""
+    return {"bootstrap_servers": config.bootstrap, "client_id": f"{config.client_id}-admin"}
 
 
 async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
@@ -85,7 +130,7 @@ async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list
                 topic_configs={"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)},
             )
         )
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=f"{config.client_id}-admin")
+    admin = AIOKafkaAdminClient(**admin_options(config))
     await admin.start()
     created: list[str] = []
     try:
@@ -140,16 +185,7 @@ class KafkaSubscription:
         self.broadcast = broadcast
         """Read every partition by assignment, commit nothing (a fan-out reader of one instance)."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            group_id=None if broadcast else config.topic_prefix + group,
-            client_id=f"{config.client_id}-{group}",
-            enable_auto_commit=False,
-            auto_offset_reset=start,
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            max_poll_interval_ms=config.max_poll_interval_ms,
-            fetch_max_wait_ms=config.fetch_max_wait_ms,
-            isolation_level="read_committed",
+            **consumer_options(config, topic=spec.name, group=group, start=start, broadcast=broadcast)
         )
         self.batch_lock = asyncio.Lock()
         self.aborted = False
@@ -357,13 +393,7 @@ class KafkaBus:
 
     async def start(self) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.config.bootstrap,
-                client_id=f"{self.config.client_id}-producer",
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=self.config.linger_ms,
-            )
+            producer = AIOKafkaProducer(**producer_options(self.config))
             await producer.start()
             self._producer = producer
 
