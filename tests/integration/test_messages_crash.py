@@ -137,6 +137,8 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
                         client_msg_id=client_msg_id,
                         body=client_msg_id,
                         request_id=request_id,
+                        # As the gateway does: the room's version when it saw the sender join (create + joins).
+                        room_version=len(senders) + 1,
                     ),
                     source="gateway",
                 )

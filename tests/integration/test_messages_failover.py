@@ -131,6 +131,7 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
                         client_msg_id=client_msg_id,
                         body=client_msg_id,
                         request_id=request_id,
+                        room_version=2,
                     ),
                     source="gateway",
                 )

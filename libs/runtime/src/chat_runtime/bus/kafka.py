@@ -161,6 +161,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._subscription.assignment = frozenset(assigned)
+        self._subscription.first_assignment.set()
         log.info("bus.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
@@ -192,6 +193,8 @@ class KafkaSubscription:
         self.assignment: frozenset[TopicPartition] | None = None
         """The partitions this member holds; None until the group gives it some (or none), and during a
         rebalance."""
+        self.first_assignment = asyncio.Event()
+        """Set once the group has given this member its first assignment."""
         self._heads: dict[TopicPartition, int] = {}
         """Each held partition's end offset, read once after it was assigned: the head to catch up to."""
         self._handled: dict[TopicPartition, int] = {}
@@ -227,8 +230,15 @@ class KafkaSubscription:
                 await self._consumer.position(tp)
             self.assignment = frozenset(assigned)
         else:
-            self._consumer.subscribe([topic], listener=_Listener(self))
+            # Subscribed after start(), which then returns without waiting for the group to assign partitions:
+            # a service's consumers that share a group (the messages service's three) all join at once, in one
+            # rebalance, instead of one after another with a rebalance each (noticed by the others only at their
+            # next heartbeat). Readiness waits for the assignment (check_caught_up); a group that starts at the
+            # latest record waits here, so what is published after subscribe() returns reaches it.
             await self._consumer.start()
+            self._consumer.subscribe([topic], listener=_Listener(self))
+            if self._start == "latest":
+                await self.first_assignment.wait()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
 
     async def check_caught_up(self) -> None:
