@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chat_runtime.bus.kafka import KafkaConfig, admin_options, consumer_options, producer_options
+import ssl
+
+from chat_runtime.bus.kafka import KafkaConfig, KafkaSecurity, admin_options, consumer_options, producer_options
 
 
 def test_a_group_consumer_is_a_static_member_named_after_the_process_and_its_topic() -> None:
@@ -56,3 +58,48 @@ def test_every_client_connects_to_the_configured_cluster() -> None:
     ):
         assert options["bootstrap_servers"] == "a:9092,b:9092"
         assert str(options["client_id"]).startswith("chat-messages")
+
+
+def test_plaintext_clients_get_no_tls_and_no_sign_in() -> None:
+    options = producer_options(KafkaConfig(bootstrap="k:9092"))
+
+    assert options["security_protocol"] == "PLAINTEXT"
+    assert "ssl_context" not in options
+    assert "sasl_mechanism" not in options
+
+
+def test_every_client_signs_in_over_tls_with_sasl_ssl() -> None:
+    security = KafkaSecurity(
+        protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256", sasl_username="chat", sasl_password="pw"
+    )
+    config = KafkaConfig(bootstrap="k:9093", security=security)
+
+    for options in (
+        consumer_options(config, topic="x", group="g", start="earliest", broadcast=False),
+        consumer_options(config, topic="x", group="g", start="latest", broadcast=True),
+        producer_options(config),
+        admin_options(config),
+    ):
+        assert options["security_protocol"] == "SASL_SSL"
+        assert isinstance(options["ssl_context"], ssl.SSLContext)
+        assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+        assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
+            "SCRAM-SHA-256",
+            "chat",
+            "pw",
+        )
+
+
+def test_sasl_plaintext_signs_in_without_tls() -> None:
+    security = KafkaSecurity(protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")
+
+    options = admin_options(KafkaConfig(bootstrap="k:9092", security=security))
+
+    assert options["sasl_mechanism"] == "PLAIN"
+    assert "ssl_context" not in options
+
+
+def test_the_password_is_not_in_the_config_repr() -> None:
+    security = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter22")
+
+    assert "hunter22" not in repr(KafkaConfig(bootstrap="k:9092", security=security))

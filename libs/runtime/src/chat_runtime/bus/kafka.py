@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -34,12 +34,35 @@ try:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+    from aiokafka.helpers import create_ssl_context
 except ImportError as missing:
     raise missing_extra("kafka", __name__, missing) from missing
 
 log = structlog.get_logger("chat.bus.kafka")
 
 TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How clients authenticate to the brokers and encrypt the connection (``security_protocol`` as Kafka names
+    it); the defaults are a plain connection."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +85,7 @@ class KafkaConfig:
     """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private
     topics), so two deployments never share a group's offsets or rebalances; services keep using the registry's
     names."""
+    security: KafkaSecurity = KafkaSecurity()
     group_instance_id: str | None = None
     """This process's lasting name in its consumer groups (static membership, KIP-345), or None for dynamic
     members. A restarted process that gives the same name takes its predecessor's place and partitions at once,
@@ -79,10 +103,27 @@ class KafkaConfig:
         return None if self.group_instance_id is None else f"{self.group_instance_id}.{topic}"
 
 
+def connection_options(config: KafkaConfig) -> dict[str, Any]:
+    """Where the brokers are and how to reach them: the arguments every client of the product shares."""
+    security = config.security
+    options: dict[str, Any] = {"bootstrap_servers": config.bootstrap, "security_protocol": security.protocol}
+    if security.tls:
+        options["ssl_context"] = create_ssl_context(
+            cafile=security.cafile, certfile=security.certfile, keyfile=security.keyfile
+        )
+    if security.sasl:
+        options |= {
+            "sasl_mechanism": security.sasl_mechanism,
+            "sasl_plain_username": security.sasl_username,
+            "sasl_plain_password": security.sasl_password,
+        }
+    return options
+
+
 def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Start, broadcast: bool) -> dict[str, Any]:
     """The arguments of the consumer of ``topic`` for ``group``; a broadcast reader joins no group."""
     return {
-        "bootstrap_servers": config.bootstrap,
+        **connection_options(config),
         "group_id": None if broadcast else config.topic_prefix + group,
         "group_instance_id": None if broadcast else config.member_name(topic),
         "client_id": f"{config.client_id}-{group}",
@@ -99,7 +140,7 @@ def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Star
 def producer_options(config: KafkaConfig) -> dict[str, Any]:
     """The arguments of the bus's producer: idempotent, acknowledged by every in-sync replica."""
     return {
-        "bootstrap_servers": config.bootstrap,
+        **connection_options(config),
         "client_id": f"{config.client_id}-producer",
         "enable_idempotence": True,
         "acks": "all",
@@ -109,7 +150,7 @@ def producer_options(config: KafkaConfig) -> dict[str, Any]:
 
 def admin_options(config: KafkaConfig) -> dict[str, Any]:
     """The arguments of the admin client that creates topics."""
-    return {"bootstrap_servers": config.bootstrap, "client_id": f"{config.client_id}-admin"}
+    return {**connection_options(config), "client_id": f"{config.client_id}-admin"}
 
 
 async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
