@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from pymongo import AsyncMongoClient
 
 from chat_contracts import messages_commands as cmd
@@ -27,11 +28,13 @@ from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVEN
 from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.partitioner import partition_for
 
 from .messages_process import ServiceProcess
 
-ROOMS = int(os.environ.get("CHAT_FAILOVER_ROOMS", "8"))
-CLIENTS = int(os.environ.get("CHAT_FAILOVER_CLIENTS", "8"))
+ROOMS = int(os.environ.get("CHAT_FAILOVER_ROOMS", "12"))
+CLIENTS = int(os.environ.get("CHAT_FAILOVER_CLIENTS", "12"))
+"""Each client sends to room ``its number % ROOMS``: at least as many clients as rooms."""
 SESSION_TIMEOUT_MS = 6000
 BEFORE_KILL_SECONDS = 3.0
 AFTER_KILL_SECONDS = SESSION_TIMEOUT_MS / 1000 + 6.0
@@ -161,6 +164,8 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
 
         sessions = [asyncio.create_task(session(i)) for i in range(CLIENTS)]
         await asyncio.sleep(BEFORE_KILL_SECONDS)
+        held = await _settled_command_partitions(kafka_bootstrap, f"{prefix}messages")
+        victims = {room for room in rooms if _partition_of(room) in held.get("messages-1", set())}
         instances[1].kill()
         killed_at = time.monotonic()
         await asyncio.sleep(AFTER_KILL_SECONDS)
@@ -193,11 +198,45 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
 
     gaps = {room: _longest_gap_around(acks.get(room, []), killed_at) for room in rooms}
     print(
-        f"\nfailover: 2 instances, one killed; {total} messages acknowledged and stored once, {dict(stats)}; "
-        f"session timeout {SESSION_TIMEOUT_MS / 1000:.1f} s"
+        f"\nfailover: 2 instances, one killed holding {len(held.get('messages-1', ()))} of "
+        f"{MESSAGES_COMMANDS.partitions} command partitions; {total} messages acknowledged and stored once, "
+        f"{dict(stats)}; session timeout {SESSION_TIMEOUT_MS / 1000:.1f} s"
     )
-    print("longest ack gap per room after the kill: " + ", ".join(f"{gap:.2f} s" for gap in sorted(gaps.values())))
+    for whose, group in (("the killed instance's", victims), ("the survivor's", set(rooms) - victims)):
+        print(
+            f"longest ack gap per room after the kill, {len(group)} of {whose} rooms: "
+            + (", ".join(f"{gaps[room]:.2f} s" for room in sorted(group, key=gaps.__getitem__)) or "none")
+        )
+    assert held.get("messages-1"), "the killed instance held command partitions to hand over"
     assert all(acks.get(room) for room in rooms), "every room acked again after the kill"
+
+
+def _partition_of(room: uuid.UUID) -> int:
+    return partition_for(str(room).encode(), MESSAGES_COMMANDS.partitions)
+
+
+async def _settled_command_partitions(bootstrap: str, group: str) -> dict[str, set[int]]:
+    """Which instance holds which partitions of the commands topic, once the group is stable with both instances'
+    three consumers (a static member's id starts with its instance name)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                (described,) = await admin.describe_consumer_groups([group])
+                _, _, state, _, _, members = described.groups[0]
+                if state == "Stable" and len(members) == 6:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    held: dict[str, set[int]] = {}
+    for member_id, _, _, _, assignment in members:
+        instance = str(member_id).split(".", 1)[0]
+        for topic, partitions in ConsumerProtocolMemberAssignment.decode(assignment).assignment:
+            if topic.endswith(MESSAGES_COMMANDS.name):
+                held.setdefault(instance, set()).update(partitions)
+    return held
 
 
 def _longest_gap_around(times: list[float], killed_at: float) -> float:
