@@ -206,10 +206,22 @@ def test_every_rendered_image_is_pinned_and_the_migrate_phase_is_complete(direct
     }
 
 
+EVERY_ADDRESS = {"0.0.0.0/0", "::/0"}
+DENYLIST = "nginx.ingress.kubernetes.io/denylist-source-range"
+
+
+def _refuses_everyone(ingress: Yaml) -> bool:
+    """An Ingress whose paths the controller refuses to every client address (403): not routes, walls."""
+    denied = ingress["metadata"].get("annotations", {}).get(DENYLIST, "")
+    return {cidr.strip() for cidr in denied.split(",")} >= EVERY_ADDRESS
+
+
 def _routes(docs: tuple[Yaml, ...]) -> dict[str, str]:
-    """Every Ingress path and the Service it goes to."""
+    """Every Ingress path clients may use and the Service it goes to."""
     routes: dict[str, str] = {}
     for ingress in _objects(docs, "Ingress").values():
+        if _refuses_everyone(ingress):
+            continue
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
                 assert path["pathType"] == "Prefix", path
@@ -235,6 +247,48 @@ def test_the_edge_sends_each_api_prefix_to_its_service_and_the_rest_to_the_gatew
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]
                 assert backend["port"]["name"] in {port["name"] for port in services[backend["name"]]["spec"]["ports"]}
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    """Kubernetes ``Prefix`` matching: whole path elements, so /metrics matches /metrics/x but not /metricsx."""
+    return prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _answering(docs: tuple[Yaml, ...], host: str, path: str) -> Yaml | None:
+    """The Ingress whose path answers ``path`` on ``host``: the longest matching prefix among every Ingress of the
+    host (the controller merges them)."""
+    best: tuple[int, Yaml] | None = None
+    for ingress in _objects(docs, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") != host:
+                continue
+            for route in rule["http"]["paths"]:
+                prefix = route["path"]
+                if _prefix_matches(prefix, path) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), ingress)
+    return best[1] if best else None
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[path.name for path in OVERLAYS])
+def test_no_public_host_serves_the_metrics_prometheus_scrapes(overlay: Path) -> None:
+    docs = _render(overlay)
+    scraped = {
+        deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+        for deployment in _objects(docs, "Deployment").values()
+    }
+    assert scraped == {"/metrics"}
+    hosts = {rule.get("host") for ingress in _objects(docs, "Ingress").values() for rule in ingress["spec"]["rules"]}
+    assert hosts
+    for host in hosts:
+        for path in (*scraped, *(f"{p}/" for p in scraped), *(f"{p}/anything" for p in scraped)):
+            answering = _answering(docs, host, path)
+            assert answering is not None, f"{host}{path} is not routed at all, so no wall stands in front of it"
+            assert _refuses_everyone(answering), f"{host}{path} reaches {answering['metadata']['name']}"
+        # The wall is narrow: the web client and the gateway's sockets stay public.
+        for public in ("/", "/metricsfoo", "/socket.io/", "/assets/index.js"):
+            answering = _answering(docs, host, public)
+            assert answering is not None, public
+            assert not _refuses_everyone(answering), public
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[path.name for path in OVERLAYS])

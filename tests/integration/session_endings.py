@@ -190,17 +190,19 @@ class Ways:
         ]
 
 
-async def refused_by_rest(entry: Product, path: str, token: str, *, deadline: float) -> None:
+async def refused_by_rest(
+    entry: Product, path: str, token: str, *, deadline: float, code: str = "session_revoked"
+) -> None:
     while True:
         answer = await entry.http.get(path, headers=bearer(token))
-        if answer.status_code == 401 and answer.json().get("code") == "session_revoked":
+        if answer.status_code == 401 and answer.json().get("code") == code:
             assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
             return
         assert time.monotonic() < deadline, f"{path} still answers {answer.status_code} {answer.text[:200]}"
         await asyncio.sleep(0.05)
 
 
-async def refused_at_handshake(entry: Product, token: str, *, deadline: float) -> None:
+async def refused_at_handshake(entry: Product, token: str, *, deadline: float, code: str = "session_revoked") -> None:
     while True:
         client = socketio.AsyncClient(reconnection=False)
         refusals: list[dict[str, Any]] = []
@@ -209,10 +211,10 @@ async def refused_at_handshake(entry: Product, token: str, *, deadline: float) -
             await client.connect(entry.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
         except socketio.exceptions.ConnectionError:
             assert refusals, "refused without connect_error"
-            code = refusals[0]["data"]["code"]
-            if code == "session_revoked":
+            refused_with = refusals[0]["data"]["code"]
+            if refused_with == code:
                 return
-            assert code == "unavailable", refusals  # the only other honest answer while a verifier starts
+            assert refused_with == "unavailable", refusals  # the only other honest answer while a verifier starts
         else:
             await client.disconnect()
         assert time.monotonic() < deadline, f"the handshake at {entry.base} still accepts the token"
@@ -230,13 +232,15 @@ async def accepted_everywhere(entries: Sequence[Product], token: str) -> None:
         await client.disconnect()
 
 
-async def refused_everywhere(entries: Sequence[Product], token: str, *, since: float) -> None:
-    """Every service of every entry point refuses ``token`` within ``WITHIN_SECONDS`` of ``since``."""
+async def refused_everywhere(
+    entries: Sequence[Product], token: str, *, since: float, code: str = "session_revoked"
+) -> None:
+    """Every service of every entry point refuses ``token`` with ``code`` within ``WITHIN_SECONDS`` of ``since``."""
     deadline = since + WITHIN_SECONDS
     for entry in entries:
         for _service, path in PROBES:
-            await refused_by_rest(entry, path, token, deadline=deadline)
-        await refused_at_handshake(entry, token, deadline=deadline)
+            await refused_by_rest(entry, path, token, deadline=deadline, code=code)
+        await refused_at_handshake(entry, token, deadline=deadline, code=code)
 
 
 async def session_endings_scenario(entries: Sequence[Product], *, operator_env: Mapping[str, str]) -> list[str]:

@@ -16,7 +16,7 @@ from chat_runtime.testing.postgres import libpq_url, public_tables
 
 
 @pytest.mark.parametrize(
-    ("migrations", "head"), [(AUTH_MIGRATIONS, "0002"), (ROOMS_MIGRATIONS, "0004")], ids=["auth", "rooms"]
+    ("migrations", "head"), [(AUTH_MIGRATIONS, "0003"), (ROOMS_MIGRATIONS, "0004")], ids=["auth", "rooms"]
 )
 def test_migrations_apply_to_head_and_revert_to_base(pg_database: str, migrations: Path, head: str) -> None:
     postgres.upgrade(pg_database, migrations)

@@ -26,6 +26,7 @@ from chat_auth.service.ports import Email
 from chat_auth.settings import AuthSettings
 from chat_auth.testing.fakes import FakeClock
 from chat_auth.testing.harness import PASSWORD, AuthHarness, serve
+from chat_auth.testing.key_scenarios import KeyWithdrawalScenarios
 from chat_auth.testing.scenarios import AuthScenarios
 from chat_auth.testing.totp_scenarios import TotpScenarios
 from chat_contracts.envelope import Envelope, Record, decode
@@ -80,7 +81,7 @@ def _as_email(message: EmailMessage) -> Email:
     )
 
 
-class TestAuthOnPostgres(AuthScenarios, TotpScenarios):
+class TestAuthOnPostgres(AuthScenarios, TotpScenarios, KeyWithdrawalScenarios):
     @pytest.fixture
     async def module(self, tmp_path: Path, pg_database: str, smtp_server: tuple[str, int, SmtpInbox]) -> AuthModule:
         await asyncio.to_thread(postgres.upgrade, pg_database, MIGRATIONS)

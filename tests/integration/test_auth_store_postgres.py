@@ -82,7 +82,7 @@ class TestPostgresAuthStore(StoreContract):
 
 
 def test_migration_0002_creates_the_account_tables_and_reverts_to_0001(pg_database: str) -> None:
-    postgres.upgrade(pg_database, MIGRATIONS)
+    postgres.upgrade(pg_database, MIGRATIONS, "0002")
     assert alembic_version(pg_database) == "0002"
     assert public_tables(pg_database) == ACCOUNT_TABLES | {"outbox", "alembic_version"}
 

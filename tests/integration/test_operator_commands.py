@@ -23,7 +23,7 @@ from chat_rooms.adapters.postgres import MIGRATIONS as ROOMS_MIGRATIONS
 from chat_runtime import postgres
 from chat_runtime.testing.postgres import alembic_version, libpq_url
 
-AUTH_HEAD = ("0001", "0002")
+AUTH_HEAD = ("0001", "0002", "0003")
 ROOMS_HEAD = ("0001", "0002", "0003", "0004")
 
 

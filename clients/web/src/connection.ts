@@ -59,7 +59,8 @@ export class Connection {
       }
     });
     s.on("session:ended", (data: { reason: string }) => {
-      if (data.reason === "token_expired") {
+      // token_key_withdrawn: the session lives on; a refreshed token is signed by the key that took over.
+      if (data.reason === "token_expired" || data.reason === "token_key_withdrawn") {
         void refresh().then(
           (tokens) => (tokens ? undefined : this.events.signedOut("Your session has expired. Sign in again.")),
           () => undefined, // reconnecting presents a token; a refused one is refreshed then

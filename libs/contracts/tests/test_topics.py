@@ -63,7 +63,15 @@ def test_no_type_name_is_used_on_two_topics() -> None:
 @pytest.mark.parametrize("spec", TOPICS.values(), ids=lambda spec: spec.name)
 def test_every_payload_on_a_topic_has_the_topics_key_field(spec: TopicSpec) -> None:
     for payload_type in spec.payloads:
-        assert spec.key_field in payload_type.model_fields
+        if payload_type is not users.SigningKeyWithdrawn:
+            assert spec.key_field in payload_type.model_fields
+
+
+def test_a_withdrawn_signing_key_is_keyed_by_its_kid_as_it_is_about_no_account() -> None:
+    withdrawn = example(users.SigningKeyWithdrawn)
+    assert USERS_EVENTS.key_field_of(users.SigningKeyWithdrawn) == "kid"
+    assert USERS_EVENTS.key_of(withdrawn) == withdrawn.kid
+    assert USERS_EVENTS.key_field_of(users.UserDeleted) == "user_id"
 
 
 def test_messages_topics_share_a_partition_count_so_a_room_maps_to_the_same_partition_number() -> None:

@@ -216,6 +216,7 @@ async def test_a_valid_access_token_yields_its_verified_claims(verifier: TokenVe
         expires_at=datetime.fromtimestamp(NOW + 900, tz=UTC),
         username="ada",
         email_verified=True,
+        kid=signer.kid,
     )
     assert verified.issued_at.tzinfo is UTC
     assert verified.seconds_left(now=NOW + 100) == 800

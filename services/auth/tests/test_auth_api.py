@@ -15,6 +15,7 @@ from chat_auth.service.ports import Email
 from chat_auth.settings import AuthSettings
 from chat_auth.testing.fakes import FakeAuthStore, FakeClock, RecordingMailer
 from chat_auth.testing.harness import AuthHarness, serve
+from chat_auth.testing.key_scenarios import KeyWithdrawalScenarios
 from chat_auth.testing.scenarios import AuthScenarios
 from chat_auth.testing.totp_scenarios import TotpScenarios
 from chat_contracts.envelope import Envelope
@@ -33,7 +34,7 @@ async def module(tmp_path: Path) -> AuthModule:
     return AuthModule(settings=settings, context=ctx)
 
 
-class TestAuthOnFakeStore(AuthScenarios, TotpScenarios):
+class TestAuthOnFakeStore(AuthScenarios, TotpScenarios, KeyWithdrawalScenarios):
     @pytest.fixture
     async def auth(self, module: AuthModule) -> AsyncIterator[AuthHarness]:
         store, mailer = module.context.store, module.context.mail._mailer

@@ -117,7 +117,7 @@ async def test_presence_across_instances_and_a_silent_instance_is_forgotten(clus
     await until(lambda: presence_of(ada, BOB) == ["online", "offline"])
 
     c = await cluster.start("gw-c")
-    # The in-process broker keeps only what every group has read; on Kafka, c would replay the rooms topic.
+    # c reads the rooms topic from its end (docs/decisions/0014): it hears only the joins published from now on.
     await cluster.join(ROOM, ADA, BOB)
     await cluster.connect(c, BOB)
     await until(lambda: presence_of(ada, BOB) == ["online", "offline", "online"])

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chat_contracts import rooms as rev
 from chat_contracts.topics import EPHEMERAL, ROOMS_EVENTS
 from chat_gateway.domain.membership import Memberships
@@ -176,13 +178,27 @@ async def test_a_member_connecting_is_shown_online_in_rooms_their_client_does_no
     assert gateway.hub.memberships.role(ROOM, BOB) == "member"
 
 
-async def test_a_room_list_older_than_the_rooms_events_does_not_bring_back_who_left(cluster: Cluster) -> None:
+async def test_a_room_list_older_than_the_rooms_events_does_not_bring_back_who_left(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gateway = await cluster.start("gw-a")
     await cluster.join(ROOM, ADA, BOB)
+    cluster.rooms.listed[BOB] = {ROOM: Membership(role="member", room_version=2)}
+    read, answer = asyncio.Event(), asyncio.Event()
+    listed = cluster.rooms.rooms_of
+
+    async def read_before_he_left(*, token: str) -> dict[uuid.UUID, Membership]:
+        found = await listed(token=token)
+        read.set()
+        await answer.wait()  # the answer is on its way back while he leaves
+        return found
+
+    monkeypatch.setattr(cluster.rooms, "rooms_of", read_before_he_left)
+    await cluster.connect(gateway, BOB)
+    await read.wait()
     left = rev.MemberLeft(room_id=ROOM, room_version=3, user_id=BOB, occurred_at=datetime.now(UTC))
     await InProcessBus(cluster.broker).publish(ROOMS_EVENTS, left, source="rooms")
     await until(lambda: gateway.hub.memberships.role(ROOM, BOB) is None)
-    cluster.rooms.listed[BOB] = {ROOM: Membership(role="member", room_version=2)}  # taken before he left
-    await cluster.connect(gateway, BOB)
+    answer.set()
     await until(lambda: BOB in gateway.hub.access.rooms_asked and not gateway.hub.background)  # the list is in
     assert gateway.hub.memberships.role(ROOM, BOB) is None

@@ -21,7 +21,7 @@ from chat_messages.bootstrap import build_context
 from chat_messages.domain.model import Message
 from chat_messages.entrypoints.bus import BusEntrypoints
 from chat_messages.service.context import MessagesContext
-from chat_messages.service.owner import RoomLedger, RoomOwner
+from chat_messages.service.owner import HEAD_STEP, RoomLedger, RoomOwner
 from chat_messages.service.ports import InsertOutcome
 from chat_messages.service.projection import apply_room_event, note_room_event
 from chat_messages.settings import MessagesSettings
@@ -245,6 +245,26 @@ async def test_an_edit_in_a_batch_sees_the_sends_before_it(tmp_path: Path) -> No
 
 def ledger() -> RoomLedger:
     return RoomLedger(room_id=uuid.uuid4(), state=None, next_seq=1)
+
+
+async def test_heads_are_written_together_and_not_due_before_a_room_moves_a_step(tmp_path: Path) -> None:
+    setting = Setting(tmp_path)
+    person = uuid.uuid4()
+    quiet, busy = await setting.room(person), await setting.room(person)
+    await setting.batch([send(quiet, person, "q1")] + [send(busy, person, f"b{i}") for i in range(HEAD_STEP - 1)])
+    due = asyncio.create_task(setting.owner.heads_due())
+    await asyncio.sleep(0.05)
+    assert not due.done(), "a room that moved less than a step waits for the flush interval"
+    await setting.batch([send(busy, person, "one-more")])
+    await asyncio.wait_for(due, 0.5)  # a room a whole step behind is due at once
+    assert setting.store.heads == {}, "nothing written before the flush"
+    await setting.owner.flush_heads()
+    assert setting.store.heads == {quiet: 1, busy: HEAD_STEP}, "every room that moved, in one write"
+    await setting.batch([send(busy, person, "after-the-flush")])
+    due = asyncio.create_task(setting.owner.heads_due())
+    await asyncio.sleep(0.05)
+    assert not due.done(), "the step counts from the head written last"
+    due.cancel()
 
 
 def test_a_budget_gives_its_capacity_then_says_how_long_to_wait() -> None:

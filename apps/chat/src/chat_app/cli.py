@@ -21,6 +21,7 @@ from chat_app.compose import (
     dev_mailbox_enabled,
     rotate_signing_key,
     set_account_disabled,
+    withdraw_signing_key,
 )
 from chat_app.devmail import MAILBOX_PATH
 from chat_app.maintenance import STORES, Store, migrate
@@ -28,6 +29,7 @@ from chat_app.signals import StopSignals
 from chat_runtime.logging import configure_logging
 from chat_runtime.serving import server_config
 from chat_runtime.settings import ChatSettings, SettingsError, load_settings
+from chat_runtime.tracing import configure_tracing, shutdown_tracing
 
 log = structlog.get_logger("chat.cli")
 
@@ -68,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-signing-key",
         help="publish a new token signing key; it signs after CHAT_AUTH_KEY_ACTIVATION_DELAY_SECONDS",
     )
+    withdraw = commands.add_parser(
+        "withdraw-signing-key",
+        help="withdraw a leaked token signing key at once: every service refuses its tokens within seconds",
+    )
+    withdraw.add_argument("kid", help="the key's id (the kid in the JWKS and in its tokens' header)")
     for name, what in (
         ("disable-account", "disable an account and end its sessions everywhere"),
         ("enable-account", "let a disabled account sign in again"),
@@ -88,6 +95,10 @@ def _serve(
 ) -> None:
     host = host or settings.http_host
     port = port if port is not None else settings.http_port
+    try:
+        configure_tracing(service=target)  # off unless OTEL_* variables ask for traces (docs/operations.md)
+    except ValueError as exc:
+        raise LauncherError(str(exc)) from exc
     app = build_asgi(target, settings, given=given)
     print(f"chat ({target}) listening on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     if dev_mailbox_enabled(target, settings):
@@ -99,8 +110,11 @@ def _serve(
     server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
     # After draining, uvicorn raises the stop signal again; a stop while serving is a clean return (uvicorn.run
     # does the same).
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        shutdown_tracing()  # exports the spans still buffered
     stops.stopping()
 
 
@@ -137,6 +151,18 @@ def _configure_logging(args: argparse.Namespace) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
 
 
+def _withdraw_signing_key(kid: str) -> int:
+    withdrawal = asyncio.run(withdraw_signing_key(kid))
+    if withdrawal is None:
+        log.error("signing_key.not_found", kid=kid, hint="the kids in use are in /api/auth/.well-known/jwks.json")
+        return 1
+    if withdrawal.already:
+        log.warning("signing_key.already_withdrawn", kid=kid, changed="nothing")
+    else:
+        log.warning("signing_key.withdrawn", kid=kid, successor=withdrawal.successor)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `chat` command."""
     args = _parser().parse_args(argv)
@@ -156,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "rotate-signing-key":
             kid = asyncio.run(rotate_signing_key())
             log.info("signing_key.published", kid=kid, signs="once every verifier has fetched it")
+        elif args.command == "withdraw-signing-key":
+            return _withdraw_signing_key(args.kid)
         elif args.command in ("disable-account", "enable-account"):
             disabled = args.command == "disable-account"
             if not asyncio.run(set_account_disabled(args.identifier, disabled=disabled)):

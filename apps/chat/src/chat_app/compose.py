@@ -31,6 +31,7 @@ from chat_runtime.tokens import CallableJwksSource, JwksSource
 if TYPE_CHECKING:
     from chat_auth.bootstrap import AuthModule
     from chat_auth.service.context import AuthContext
+    from chat_auth.service.keys import Withdrawal
     from chat_gateway.service.ports import History, Rooms
     from chat_messages.bootstrap import MessagesModule
     from chat_rooms.bootstrap import RoomsModule
@@ -347,6 +348,15 @@ async def rotate_signing_key() -> str:
 
     async with _auth_context() as context:
         return await auth_keys.rotate(context)
+
+
+async def withdraw_signing_key(kid: str) -> Withdrawal | None:
+    """Withdraw a leaked signing key at once (works while the service runs: the running relay is notified and
+    announces it, and every verifier refuses its tokens); None when the auth database has no key ``kid``."""
+    from chat_auth.service import keys as auth_keys
+
+    async with _auth_context() as context:
+        return await auth_keys.withdraw(context, kid)
 
 
 async def set_account_disabled(identifier: str, *, disabled: bool) -> bool:

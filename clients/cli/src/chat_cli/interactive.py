@@ -35,7 +35,7 @@ RECOVERY_PAGE = 100
 NAME_LOOKUP_SECONDS = 3.0
 """How long the view waits for names before showing a short id instead (it asks once per user)."""
 # Session ends after which reconnecting helps; any other reason (logout, password change…) ends the room view.
-RECOVERABLE_ENDS = frozenset({"token_expired", "slow_consumer", "frame_too_large"})
+RECOVERABLE_ENDS = frozenset({"token_expired", "token_key_withdrawn", "slow_consumer", "frame_too_large"})
 HELP = (
     "commands: /quit  /reply SEQ TEXT  /edit SEQ TEXT  /delete SEQ  /react SEQ EMOJI  /unreact SEQ EMOJI  "
     "/download SEQ  /away  /back  /help   (Ctrl-D quits)"

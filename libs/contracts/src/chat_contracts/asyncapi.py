@@ -38,7 +38,7 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                 "contentType": "application/json",
                 "headers": {"$ref": "#/components/schemas/RecordHeaders"},
                 "payload": contract_schema(payload, spec.name),
-                "bindings": {"kafka": {"key": {"type": "string", "description": f"the {spec.key_field}"}}},
+                "bindings": {"kafka": {"key": {"type": "string", "description": f"the {spec.key_field_of(payload)}"}}},
             }
             channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
         channels[spec.name] = {

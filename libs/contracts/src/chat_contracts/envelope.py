@@ -2,7 +2,9 @@
 
 A record's value is the JSON envelope; its key is the envelope key (the topic's partition key) and its
 headers repeat type, version, source, id and correlation id so brokers, tools and dead-letter readers can
-route or inspect a record without parsing the value.
+route or inspect a record without parsing the value. When tracing is on, the W3C trace context of the publish
+(``traceparent``, ``tracestate``) follows them; it is not part of the envelope, so a consumer's contract never
+depends on it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ HEADER_VERSION = "version"
 HEADER_SOURCE = "source"
 HEADER_ID = "id"
 HEADER_CORRELATION_ID = "correlation_id"
+HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
+"""W3C Trace Context (https://www.w3.org/TR/trace-context/), as OpenTelemetry's Kafka instrumentations carry it."""
 
 
 def new_correlation_id() -> str:
@@ -121,8 +126,9 @@ def _payload_type(data: Contract) -> str:
     return value
 
 
-def encode(envelope: Envelope, *, topic: str) -> Record:
-    """Serialize an envelope to the record published on ``topic``."""
+def encode(envelope: Envelope, *, topic: str, trace: Sequence[tuple[str, bytes]] = ()) -> Record:
+    """Serialize an envelope to the record published on ``topic``; ``trace`` (the ``traceparent`` and
+    ``tracestate`` headers of the publishing span, when tracing is on) follows the envelope's own headers."""
     value = envelope.model_dump_json().encode("utf-8")
     headers = (
         (HEADER_TYPE, envelope.type.encode()),
@@ -130,6 +136,7 @@ def encode(envelope: Envelope, *, topic: str) -> Record:
         (HEADER_SOURCE, envelope.source.encode()),
         (HEADER_ID, str(envelope.id).encode()),
         (HEADER_CORRELATION_ID, envelope.correlation_id.encode()),
+        *trace,
     )
     return Record(topic=topic, key=envelope.key.encode("utf-8"), value=value, headers=headers)
 

@@ -80,6 +80,7 @@ def _user_examples() -> tuple[Contract, ...]:
         users.UserSessionsRevoked(
             user_id=ALICE_ID, session_ids=(SESSION_ID,), reason="password_changed", occurred_at=EXAMPLE_TIME
         ),
+        users.SigningKeyWithdrawn(kid="Xq3v0bq7h2lO1Lq9", occurred_at=EXAMPLE_TIME),
     )
 
 

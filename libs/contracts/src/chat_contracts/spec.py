@@ -33,8 +33,8 @@ class TopicSpec:
                 raise TypeError(f"{payload.__name__} needs a Literal 'type' field with a default")
             if type_field.default in by_type:
                 raise TypeError(f"{self.name}: type {type_field.default!r} declared twice")
-            if self.key_field not in payload.model_fields:
-                raise TypeError(f"{self.name}: {payload.__name__} lacks key field {self.key_field!r}")
+            if self.key_field_of(payload) not in payload.model_fields:
+                raise TypeError(f"{self.name}: {payload.__name__} lacks key field {self.key_field_of(payload)!r}")
             by_type[type_field.default] = payload
         object.__setattr__(self, "payload_types", by_type)
 
@@ -43,6 +43,12 @@ class TopicSpec:
         """The dead-letter topic for records of this topic that cannot be processed."""
         return self.name + DLQ_SUFFIX
 
+    def key_field_of(self, payload: type[Contract]) -> str:
+        """The field whose value keys ``payload``'s records: the topic's, unless the payload names its own
+        (``KEY_FIELD``) because it is about no instance of what the topic is keyed by."""
+        own = getattr(payload, "KEY_FIELD", None)
+        return own if isinstance(own, str) else self.key_field
+
     def key_of(self, data: Contract) -> str:
-        """The record key for ``data``: the value of this topic's key field."""
-        return str(getattr(data, self.key_field))
+        """The record key for ``data``: the value of its key field."""
+        return str(getattr(data, self.key_field_of(type(data))))

@@ -69,7 +69,7 @@ USERS_EVENTS: Final = TopicSpec(
     producers=frozenset({"auth"}),
     consumers=frozenset({"rooms", "messages", "gateway"}),
     payloads=users.PAYLOADS,
-    description="Account facts: registration, profile changes, deletion, ended sessions.",
+    description="Account facts: registration, profile changes, deletion, ended sessions; withdrawn signing keys.",
 )
 
 ROOMS_EVENTS: Final = TopicSpec(

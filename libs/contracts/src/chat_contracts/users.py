@@ -1,15 +1,16 @@
 """Events on ``chat.users.events``: account facts the auth service publishes for everyone else.
 
-Key: ``user_id``, so every event about one account is ordered. Ids are ``uuid.UUID`` (see
+Key: ``user_id``, so every event about one account is ordered (``key.withdrawn``, about no account, is
+keyed by its ``kid``). Ids are ``uuid.UUID`` (see
 ``chat_contracts.fields`` for why). Email addresses and anything secret stay inside the auth service: the bus
 carries only what other services need to show a user and to end their sessions.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, ClassVar, Literal, TypeAlias
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from chat_contracts.base import Contract
 from chat_contracts.fields import (
@@ -79,9 +80,32 @@ class UserSessionsRevoked(Contract):
     occurred_at: UtcDatetime
 
 
+KeyId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
+"""A signing key's ``kid`` as the auth service makes them (base64url) and verifiers accept them (at most 256)."""
+
+
+class SigningKeyWithdrawn(Contract):
+    """A token signing key was withdrawn (leaked): every verifier refuses the tokens it signed, at once.
+
+    Unlike a routine rotation, which lets a retired key's tokens live out their lifetime, this ends them all;
+    the gateway closes the sockets that authenticated with one.
+    """
+
+    KEY_FIELD: ClassVar[str] = "kid"
+    type: Literal["key.withdrawn"] = "key.withdrawn"
+    kid: KeyId
+    occurred_at: UtcDatetime
+
+
 UserEvent: TypeAlias = Annotated[
-    UserRegistered | UserUpdated | UserDeleted | UserSessionsRevoked,
+    UserRegistered | UserUpdated | UserDeleted | UserSessionsRevoked | SigningKeyWithdrawn,
     Field(discriminator="type"),
 ]
 
-PAYLOADS: tuple[type[Contract], ...] = (UserRegistered, UserUpdated, UserDeleted, UserSessionsRevoked)
+PAYLOADS: tuple[type[Contract], ...] = (
+    UserRegistered,
+    UserUpdated,
+    UserDeleted,
+    UserSessionsRevoked,
+    SigningKeyWithdrawn,
+)

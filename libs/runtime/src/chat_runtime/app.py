@@ -73,7 +73,9 @@ def build_app(
     # Around the limits and guards, so their refusals are counted and timed too.
     http_metrics = HttpMetrics(registry, names)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
-    app.add_middleware(CorrelationIdMiddleware)  # added last = outermost: errors are logged with the id
+    app.add_middleware(
+        CorrelationIdMiddleware, route_of=http_metrics.route_of
+    )  # added last = outermost: errors are logged with the id
     checks: dict[str, ReadinessCheck] = {}
     for module in modules:
         # Ahead of the module's routes, so no route of its own (``/api/rooms/{room_id}``) takes these paths.

@@ -1,14 +1,16 @@
-"""ASGI middleware: a correlation id per request, bound for logging and echoed back."""
+"""ASGI middleware: a correlation id per request, bound for logging and echoed back (and, when tracing is on, the
+request's server span)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bound_contextvars
 
+from chat_runtime import tracing
 from chat_runtime.logging import CORRELATION_HEADER, CORRELATION_KEY, new_correlation_id
 
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -16,10 +18,15 @@ _HEADER = CORRELATION_HEADER.lower().encode()
 
 
 class CorrelationIdMiddleware:
-    """Take a well-formed ``X-Correlation-ID`` from the caller or make one; never trust odd values."""
+    """Take a well-formed ``X-Correlation-ID`` from the caller or make one; never trust odd values.
 
-    def __init__(self, app: ASGIApp) -> None:
+    When tracing is on, each request under ``/api/`` runs in a server span (probes and scrapes would only bury the
+    requests worth reading), named by ``route_of``'s template for the route that served it.
+    """
+
+    def __init__(self, app: ASGIApp, *, route_of: Callable[[Scope], str] | None = None) -> None:
         self.app = app
+        self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -34,8 +41,14 @@ class CorrelationIdMiddleware:
                 message["headers"].append((_HEADER, correlation_id.encode()))
             await send(message)
 
+        spans = tracing.spans()
         with bound_contextvars(**{CORRELATION_KEY: correlation_id}):
-            await self.app(scope, receive, send_with_header)
+            if spans is None or scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
+                await self.app(scope, receive, send_with_header)
+            else:
+                await spans.serve_http(
+                    self.app, scope, receive, send_with_header, correlation_id=correlation_id, route_of=self.route_of
+                )
 
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024

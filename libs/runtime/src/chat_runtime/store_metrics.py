@@ -1,6 +1,7 @@
 """Store latency by operation (``chat_store_operation_seconds{store, operation}``), shared by every store of a
 process: the PostgreSQL engines of auth and rooms (``chat_runtime.postgres.observe_statements``) and the messages
-service's MongoDB client (a command listener in ``chat_messages.adapters.mongo``)."""
+service's MongoDB client (a command listener in ``chat_messages.adapters.mongo``). When tracing is on, each
+operation inside a recorded trace is also a client span there."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import weakref
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
+
+from chat_runtime import tracing
 
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -42,3 +45,6 @@ class StoreMetrics:
         if child is None:
             child = self._children[(store, operation)] = self.seconds.labels(store, operation)
         child.observe(seconds)
+        spans = tracing.spans()
+        if spans is not None:
+            spans.store_operation(store, operation, seconds)

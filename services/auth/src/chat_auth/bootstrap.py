@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from fastapi import APIRouter
@@ -18,7 +17,7 @@ from chat_auth.adapters.postgres import MIGRATIONS
 from chat_auth.adapters.postgres.store import PostgresAuthStore
 from chat_auth.domain.passwords import PasswordHasher
 from chat_auth.domain.secrets import Sealer
-from chat_auth.domain.tokens import TokenIssuer, jwks
+from chat_auth.domain.tokens import TokenIssuer
 from chat_auth.entrypoints import bus as bus_entrypoints
 from chat_auth.entrypoints.http import build_router
 from chat_auth.service import keys
@@ -35,7 +34,7 @@ from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.outbox import OutboxRelay, records_since
 from chat_runtime.store_metrics import StoreMetrics
-from chat_runtime.tokens import CallableJwksSource, TokenVerifier
+from chat_runtime.tokens import TokenVerifier
 
 log = structlog.get_logger("chat.auth")
 
@@ -56,19 +55,18 @@ def build_context(
     if settings.sealing_secret is None or settings.code_pepper is None:
         raise ValueError("sealing_secret and code_pepper must be set (they are generated in dev mode)")
 
-    async def current_jwks() -> Mapping[str, Any]:
-        async with store.transaction() as tx:
-            return jwks(await tx.signing_keys())
-
     sealer = Sealer(settings.sealing_secret.get_secret_value())
+    own_keys = keys.OwnKeys(store)
     verifier = TokenVerifier(
-        jwks=CallableJwksSource(current_jwks),
+        jwks=own_keys,
         issuer=settings.issuer,
         audience=settings.audience,
-        # The keys live in our own database: a rotation is visible after at most a second.
+        # The keys live in our own database: a rotation or a withdrawal is visible after at most a second, for
+        # one small query a second.
         min_refresh_interval=1.0,
-        max_cache_age=60.0,
+        max_cache_age=1.0,
         clock=lambda: clock().timestamp(),
+        withdrawn_keys=own_keys,
     )
     return AuthContext(
         settings=settings,

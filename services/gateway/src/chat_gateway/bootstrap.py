@@ -59,8 +59,8 @@ class GatewayModule:
 
     async def check_consumers(self) -> None:
         """Ready once every consumer is subscribed, holds its partitions and has handled what they held when it got
-        them: memberships replayed from chat.rooms.events, fan-out and session ends read from their heads. Until
-        then a socket's subscribe could be refused for want of a membership, or a send's ack never arrive."""
+        them. Each reads from the end of its topic (memberships from before the start are the rooms service's to
+        answer), so that is at once; until then a kick could be missed, or a send's ack never arrive."""
         missing = len(self._consumers()) - len(self.subscriptions)
         if missing > 0:
             raise NotCaughtUp(f"{missing} of the gateway's bus consumers are not subscribed yet")

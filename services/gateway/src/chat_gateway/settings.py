@@ -23,7 +23,8 @@ class GatewaySettings(ChatSettings):
     max_message_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=MAX_FRAME_BYTES)
     """A Socket.IO frame larger than this (bytes) ends its socket with ``frame_too_large``."""
     instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    """Names this instance's fan-out consumer groups: every instance must see every event."""
+    """Names this instance in presence reports (and its consumers in the bus metrics): unique among the gateways
+    running at once."""
 
     # verifying access tokens
     auth_issuer: str = "http://127.0.0.1:8000/api/auth"

@@ -22,7 +22,7 @@ from chat_messages.entrypoints.bus import STORE_DOWN
 from chat_messages.entrypoints.http import build_router
 from chat_messages.entrypoints.http_attachments import build_attachments_router
 from chat_messages.service.context import MessagesContext, Publisher
-from chat_messages.service.owner import HEAD_FLUSH_SECONDS, RoomOwner
+from chat_messages.service.owner import RoomOwner
 from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
@@ -125,9 +125,9 @@ class MessagesModule:
         self._heads = asyncio.create_task(self._flush_heads(), name="messages:heads")
 
     async def _flush_heads(self) -> None:
-        """Raise the rooms' head documents every ``HEAD_FLUSH_SECONDS`` (one write for all that moved)."""
+        """Raise the rooms' head documents when they are due (one write for all that moved)."""
         while True:
-            await asyncio.sleep(HEAD_FLUSH_SECONDS)
+            await self.owner.heads_due()
             try:
                 await self.owner.flush_heads()
             except STORE_DOWN as exc:

@@ -26,6 +26,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode
 from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
+from chat_runtime import tracing
 from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
@@ -371,27 +372,45 @@ class InProcessBus:
             key=key or spec.key_of(data),
             correlation_id=correlation_id or current_correlation_id(),
         )
-        await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions, envelope=envelope)
+        spans = tracing.spans()
+        if spans is None:
+            await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions, envelope=envelope)
+        else:
+            with spans.publishing([spec.name], [envelope.correlation_id]) as trace:
+                record = encode(envelope, topic=spec.name, trace=trace)
+                await self.broker.append(record, partitions=spec.partitions, envelope=envelope)
         self.metrics.published.labels(spec.name).inc()
         return envelope
 
     async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
-        envelopes: list[Envelope] = []
-        by_topic: dict[str, tuple[TopicSpec, list[tuple[Record, Envelope | None]]]] = {}
-        for message in messages:
-            envelope = Envelope.wrap(
+        envelopes = [
+            Envelope.wrap(
                 message.data,
                 source=source,
                 key=message.key or message.spec.key_of(message.data),
                 correlation_id=message.correlation_id or current_correlation_id(),
             )
-            envelopes.append(envelope)
+            for message in messages
+        ]
+        spans = tracing.spans()
+        if spans is None:
+            await self._append_all(messages, envelopes, trace=())
+        else:
+            topics = [message.spec.name for message in messages]
+            with spans.publishing(topics, [envelope.correlation_id for envelope in envelopes]) as trace:
+                await self._append_all(messages, envelopes, trace=trace)
+        return envelopes
+
+    async def _append_all(
+        self, messages: Sequence[Outgoing], envelopes: Sequence[Envelope], *, trace: tuple[tuple[str, bytes], ...]
+    ) -> None:
+        by_topic: dict[str, tuple[TopicSpec, list[tuple[Record, Envelope | None]]]] = {}
+        for message, envelope in zip(messages, envelopes, strict=True):
             entry = by_topic.setdefault(message.spec.name, (message.spec, []))
-            entry[1].append((encode(envelope, topic=message.spec.name), envelope))
+            entry[1].append((encode(envelope, topic=message.spec.name, trace=trace), envelope))
         for spec, items in by_topic.values():
             await self.broker.append_all(items, partitions=spec.partitions)
             self.metrics.published.labels(spec.name).inc(len(items))
-        return envelopes
 
     async def publish_record(self, record: Record) -> None:
         """Append an already-encoded record (outbox relays, dead letters)."""

@@ -24,6 +24,7 @@ from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
+from chat_runtime import tracing
 from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
@@ -483,23 +484,48 @@ class KafkaBus:
             key=key or spec.key_of(data),
             correlation_id=correlation_id or current_correlation_id(),
         )
-        await self.publish_record(encode(envelope, topic=spec.name))
+        spans = tracing.spans()
+        if spans is None:
+            await self.publish_record(encode(envelope, topic=spec.name))
+        else:
+            with spans.publishing([spec.name], [envelope.correlation_id]) as trace:
+                await self.publish_record(encode(envelope, topic=spec.name, trace=trace))
         self.metrics.published.labels(spec.name).inc()
         return envelope
 
     async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
         producer = self._require_producer()
-        envelopes: list[Envelope] = []
-        pending = []
-        for message in messages:
-            envelope = Envelope.wrap(
+        envelopes = [
+            Envelope.wrap(
                 message.data,
                 source=source,
                 key=message.key or message.spec.key_of(message.data),
                 correlation_id=message.correlation_id or current_correlation_id(),
             )
-            envelopes.append(envelope)
-            record = encode(envelope, topic=message.spec.name)
+            for message in messages
+        ]
+        spans = tracing.spans()
+        if spans is None:
+            await self._send_all(producer, messages, envelopes, trace=())
+        else:
+            topics = [message.spec.name for message in messages]
+            with spans.publishing(topics, [envelope.correlation_id for envelope in envelopes]) as trace:
+                await self._send_all(producer, messages, envelopes, trace=trace)
+        for message in messages:
+            self.metrics.published.labels(message.spec.name).inc()
+        return envelopes
+
+    async def _send_all(
+        self,
+        producer: AIOKafkaProducer,
+        messages: Sequence[Outgoing],
+        envelopes: Sequence[Envelope],
+        *,
+        trace: tuple[tuple[str, bytes], ...],
+    ) -> None:
+        pending = []
+        for message, envelope in zip(messages, envelopes, strict=True):
+            record = encode(envelope, topic=message.spec.name, trace=trace)
             # Queued in order (same key, same partition, same batch order); acknowledged together below.
             pending.append(
                 await producer.send(
@@ -510,9 +536,6 @@ class KafkaBus:
                 )
             )
         await asyncio.gather(*pending)
-        for message in messages:
-            self.metrics.published.labels(message.spec.name).inc()
-        return envelopes
 
     async def publish_record(self, record: Record) -> None:
         """Send an already-encoded record and wait for acks=all."""

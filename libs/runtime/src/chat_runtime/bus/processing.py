@@ -1,4 +1,5 @@
-"""Turning one consumed record into handler calls, retries, dead letters and metrics (both adapters)."""
+"""Turning one consumed record into handler calls, retries, dead letters, metrics and (when tracing is on) a
+consumer span (both adapters)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 from chat_contracts.envelope import Envelope, Record, decode
 from chat_contracts.errors import ContractError
 from chat_contracts.spec import TopicSpec
+from chat_runtime import tracing
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import (
     DLQ_AT,
@@ -109,7 +111,12 @@ class RecordProcessor:
             return len(deliveries)
         started = time.perf_counter()
         try:
-            await self.batch([envelope for _, envelope in decoded])
+            spans = tracing.spans()
+            if spans is None:
+                await self.batch([envelope for _, envelope in decoded])
+            else:
+                with spans.processing_batch([d.record for d, _ in decoded], group=self.group, partition=partition):
+                    await self.batch([envelope for _, envelope in decoded])
         except Exception as exc:
             # One of them may be poison, or a dependency failed: every record again on its own, with retries and
             # dead letters. The handlers are idempotent, so what the batch already applied is not applied twice.
@@ -125,14 +132,25 @@ class RecordProcessor:
         return len(deliveries)
 
     async def _one_by_one(self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]) -> int:
+        spans = tracing.spans()
         for done, delivery in enumerate(deliveries):
-            handled = await self.process(
-                delivery.record,
-                partition=partition,
-                offset=delivery.offset,
-                stopping=stopping,
-                envelope=delivery.envelope,
-            )
+            if spans is None:
+                handled = await self.process(
+                    delivery.record,
+                    partition=partition,
+                    offset=delivery.offset,
+                    stopping=stopping,
+                    envelope=delivery.envelope,
+                )
+            else:
+                with spans.processing(delivery.record, group=self.group, partition=partition, offset=delivery.offset):
+                    handled = await self.process(
+                        delivery.record,
+                        partition=partition,
+                        offset=delivery.offset,
+                        stopping=stopping,
+                        envelope=delivery.envelope,
+                    )
             if not handled:
                 return done
         return len(deliveries)

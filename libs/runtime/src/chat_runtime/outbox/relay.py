@@ -12,7 +12,8 @@ idle relay costs next to nothing. Its statements are built once, in the construc
 Rows are published per key in ``position`` order (records of different keys concurrently, up to
 ``max_in_flight``) and marked published only after ``Bus.publish_record`` returned, so a crash between the
 two re-publishes: delivery is at least once and consumers dedupe on the envelope id. A failed publish is
-retried with capped backoff from the first unpublished row of its key; nothing is skipped or reordered.
+retried with capped backoff from the first unpublished row of its key; nothing is skipped or reordered. When
+tracing is on, each publish is a producer span continuing the trace the row's headers stored at enqueue.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from chat_contracts.envelope import Record
+from chat_runtime import tracing
 from chat_runtime.bus.port import Bus, RetryPolicy
 from chat_runtime.extras import missing_extra
 from chat_runtime.outbox.store import OUTBOX, decode_headers
@@ -381,7 +383,12 @@ class OutboxRelay:
                             value=row.record_value,
                             headers=decode_headers(row.headers),
                         )
-                        await self._bus.publish_record(record)
+                        spans = tracing.spans()
+                        if spans is None:
+                            await self._bus.publish_record(record)
+                        else:
+                            with spans.relaying(record) as traced:
+                                await self._bus.publish_record(traced)
                     except Exception as exc:
                         # The rest of this key waits for the retry, so its order holds.
                         failures.append((row, exc))

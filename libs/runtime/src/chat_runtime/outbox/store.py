@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
 from chat_contracts.envelope import Envelope, encode
+from chat_runtime import tracing
 from chat_runtime.extras import missing_extra
 
 try:
@@ -126,7 +127,8 @@ async def enqueue(connection: AsyncConnection | AsyncSession, envelope: Envelope
             "outbox.enqueue must run inside the transaction that makes the change "
             "(open one with `async with engine.begin()` or `async with session.begin()`)"
         )
-    record = encode(envelope, topic=topic)
+    # The trace context of the change rides with the row, so the relay's publish continues its trace.
+    record = encode(envelope, topic=topic, trace=tracing.trace_headers())
     size = len(record.key) + len(record.value) + sum(len(n) + len(v) for n, v in record.headers)
     if size > MAX_RECORD_BYTES:
         raise ValueError(f"{envelope.type} record is {size} bytes; the limit is {MAX_RECORD_BYTES}")

@@ -20,7 +20,7 @@ from chat_runtime.tokens.sources import (
     JwksSource,
     StaticJwksSource,
 )
-from chat_runtime.tokens.verifier import MAX_TOKEN_LENGTH, TokenVerifier, VerifiedToken
+from chat_runtime.tokens.verifier import MAX_TOKEN_LENGTH, TokenVerifier, VerifiedToken, WithdrawnKeys
 
 __all__ = [
     "JWKS_PATH",
@@ -40,5 +40,6 @@ __all__ = [
     "TokenVerifier",
     "VerificationUnavailable",
     "VerifiedToken",
+    "WithdrawnKeys",
     "trusted_keys",
 ]

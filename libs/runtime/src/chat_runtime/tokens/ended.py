@@ -1,9 +1,11 @@
-"""The sessions that ended recently, so that every verifier refuses their access tokens before they expire.
+"""The sessions that ended recently, so that every verifier refuses their access tokens before they expire; and
+the signing keys withdrawn, whose tokens every verifier refuses at once.
 
 The auth service announces every ended session on ``chat.users.events`` (``user.sessions_revoked``,
-``user.deleted``). An access token cannot outlive its session by more than its own lifetime, so a verifier only
-needs the sessions that ended within the longest access-token lifetime (plus clock leeway): that is the window
-it keeps, and the window it reads back when it starts. See docs/decisions/0004-access-tokens.md.
+``user.deleted``), and every withdrawn signing key (``key.withdrawn``). An access token cannot outlive its
+session by more than its own lifetime, so a verifier only needs the sessions that ended within the longest
+access-token lifetime (plus clock leeway): that is the window it keeps, and the window it reads back when it
+starts. See docs/decisions/0004-access-tokens.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import structlog
 
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import USERS_EVENTS
-from chat_contracts.users import UserDeleted, UserSessionsRevoked
+from chat_contracts.users import SigningKeyWithdrawn, UserDeleted, UserSessionsRevoked
 from chat_runtime.bus.follow import TopicFollower
 from chat_runtime.tokens.errors import EndedSessionsUnknown, TokenError
 from chat_runtime.tokens.verifier import DEFAULT_LEEWAY_SECONDS, VerifiedToken
@@ -38,6 +40,8 @@ _FOREVER: Final = math.inf
 
 class EndedSessions:
     """Ended sessions by id, and users all of whose sessions ended up to a moment; each kept ``keep_seconds``.
+    Also the withdrawn signing keys (:class:`~chat_runtime.tokens.verifier.WithdrawnKeys`), kept for the life of
+    the process: a few ids, and a key the issuer no longer publishes is unknown to a verifier that starts later.
 
     A lookup is two dict reads, whatever the number of entries.
     """
@@ -53,6 +57,7 @@ class EndedSessions:
         """User id → (tokens issued up to this time are refused, when to forget it)."""
         self._expiry: list[tuple[float, bool, uuid.UUID]] = []
         """(when to forget, is a user, id): a heap, so forgetting costs nothing per lookup."""
+        self._withdrawn_kids: set[str] = set()
         self._loaded = asyncio.Event()
 
     @classmethod
@@ -71,7 +76,12 @@ class EndedSessions:
     def mark_loaded(self) -> None:
         if not self._loaded.is_set():
             self._loaded.set()
-            log.info("tokens.ended_sessions_loaded", sessions=len(self._sessions), users=len(self._users))
+            log.info(
+                "tokens.ended_sessions_loaded",
+                sessions=len(self._sessions),
+                users=len(self._users),
+                withdrawn_keys=len(self._withdrawn_kids),
+            )
 
     async def wait_loaded(self) -> None:
         await self._loaded.wait()
@@ -79,12 +89,26 @@ class EndedSessions:
     def __len__(self) -> int:
         return len(self._sessions) + len(self._users)
 
+    @property
+    def withdrawals(self) -> int:
+        """How many signing keys are known to be withdrawn."""
+        return len(self._withdrawn_kids)
+
+    def withdrawn(self, kid: str) -> bool:
+        """Whether the issuer withdrew the signing key ``kid``."""
+        return kid in self._withdrawn_kids
+
     async def on_event(self, envelope: Envelope) -> None:
-        """Record what a ``chat.users.events`` event ends (other events are ignored)."""
+        """Record what a ``chat.users.events`` event ends or withdraws (other events are ignored)."""
         self.record(envelope.data)
 
     def record(self, data: object) -> None:
-        """Record the sessions ``data`` ends, if it is an event that ends any."""
+        """Record the sessions ``data`` ends, or the signing key it withdraws, if it is such an event."""
+        if isinstance(data, SigningKeyWithdrawn):
+            if data.kid not in self._withdrawn_kids:
+                self._withdrawn_kids.add(data.kid)
+                log.warning("tokens.signing_key_withdrawn", kid=data.kid)
+            return
         now = self._clock()
         self._forget_expired(now)
         if isinstance(data, UserSessionsRevoked):
@@ -138,7 +162,8 @@ class EndedSessions:
 
 
 class EndedSessionsFeed:
-    """Keeps an :class:`EndedSessions` filled from ``chat.users.events``, read back ``keep_seconds`` at start.
+    """Keeps an :class:`EndedSessions` filled from ``chat.users.events``, read back ``keep_seconds`` at start (so a
+    key withdrawn within that window is known before the verifier reports ready, like an ended session).
 
     Reading restarts (from the same point in time, which is harmless: recording is idempotent) if it fails.
     """

@@ -8,6 +8,7 @@ TokenErrorCode = Literal[
     "token_malformed",
     "token_algorithm_not_allowed",
     "token_unknown_key",
+    "token_key_withdrawn",
     "token_bad_signature",
     "token_missing_claim",
     "token_invalid_claim",

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import jwt
 import structlog
@@ -54,11 +54,24 @@ class VerifiedToken:
     expires_at: datetime
     username: str | None
     email_verified: bool | None
+    kid: str
+    """The signing key's id: a socket authenticated with a withdrawn key's token is closed."""
 
     def seconds_left(self, *, now: float | None = None) -> float:
         """Seconds until ``exp`` (negative once past): when a long-lived socket must have a fresh token."""
         current = time.time() if now is None else now
         return self.expires_at.timestamp() - current
+
+
+class WithdrawnKeys(Protocol):
+    """The signing keys the issuer withdrew: their tokens are refused even while a cached JWKS still has them."""
+
+    @property
+    def withdrawals(self) -> int:
+        """How many withdrawals are known; a change means the issuer's JWKS changed too (a successor key)."""
+        ...
+
+    def withdrawn(self, kid: str) -> bool: ...
 
 
 class TokenVerifier:
@@ -71,6 +84,11 @@ class TokenVerifier:
 
     With ``ended_sessions``, a token of a session that has ended is refused (``session_revoked``), and until the
     recent endings are known every verification raises :class:`EndedSessionsUnknown` (503, not 401).
+
+    A token signed by a withdrawn key (``withdrawn_keys``, by default the ``ended_sessions``, which follow the
+    same topic) is refused (``token_key_withdrawn``) before its signature is even checked: whoever holds that key
+    can sign anything. A new withdrawal also makes the next verification fetch the JWKS again, rate limit or not,
+    so that the key that took over signing is trusted at once.
     """
 
     def __init__(
@@ -85,6 +103,7 @@ class TokenVerifier:
         max_stale_age: float = 1800,
         clock: Callable[[], float] = time.time,
         ended_sessions: EndedSessions | None = None,
+        withdrawn_keys: WithdrawnKeys | None = None,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience must not be empty")
@@ -101,6 +120,8 @@ class TokenVerifier:
         self._max_stale_age = max_stale_age
         self._clock = clock
         self._ended_sessions = ended_sessions
+        self._withdrawn_keys: WithdrawnKeys | None = withdrawn_keys if withdrawn_keys is not None else ended_sessions
+        self._withdrawals_seen = 0  # withdrawals known when the last fetch started
         # The algorithm allow-list is fixed here and nowhere else: the token's header never chooses it.
         self._jws = jwt.PyJWS(algorithms=[ALGORITHM])
 
@@ -123,7 +144,8 @@ class TokenVerifier:
         the recently ended sessions are not known yet.
         """
         header = self._parse_header(token)
-        key = await self._key_for(header["kid"])
+        kid: str = header["kid"]
+        key = await self._key_for(kid)
         try:
             decoded = self._jws.decode_complete(token, key=key, algorithms=[ALGORITHM])
         except jwt.InvalidSignatureError:
@@ -138,7 +160,7 @@ class TokenVerifier:
             raise TokenError("token_malformed", "payload is not JSON") from None
         if not isinstance(claims, dict):
             raise TokenError("token_malformed", "payload is not a JSON object")
-        verified = self._check_claims(claims, typ=typ)
+        verified = self._check_claims(claims, typ=typ, kid=kid)
         if self._ended_sessions is not None:
             # After every other check: only a token that would otherwise be accepted is "revoked".
             self._ended_sessions.check(verified)
@@ -163,7 +185,7 @@ class TokenVerifier:
         # jwk, jku, x5u, x5c, x5t are never read: keys come from the configured JWKS only.
         return header
 
-    def _check_claims(self, claims: dict[str, Any], *, typ: str) -> VerifiedToken:
+    def _check_claims(self, claims: dict[str, Any], *, typ: str, kid: str) -> VerifiedToken:
         for name in REQUIRED_CLAIMS:
             if name not in claims:
                 raise TokenError("token_missing_claim", f"token has no {name} claim")
@@ -202,11 +224,16 @@ class TokenVerifier:
             expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
             username=username,
             email_verified=email_verified,
+            kid=kid,
         )
 
     async def _key_for(self, kid: str) -> Ed25519PublicKey:
         if self._should_fetch(kid, self._clock()):
             await self._refresh()
+        # After the fetch: a source that learns of withdrawals when it fetches (the auth service's own) has.
+        if self._withdrawn_keys is not None and self._withdrawn_keys.withdrawn(kid):
+            self._keys.pop(kid, None)
+            raise TokenError("token_key_withdrawn", "token was signed with a key the issuer withdrew")
         now = self._clock()
         if self._fetched_at is None or now - self._fetched_at >= self._max_stale_age:
             raise JwksUnavailable(
@@ -218,7 +245,7 @@ class TokenVerifier:
         return key
 
     def _should_fetch(self, kid: str, now: float) -> bool:
-        if self._attempted_at is None:
+        if self._attempted_at is None or self._new_withdrawals():
             return True
         since_attempt = now - self._attempted_at
         if self._fetched_at is None or now - self._fetched_at >= self._max_stale_age:
@@ -226,6 +253,11 @@ class TokenVerifier:
         if now - self._fetched_at >= self._max_cache_age or kid not in self._keys:
             return since_attempt >= self._min_refresh_interval
         return False
+
+    def _new_withdrawals(self) -> bool:
+        # A withdrawal is announced after the issuer committed it, its successor key included: one fetch now
+        # trusts the successor, instead of refusing its tokens as unknown until the rate limit allows a fetch.
+        return self._withdrawn_keys is not None and self._withdrawn_keys.withdrawals != self._withdrawals_seen
 
     def _retry_after(self, now: float) -> float:
         if self._attempted_at is None:  # pragma: no cover - a failed check always follows an attempt
@@ -238,6 +270,8 @@ class TokenVerifier:
         async with self._lock:
             if self._attempts != attempts_seen:
                 return  # someone fetched while we waited for the lock; their outcome stands
+            if self._withdrawn_keys is not None:
+                self._withdrawals_seen = self._withdrawn_keys.withdrawals
             try:
                 keys = trusted_keys(await self._jwks.fetch())
             except JwksUnavailable as exc:

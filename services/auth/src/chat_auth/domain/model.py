@@ -98,13 +98,15 @@ class EmailCode:
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    """An Ed25519 signing key; the private half is encrypted at rest. Retired keys stay published a while."""
+    """An Ed25519 signing key; the private half is encrypted at rest. Retired keys stay published a while;
+    a withdrawn one (leaked) is published no more, its private half erased, and only its kid remembered."""
 
     kid: str
     private_key_encrypted: bytes
     public_jwk: dict[str, Any]
     created_at: datetime
     retired_at: datetime | None = None
+    withdrawn_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from chat_contracts.fields import MAX_SESSION_IDS
 from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import (
     SessionRevocationReason,
+    SigningKeyWithdrawn,
     UserDeleted,
     UserRegistered,
     UserSessionsRevoked,
@@ -40,7 +41,9 @@ def avatar_url(user: User) -> str | None:
     return f"/api/auth/users/{user.id}/avatar?v={user.avatar_version}" if user.avatar_version else None
 
 
-async def _emit(tx: Tx, data: UserRegistered | UserUpdated | UserDeleted | UserSessionsRevoked) -> None:
+async def _emit(
+    tx: Tx, data: UserRegistered | UserUpdated | UserDeleted | UserSessionsRevoked | SigningKeyWithdrawn
+) -> None:
     envelope = Envelope.wrap(
         data, source=SOURCE, key=USERS_EVENTS.key_of(data), correlation_id=current_correlation_id()
     )
@@ -96,3 +99,8 @@ async def sessions_revoked(
         await _emit(
             tx, UserSessionsRevoked(user_id=user_id, session_ids=chunk, reason=_REASONS[reason], occurred_at=now)
         )
+
+
+async def signing_key_withdrawn(tx: Tx, kid: str, now: datetime) -> None:
+    """Announce a withdrawn signing key: every verifier refuses its tokens from the moment it reads this."""
+    await _emit(tx, SigningKeyWithdrawn(kid=kid, occurred_at=now))

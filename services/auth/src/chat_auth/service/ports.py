@@ -114,13 +114,22 @@ class Tx(Protocol):
 
     # signing keys
     async def signing_keys(self) -> Sequence[SigningKey]:
-        """Every key, newest first."""
+        """Every key not withdrawn, newest first."""
+
+    async def signing_key(self, kid: str) -> SigningKey | None:
+        """The key ``kid``, withdrawn or not; None when there is none (never was, or deleted after its grace)."""
 
     async def add_signing_key(self, key: SigningKey) -> None: ...
 
     async def retire_signing_key(self, kid: str, at: datetime) -> None: ...
 
-    async def delete_signing_keys_retired_before(self, before: datetime) -> int: ...
+    async def withdraw_signing_key(self, kid: str, at: datetime) -> None:
+        """Withdraw ``kid``: no longer listed, retired if it was not, its private half erased; kept as a record."""
+
+    async def withdrawn_signing_kids(self) -> Sequence[str]: ...
+
+    async def delete_signing_keys_retired_before(self, before: datetime) -> int:
+        """Delete the keys retired before ``before``, except withdrawn ones; how many went."""
 
     # OIDC
     async def add_oidc_state(self, state: OidcState) -> None: ...

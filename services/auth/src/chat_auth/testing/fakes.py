@@ -177,7 +177,11 @@ class FakeTx:
         return True
 
     async def signing_keys(self) -> Sequence[SigningKey]:
-        return sorted(self.state.keys.values(), key=lambda k: k.created_at, reverse=True)
+        live = (key for key in self.state.keys.values() if key.withdrawn_at is None)
+        return sorted(live, key=lambda k: k.created_at, reverse=True)
+
+    async def signing_key(self, kid: str) -> SigningKey | None:
+        return self.state.keys.get(kid)
 
     async def add_signing_key(self, key: SigningKey) -> None:
         self.state.keys[key.kid] = key
@@ -185,8 +189,25 @@ class FakeTx:
     async def retire_signing_key(self, kid: str, at: datetime) -> None:
         self.state.keys[kid] = replace(self.state.keys[kid], retired_at=at)
 
+    async def withdraw_signing_key(self, kid: str, at: datetime) -> None:
+        key = self.state.keys.get(kid)
+        if key is not None:
+            self.state.keys[kid] = replace(
+                key,
+                withdrawn_at=key.withdrawn_at or at,
+                retired_at=key.retired_at or at,
+                private_key_encrypted=b"",
+            )
+
+    async def withdrawn_signing_kids(self) -> Sequence[str]:
+        return [kid for kid, key in self.state.keys.items() if key.withdrawn_at is not None]
+
     async def delete_signing_keys_retired_before(self, before: datetime) -> int:
-        gone = [k for k, v in self.state.keys.items() if v.retired_at is not None and v.retired_at < before]
+        gone = [
+            kid
+            for kid, key in self.state.keys.items()
+            if key.retired_at is not None and key.retired_at < before and key.withdrawn_at is None
+        ]
         for kid in gone:
             del self.state.keys[kid]
         return len(gone)

@@ -615,6 +615,29 @@ class StoreContract:
             assert [key.kid for key in await tx.signing_keys()] == [current.kid, recent.kid]
             assert await tx.delete_signing_keys_retired_before(T0 + timedelta(days=2)) == 0
 
+    async def test_a_withdrawn_signing_key_is_listed_no_more_loses_its_private_half_and_is_never_deleted(
+        self, store: AuthStore
+    ) -> None:
+        leaked, kept = a_key("leaked", created_at=T0), a_key("kept", created_at=T0 + timedelta(days=1))
+        withdrawn_at = T0 + timedelta(days=2)
+        async with store.transaction() as tx:
+            await tx.add_signing_key(leaked)
+            await tx.add_signing_key(kept)
+        async with store.transaction() as tx:
+            await tx.withdraw_signing_key(leaked.kid, withdrawn_at)
+            await tx.withdraw_signing_key(leaked.kid, withdrawn_at + timedelta(days=1))  # again: changes nothing
+        async with store.transaction() as tx:
+            assert list(await tx.signing_keys()) == [kept]
+            assert list(await tx.withdrawn_signing_kids()) == [leaked.kid]
+            assert await tx.signing_key(leaked.kid) == replace(
+                leaked, private_key_encrypted=b"", retired_at=withdrawn_at, withdrawn_at=withdrawn_at
+            )
+            assert await tx.signing_key(kept.kid) == kept
+            assert await tx.signing_key("never") is None
+            assert await tx.delete_signing_keys_retired_before(T0 + timedelta(days=30)) == 0
+        async with store.transaction() as tx:
+            assert list(await tx.withdrawn_signing_kids()) == [leaked.kid], "remembered: withdrawing is idempotent"
+
     # OIDC
 
     async def test_an_oidc_state_can_be_taken_only_once(self, store: AuthStore) -> None:

@@ -42,9 +42,17 @@ class PresenceBoard:
     reports: dict[uuid.UUID, dict[str, Seen]] = field(default_factory=dict)
     shown: dict[tuple[uuid.UUID, uuid.UUID], Status] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
+    reported_in: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    """Room → users some instance reported there: that instance knows them as members, which this one may not
+    (it learns only the memberships of its own users, and of changes since it started)."""
+    rooms_reported: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    """The same, user → rooms."""
 
-    def report(self, user: uuid.UUID, instance: str, seen: Seen) -> None:
-        """Record what ``instance`` sees of ``user`` (offline removes its report)."""
+    def report(self, user: uuid.UUID, instance: str, seen: Seen, *, room: uuid.UUID | None = None) -> None:
+        """Record what ``instance`` sees of ``user`` (offline removes its report), reported in ``room``."""
+        if room is not None:
+            self.reported_in.setdefault(room, set()).add(user)
+            self.rooms_reported.setdefault(user, set()).add(room)
         mine = self.reports.setdefault(user, {})
         if seen.status == "offline":
             previous = mine.pop(instance, None)
@@ -80,7 +88,10 @@ class PresenceBoard:
         return now
 
     def forget_room(self, room: uuid.UUID, user: uuid.UUID) -> None:
+        """``user`` is no longer in ``room``."""
         self.shown.pop((room, user), None)
+        _discard(self.reported_in, room, user)
+        _discard(self.rooms_reported, user, room)
 
     def heartbeat(self, instance: str, started_at: datetime, *, now: float, interval: float) -> set[uuid.UUID]:
         """Note ``instance`` alive; a new ``started_at`` means it restarted: returns the users it reported."""
@@ -109,6 +120,14 @@ class PresenceBoard:
                 if not any(s.status != "offline" for s in mine.values()):
                     mine["~offline"] = Seen("offline", last.last_seen)
         return affected
+
+
+def _discard(index: dict[uuid.UUID, set[uuid.UUID]], key: uuid.UUID, value: uuid.UUID) -> None:
+    found = index.get(key)
+    if found is not None:
+        found.discard(value)
+        if not found:
+            del index[key]
 
 
 _MIN = datetime.min.replace(tzinfo=UTC)

@@ -28,9 +28,12 @@ def bus_handlers(hub: Hub, instance_id: str) -> Sequence[BusHandler]:
     own = f"gateway-{instance_id}"
     delivery, presence = hub.delivery, hub.presence
     return (
-        # Every instance needs every membership: it replays the rooms topic from the start.
-        BusHandler(spec=ROOMS_EVENTS, group=f"{own}-rooms", handler=delivery.on_room_event),
-        # Fan-out, acks and session ends only matter from now on.
+        # Every instance needs every membership change from its start on; what came before it the rooms service
+        # answers when asked (a bounded start: the keep-forever topic is never replayed; docs/decisions/0014).
+        BusHandler(
+            spec=ROOMS_EVENTS, group=f"{own}-rooms", handler=delivery.on_room_event, start="latest", broadcast=True
+        ),
+        # Fan-out, acks and session ends only matter from now on, too.
         BusHandler(
             spec=MESSAGES_EVENTS,
             group=f"{own}-messages",

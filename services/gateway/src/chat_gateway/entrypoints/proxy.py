@@ -25,6 +25,7 @@ import httpx
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from chat_runtime import tracing
 from chat_runtime.logging import CORRELATION_HEADER, current_correlation_id
 from chat_runtime.middleware import CorrelationIdMiddleware
 from chat_runtime.problems import UnexpectedErrorMiddleware, problem_response
@@ -252,6 +253,11 @@ def _request_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     correlation_id = current_correlation_id()
     if correlation_id:
         headers.append((_CORRELATION, correlation_id.encode("latin-1")))
+    trace = tracing.trace_headers()  # when tracing is on: the service's span continues this request's
+    if trace:
+        names = {name.encode() for name, _ in trace}
+        headers = [(name, value) for name, value in headers if name not in names]
+        headers.extend((name.encode(), value) for name, value in trace)
     return headers
 
 

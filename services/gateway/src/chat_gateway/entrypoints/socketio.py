@@ -39,6 +39,7 @@ from chat_gateway.service.protocol import (
 )
 from chat_gateway.service.recovery import Recovery
 from chat_gateway.settings import GatewaySettings
+from chat_runtime import tracing
 from chat_runtime.tokens import TokenError, TokenVerifier, VerificationUnavailable, VerifiedToken
 
 log = structlog.get_logger("chat.gateway")
@@ -172,7 +173,12 @@ class SocketEvents:
 
         async def guarded(sid: str, data: Any = None, *extra: Any) -> Ack:
             started = time.perf_counter()
-            ack = await answer(sid, data, *extra)
+            spans = tracing.spans()
+            if spans is None:
+                ack = await answer(sid, data, *extra)
+            else:
+                with spans.socket_event(event):
+                    ack = await answer(sid, data, *extra)
             acked(event, ack, started)
             return ack
 

@@ -1,5 +1,6 @@
 """What reaches the sockets from the bus: messages events fanned out to a room's sockets (encoded once), room
-events (memberships, ``room:added``/``room:invited``/``room:removed``, ``room:event``), and ended sessions.
+events (memberships, ``room:added``/``room:invited``/``room:removed``, ``room:event``), and ended sessions and
+withdrawn signing keys (their sockets are closed).
 
 The frames are written by ``adapters/fanout`` (the only module that touches python-engineio's sockets).
 """
@@ -198,6 +199,12 @@ class Delivery:
             for connection in self.connections.of_user(data.user_id):
                 if not sessions or connection.user.sid in sessions:
                     await self.end(connection.sid, reason)
+        elif isinstance(data, uev.SigningKeyWithdrawn):
+            # Its tokens are refused everywhere now; sockets that authenticated with one go too (a client
+            # refreshes and comes back with a token of the key that took over).
+            for connection in list(self.connections.by_sid.values()):
+                if connection.user.kid == data.kid:
+                    await self.end(connection.sid, "token_key_withdrawn")
 
 
 def client_event(data: Contract) -> tuple[str | None, dict[str, Any], int]:

@@ -253,10 +253,12 @@ class Presence:
             await self.sockets.broadcast("typing", payload, data.room_id, droppable=True, skip_user=data.user_id)
         elif isinstance(data, eph.PresenceChanges):
             for change in data.changes:
-                self.board.report(change.user_id, data.instance_id, Seen(change.status, change.last_seen))
+                seen = Seen(change.status, change.last_seen)
+                self.board.report(change.user_id, data.instance_id, seen, room=data.room_id)
             await self._show_room(data.room_id, [change.user_id for change in data.changes])
         elif isinstance(data, eph.PresenceChanged):
-            self.board.report(data.user_id, data.instance_id or "unnamed", Seen(data.status, data.last_seen))
+            seen = Seen(data.status, data.last_seen)
+            self.board.report(data.user_id, data.instance_id or "unnamed", seen, room=data.room_id)
             await self._show_room(data.room_id, [data.user_id])
         elif isinstance(data, eph.GatewayHeartbeat):
             await self._heartbeat(data)
@@ -278,7 +280,7 @@ class Presence:
     async def _show_users(self, users: set[uuid.UUID]) -> None:
         by_room: dict[uuid.UUID, list[uuid.UUID]] = {}
         for user in users:
-            for room in list(self.memberships.rooms_of(user)):
+            for room in self.rooms_of(user):
                 by_room.setdefault(room, []).append(user)
         for room, members in by_room.items():
             await self._show_room(room, members)
@@ -310,6 +312,14 @@ class Presence:
                 "presence:changes", {"room_id": str(room), "changes": changes}, room, droppable=True
             )
 
+    def rooms_of(self, user: uuid.UUID) -> set[uuid.UUID]:
+        """The rooms of ``user`` as this instance knows them, and as the instances that report them do."""
+        return self.memberships.rooms_of(user) | self.board.rooms_reported.get(user, set())
+
+    def members_of(self, room: uuid.UUID) -> set[uuid.UUID]:
+        """The members of ``room`` this instance knows of, and those other instances report there."""
+        return set(self.memberships.members_of(room)) | self.board.reported_in.get(room, set())
+
     def seen_as(self, user: uuid.UUID) -> Status:
         """What members are shown of ``user`` once this instance has reported its sockets' status: the best of that
         and of every other instance's report (another device may keep them online)."""
@@ -322,7 +332,7 @@ class Presence:
         if self.memberships.blocked(room):
             return []
         found = []
-        for user in self.memberships.members_of(room):
+        for user in self.members_of(room):
             seen = self.board.status(user)
             if seen.status != "offline":
                 found.append(

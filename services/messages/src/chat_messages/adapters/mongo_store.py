@@ -14,7 +14,9 @@ Representation (see also ``ensure_indexes``):
   event is stored once), with ``occurred_us`` and ``after_seq``.
 - ``rooms`` (``_id`` = room id), ``members`` and ``markers`` (``_id`` = "room_id:user_id"), ``users`` (``_id`` =
   user id, with the case-folded ``username_key``) and ``heads`` (``_id`` = room id: a seq at or below the room's
-  highest, raised in batches by the room's owner).
+  highest, raised in batches by the room's owner). Heads are written with ``HINT_CONCERN`` (w=1, not journaled):
+  a head lost in a crash is an older one, still at or below the highest, and the messages it points at were
+  journaled before it moved.
 
 Queries avoid ``$or``/``$nor``/``$expr``: the Mongo-wire server used in development and tests answers those
 with a collection scan, and none of them is needed (search splits into a few index-exact queries instead).
@@ -409,6 +411,10 @@ UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({M
 """Indexes the Mongo-wire server used in development never reads, left out there (see ``ensure_indexes``)."""
 
 
+HINT_CONCERN: Final = WriteConcern(w=1, j=False)
+"""The write concern of the head documents: hints that may be lost (the module's docstring says why)."""
+
+
 class MongoMessageStore:
     """The messages service's ``MessageStore`` on one MongoDB database (call ``ensure_indexes`` once first)."""
 
@@ -426,7 +432,7 @@ class MongoMessageStore:
             users=db["users"],
             markers=db["markers"],
             retention=db["retention"],
-            heads=db["heads"],
+            heads=db["heads"].with_options(write_concern=HINT_CONCERN),
             activity=db["activity"],
         )
         # Sends of every partition this process owns go to the store together (adapters/group_insert.py).
@@ -454,9 +460,8 @@ class MongoMessageStore:
     def use_write_concern(self, concern: WriteConcern) -> None:
         """Write with ``concern`` from now on (the service settles it at start, once the server said what it is)."""
         self._db = self._db.with_options(write_concern=concern)
-        self._c = _Collections(
-            **{f.name: getattr(self._c, f.name).with_options(write_concern=concern) for f in fields(self._c)}
-        )
+        concerns = {f.name: HINT_CONCERN if f.name == "heads" else concern for f in fields(self._c)}
+        self._c = _Collections(**{n: getattr(self._c, n).with_options(write_concern=c) for n, c in concerns.items()})
 
     # the rooms projection
 

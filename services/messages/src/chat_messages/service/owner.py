@@ -29,8 +29,10 @@ MAX_MEMBERS_PER_ROOM = 5_000
 PROJECTION_WAIT_SECONDS = 3.0
 """How long a command waits for the projection to reach the room version it was issued at."""
 PROJECTION_POLL_SECONDS = 0.05
-HEAD_FLUSH_SECONDS = 0.1
-"""How far the head documents may lag behind the stored messages (``MessageStore.last_seq`` walks the rest)."""
+HEAD_FLUSH_SECONDS = 1.0
+"""How long a room's head document may lag behind its stored messages (``MessageStore.last_seq`` walks the rest)."""
+HEAD_STEP = 256
+"""How many seqs it may lag: a room that moved this far since its head was written has it written at once."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class RoomLedger:
     """A room event of this version was seen: the state and memberships are older and must be read again."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the room's sends are planned and written, so two batches never assign the same seqs."""
+    head_written: int = 0
+    """The seq this instance last wrote to the room's head document (or found stored when it loaded the room)."""
 
     @property
     def version(self) -> int:
@@ -91,6 +95,8 @@ class RoomOwner:
         self._max_rooms = max_rooms
         self._heads: dict[uuid.UUID, int] = {}
         """Rooms whose head document is behind, and the seq it should have."""
+        self._heads_due = asyncio.Event()
+        """Set when a room's head is ``HEAD_STEP`` behind: written before ``HEAD_FLUSH_SECONDS`` are up."""
         self._projection = asyncio.Condition()
         self.stored_count = 0
         """Messages this instance stored (tests and metrics)."""
@@ -108,7 +114,7 @@ class RoomOwner:
             next_seq = await self.store.last_seq(room_id) + 1
             ledger = self._rooms.get(room_id)  # another batch may have loaded it meanwhile
             if ledger is None:
-                ledger = RoomLedger(room_id=room_id, state=state, next_seq=next_seq)
+                ledger = RoomLedger(room_id=room_id, state=state, next_seq=next_seq, head_written=next_seq - 1)
                 self._remember(ledger)
         else:
             self._rooms.move_to_end(room_id)
@@ -169,7 +175,17 @@ class RoomOwner:
     def stored(self, ledger: RoomLedger, seq: int) -> None:
         ledger.next_seq = max(ledger.next_seq, seq + 1)
         self._heads[ledger.room_id] = max(seq, self._heads.get(ledger.room_id, 0))
+        if seq - ledger.head_written >= HEAD_STEP:
+            self._heads_due.set()
         self.stored_count += 1
+
+    async def heads_due(self) -> None:
+        """Returns when the head documents are to be written: ``HEAD_FLUSH_SECONDS`` after the last time, or as
+        soon as a room moved ``HEAD_STEP`` seqs past its head. Each write costs the store a transaction per room,
+        so they are rare; a reader walks the few seqs a head is behind (``MessageStore.last_seq``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heads_due.wait(), HEAD_FLUSH_SECONDS)
+        self._heads_due.clear()
 
     async def flush_heads(self) -> None:
         """Write the head documents that are behind (one write for every room that moved)."""
@@ -181,6 +197,10 @@ class RoomOwner:
                 for room_id, seq in heads.items():  # not written: keep them for the next flush
                     self._heads[room_id] = max(seq, self._heads.get(room_id, 0))
                 raise
+            for room_id, seq in heads.items():
+                ledger = self._rooms.get(room_id)
+                if ledger is not None:
+                    ledger.head_written = max(ledger.head_written, seq)
 
     def _remember(self, ledger: RoomLedger) -> None:
         self._rooms[ledger.room_id] = ledger

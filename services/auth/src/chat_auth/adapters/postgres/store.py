@@ -262,8 +262,15 @@ class PostgresTx(PgTx):
     # signing keys
 
     async def signing_keys(self) -> Sequence[SigningKey]:
-        query = select(signing_keys).order_by(signing_keys.c.created_at.desc(), signing_keys.c.kid.desc())
+        query = (
+            select(signing_keys)
+            .where(signing_keys.c.withdrawn_at.is_(None))
+            .order_by(signing_keys.c.created_at.desc(), signing_keys.c.kid.desc())
+        )
         return await self._all(query, SigningKey)
+
+    async def signing_key(self, kid: str) -> SigningKey | None:
+        return await self._one(select(signing_keys).where(signing_keys.c.kid == kid), SigningKey)
 
     async def add_signing_key(self, key: SigningKey) -> None:
         await self._db.execute(insert(signing_keys).values(_columns(key)))
@@ -271,9 +278,27 @@ class PostgresTx(PgTx):
     async def retire_signing_key(self, kid: str, at: datetime) -> None:
         await self._db.execute(update(signing_keys).where(signing_keys.c.kid == kid).values(retired_at=at))
 
+    async def withdraw_signing_key(self, kid: str, at: datetime) -> None:
+        statement = (
+            update(signing_keys)
+            .where(signing_keys.c.kid == kid)
+            .values(
+                withdrawn_at=func.coalesce(signing_keys.c.withdrawn_at, at),
+                retired_at=func.coalesce(signing_keys.c.retired_at, at),
+                private_key_encrypted=b"",
+            )
+        )
+        await self._db.execute(statement)
+
+    async def withdrawn_signing_kids(self) -> Sequence[str]:
+        query = select(signing_keys.c.kid).where(signing_keys.c.withdrawn_at.is_not(None))
+        return list((await self._db.execute(query)).scalars())
+
     async def delete_signing_keys_retired_before(self, before: datetime) -> int:
         statement = delete(signing_keys).where(
-            signing_keys.c.retired_at.is_not(None), signing_keys.c.retired_at < before
+            signing_keys.c.retired_at.is_not(None),
+            signing_keys.c.retired_at < before,
+            signing_keys.c.withdrawn_at.is_(None),
         )
         return (await self._db.execute(statement)).rowcount
 

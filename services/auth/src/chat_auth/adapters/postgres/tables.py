@@ -171,6 +171,7 @@ signing_keys = Table(
     Column("public_jwk", JSONB, nullable=False),
     _at("created_at"),
     _at("retired_at", nullable=True),
+    _at("withdrawn_at", nullable=True),
 )
 
 oidc_states = Table(
