@@ -278,10 +278,18 @@ class KafkaSubscription:
             # next heartbeat). Readiness waits for the assignment (check_caught_up); a group that starts at the
             # latest record waits here, so what is published after subscribe() returns reaches it.
             await self._consumer.start()
+            await self._wait_for_partitions(topic)
             self._consumer.subscribe([topic], listener=_Listener(self))
             if self._start == "latest":
                 await self.first_assignment.wait()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
+
+    async def _wait_for_partitions(self, topic: str) -> None:
+        """Until this client's metadata has the topic's partitions, as ``start()`` waits for a topic subscribed
+        before it (aiokafka's own wait: the one internal used here, which libs/runtime/tests/test_kafka_options.py
+        checks). A group's leader assigns from its own metadata: one that did not yet know a just-created topic
+        gave every member nothing and noticed the topic only at its next metadata refresh, 5 minutes later."""
+        await self._consumer._client._wait_on_metadata(topic)
 
     async def check_caught_up(self) -> None:
         where = f"{self._group} on {self._spec.name}"
