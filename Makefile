@@ -108,14 +108,14 @@ bench: sync js-deps ## benchmarks that print figures (under 30 min): auth timing
 	@BENCH_HISTORY_MESSAGES=$${BENCH_HISTORY_MESSAGES:-200000} $(RUN) python -m bench.history
 	@$(RUN) python -m bench.soak
 
-chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs
+chaos: sync ## the reliability tests at full size: 10,000 fuzzed events, 30 s outages, longer gateway-restart runs; prints the recovery times
 	@CHAT_FUZZ_EVENTS=10000 CHAT_OUTAGE_SECONDS=30 CHAT_CHAOS_MESSAGES=200 CHAT_CRASH_KILLS=5 CHAT_CRASH_CLIENTS=50 \
-		CHAT_CRASH_ROOMS=20 CHAT_CRASH_MESSAGES_PER_CLIENT=200 CHAT_MODEL_EXAMPLES=200 CHAT_OPENAPI_EXAMPLES=50 $(RUN) pytest -p no:cacheprovider -s -o timeout=1800 \
+		CHAT_CRASH_ROOMS=20 CHAT_CRASH_MESSAGES_PER_CLIENT=200 CHAT_FAILOVER_ROOMS=20 CHAT_FAILOVER_CLIENTS=40 CHAT_MODEL_EXAMPLES=200 CHAT_OPENAPI_EXAMPLES=50 $(RUN) pytest -p no:cacheprovider -s -o timeout=1800 \
 		tests/integration/test_socket_fuzz.py tests/integration/test_store_outages.py \
 		tests/integration/test_kafka_restart.py tests/integration/test_gateway_restarts.py \
 		tests/integration/test_rolling_restarts.py tests/integration/test_model_stateful.py \
 		tests/integration/test_openapi_fuzz.py \
-		tests/integration/test_messages_crash.py
+		tests/integration/test_messages_crash.py tests/integration/test_messages_failover.py
 
 clean: ## remove caches (not data: see infra-down and .infra/)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class Resilient:
     gaps: int = 0
     reconnects: int = 0
     reloads: int = 0
+    subscribed_at: float = 0.0
+    """When the latest subscribe was answered (``time.perf_counter()``)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
     reconnecting: asyncio.Task[None] | None = None
@@ -73,6 +76,7 @@ class Resilient:
             if not answer.get("ok"):
                 await asyncio.sleep(0.2)
                 continue
+            self.subscribed_at = time.perf_counter()
             if answer["recovered"] is False:
                 await self._reload(base)
             self.ready.set()

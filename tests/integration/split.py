@@ -317,7 +317,9 @@ async def run_split(
         await create_topics(ChatSettings(bus="kafka", kafka_bootstrap=kafka_bootstrap, kafka_topic_prefix=topic_prefix))
         startup["topics"] = time.perf_counter() - began
         for name in names:
-            own = {**env, "CHAT_DATA_DIR": str(tmp_path / name)}
+            # A lasting name per process, as a pod's name: a restarted service takes its place in its consumer
+            # groups at once (static membership, docs/reliability.md).
+            own = {**env, "CHAT_DATA_DIR": str(tmp_path / name), "CHAT_KAFKA_GROUP_INSTANCE_ID": f"{name}-{suffix}"}
             if name in GATEWAYS:
                 own["CHAT_GATEWAY_INSTANCE_ID"] = instance_ids[name]
             target = "gateway" if name in GATEWAYS else name

@@ -41,10 +41,16 @@ async def test_gateway_restarts_and_flaky_clients_end_with_exactly_the_history(s
         for user in users
         for n in range(4)
     ]
-    for client in clients:
+    # One socket of each user only ever connects to gateway B: after each restart, how long until all of them are
+    # subscribed again on it is the restart's cost to its clients.
+    pinned = [
+        Resilient(f"{user['user_id'][:4]}-b", user["access_token"], room_id, [split.gateways[1]], rng) for user in users
+    ]
+    for client in [*clients, *pinned]:
         await client.start()
     senders = clients[::4]  # one socket of each user sends
-    restarts: list[float] = []
+    restarts: list[tuple[float, float, float]] = []
+    """Per restart of gateway B, seconds from its start to: "listening", ready, every pinned socket subscribed."""
 
     async def chat(sender: Resilient) -> list[int]:
         seqs = []
@@ -56,7 +62,13 @@ async def test_gateway_restarts_and_flaky_clients_end_with_exactly_the_history(s
     async def restart_gateway_b() -> None:
         for _ in range(3):
             await asyncio.sleep(rng.uniform(0.5, 1.5))
-            restarts.append(await split.restart("gateway-b"))
+            ready = await split.restart("gateway-b")
+            spawned = time.perf_counter() - ready
+            await until(
+                lambda after=spawned: all(c.subscribed_at > after and c.ready.is_set() for c in pinned), timeout=30
+            )
+            resubscribed = max(c.subscribed_at for c in pinned) - spawned
+            restarts.append((split.children["gateway-b"].listening_after or 0.0, ready, resubscribed))
 
     async def flaky_network() -> None:
         for _ in range(6):
@@ -71,16 +83,21 @@ async def test_gateway_restarts_and_flaky_clients_end_with_exactly_the_history(s
 
     history = await stored_seqs(split.gateways[0], users[0]["access_token"], room_id)
     assert history == list(range(1, total + 1))
+    clients += pinned
     try:
         await until(lambda: all(c.shown == history for c in clients), timeout=30)
     finally:
         for client in clients:
             await client.close()
         print(
-            f"gateway restarts: {total} messages in {time.perf_counter() - began:.1f}s; gateway B back in "
-            + ", ".join(f"{r:.1f}s" for r in restarts)
-            + f"; {sum(c.reconnects for c in clients)} forced drops, {sum(c.reloads for c in clients)} reloads"
+            f"gateway restarts: {total} messages in {time.perf_counter() - began:.1f}s; "
+            f"{sum(c.reconnects for c in clients)} forced drops, {sum(c.reloads for c in clients)} reloads"
         )
+        for n, (listening, ready, resubscribed) in enumerate(restarts, start=1):
+            print(
+                f"  restart {n}: all sockets resubscribed after {resubscribed:.2f} s "
+                f"(listening after {listening:.2f} s, ready after {ready:.2f} s)"
+            )
         for client in clients:
             print(f"  {client.name}: shown {len(client.shown)}, duplicates {client.duplicates}, gaps {client.gaps}")
     assert all(c.duplicates == 0 for c in clients), "no message shown twice"

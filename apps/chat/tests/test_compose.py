@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from chat_app import compose
 from chat_app.cli import main
-from chat_app.compose import MODULES, LauncherError, build, build_order, make_bus, services_for
+from chat_app.compose import MODULES, LauncherError, build, build_order, kafka_config, make_bus, services_for
 from chat_runtime.bus.inprocess import InProcessBus
-from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka import KafkaBus, KafkaSecurity
 from chat_runtime.settings import ChatSettings, load_settings
 
 
@@ -130,3 +131,21 @@ def test_chat_up_without_the_development_servers_says_what_to_install(
     err = capsys.readouterr().err
     assert "chat-app[embedded]" in err
     assert "--external" in err
+
+
+def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
+    settings = ChatSettings(
+        data_dir=tmp_path,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="chat",
+        kafka_sasl_password=SecretStr("pw"),
+        kafka_group_instance_id="messages-0",
+    )
+
+    config = kafka_config(settings, client_id="chat-messages")
+
+    assert config.security == KafkaSecurity(
+        protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="chat", sasl_password="pw"
+    )
+    assert config.group_instance_id == "messages-0"

@@ -21,7 +21,7 @@ from chat_contracts.topics import TOPICS
 from chat_runtime.app import build_app
 from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, KafkaSecurity, ensure_topics
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import Bus
 from chat_runtime.module import ServiceModule
@@ -70,8 +70,26 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         replication_factor=settings.kafka_replication_factor,
         topic_prefix=settings.kafka_topic_prefix,
         session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 5),
+        # A member learns of a rebalance at its next heartbeat: a tenth of the session timeout (1 s by default)
+        # keeps the pause small when a member dies or joins, for one small request a second per consumer.
+        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 10),
         linger_ms=settings.kafka_linger_ms,
+        group_instance_id=settings.kafka_group_instance_id,
+        security=kafka_security(settings),
+    )
+
+
+def kafka_security(settings: ChatSettings) -> KafkaSecurity:
+    """The Kafka security settings as the bus adapter takes them (validated together by the settings class)."""
+    password = settings.kafka_sasl_password
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=password.get_secret_value() if password is not None else None,
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+        certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+        keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
     )
 
 

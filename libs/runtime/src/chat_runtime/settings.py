@@ -24,6 +24,8 @@ _WELL_KNOWN_SECRETS = frozenset(
 
 Mode = Literal["dev", "test", "prod"]
 BusKind = Literal["inprocess", "kafka"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class SettingsError(RuntimeError):
@@ -50,6 +52,34 @@ class ChatSettings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    """How long a consumer-group member may go unheard before the broker gives its partitions to the others: the
+    longest that a crashed process's partitions (its rooms, for the messages service) wait. Shorter recovers
+    sooner but takes a member that is slow for a moment (a long GC pause, a saturated CPU) for dead and
+    rebalances the group. Heartbeats are sent every tenth of it (at least 0.5 s): the others learn of a rebalance at
+    their next one."""
+    kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """This process's lasting name in its consumer groups (static membership), e.g. the pod name of a StatefulSet
+    or of a Deployment's pod, which survives a container restart. A restarted process with the same name takes its
+    predecessor's partitions without a rebalance and without waiting for the session timeout; a process that stops
+    for good leaves its partitions idle for one session timeout. Unset (default): dynamic membership. Each running
+    process needs its own name."""
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    """How every Kafka client of the product talks to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (sign-in
+    without encryption: a private network only) or SASL_SSL (sign-in over TLS: what managed clusters ask for)."""
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    """With SASL_SSL or SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (as the cluster's listener says)."""
+    kafka_sasl_username: str | None = Field(default=None, min_length=1, max_length=500)
+    """The SASL user (or the provider's API key)."""
+    kafka_sasl_password: SecretStr | None = None
+    """The SASL user's password (or the provider's API secret); keep it in a Secret, never in a ConfigMap."""
+    kafka_ssl_cafile: Path | None = None
+    """With SSL or SASL_SSL: a PEM file of the certificate authorities to trust for the brokers' certificates
+    (unset: the system's)."""
+    kafka_ssl_certfile: Path | None = None
+    """With SSL or SASL_SSL: this client's certificate (PEM) for clusters that authenticate clients by TLS
+    (mutual TLS), with its key below."""
+    kafka_ssl_keyfile: Path | None = None
+    """The private key (PEM, unencrypted) of that client certificate."""
     kafka_linger_ms: int = Field(default=0, ge=0, le=1_000)
     """How long a producer waits for more records to share a request with. Each hop of a message waits up to this
     long when the bus is quiet; on a busy bus the records sent while a request is in flight share the next one
@@ -78,6 +108,12 @@ class ChatSettings(BaseSettings):
         return init_settings, env_settings, shared, file_secret_settings
 
     @model_validator(mode="after")
+    def _check_kafka_security(self) -> Self:
+        for problem in kafka_security_problems(self):
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _check_secrets(self) -> Self:
         for name, value in self._secret_fields().items():
             if value is None:
@@ -100,6 +136,61 @@ class ChatSettings(BaseSettings):
         """The service-prefixed environment variable for ``field``."""
         prefix = str(self.model_config.get("env_prefix", SHARED_PREFIX))
         return f"{prefix}{field}".upper()
+
+
+def kafka_security_problems(settings: ChatSettings) -> list[str]:
+    """What does not fit together in the Kafka security settings, each naming the variables to change."""
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    problems = []
+    if sasl:
+        missing = [
+            name
+            for name, value in (
+                ("CHAT_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                ("CHAT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                ("CHAT_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"CHAT_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+    else:
+        given = [
+            name
+            for name, value in (
+                ("CHAT_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                ("CHAT_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                ("CHAT_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            )
+            if value
+        ]
+        if given:
+            problems.append(
+                f"{', '.join(given)} set but CHAT_KAFKA_SECURITY_PROTOCOL={protocol} does not sign in: "
+                "use SASL_SSL (or SASL_PLAINTEXT on a private network)"
+            )
+    files = {
+        "CHAT_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "CHAT_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "CHAT_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    given_files = [name for name, path in files.items() if path is not None]
+    if given_files and not tls:
+        problems.append(
+            f"{', '.join(given_files)} set but CHAT_KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS: use SSL or SASL_SSL"
+        )
+    if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
+        problems.append(
+            "CHAT_KAFKA_SSL_CERTFILE and CHAT_KAFKA_SSL_KEYFILE go together (a client certificate and its key)"
+        )
+    problems += [f"{name}: no readable file at {path}" for name, path in files.items() if path and not _readable(path)]
+    return problems
+
+
+def _readable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.R_OK)
 
 
 def is_strong_secret(value: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -35,12 +35,35 @@ try:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+    from aiokafka.helpers import create_ssl_context
 except ImportError as missing:
     raise missing_extra("kafka", __name__, missing) from missing
 
 log = structlog.get_logger("chat.bus.kafka")
 
 TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How clients authenticate to the brokers and encrypt the connection (``security_protocol`` as Kafka names
+    it); the defaults are a plain connection."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +86,72 @@ class KafkaConfig:
     """Prepended to every topic name and consumer group on the broker (a shared cluster, or tests on private
     topics), so two deployments never share a group's offsets or rebalances; services keep using the registry's
     names."""
+    security: KafkaSecurity = KafkaSecurity()
+    group_instance_id: str | None = None
+    """This process's lasting name in its consumer groups (static membership, KIP-345), or None for dynamic
+    members. A restarted process that gives the same name takes its predecessor's place and partitions at once,
+    instead of waiting for the dead member's session to time out and then rebalancing the group; in exchange a
+    static member does not leave its groups when it stops, so the partitions of one that stops for good wait a
+    session timeout for another member. Two running processes must never share a name (the broker fences the
+    older one)."""
 
     def physical(self, topic: str) -> str:
         return self.topic_prefix + topic
+
+    def member_name(self, topic: str) -> str | None:
+        """The static member name of this process's consumer of ``topic``: one process may have several consumers
+        in one group (one per topic), and each needs its own."""
+        return None if self.group_instance_id is None else f"{self.group_instance_id}.{topic}"
+
+
+def connection_options(config: KafkaConfig) -> dict[str, Any]:
+    """Where the brokers are and how to reach them: the arguments every client of the product shares."""
+    security = config.security
+    options: dict[str, Any] = {"bootstrap_servers": config.bootstrap, "security_protocol": security.protocol}
+    if security.tls:
+        options["ssl_context"] = create_ssl_context(
+            cafile=security.cafile, certfile=security.certfile, keyfile=security.keyfile
+        )
+    if security.sasl:
+        options |= {
+            "sasl_mechanism": security.sasl_mechanism,
+            "sasl_plain_username": security.sasl_username,
+            "sasl_plain_password": security.sasl_password,
+        }
+    return options
+
+
+def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Start, broadcast: bool) -> dict[str, Any]:
+    """The arguments of the consumer of ``topic`` for ``group``; a broadcast reader joins no group."""
+    return {
+        **connection_options(config),
+        "group_id": None if broadcast else config.topic_prefix + group,
+        "group_instance_id": None if broadcast else config.member_name(topic),
+        "client_id": f"{config.client_id}-{group}",
+        "enable_auto_commit": False,
+        "auto_offset_reset": start,
+        "session_timeout_ms": config.session_timeout_ms,
+        "heartbeat_interval_ms": config.heartbeat_interval_ms,
+        "max_poll_interval_ms": config.max_poll_interval_ms,
+        "fetch_max_wait_ms": config.fetch_max_wait_ms,
+        "isolation_level": "read_committed",
+    }
+
+
+def producer_options(config: KafkaConfig) -> dict[str, Any]:
+    """The arguments of the bus's producer: idempotent, acknowledged by every in-sync replica."""
+    return {
+        **connection_options(config),
+        "client_id": f"{config.client_id}-producer",
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": config.linger_ms,
+    }
+
+
+def admin_options(config: KafkaConfig) -> dict[str, Any]:
+    """The arguments of the admin client that creates topics."""
+    return {**connection_options(config), "client_id": f"{config.client_id}-admin"}
 
 
 async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
@@ -86,7 +172,7 @@ async def ensure_topics(config: KafkaConfig, specs: Iterable[TopicSpec]) -> list
                 topic_configs={"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)},
             )
         )
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=f"{config.client_id}-admin")
+    admin = AIOKafkaAdminClient(**admin_options(config))
     await admin.start()
     created: list[str] = []
     try:
@@ -117,6 +203,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._subscription.assignment = frozenset(assigned)
+        self._subscription.first_assignment.set()
         log.info("bus.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
@@ -141,22 +228,15 @@ class KafkaSubscription:
         self.broadcast = broadcast
         """Read every partition by assignment, commit nothing (a fan-out reader of one instance)."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            group_id=None if broadcast else config.topic_prefix + group,
-            client_id=f"{config.client_id}-{group}",
-            enable_auto_commit=False,
-            auto_offset_reset=start,
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            max_poll_interval_ms=config.max_poll_interval_ms,
-            fetch_max_wait_ms=config.fetch_max_wait_ms,
-            isolation_level="read_committed",
+            **consumer_options(config, topic=spec.name, group=group, start=start, broadcast=broadcast)
         )
         self.batch_lock = asyncio.Lock()
         self.aborted = False
         self.assignment: frozenset[TopicPartition] | None = None
         """The partitions this member holds; None until the group gives it some (or none), and during a
         rebalance."""
+        self.first_assignment = asyncio.Event()
+        """Set once the group has given this member its first assignment."""
         self._heads: dict[TopicPartition, int] = {}
         """Each held partition's end offset, read once after it was assigned: the head to catch up to."""
         self._handled: dict[TopicPartition, int] = {}
@@ -192,9 +272,24 @@ class KafkaSubscription:
                 await self._consumer.position(tp)
             self.assignment = frozenset(assigned)
         else:
-            self._consumer.subscribe([topic], listener=_Listener(self))
+            # Subscribed after start(), which then returns without waiting for the group to assign partitions:
+            # a service's consumers that share a group (the messages service's three) all join at once, in one
+            # rebalance, instead of one after another with a rebalance each (noticed by the others only at their
+            # next heartbeat). Readiness waits for the assignment (check_caught_up); a group that starts at the
+            # latest record waits here, so what is published after subscribe() returns reaches it.
             await self._consumer.start()
+            await self._wait_for_partitions(topic)
+            self._consumer.subscribe([topic], listener=_Listener(self))
+            if self._start == "latest":
+                await self.first_assignment.wait()
         self._task = asyncio.create_task(self._run(), name=f"kafka:{self._group}:{self._spec.name}")
+
+    async def _wait_for_partitions(self, topic: str) -> None:
+        """Until this client's metadata has the topic's partitions, as ``start()`` waits for a topic subscribed
+        before it (aiokafka's own wait: the one internal used here, which libs/runtime/tests/test_kafka_options.py
+        checks). A group's leader assigns from its own metadata: one that did not yet know a just-created topic
+        gave every member nothing and noticed the topic only at its next metadata refresh, 5 minutes later."""
+        await self._consumer._client._wait_on_metadata(topic)
 
     async def check_caught_up(self) -> None:
         where = f"{self._group} on {self._spec.name}"
@@ -358,13 +453,7 @@ class KafkaBus:
 
     async def start(self) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.config.bootstrap,
-                client_id=f"{self.config.client_id}-producer",
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=self.config.linger_ms,
-            )
+            producer = AIOKafkaProducer(**producer_options(self.config))
             await producer.start()
             self._producer = producer
 

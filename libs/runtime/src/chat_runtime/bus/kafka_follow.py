@@ -18,7 +18,7 @@ import structlog
 from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.follow import decoded
-from chat_runtime.bus.kafka import KafkaConfig
+from chat_runtime.bus.kafka import KafkaConfig, connection_options
 from chat_runtime.bus.port import Handler
 from chat_runtime.extras import missing_extra
 
@@ -48,7 +48,7 @@ class KafkaFollower:
         topic = config.physical(spec.name)
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=config.bootstrap,
+            **connection_options(config),
             client_id=f"{config.client_id}-follow-{uuid.uuid4().hex[:8]}",
             group_id=None,
             enable_auto_commit=False,

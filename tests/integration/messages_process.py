@@ -1,0 +1,78 @@
+"""The messages service as a real OS process on the Kafka bus, which the crash and failover tests kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServiceProcess:
+    """``python -m chat_app serve --target messages`` as a real OS process on the Kafka bus."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.spawned_at = datetime.now(UTC)
+        """When the latest process was started (wall clock, to compare with the answers' ``occurred_at``)."""
+        self.ready_after = 0.0
+        """Seconds from the latest start to its first 200 from /readyz."""
+        self.listening_after = 0.0
+        """Seconds from the latest start to its "listening on" line: interpreter, imports and bootstrap."""
+
+    async def start(self) -> None:
+        self.spawned_at = datetime.now(UTC)
+        self.listening_after = 0.0
+        logged = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - a fork; readiness is then awaited over HTTP
+                [sys.executable, "-m", "chat_app", "serve", "--target", "messages", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"the service exited: {self.log.read_text()[-2000:]}")
+                if not self.listening_after and b"listening on" in self.log.read_bytes()[logged:]:
+                    self.listening_after = (datetime.now(UTC) - self.spawned_at).total_seconds()
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)).status_code == 200:
+                        self.ready_after = (datetime.now(UTC) - self.spawned_at).total_seconds()
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the service never became ready: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
