@@ -470,6 +470,26 @@ async def run_idle(deployment: Deployment, load: Load, meter: Meter, tokens: lis
     return idle
 
 
+WARM_UP_RATE = 100
+"""Messages a second of the unmeasured first step (``warm_up``)."""
+
+
+async def warm_up(load: Load, sockets: int) -> None:
+    """One message from every socket before anything is measured, at a low rate: the room owners learn each
+    sender's membership once (a store read per room and sender), which a room that is in use has long done, and
+    which would otherwise be counted in the first step's store commands and CPU as if it were per message."""
+    await load.call(
+        {
+            "op": "step",
+            "id": f"w{secrets.token_hex(3)}",
+            "rate": WARM_UP_RATE,
+            "seconds": sockets / WARM_UP_RATE,
+            "quiet_ms": 1000,
+            "limit_ms": 60000,
+        }
+    )
+
+
 async def run_shape(
     deployment: Deployment,
     load: Load,
@@ -486,6 +506,7 @@ async def run_shape(
     if opened["failed"]:
         raise RuntimeError(f"{opened['failed']} sockets failed to connect: {opened['errors']}")
     print(f"  {shape}: {opened['connected']} sockets connected and subscribed in {opened['seconds']:.1f} s", flush=True)
+    await warm_up(load, opened["connected"])
     settled = await meter.settle(limit=sizes.settle)
     result: dict[str, Any] = {"shape": shape, "sockets": opened["connected"], "settle_seconds": settled, "steps": []}
     for rate in sizes.rates(shape):

@@ -128,7 +128,7 @@ async def test_a_caller_cancelled_before_its_turn_is_not_written() -> None:
 
 async def test_paced_writes_start_at_most_once_per_interval_and_carry_what_arrived_meanwhile() -> None:
     store = Store()
-    group = GroupInsert(store.write, writes_per_second=4, pace_above=0)  # one write per 250 ms, whatever the rate
+    group = GroupInsert(store.write, writes_per_second=4, pace_above=0, batch=100)  # a write per 250 ms at most
     assert await group.insert(docs("a1")) == Written(1)  # the first write starts at once
     tasks = []
     for n in range(5):
@@ -136,6 +136,18 @@ async def test_paced_writes_start_at_most_once_per_interval_and_carry_what_arriv
         await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     assert store.writes == [["a1"], ["b0", "b1", "b2", "b3", "b4"]]
+
+
+async def test_a_paced_write_starts_as_soon_as_its_batch_is_full() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=1 / 30, pace_above=0, batch=3)  # 30 s between writes
+    assert await group.insert(docs("a1")) == Written(1)
+    tasks = []
+    for n in range(6):
+        tasks.append(asyncio.create_task(group.insert(docs(f"b{n}"))))
+        await asyncio.sleep(0.002)
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)  # full batches do not wait out the interval
+    assert store.writes == [["a1"], ["b0", "b1", "b2"], ["b3", "b4", "b5"]]
 
 
 async def test_an_unpaced_group_writes_at_once() -> None:

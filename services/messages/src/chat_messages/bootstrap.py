@@ -173,6 +173,7 @@ def bootstrap(
             db,
             writes_per_second=settings.store_writes_per_second,
             pace_above=settings.store_pace_above_per_second,
+            write_batch=settings.store_write_batch,
         ),
         attachments=GridFsAttachmentStore(db),
         publisher=bus,

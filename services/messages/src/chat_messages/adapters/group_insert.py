@@ -7,10 +7,12 @@ would answer one command per message. Here, while a write is in flight the next 
 carries all of them: the number of store commands follows the store's speed, not the number of partitions.
 
 Writes may also be paced once sends come quickly: with ``writes_per_second`` set, while more than ``pace_above``
-sends a second arrive (counted over the last 100 ms), a write starts no sooner than ``1 / writes_per_second``
-after the previous one started, and the sends arriving meanwhile join it. A busy store then gets fewer, larger
-writes, each cheaper per message than a write of one, for a bounded delay (at most the interval); below that rate
-every write starts at once, so a conversation at human speed never waits.
+sends a second arrive (counted over the last 100 ms), a write waits until ``batch`` documents are waiting or
+``1 / writes_per_second`` has passed since the previous one started, whichever comes first, and the sends
+arriving meanwhile join it. A busy store then gets fewer, larger writes, each cheaper per message than a write of
+one, for a bounded delay (at most the interval); below that rate every write starts at once, so a conversation at
+human speed never waits, and well above it the batch fills while the previous write is in flight, so the fastest
+rates do not wait either.
 
 Every caller keeps the meaning of its own ordered insert. The joined list is ordered too, so when the store refuses
 a document, every caller before it is fully written, the refused document's caller learns how many of its own went
@@ -20,6 +22,7 @@ in and why the next did not, and the callers after it were not attempted: they g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import time
@@ -56,9 +59,15 @@ class _Request:
 class GroupInsert:
     """Ordered inserts into one collection, joined while a write is in flight (one write at a time)."""
 
-    def __init__(self, write: Write, *, writes_per_second: float = 0.0, pace_above: float = 200.0) -> None:
+    def __init__(
+        self, write: Write, *, writes_per_second: float = 0.0, pace_above: float = 200.0, batch: int = 6
+    ) -> None:
         self._write = write
         self._interval = 1.0 / writes_per_second if writes_per_second > 0 else 0.0
+        self._batch = batch
+        self._waiting_documents = 0
+        self._filled = asyncio.Event()
+        """Set when ``batch`` documents wait: a paced write need not wait for the rest of its interval."""
         self._last_start = -math.inf
         self._arrivals: deque[float] = deque()
         """When the documents of the last ``RATE_WINDOW`` seconds arrived."""
@@ -73,6 +82,9 @@ class GroupInsert:
         if self._interval:
             self._count_arrivals(len(request.documents))
         self._waiting.append(request)
+        self._waiting_documents += len(request.documents)
+        if self._waiting_documents >= self._batch:
+            self._filled.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="messages:group-insert")
         return await request.done
@@ -93,17 +105,23 @@ class GroupInsert:
         try:
             while self._waiting:
                 pause = self._pause()
-                if pause > 0:
-                    await asyncio.sleep(pause)  # the ones arriving meanwhile join this write
+                if pause > 0 and self._waiting_documents < self._batch:
+                    self._filled.clear()
+                    with contextlib.suppress(TimeoutError):  # the ones arriving meanwhile join this write
+                        await asyncio.wait_for(self._filled.wait(), pause)
                 # A caller that gave up before its turn (cancelled) is not written.
                 batch = [r for r in self._waiting if not r.done.done()]
                 self._waiting = []
+                self._waiting_documents = 0
                 if batch:
-                    self._waiting[:0] = await self._write_batch(batch)
+                    not_attempted = await self._write_batch(batch)
+                    self._waiting[:0] = not_attempted
+                    self._waiting_documents += sum(len(r.documents) for r in not_attempted)
         finally:  # cancelled (shutdown) with callers waiting: they must not wait forever
             for request in self._waiting:
                 request.done.cancel()
             self._waiting = []
+            self._waiting_documents = 0
 
     async def _write_batch(self, batch: list[_Request]) -> list[_Request]:
         """Write ``batch`` as one ordered insert; returns the callers that were not attempted."""

@@ -134,10 +134,15 @@ class MongoMessageStore:
     """The messages service's ``MessageStore`` on one MongoDB database (call ``ensure_indexes`` once first)."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], *, writes_per_second: float = 0.0, pace_above: float = 200.0
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        writes_per_second: float = 0.0,
+        pace_above: float = 200.0,
+        write_batch: int = 6,
     ) -> None:
-        """``writes_per_second`` and ``pace_above``: pace the inserts of new messages when sends come faster than
-        ``pace_above`` a second (``GroupInsert``); 0 writes at once."""
+        """``writes_per_second``, ``pace_above`` and ``write_batch``: pace the inserts of new messages when sends
+        come faster than ``pace_above`` a second (``GroupInsert``); 0 writes at once."""
         db = db.with_options(codec_options=CODEC_OPTIONS)
         self._db = db
         self._c = _Collections(
@@ -151,7 +156,9 @@ class MongoMessageStore:
             activity=db["activity"],
         )
         # Sends of every partition this process owns go to the store together (adapters/group_insert.py).
-        self._inserts = GroupInsert(self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above)
+        self._inserts = GroupInsert(
+            self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above, batch=write_batch
+        )
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist.
