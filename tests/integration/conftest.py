@@ -15,13 +15,14 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 import werkzeug.serving
 from psycopg import sql
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from chat_localinfra import InfraError, Service, ensure_started, stop
 from chat_localinfra.config import URL_ENV
@@ -185,6 +186,16 @@ def mongo_database_name(mongo_url: str) -> Iterator[str]:
         client: MongoClient[dict[str, object]]
         with MongoClient(mongo_url, serverSelectionTimeoutMS=10_000) as client:
             client.drop_database(name)
+
+
+@pytest.fixture
+async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """The messages service's own client (``chat_messages.adapters.mongo.client``) on the shared server."""
+    from chat_messages.adapters import mongo
+
+    client = mongo.client(mongo_url)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

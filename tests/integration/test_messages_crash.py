@@ -7,12 +7,10 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
@@ -21,7 +19,6 @@ from chat_contracts import messages_events as ev
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
-from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 
@@ -36,13 +33,6 @@ IN_FLIGHT = 4
 """Sends each client has in flight at once."""
 PAUSE_SECONDS = 0.1
 """Between one client's rounds of sends."""
-
-
-@pytest.fixture
-async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    client = mongo.client(mongo_url)
-    yield client
-    await client.close()
 
 
 async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(

@@ -10,12 +10,10 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from pymongo import AsyncMongoClient
@@ -25,7 +23,6 @@ from chat_contracts import messages_events as ev
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
-from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
@@ -41,13 +38,6 @@ AFTER_KILL_SECONDS = SESSION_TIMEOUT_MS / 1000 + 6.0
 """Load goes on this long after the kill: the session timeout, the rebalance, and acks from the survivor."""
 ANSWER_WAIT_SECONDS = 1.0
 """How long a client waits for an answer before sending again with the same client_msg_id."""
-
-
-@pytest.fixture
-async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    client = mongo.client(mongo_url)
-    yield client
-    await client.close()
 
 
 async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_nothing(

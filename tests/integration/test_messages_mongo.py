@@ -19,7 +19,6 @@ from chat_contracts import messages_events as ev
 from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
-from chat_messages.adapters import mongo
 from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.bootstrap import MessagesModule, build_context
@@ -32,13 +31,6 @@ from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import RetryPolicy
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
-
-
-@pytest.fixture
-async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    client = mongo.client(mongo_url)
-    yield client
-    await client.close()
 
 
 class TestMessagesOnMongo(MessagesScenarios):
