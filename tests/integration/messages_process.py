@@ -1,4 +1,5 @@
-"""The messages service as a real OS process on the Kafka bus, which the crash and failover tests kill."""
+"""The messages service as a real OS process on the Kafka bus, which the crash and failover tests kill, and the
+room events those tests (and the two-instance test) publish before commands flow."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+from chat_contracts import rooms as rooms_ev
+from chat_contracts.topics import ROOMS_EVENTS
+from chat_runtime.bus.port import Bus
 
 
 def _free_port() -> int:
@@ -76,3 +83,24 @@ class ServiceProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def publish_room(bus: Bus, room: uuid.UUID, members: Sequence[uuid.UUID]) -> int:
+    """A public room created by the first of ``members`` and joined by each of them, as the rooms service
+    publishes it; returns the room's version after the last join (what the gateway sends with a command)."""
+    await bus.publish(
+        ROOMS_EVENTS,
+        rooms_ev.RoomCreated(
+            room_id=room, room_version=1, kind="public", name="r", created_by=members[0], occurred_at=datetime.now(UTC)
+        ),
+        source="rooms",
+    )
+    for version, member in enumerate(members, start=2):
+        await bus.publish(
+            ROOMS_EVENTS,
+            rooms_ev.MemberJoined(
+                room_id=room, room_version=version, user_id=member, role="member", occurred_at=datetime.now(UTC)
+            ),
+            source="rooms",
+        )
+    return len(members) + 1

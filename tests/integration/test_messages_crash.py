@@ -16,13 +16,12 @@ from pymongo import AsyncMongoClient
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
-from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
-from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
+from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, TOPICS
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 
-from .messages_process import ServiceProcess
+from .messages_process import ServiceProcess, publish_room
 
 # Reduced size for `make test`; `make chaos` sets the full size (5 kills, 50 clients, 20 rooms, 10,000).
 KILLS = int(os.environ.get("CHAT_CRASH_KILLS", "3"))
@@ -92,26 +91,7 @@ async def test_killing_the_service_repeatedly_loses_and_duplicates_nothing(
     try:
         await client.subscribe(MESSAGES_EVENTS, group=f"clients-{uuid.uuid4().hex[:6]}", handler=on_answer)
         for room in rooms:
-            await client.publish(
-                ROOMS_EVENTS,
-                rooms_ev.RoomCreated(
-                    room_id=room,
-                    room_version=1,
-                    kind="public",
-                    name="r",
-                    created_by=senders[0],
-                    occurred_at=datetime.now(UTC),
-                ),
-                source="rooms",
-            )
-            for version, sender in enumerate(senders, start=2):
-                await client.publish(
-                    ROOMS_EVENTS,
-                    rooms_ev.MemberJoined(
-                        room_id=room, room_version=version, user_id=sender, role="member", occurred_at=datetime.now(UTC)
-                    ),
-                    source="rooms",
-                )
+            await publish_room(client, room, senders)
         await service.start()
 
         async def send_until_acked(room: uuid.UUID, sender: uuid.UUID, client_msg_id: str) -> ev.MessageCreated:

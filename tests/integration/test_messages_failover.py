@@ -10,7 +10,6 @@ import os
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,13 @@ from pymongo import AsyncMongoClient
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
-from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
-from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
+from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, TOPICS
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
 
-from .messages_process import ServiceProcess
+from .messages_process import ServiceProcess, publish_room
 
 ROOMS = int(os.environ.get("CHAT_FAILOVER_ROOMS", "12"))
 CLIENTS = int(os.environ.get("CHAT_FAILOVER_CLIENTS", "12"))
@@ -90,25 +88,7 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
     try:
         await client.subscribe(MESSAGES_EVENTS, group=f"clients-{uuid.uuid4().hex[:6]}", handler=on_answer)
         for room in rooms:
-            await client.publish(
-                ROOMS_EVENTS,
-                rooms_ev.RoomCreated(
-                    room_id=room,
-                    room_version=1,
-                    kind="public",
-                    name="r",
-                    created_by=sender,
-                    occurred_at=datetime.now(UTC),
-                ),
-                source="rooms",
-            )
-            await client.publish(
-                ROOMS_EVENTS,
-                rooms_ev.MemberJoined(
-                    room_id=room, room_version=2, user_id=sender, role="member", occurred_at=datetime.now(UTC)
-                ),
-                source="rooms",
-            )
+            await publish_room(client, room, [sender])
         await asyncio.gather(*(instance.start() for instance in instances))
 
         async def send_until_acked(room: uuid.UUID, client_msg_id: str) -> ev.MessageCreated:

@@ -16,9 +16,8 @@ from pymongo import AsyncMongoClient
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
-from chat_contracts import rooms as rooms_ev
 from chat_contracts.envelope import Envelope
-from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, ROOMS_EVENTS, TOPICS
+from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, TOPICS
 from chat_messages.adapters.gridfs_store import GridFsAttachmentStore
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.bootstrap import MessagesModule, build_context
@@ -31,6 +30,8 @@ from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import RetryPolicy
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
+
+from .messages_process import publish_room
 
 
 class TestMessagesOnMongo(MessagesScenarios):
@@ -102,26 +103,7 @@ async def test_commands_over_kafka_survive_a_consumer_dying_mid_stream(
     senders = [uuid.uuid4() for _ in range(3)]
     try:
         for room in rooms:
-            await client.publish(
-                ROOMS_EVENTS,
-                rooms_ev.RoomCreated(
-                    room_id=room,
-                    room_version=1,
-                    kind="public",
-                    name="r",
-                    created_by=senders[0],
-                    occurred_at=FakeClock()(),
-                ),
-                source="rooms",
-            )
-            for version, sender in enumerate(senders, start=2):
-                await client.publish(
-                    ROOMS_EVENTS,
-                    rooms_ev.MemberJoined(
-                        room_id=room, room_version=version, user_id=sender, role="member", occurred_at=FakeClock()()
-                    ),
-                    source="rooms",
-                )
+            await publish_room(client, room, senders)
         await asyncio.sleep(3)  # let both instances apply the memberships before commands flow
 
         async def send_until_acked(room: uuid.UUID, sender: uuid.UUID, client_msg_id: str) -> ev.MessageCreated:
