@@ -1,12 +1,11 @@
-"""The messages service's behaviour: the delivery invariants, changes, reading and receipts. Runs on the
-in-memory fake (unit) and on the Mongo-wire server (integration); subclasses provide ``msgs``."""
+"""The messages service's behaviour: the delivery invariants, rejections, changes, the room's life, retention and
+attachments, with reading (:mod:`.reading_scenarios`) and the room's activity (:mod:`.activity_scenarios`) mixed
+in. Runs on the in-memory fake (unit) and on the Mongo-wire server (integration); subclasses provide ``msgs``."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-
-import httpx
 
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
@@ -15,24 +14,16 @@ from chat_contracts.envelope import decode, encode
 from chat_contracts.topics import MESSAGES_EVENTS
 from chat_messages.entrypoints.bus import BusEntrypoints
 from chat_messages.service.owner import RoomOwner
-from chat_messages.testing.harness import MessagesHarness, Person
+from chat_messages.testing.activity_scenarios import ActivityScenarios
+from chat_messages.testing.harness import MessagesHarness
+from chat_messages.testing.reading_scenarios import ReadingScenarios
 
 
 def _rid() -> str:
     return uuid.uuid4().hex
 
 
-async def _activity(msgs: MessagesHarness, person: Person, room_id: uuid.UUID, **params: int) -> httpx.Response:
-    return await msgs.http.get(f"/api/messages/rooms/{room_id}/activity", params=params, headers=person.headers)
-
-
-def _said(response: httpx.Response) -> list[tuple[str, int]]:
-    """Each activity as (kind, after_seq)."""
-    assert response.status_code == 200, response.text
-    return [(a["kind"], a["after_seq"]) for a in response.json()["items"]]
-
-
-class MessagesScenarios:
+class MessagesScenarios(ReadingScenarios, ActivityScenarios):
     # --- invariants 1-3: durable, idempotent, gap-free -----------------------------------------------------------
 
     async def test_a_sent_message_gets_the_next_seq_and_is_stored_before_it_is_announced(
@@ -290,229 +281,6 @@ class MessagesScenarios:
         assert (await react(bob.id, "add", "r2")).counts == {"👍": 2}
         removed = await react(ada.id, "remove", "r3")
         assert (removed.counts, removed.version) == ({"👍": 1}, 4)
-
-    # --- reading -------------------------------------------------------------------------------------------------
-
-    async def test_history_pages_by_seq_in_both_directions(self, msgs: MessagesHarness) -> None:
-        ada = await msgs.person("ada")
-        room = await msgs.room(ada)
-        msgs.module.context.settings.send_burst = 1000
-        for i in range(1, 11):
-            await msgs.send(ada, room, f"m{i}")
-        newest = (await msgs.history(ada, room, before_seq=8, limit=3)).json()["items"]
-        assert [m["seq"] for m in newest] == [7, 6, 5]
-        oldest = (await msgs.history(ada, room, after_seq=3, limit=3)).json()["items"]
-        assert [m["seq"] for m in oldest] == [4, 5, 6]
-        assert (await msgs.history(ada, room, limit=101)).status_code == 422
-
-    async def test_a_room_that_shows_history_from_joining_hides_what_came_before(self, msgs: MessagesHarness) -> None:
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room = await msgs.room(ada, history="joined")
-        await msgs.send(ada, room, "before bob")
-        await msgs.join(room, bob)
-        await msgs.send(ada, room, "after bob")
-        assert [m["body"] for m in (await msgs.history(bob, room)).json()["items"]] == ["after bob"]
-        assert len((await msgs.history(ada, room)).json()["items"]) == 2
-
-    async def test_strangers_see_nothing_of_a_room(self, msgs: MessagesHarness) -> None:
-        ada, eve = await msgs.person("ada"), await msgs.person("eve")
-        room = await msgs.room(ada)
-        sent = (await msgs.send(ada, room, "secret plans")).data
-        assert isinstance(sent, ev.MessageCreated)
-        for path in (
-            f"/api/messages/rooms/{room}/messages",
-            f"/api/messages/rooms/{room}/messages/{sent.message_id}",
-            f"/api/messages/rooms/{room}/messages/{sent.message_id}/thread",
-            f"/api/messages/rooms/{room}/receipts",
-        ):
-            response = await msgs.http.get(path, headers=eve.headers)
-            assert response.status_code == 404, path
-            assert "secret" not in response.text
-        everywhere = await msgs.http.get("/api/messages/search", params={"q": "secret"}, headers=eve.headers)
-        assert everywhere.json()["items"] == []
-
-    async def test_search_finds_messages_with_every_word_in_my_rooms(self, msgs: MessagesHarness) -> None:
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room, other = await msgs.room(ada, bob), await msgs.room(bob)
-        await msgs.send(ada, room, "The Quick brown fox")
-        await msgs.send(ada, room, "quick thinking")
-        gone = (await msgs.send(ada, room, "quick fox, deleted")).data
-        assert isinstance(gone, ev.MessageCreated)
-        await msgs.command(cmd.DeleteMessage(room_id=room, actor_id=ada.id, message_id=gone.message_id, request_id="x"))
-        await msgs.send(bob, other, "quick fox elsewhere")
-        found = (await msgs.http.get("/api/messages/search", params={"q": "FOX quick"}, headers=ada.headers)).json()
-        assert [m["body"] for m in found["items"]] == ["The Quick brown fox"]
-        in_room = (
-            await msgs.http.get(
-                "/api/messages/search", params={"q": "quick", "room_id": str(room)}, headers=ada.headers
-            )
-        ).json()
-        assert [m["body"] for m in in_room["items"]] == ["quick thinking", "The Quick brown fox"]
-
-    async def test_a_thread_shows_a_message_and_its_replies(self, msgs: MessagesHarness) -> None:
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room = await msgs.room(ada, bob)
-        root = (await msgs.send(ada, room, "question?")).data
-        assert isinstance(root, ev.MessageCreated)
-        await msgs.send(bob, room, "answer", reply_to=root.message_id)
-        await msgs.send(ada, room, "unrelated")
-        thread = (
-            await msgs.http.get(f"/api/messages/rooms/{room}/messages/{root.message_id}/thread", headers=bob.headers)
-        ).json()
-        assert thread["message"]["body"] == "question?"
-        assert [r["body"] for r in thread["replies"]] == ["answer"]
-
-    async def test_mentions_name_known_users_and_the_room(self, msgs: MessagesHarness) -> None:
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room = await msgs.room(ada, bob)
-        answer = (await msgs.send(ada, room, "@Bob look, @room: @nobody here")).data
-        assert isinstance(answer, ev.MessageCreated)
-        assert [(m.user_id, m.username) for m in answer.mentions.users] == [(bob.id, "bob")]
-        assert answer.mentions.room is True
-
-    # --- markers and receipts ------------------------------------------------------------------------------------
-
-    async def test_read_markers_only_move_forward_and_drive_unread_counts(self, msgs: MessagesHarness) -> None:
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room = await msgs.room(ada, bob)
-        for body in ("m0", "@bob m1", "@room m2", "m3"):
-            await msgs.send(ada, room, body)
-        await msgs.send(bob, room, "mine, @bob")
-        unread = (await msgs.http.get("/api/messages/unread", headers=bob.headers)).json()
-        assert unread == [{"room_id": str(room), "unread": 4, "read_seq": 0, "last_seq": 5, "mentions": 2}]
-        moved = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=3, request_id="k1"))
-        back = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=1, request_id="k2"))
-        beyond = await msgs.command(cmd.MarkRead(room_id=room, actor_id=bob.id, up_to_seq=99, request_id="k3"))
-        assert [getattr(e.data, "up_to_seq", None) for e in (moved, back, beyond)] == [3, 3, 5]
-        assert (await msgs.http.get("/api/messages/unread", headers=bob.headers)).json()[0]["unread"] == 0
-
-    async def test_receipts_tell_the_sender_when_everyone_has_received_and_read(self, msgs: MessagesHarness) -> None:
-        ada, bob, cat = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("cat")
-        room = await msgs.room(ada, bob, cat)
-        await msgs.send(ada, room, "one")
-        await msgs.send(ada, room, "two")
-        await msgs.command(cmd.AcknowledgeDelivery(room_id=room, actor_id=bob.id, up_to_seq=2, request_id="a1"))
-        partly = (await msgs.http.get(f"/api/messages/rooms/{room}/receipts", headers=ada.headers)).json()
-        assert (partly["delivered_to_all_seq"], partly["read_by_all_seq"]) == (0, 0)
-        await msgs.command(cmd.MarkRead(room_id=room, actor_id=cat.id, up_to_seq=2, request_id="a2"))
-        everyone = (await msgs.http.get(f"/api/messages/rooms/{room}/receipts", headers=ada.headers)).json()
-        assert (everyone["delivered_to_all_seq"], everyone["read_by_all_seq"]) == (2, 0)
-
-    # --- the room's activity ----------------------------------------------------------------------------------------
-
-    async def test_joins_leaves_removals_bans_and_renames_are_kept_after_the_seq_they_followed(
-        self, msgs: MessagesHarness
-    ) -> None:
-        ada, bob, cat = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("cat")
-        room = await msgs.room(ada)
-        await msgs.send(ada, room, "one")
-        await msgs.room_event(room, rooms_ev.MemberJoined, user_id=bob.id, role="member", by=ada.id)
-        await msgs.join(room, cat)
-        await msgs.send(bob, room, "two")
-        await msgs.room_event(room, rooms_ev.MemberKicked, user_id=bob.id, by=ada.id)
-        await msgs.room_event(
-            room, rooms_ev.MemberRoleChanged, user_id=cat.id, old_role="member", new_role="admin", by=ada.id
-        )
-        await msgs.room_event(room, rooms_ev.RoomUpdated, kind="public", name="room", topic="only the topic")
-        await msgs.room_event(room, rooms_ev.RoomUpdated, kind="public", name="lounge", by=cat.id)
-        await msgs.room_event(room, rooms_ev.MemberLeft, user_id=cat.id)
-        await msgs.room_event(room, rooms_ev.MemberBanned, user_id=cat.id, by=ada.id)
-        response = await _activity(msgs, ada, room)
-        assert _said(response) == [
-            ("joined", 0),
-            ("joined", 1),
-            ("joined", 1),
-            ("kicked", 2),
-            ("renamed", 2),
-            ("left", 2),
-            ("banned", 2),
-        ], "role and topic changes are not activity"
-        items = response.json()["items"]
-        assert [a["room_version"] for a in items] == [2, 3, 4, 5, 8, 9, 10]
-        assert (items[0]["user_id"], items[0]["by"]) == (str(ada.id), None)
-        assert (items[1]["user_id"], items[1]["by"]) == (str(bob.id), str(ada.id))
-        assert (items[3]["user_id"], items[3]["by"]) == (str(bob.id), str(ada.id))
-        assert (items[4]["name"], items[4]["by"], items[4]["user_id"]) == ("lounge", str(cat.id), None)
-        assert all(a["room_id"] == str(room) and a["occurred_at"] for a in items)
-
-    async def test_a_redelivered_room_event_is_kept_once(self, msgs: MessagesHarness) -> None:
-        from chat_contracts.envelope import Envelope
-
-        ada, bob = await msgs.person("ada"), await msgs.person("bob")
-        room = await msgs.room(ada)
-        joined = rooms_ev.MemberJoined(
-            room_id=room,
-            room_version=msgs.version_of(room) + 1,
-            user_id=bob.id,
-            role="member",
-            occurred_at=msgs.clock(),
-        )
-        envelope = Envelope.wrap(joined, source="rooms", key=str(room))
-        for _ in range(2):
-            await msgs.bus.on_room_event(envelope)
-            await msgs.send(ada, room, "between the deliveries")
-        assert _said(await _activity(msgs, ada, room)) == [("joined", 0), ("joined", 0)]
-
-    async def test_activity_is_read_in_a_window_of_seqs_and_pages_by_room_version(self, msgs: MessagesHarness) -> None:
-        ada = await msgs.person("ada")
-        people = [await msgs.person(f"p{i}") for i in range(4)]
-        room = await msgs.room(ada)
-        for seq, person in enumerate(people, start=1):
-            await msgs.send(ada, room, f"m{seq}")
-            await msgs.join(room, person)  # after seq 1, 2, 3, 4
-        assert _said(await _activity(msgs, ada, room, after_seq=1, before_seq=4)) == [("joined", 2), ("joined", 3)]
-        assert _said(await _activity(msgs, ada, room, after_seq=3)) == [("joined", 4)]
-        assert _said(await _activity(msgs, ada, room, before_seq=2)) == [("joined", 0), ("joined", 1)]
-        first = (await _activity(msgs, ada, room, limit=2)).json()["items"]
-        rest = (await _activity(msgs, ada, room, after_version=first[-1]["room_version"])).json()["items"]
-        assert [a["after_seq"] for a in first + rest] == [0, 1, 2, 3, 4]
-
-    async def test_a_member_who_sees_history_from_joining_sees_activity_from_their_join(
-        self, msgs: MessagesHarness
-    ) -> None:
-        ada, bob, cat = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("cat")
-        room = await msgs.room(ada, history="joined")
-        await msgs.send(ada, room, "before bob")
-        await msgs.join(room, cat)
-        await msgs.send(ada, room, "still before bob")
-        await msgs.join(room, bob)
-        await msgs.room_event(room, rooms_ev.MemberLeft, user_id=cat.id)
-        assert _said(await _activity(msgs, bob, room)) == [("joined", 2), ("left", 2)]
-        assert _said(await _activity(msgs, ada, room)) == [("joined", 0), ("joined", 1), ("joined", 2), ("left", 2)]
-
-    async def test_activity_is_for_members_and_stays_readable_in_an_archived_room(self, msgs: MessagesHarness) -> None:
-        ada, bob, eve = await msgs.person("ada"), await msgs.person("bob"), await msgs.person("eve")
-        room = await msgs.room(ada, bob)
-        await msgs.room_event(room, rooms_ev.MemberLeft, user_id=bob.id)
-        for stranger in (eve, bob):
-            refused = await _activity(msgs, stranger, room)
-            assert (refused.status_code, refused.json()["code"]) == (404, "room_not_found")
-        await msgs.room_event(room, rooms_ev.RoomArchived, by=ada.id)
-        assert _said(await _activity(msgs, ada, room)) == [("joined", 0), ("joined", 0), ("left", 0)]
-
-    async def test_bad_activity_queries_get_a_problem_with_a_code(self, msgs: MessagesHarness) -> None:
-        ada = await msgs.person("ada")
-        room = await msgs.room(ada)
-        cases: list[tuple[dict[str, int], str]] = [
-            ({"after_seq": 5, "before_seq": 5}, "invalid_range"),
-            ({"limit": 0}, "validation_failed"),
-            ({"limit": 101}, "validation_failed"),
-            ({"after_seq": -1}, "validation_failed"),
-        ]
-        for params, code in cases:
-            refused = await _activity(msgs, ada, room, **params)
-            assert refused.status_code == 422, params
-            assert refused.headers["content-type"].startswith("application/problem+json")
-            assert refused.json()["code"] == code, refused.json()
-
-    async def test_a_deleted_room_takes_its_activity_with_it(self, msgs: MessagesHarness) -> None:
-        ada = await msgs.person("ada")
-        room = await msgs.room(ada)
-        store = msgs.module.context.store
-        assert len(await store.activity(room, limit=10)) == 1
-        await msgs.room_event(room, rooms_ev.RoomDeleted, by=ada.id)
-        assert (await _activity(msgs, ada, room)).status_code == 404
-        assert list(await store.activity(room, limit=10)) == []
 
     # --- the room's life -------------------------------------------------------------------------------------------
 
