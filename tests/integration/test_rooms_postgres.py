@@ -24,7 +24,7 @@ from chat_rooms.bootstrap import RoomsModule, build_context
 from chat_rooms.domain.errors import RoomsError
 from chat_rooms.domain.rules import dm_key
 from chat_rooms.entrypoints.bus import BusEntrypoints
-from chat_rooms.service import contacts
+from chat_rooms.service import contacts, direct
 from chat_rooms.service import rooms as use_cases
 from chat_rooms.service.context import Actor
 from chat_rooms.settings import RoomsSettings
@@ -100,7 +100,7 @@ async def test_many_simultaneous_requests_for_one_pair_create_one_direct_room(
     module, _ = _module(tmp_path, pg_database, engine, FakeClock())
     ada, bob = await _users(module, "ada", "bob")
     calls = [
-        use_cases.open_direct(module.context, ada if i % 2 else bob, other_id=(bob if i % 2 else ada).user_id)
+        direct.open_direct(module.context, ada if i % 2 else bob, other_id=(bob if i % 2 else ada).user_id)
         for i in range(12)
     ]
     results = await asyncio.gather(*calls)
@@ -119,7 +119,7 @@ async def test_a_direct_room_opened_while_a_block_is_made_ends_closed_or_is_not_
     for attempt in range(8):
         ada, bob = await _users(module, f"ada{attempt}", f"bob{attempt}")
         opened, blocked = await asyncio.gather(
-            use_cases.open_direct(module.context, ada, other_id=bob.user_id),
+            direct.open_direct(module.context, ada, other_id=bob.user_id),
             contacts.block(module.context, bob, other_id=ada.user_id),
             return_exceptions=True,
         )

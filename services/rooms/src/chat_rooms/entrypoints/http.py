@@ -31,7 +31,7 @@ from chat_rooms.entrypoints.schemas import (
     UpdateRoom,
     UserRef,
 )
-from chat_rooms.service import rooms
+from chat_rooms.service import direct, rooms
 from chat_rooms.service.context import RoomsContext
 from chat_runtime.problems import problem_responses
 
@@ -160,7 +160,7 @@ def build_router(ctx: RoomsContext) -> APIRouter:
         responses={201: {"description": "Created", "model": RoomOut}, **_problems(401, 403, 404, 422)},
     )
     async def open_direct(body: OpenDirect, actor: CurrentActor, response: Response) -> RoomOut:
-        view, created = await rooms.open_direct(ctx, actor, other_id=body.user_id)
+        view, created = await direct.open_direct(ctx, actor, other_id=body.user_id)
         response.status_code = 201 if created else 200
         return room_out(view.room, view.membership)
 

@@ -13,9 +13,9 @@ from chat_contracts import social
 from chat_rooms.domain.errors import RoomsError
 from chat_rooms.domain.model import Block, Contact, UserProfile
 from chat_rooms.service.context import Actor, RoomsContext
+from chat_rooms.service.direct import align_direct_room
 from chat_rooms.service.events import social_event
 from chat_rooms.service.ports import Tx
-from chat_rooms.service.rooms import align_direct_room
 
 log = structlog.get_logger("chat.rooms.contacts")
 

@@ -1,0 +1,36 @@
+"""What the room use-case modules share: the caller's view of a room, the verified-email gate on creating and
+joining, and adding a member with its ``member.joined`` event (outbox, same transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from chat_contracts import rooms as ev
+from chat_rooms.domain.errors import RoomsError
+from chat_rooms.domain.model import Membership, Room
+from chat_rooms.service.context import Actor
+from chat_rooms.service.events import room_event
+from chat_rooms.service.ports import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room as one caller sees it."""
+
+    room: Room
+    membership: Membership | None
+
+
+def require_verified(actor: Actor) -> None:
+    """Only people with a verified email address create rooms, open conversations or join."""
+    if not actor.email_verified:
+        raise RoomsError("email_unverified", "Verify your email address first.", status=403)
+
+
+async def add_member(tx: Tx, room: Room, membership: Membership, now: datetime, *, by: uuid.UUID | None) -> Room:
+    """Store ``membership``, emit ``member.joined`` and return the room with one more member (not yet saved)."""
+    await tx.add_membership(membership)
+    room = await room_event(tx, room, ev.MemberJoined, now, user_id=membership.user_id, role=membership.role, by=by)
+    return replace(room, member_count=room.member_count + 1)
