@@ -1,6 +1,8 @@
-"""Two messages service processes share the rooms; one is killed with kill -9 under load and not restarted. The
-survivor takes over the dead one's partitions once the broker ends its session: every acknowledged message exists
-exactly once, every room's seq is dense, and the test prints the longest time each room went without an ack."""
+"""Two messages service processes share the rooms; one is killed with kill -9 under load. Either it stays dead, and
+the survivor takes over its partitions once the broker ends its session, or it is started again under the same
+static member name, as a pod's restarted container is, and takes its own partitions back without a rebalance.
+Either way every acknowledged message exists exactly once and every room's seq is dense; the test prints the
+longest time each room went without an ack."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from pymongo import AsyncMongoClient
@@ -38,7 +41,9 @@ ANSWER_WAIT_SECONDS = 1.0
 """How long a client waits for an answer before sending again with the same client_msg_id."""
 
 
-async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_nothing(
+@pytest.mark.parametrize("restarted", [False, True], ids=["stays-dead", "restarted"])
+async def test_killing_one_of_two_instances_loses_nothing(
+    restarted: bool,
     tmp_path: Path,
     kafka_bootstrap: str,
     mongo_url: str,
@@ -85,6 +90,7 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
     rooms = [uuid.uuid4() for _ in range(ROOMS)]
     sender = uuid.uuid4()
     stop_sending = asyncio.Event()
+    held_again: dict[str, set[int]] = {}
     try:
         await client.subscribe(MESSAGES_EVENTS, group=f"clients-{uuid.uuid4().hex[:6]}", handler=on_answer)
         for room in rooms:
@@ -138,7 +144,10 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
         victims = {room for room in rooms if _partition_of(room) in held.get("messages-1", set())}
         instances[1].kill()
         killed_at = time.monotonic()
-        await asyncio.sleep(AFTER_KILL_SECONDS)
+        if restarted:
+            await instances[1].start()
+            held_again = await _settled_command_partitions(kafka_bootstrap, f"{prefix}messages")
+        await asyncio.sleep(max(0.0, killed_at + AFTER_KILL_SECONDS - time.monotonic()))
         stop_sending.set()
         acked = [message for result in await asyncio.gather(*sessions) for message in result]
     finally:
@@ -168,7 +177,8 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
 
     gaps = {room: _longest_gap_around(acks.get(room, []), killed_at) for room in rooms}
     print(
-        f"\nfailover: 2 instances, one killed holding {len(held.get('messages-1', ()))} of "
+        f"\nfailover ({'restarted under its name' if restarted else 'stays dead'}): 2 instances, one killed "
+        f"holding {len(held.get('messages-1', ()))} of "
         f"{MESSAGES_COMMANDS.partitions} command partitions; {total} messages acknowledged and stored once, "
         f"{dict(stats)}; session timeout {SESSION_TIMEOUT_MS / 1000:.1f} s"
     )
@@ -177,7 +187,11 @@ async def test_killing_one_of_two_instances_hands_its_rooms_to_the_other_losing_
             f"longest ack gap per room after the kill, {len(group)} of {whose} rooms: "
             + (", ".join(f"{gaps[room]:.2f} s" for room in sorted(group, key=gaps.__getitem__)) or "none")
         )
+    if restarted:
+        print(f"the restarted instance was ready {instances[1].ready_after:.2f} s after its start")
     assert held.get("messages-1"), "the killed instance held command partitions to hand over"
+    if restarted:
+        assert held_again == held, "a restarted static member takes back its own partitions, no one else's"
     assert all(acks.get(room) for room in rooms), "every room acked again after the kill"
 
 

@@ -70,9 +70,9 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         replication_factor=settings.kafka_replication_factor,
         topic_prefix=settings.kafka_topic_prefix,
         session_timeout_ms=settings.kafka_session_timeout_ms,
-        # A member learns of a rebalance at its next heartbeat: a twentieth of the session timeout (0.5 s by
-        # default) keeps the pause small when a member dies or joins, for two small requests a second per consumer.
-        heartbeat_interval_ms=max(200, settings.kafka_session_timeout_ms // 20),
+        # A member learns of a rebalance at its next heartbeat: a sixtieth of the session timeout (1/6 s by
+        # default) keeps the pause small when a member dies or joins, for six small requests a second per consumer.
+        heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 60),
         linger_ms=settings.kafka_linger_ms,
         group_instance_id=settings.kafka_group_instance_id,
         security=kafka_security(settings),

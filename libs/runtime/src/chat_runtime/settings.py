@@ -55,8 +55,8 @@ class ChatSettings(BaseSettings):
     """How long a consumer-group member may go unheard before the broker gives its partitions to the others: the
     longest that a crashed process's partitions (its rooms, for the messages service) wait. Shorter recovers
     sooner but takes a member that is slow for a moment (a long GC pause, a saturated CPU) for dead and
-    rebalances the group. Heartbeats are sent every twentieth of it (at least 0.2 s): the others learn of a rebalance at
-    their next one."""
+    rebalances the group. Heartbeats are sent every sixtieth of it (at least 0.1 s): the others learn of a
+    rebalance at their next one."""
     kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     """This process's lasting name in its consumer groups (static membership), e.g. the pod name of a StatefulSet
     or of a Deployment's pod, which survives a container restart. A restarted process with the same name takes its
