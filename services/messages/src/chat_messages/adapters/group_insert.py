@@ -107,8 +107,10 @@ class GroupInsert:
                 pause = self._pause()
                 if pause > 0 and self._waiting_documents < self._batch:
                     self._filled.clear()
-                    with contextlib.suppress(TimeoutError):  # the ones arriving meanwhile join this write
-                        await asyncio.wait_for(self._filled.wait(), pause)
+                    # The ones arriving meanwhile join this write. A timeout scope, not wait_for: no task per wait.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(pause):
+                            await self._filled.wait()
                 # A caller that gave up before its turn (cancelled) is not written.
                 batch = [r for r in self._waiting if not r.done.done()]
                 self._waiting = []

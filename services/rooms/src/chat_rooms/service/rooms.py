@@ -20,7 +20,7 @@ from chat_rooms.domain.permissions import Action
 from chat_rooms.service.context import Actor, RoomsContext
 from chat_rooms.service.events import first_event, room_event
 from chat_rooms.service.ports import Tx
-from chat_rooms.service.room_access import RoomView, add_member, require_verified
+from chat_rooms.service.room_access import RoomView, add_member, delete_room, require_verified
 
 log = structlog.get_logger("chat.rooms")
 
@@ -230,13 +230,7 @@ async def delete(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID) -> None:
     now = ctx.clock()
     async with ctx.store.transaction() as tx:
         room, _ = await _member_action(tx, room_id, actor, "delete")
-        await _delete(tx, room, now, by=actor.user_id)
-
-
-async def _delete(tx: Tx, room: Room, now: datetime, *, by: uuid.UUID | None) -> None:
-    await room_event(tx, room, ev.RoomDeleted, now, by=by)
-    await tx.delete_room(room.id)
-    log.info("rooms.deleted", room_id=str(room.id))
+        await delete_room(tx, room, now, by=actor.user_id)
 
 
 async def join(ctx: RoomsContext, actor: Actor, room_id: uuid.UUID, *, password: str | None = None) -> RoomView:
@@ -327,7 +321,7 @@ async def _remove_member(
     room = await room_event(tx, room, event_type, now, user_id=user_id, **fields)
     room = replace(room, member_count=max(0, room.member_count - 1))
     if room.member_count == 0:
-        await _delete(tx, room, now, by=None)
+        await delete_room(tx, room, now, by=None)
         return None
     await tx.update_room(room)
     return room

@@ -19,7 +19,7 @@ from chat_rooms.domain.model import Membership, UserProfile
 from chat_rooms.service.context import RoomsContext
 from chat_rooms.service.events import room_event
 from chat_rooms.service.ports import Tx
-from chat_rooms.service.rooms import _delete
+from chat_rooms.service.room_access import delete_room
 
 log = structlog.get_logger("chat.rooms.users")
 
@@ -60,7 +60,7 @@ async def _forget(tx: Tx, user_id: uuid.UUID, now: datetime) -> None:
         room = await room_event(tx, room, ev.MemberLeft, now, user_id=user_id)
         room = replace(room, member_count=max(0, room.member_count - 1))
         if room.member_count == 0:
-            await _delete(tx, room, now, by=None)
+            await delete_room(tx, room, now, by=None)
             continue
         if membership.role == "owner":
             successor = _successor(await tx.members(room.id, limit=10_000))
