@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import ssl
-
-from aiokafka.client import AIOKafkaClient
 
 from chat_runtime.bus.kafka import KafkaConfig, KafkaSecurity, admin_options, consumer_options, producer_options
 
@@ -106,9 +103,3 @@ def test_the_password_is_not_in_the_config_repr() -> None:
     security = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter22")
 
     assert "hunter22" not in repr(KafkaConfig(bootstrap="k:9092", security=security))
-
-
-def test_the_aiokafka_internal_the_bus_waits_on_still_exists() -> None:
-    # KafkaSubscription waits for a topic's metadata before joining its group with this coroutine of aiokafka's
-    # client (what AIOKafkaConsumer.start() itself awaits): a new aiokafka without it fails here, not in production.
-    assert inspect.iscoroutinefunction(AIOKafkaClient._wait_on_metadata)

@@ -25,6 +25,7 @@ from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime import tracing
+from chat_runtime.bus.aiokafka_internals import stop_leaving_groups, wait_for_topic_metadata
 from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
@@ -90,10 +91,10 @@ class KafkaConfig:
     group_instance_id: str | None = None
     """This process's lasting name in its consumer groups (static membership, KIP-345), or None for dynamic
     members. A restarted process that gives the same name takes its predecessor's place and partitions at once,
-    instead of waiting for the dead member's session to time out and then rebalancing the group; in exchange a
-    static member does not leave its groups when it stops, so the partitions of one that stops for good wait a
-    session timeout for another member. Two running processes must never share a name (the broker fences the
-    older one)."""
+    instead of waiting for the dead member's session to time out and then rebalancing the group. A graceful stop
+    leaves the groups (aiokafka_internals), so its partitions move in one rebalance; only those of a process that
+    crashed and does not come back wait a session timeout. Two running processes must never share a name (the
+    broker fences the older one)."""
 
     def physical(self, topic: str) -> str:
         return self.topic_prefix + topic
@@ -286,10 +287,9 @@ class KafkaSubscription:
 
     async def _wait_for_partitions(self, topic: str) -> None:
         """Until this client's metadata has the topic's partitions, as ``start()`` waits for a topic subscribed
-        before it (aiokafka's own wait: the one internal used here, which libs/runtime/tests/test_kafka_options.py
-        checks). A group's leader assigns from its own metadata: one that did not yet know a just-created topic
+        before it. A group's leader assigns from its own metadata: one that did not yet know a just-created topic
         gave every member nothing and noticed the topic only at its next metadata refresh, 5 minutes later."""
-        await self._consumer._client._wait_on_metadata(topic)
+        await wait_for_topic_metadata(self._consumer, topic)
 
     async def check_caught_up(self) -> None:
         where = f"{self._group} on {self._spec.name}"
@@ -403,7 +403,13 @@ class KafkaSubscription:
         return tp, self._handled[tp]
 
     async def stop(self) -> None:
-        """Finish and commit the batch in flight, then leave the group."""
+        """Finish and commit the batch in flight, then leave the group (a static member too: its partitions move
+        at once instead of after its session times out)."""
+        await self.finish()
+        await stop_leaving_groups([self._consumer])
+
+    async def finish(self) -> None:
+        """Stop polling once the batch in flight is handled and committed; the consumer is still a member."""
         self._stopping = True
         if self._task is not None:
             try:
@@ -411,10 +417,14 @@ class KafkaSubscription:
             finally:
                 self._task = None
         await self._stop_reading_ends()
-        await self._consumer.stop()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
 
     async def abort(self) -> None:
-        """Drop the batch in flight uncommitted and leave, as a crash would."""
+        """Drop the batch in flight uncommitted and leave as a crash would: a dynamic member leaves (aiokafka), a
+        static one stays a member until its session times out or a process with its name takes its place."""
         self.aborted = True
         self._stopping = True
         if self._task is not None:
@@ -458,8 +468,12 @@ class KafkaBus:
             self._producer = producer
 
     async def stop(self) -> None:
-        for subscription in reversed(self._subscriptions):
-            await subscription.stop()
+        # Every consumer finishes and commits before any leaves: a process's consumers of one group then leave in
+        # one request, and the group rebalances once instead of once per consumer with the others taking part.
+        subscriptions = list(reversed(self._subscriptions))
+        for subscription in subscriptions:
+            await subscription.finish()
+        await stop_leaving_groups([subscription.consumer for subscription in subscriptions])
         self._subscriptions.clear()
         if self._producer is not None:
             producer, self._producer = self._producer, None
