@@ -13,16 +13,23 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from chat_app.settings_reference import SERVICE_SETTINGS
+from chat_auth.entrypoints import bus as auth_bus
+from chat_gateway.entrypoints import bus as gateway_bus
+from chat_messages.entrypoints import bus as messages_bus
+from chat_rooms.entrypoints import bus as rooms_bus
 from chat_runtime.health import health_router
+from chat_runtime.module import BusHandler
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -148,6 +155,36 @@ def test_every_pod_drains_before_it_stops(directory: Path) -> None:
         assert pod["terminationGracePeriodSeconds"] >= delay + LONGEST_REQUEST_SECONDS, name
         strategy = deployment["spec"]["strategy"]["rollingUpdate"]
         assert strategy["maxUnavailable"] == 0, name
+
+
+def _group_members() -> set[str]:
+    """The services with a consumer-group member, from their bus entrypoints (the handlers only keep what they are
+    given, so stand-ins do); a broadcast reader assigns itself partitions and joins no group."""
+    handlers: dict[str, Sequence[BusHandler]] = {
+        "auth": auth_bus.bus_handlers(),
+        "rooms": rooms_bus.bus_handlers(Mock()),
+        "messages": messages_bus.bus_handlers(Mock(), Mock(), instance_id="pod"),
+        "gateway": gateway_bus.bus_handlers(Mock(), "pod"),
+    }
+    assert sorted(handlers) == sorted(SERVICES)
+    return {service for service, found in handlers.items() if any(not handler.broadcast for handler in found)}
+
+
+@pytest.mark.parametrize("directory", RENDERED, ids=IDS)
+def test_every_consumer_group_member_is_a_static_member_named_after_its_pod(directory: Path) -> None:
+    docs = _render(directory)
+    members = _group_members()
+    assert members, "the messages and rooms services consume through groups"
+    deployments = _objects(docs, "Deployment")
+    for name in members:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item for item in container.get("env", [])}
+        assert env.get("CHAT_KAFKA_GROUP_INSTANCE_ID") == {
+            "name": "CHAT_KAFKA_GROUP_INSTANCE_ID",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+        }, f"{name}: a name unique per pod, kept across a container restart"
+    for config in _objects(docs, "ConfigMap").values():
+        assert "CHAT_KAFKA_GROUP_INSTANCE_ID" not in config.get("data", {}), "one value shared by every pod"
 
 
 def _sizing_table() -> dict[str, tuple[str, str, str]]:

@@ -59,12 +59,12 @@ class ChatSettings(BaseSettings):
     rebalance at their next one. A member that dies for good stops its partitions for the session timeout plus one
     rebalance (0.3–0.5 s measured)."""
     kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
-    """This process's lasting name in its consumer groups (static membership), e.g. the pod name. A graceful stop
-    (SIGTERM: a rollout, a scale-down) leaves the groups at once, so its partitions move in one rebalance. After a
-    crash, a process restarted under the same name (the container in the same pod) takes its partitions back
-    without a rebalance and without waiting for the session timeout; a crashed process that never comes back
-    leaves them idle for one session timeout. Unset (default): dynamic membership. Each running process needs its
-    own name."""
+    """This process's lasting name in its consumer groups (static membership), e.g. the pod name (what the
+    Kubernetes manifests set for rooms and messages). A graceful stop (SIGTERM: a rollout, a scale-down) leaves the
+    groups at once, so its partitions move in one rebalance. After a crash, a process restarted under the same name
+    (the container in the same pod) takes its partitions back without a rebalance and without waiting for the
+    session timeout; a crashed process that never comes back leaves them idle for one session timeout. Unset
+    (default): dynamic membership. Each running process needs its own name."""
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     """How every Kafka client of the product talks to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (sign-in
     without encryption: a private network only) or SASL_SSL (sign-in over TLS: what managed clusters ask for)."""
