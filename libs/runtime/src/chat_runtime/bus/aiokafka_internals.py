@@ -5,14 +5,14 @@ aiokafka moves what is used here.
 - Waiting for a topic's metadata before joining a group (what ``AIOKafkaConsumer.start()`` itself awaits for a
   topic given to the constructor).
 - Leaving a consumer group as a static member (KIP-345) on a graceful stop. aiokafka sends LeaveGroup only for a
-  dynamic member, and its LeaveGroupRequest has only v0 and v1, which name a member by its id alone. A static
-  member that stops without leaving keeps its partitions for one session timeout: right after a crash, when a
-  restart under the same name takes them back without a rebalance, but not when it stops for good (a scale-down,
-  or a rolling update where the new pod has a new name). So a static member's stop closes aiokafka's coordinator
-  (no more heartbeats, which could otherwise rejoin the group after the leave), sends LeaveGroup v3 with the
-  member's id and instance id (one request for a process's members of one group, so the group rebalances once),
-  then stops the consumer as usual. A failed or slow leave is logged and stops
-  nothing for longer than ``LEAVE_TIMEOUT_SECONDS``: the member then times out as before.
+  dynamic member, and its LeaveGroupRequest has only v0 and v1, which name a member by its id alone. Staying a
+  member is right after a crash: a restart under the same name takes the partitions back without a rebalance.
+  After a graceful stop (a scale-down, or a rolling update whose new pod has a new name) it left them idle for a
+  session timeout. So a static member's stop closes aiokafka's coordinator (no more heartbeats, which could
+  otherwise rejoin the group after the leave), sends LeaveGroup v3 with the member's id and instance id (one
+  request for a process's members of one group, so the group rebalances once), then stops the consumer as usual.
+  A failed or slow leave is logged and holds the stop up for ``LEAVE_TIMEOUT_SECONDS`` at most: the member then
+  times out as before.
 """
 
 from __future__ import annotations
