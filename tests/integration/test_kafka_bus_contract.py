@@ -15,6 +15,7 @@ from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
 from chat_runtime.bus.port import Bus, RetryPolicy
 from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
+from chat_runtime.testing.bus_pace_contract import BusPaceContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.1)
 
@@ -88,7 +89,7 @@ class KafkaHarness:
                 await admin.close()
 
 
-class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract):
+class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract, BusPaceContract):
     quiet_period = 2.0
 
     @pytest.fixture
