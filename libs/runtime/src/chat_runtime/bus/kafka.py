@@ -393,8 +393,8 @@ class KafkaSubscription:
         partition's records, so they count together.
 
         Outside the batch lock: a rebalance blocks ``getmany`` until it is over, and its revocation waits for that
-        lock. A rebalance during the wait drops what was taken instead, uncommitted, for whoever holds the
-        partitions next (this member, perhaps) to read again from the last commit."""
+        lock. A rebalance during the wait gives back what was taken instead, unhandled and uncommitted: whoever
+        holds the partitions next (this member, perhaps) reads it again, as after a hand-over of a finished batch."""
         held = self.assignment
         taken = sum(len(records) for records in batches.values())
         wait = self._processor.linger(taken)
@@ -414,7 +414,18 @@ class KafkaSubscription:
             for tp, records in more.items():
                 batches[tp] = [*batches.get(tp, ()), *records]
                 taken += len(records)
-        return batches if self.assignment is held else {}
+        if self.assignment is held:
+            return batches
+        self._give_back(batches)
+        return {}
+
+    def _give_back(self, batches: Batches) -> None:
+        """Move the position of each partition still held back to the first record taken, so the next poll reads
+        them again (a partition that moved is read by its new owner from the last commit)."""
+        held = self._consumer.assignment()
+        for tp, records in batches.items():
+            if tp in held:
+                self._consumer.seek(tp, records[0].offset)
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> tuple[TopicPartition, int | None]:
         deliveries = [
