@@ -13,8 +13,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
-from chat_runtime.bus.port import Bus, RetryPolicy
+from chat_runtime.bus.partitioner import partition_for
+from chat_runtime.bus.port import Bus, Outgoing, Pace, RetryPolicy, Subscription
 from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
+from chat_runtime.testing.bus_harness import SOURCE, Collector, Ping, make_spec, settle
+from chat_runtime.testing.bus_pace_contract import FILL, HOUR, Batches, BusPaceContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.1)
 
@@ -88,7 +91,7 @@ class KafkaHarness:
                 await admin.close()
 
 
-class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract):
+class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract, BusPaceContract):
     quiet_period = 2.0
 
     @pytest.fixture
@@ -96,3 +99,28 @@ class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract):
         harness = KafkaHarness(kafka_bootstrap)
         yield harness
         await harness.close()
+
+    async def test_a_rebalance_during_a_paced_wait_hands_the_records_taken_over_unhandled(
+        self, harness: KafkaHarness
+    ) -> None:
+        spec = make_spec(partitions=2)
+        await harness.create(spec)
+        first, second = await harness.new_bus(), await harness.new_bus()
+        got = Collector()
+        joining: list[asyncio.Task[Subscription]] = []
+
+        def pause() -> float:
+            # The first member waits with a record of each partition; a second member joins and takes one of them.
+            if not joining:
+                joining.append(asyncio.create_task(second.subscribe(spec, group="g-paced-rebalance", handler=got.add)))
+                return HOUR
+            return 0.0
+
+        pace = Pace(pause, fill=FILL, longest=HOUR)
+        await first.subscribe(spec, group="g-paced-rebalance", handler=got.add, batch=Batches().batch, pace=pace)
+        keys = {partition_for(f"k{n}".encode(), 2): f"k{n}" for n in range(20)}
+        await first.publish_all([Outgoing(spec, Ping(key=keys[p], n=p)) for p in (0, 1)], source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 2, timeout=60)
+        await settle(self.quiet_period)
+        assert joining
+        assert sorted(got.numbers()) == [0, 1], "a record taken before the rebalance was handled by both members"

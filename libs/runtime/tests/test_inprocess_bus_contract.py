@@ -13,6 +13,7 @@ from chat_contracts.topics import DLQ_PARTITIONS
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.port import Bus, RetryPolicy
 from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
+from chat_runtime.testing.bus_pace_contract import BusPaceContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.005, max_backoff=0.05)
 
@@ -49,7 +50,7 @@ class InProcessHarness:
         await self.broker.stop_all()
 
 
-class TestInProcessBus(BusContract, BusStartContract, BusReadinessContract):
+class TestInProcessBus(BusContract, BusStartContract, BusReadinessContract, BusPaceContract):
     quiet_period = 0.2
 
     @pytest.fixture
@@ -59,7 +60,7 @@ class TestInProcessBus(BusContract, BusStartContract, BusReadinessContract):
         await harness.close()
 
 
-class TestInProcessBusHandingOverEnvelopes(BusContract, BusStartContract, BusReadinessContract):
+class TestInProcessBusHandingOverEnvelopes(BusContract, BusStartContract, BusReadinessContract, BusPaceContract):
     """The composition ``chat up`` uses: consumers get the published envelopes instead of decoding their bytes."""
 
     quiet_period = 0.2

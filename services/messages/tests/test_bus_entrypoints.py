@@ -12,12 +12,21 @@ from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, ROOMS_EVENTS, TOPICS, USERS_EVENTS
 from chat_contracts.users import SigningKeyWithdrawn, UserSessionsRevoked
 from chat_messages.bootstrap import build_context
-from chat_messages.entrypoints.bus import COMMANDS, ROOM_EVENTS, ROOM_NEWS, USER_EVENTS, BusEntrypoints, bus_handlers
+from chat_messages.entrypoints.bus import (
+    COMMANDS,
+    CONSUMER_GROUP,
+    ROOM_EVENTS,
+    ROOM_NEWS,
+    USER_EVENTS,
+    BusEntrypoints,
+    bus_handlers,
+)
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomOwner
 from chat_messages.settings import MessagesSettings
 from chat_messages.testing.fake_attachments import FakeAttachmentStore
 from chat_messages.testing.fakes import FakeClock, FakeMessageStore, RecordingPublisher
+from chat_runtime.bus.port import Pace
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint
 
@@ -55,6 +64,16 @@ def test_the_service_subscribes_to_exactly_the_topics_the_registry_says_it_consu
     handlers = bus_handlers(ctx, RoomOwner(ctx.store), instance_id="a")
     consumed = {spec.name for spec in TOPICS.values() if "messages" in spec.consumers}
     assert {handler.spec.name for handler in handlers} == consumed
+
+
+def test_only_the_commands_consumer_follows_the_pace_it_is_given(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, FakeClock(), RecordingPublisher())
+    pace = Pace(lambda: 0.0, fill=6)
+    handlers = bus_handlers(ctx, RoomOwner(ctx.store), instance_id="a", pace=pace)
+    assert {(handler.spec.name, handler.group) for handler in handlers if handler.pace is pace} == {
+        (MESSAGES_COMMANDS.name, CONSUMER_GROUP)
+    }
+    assert all(handler.pace is None for handler in bus_handlers(ctx, RoomOwner(ctx.store), instance_id="a"))
 
 
 async def test_each_answer_of_a_batch_carries_its_commands_correlation_id(tmp_path: Path) -> None:

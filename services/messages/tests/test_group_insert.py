@@ -164,3 +164,26 @@ async def test_sends_slower_than_the_pacing_threshold_are_written_at_once() -> N
     for n in range(3):
         await group.insert(docs(f"a{n}"))  # paced, each would wait a second: none does
     assert store.writes == [["a0"], ["a1"], ["a2"]]
+
+
+async def test_an_unpaced_group_never_asks_a_caller_to_wait() -> None:
+    store = Store()
+    group = GroupInsert(store.write)
+    await group.insert(docs("a1"))
+    assert group.pause() == 0.0
+
+
+async def test_a_paced_group_asks_callers_to_wait_for_the_rest_of_its_interval_after_a_write() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=1 / 30, pace_above=0, batch=3)  # 30 s between writes
+    assert group.pause() == 0.0  # nothing written yet: the first write would start at once
+    await group.insert(docs("a1"))
+    assert 0.0 < group.pause() <= 30.0
+    assert group.batch == 3
+
+
+async def test_a_paced_group_below_its_threshold_asks_no_caller_to_wait() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=1, pace_above=1_000_000)  # never this busy
+    await group.insert(docs("a1"))
+    assert group.pause() == 0.0

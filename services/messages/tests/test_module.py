@@ -10,8 +10,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
+from chat_contracts.topics import MESSAGES_COMMANDS
 from chat_messages.adapters import mongo
-from chat_messages.bootstrap import MessagesModule, build_context
+from chat_messages.bootstrap import MessagesModule, bootstrap, build_context
 from chat_messages.settings import MessagesSettings
 from chat_messages.testing.fake_attachments import FakeAttachmentStore
 from chat_messages.testing.fakes import FakeMessageStore, RecordingPublisher
@@ -64,3 +65,31 @@ def test_a_moderation_pattern_that_does_not_compile_stops_the_start(monkeypatch:
     monkeypatch.setenv("CHAT_MESSAGES_BLOCKED_PATTERNS", '["ok", "(unclosed"]')
     with pytest.raises(SettingsError, match=r"CHAT_MESSAGES_BLOCKED_PATTERNS.*blocked_patterns\[1\]"):
         load_settings(MessagesSettings)
+
+
+async def test_the_commands_consumer_follows_the_pace_of_the_stores_inserts(tmp_path: Path) -> None:
+    settings = load_settings(MessagesSettings, data_dir=tmp_path)
+    unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
+    module = bootstrap(
+        settings, bus=InProcessBus(InProcessBroker()), mongo_client=unreachable, jwks=StaticJwksSource({"keys": []})
+    )
+    try:
+        paced = [handler for handler in module.bus_handlers() if handler.pace is not None]
+        assert [handler.spec.name for handler in paced] == [MESSAGES_COMMANDS.name]
+        assert paced[0].pace is not None
+        assert paced[0].pace.fill == settings.store_write_batch
+        assert paced[0].pace.pause() == 0.0  # nothing written yet: the store would take a write now
+    finally:
+        await unreachable.close()
+
+
+def test_the_in_memory_store_sets_no_pace(tmp_path: Path) -> None:
+    settings = load_settings(MessagesSettings, data_dir=tmp_path)
+    ctx = build_context(
+        settings,
+        store=FakeMessageStore(),
+        attachments=FakeAttachmentStore(),
+        publisher=RecordingPublisher(),
+        jwks=StaticJwksSource({"keys": []}),
+    )
+    assert all(handler.pace is None for handler in MessagesModule(settings=settings, context=ctx).bus_handlers())

@@ -9,14 +9,15 @@ from typing import Protocol
 from fastapi import APIRouter
 
 from chat_contracts.spec import TopicSpec
-from chat_runtime.bus.port import BatchHandler, Bus, Handler, Start, Subscription
+from chat_runtime.bus.port import BatchHandler, Bus, Handler, Pace, Start, Subscription
 from chat_runtime.health import ReadinessCheck
 
 
 @dataclass(frozen=True, slots=True)
 class BusHandler:
     """A consumer a module wants: ``handler`` gets records of ``spec`` as a member of ``group`` (``batch``, when
-    given, a partition's ready records at once; ``broadcast``: every instance reads everything, see ``Bus``)."""
+    given, a partition's ready records at once, waiting for more as ``pace`` asks; ``broadcast``: every instance
+    reads everything, see ``Bus``)."""
 
     spec: TopicSpec
     group: str
@@ -24,6 +25,7 @@ class BusHandler:
     start: Start = "earliest"
     batch: BatchHandler | None = None
     broadcast: bool = False
+    pace: Pace | None = None
 
     async def subscribe(self, bus: Bus) -> Subscription:
         """Subscribe this consumer on ``bus``."""
@@ -34,6 +36,7 @@ class BusHandler:
             start=self.start,
             batch=self.batch,
             broadcast=self.broadcast,
+            pace=self.pace,
         )
 
 

@@ -27,7 +27,7 @@ from chat_messages.service.ports import AttachmentStore, Clock, MessageStore
 from chat_messages.service.retention import Sweeper
 from chat_messages.settings import MessagesSettings
 from chat_runtime.bus.follow import TopicFollower, follower_for
-from chat_runtime.bus.port import Bus
+from chat_runtime.bus.port import Bus, Pace
 from chat_runtime.health import ReadinessCheck
 from chat_runtime.module import BusHandler
 from chat_runtime.store_metrics import StoreMetrics
@@ -97,7 +97,17 @@ class MessagesModule:
         return checks
 
     def bus_handlers(self) -> Sequence[BusHandler]:
-        return bus_entrypoints.bus_handlers(self.context, self.owner, instance_id=self.settings.instance_id)
+        return bus_entrypoints.bus_handlers(
+            self.context, self.owner, instance_id=self.settings.instance_id, pace=self._insert_pace()
+        )
+
+    def _insert_pace(self) -> Pace | None:
+        """The store's pace of inserts, for the commands consumer: MongoDB's paced inserts (the in-memory store
+        writes at once)."""
+        store = self.context.store
+        if not isinstance(store, MongoMessageStore):
+            return None
+        return Pace(store.insert_pause, fill=store.insert_batch)
 
     def body_limits(self) -> Mapping[str, int]:
         # The upload route enforces the exact limit itself (after checking membership, so strangers get 404 and

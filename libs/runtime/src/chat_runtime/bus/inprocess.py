@@ -3,7 +3,8 @@
 It keeps the semantics callers rely on from Kafka: a partitioned log per topic (same key → same partition as
 Kafka's default partitioner), consumer groups with committed offsets and rebalancing, at-least-once delivery
 with redelivery of uncommitted records after a member leaves, and batches of a partition's ready records for
-batch handlers. Records every subscribed group has committed are dropped from memory.
+batch handlers (each partition's worker waits for a fuller batch when its subscription's ``Pace`` asks).
+Records every subscribed group has committed are dropped from memory.
 
 Every record is encoded as on Kafka when it is published (so a payload that cannot be serialized fails here
 too, and dead letters and inspection see the same bytes). Consumers get the published envelope itself, which is
@@ -16,6 +17,7 @@ that way, so a contract that does not survive its own serialization still fails 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime import tracing
 from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.partitioner import partition_for
-from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, Pace, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.logging import current_correlation_id
 
@@ -238,6 +240,8 @@ class InProcessBroker:
                 async with part.changed:
                     await part.changed.wait_for(readable)
                 continue
+            if not await _linger(part, position, processor, flag):
+                break
             limit = MAX_BATCH if processor.batch is not None else 1
             deliveries = part.deliveries(position, limit, decoded=not self.roundtrip)
             done = await processor.process_many(deliveries, partition=index, stopping=lambda: flag.requested)
@@ -280,6 +284,23 @@ class InProcessBroker:
                     await self._stop_worker(self._topics[state.topic][index], worker)
                     del state.workers[index]
                 state.members.clear()
+
+
+async def _linger(part: _Partition, position: int, processor: RecordProcessor, flag: _StopFlag) -> bool:
+    """Wait as the processor's pace asks before taking the partition's ready records: until they fill a batch,
+    the store would take a write, or a stop is requested. False when a stop was requested."""
+    wait = processor.linger(part.end - position)
+    if wait <= 0 or processor.pace is None:
+        return True
+    fill = processor.pace.fill
+
+    def filled() -> bool:
+        return flag.requested or part.end - position >= fill
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait), part.changed:
+            await part.changed.wait_for(filled)
+    return not flag.requested
 
 
 class InProcessSubscription:
@@ -431,12 +452,14 @@ class InProcessBus:
         start: Start = "earliest",
         batch: BatchHandler | None = None,
         broadcast: bool = False,
+        pace: Pace | None = None,
     ) -> InProcessSubscription:
         processor = RecordProcessor(
             spec=spec,
             group=group,
             handler=handler,
             batch=batch,
+            pace=pace,
             policy=self.retry,
             metrics=self.metrics,
             dead_letter=self.publish_record,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from chat_runtime import tracing
 from chat_runtime.bus.aiokafka_internals import stop_leaving_groups, wait_for_topic_metadata
 from chat_runtime.bus.metrics import BusMetrics, LagReading
-from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, RetryPolicy, Start
+from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, Pace, RetryPolicy, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.extras import missing_extra
 from chat_runtime.logging import current_correlation_id
@@ -43,6 +44,9 @@ except ImportError as missing:
 log = structlog.get_logger("chat.bus.kafka")
 
 TOPIC_ALREADY_EXISTS = 36
+
+Batches = dict[TopicPartition, list[Any]]
+"""What one poll took: each partition's consumed records, in offset order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +373,8 @@ class KafkaSubscription:
             batches = await self._consumer.getmany(
                 timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
             )
+            if batches and self._processor.pace is not None:
+                batches = await self._linger(batches)
             if not batches:
                 continue
             async with self.batch_lock:
@@ -380,6 +386,46 @@ class KafkaSubscription:
                     except CommitFailedError as exc:
                         # The group moved on; the new owner re-processes from the last commit (at-least-once).
                         log.warning("bus.commit_failed", error=str(exc))
+
+    async def _linger(self, batches: Batches) -> Batches:
+        """``batches`` and the records that arrive while the processor's pace asks to wait: until they fill a batch,
+        the store would take a write, or a stop is requested (seen within a poll timeout). One loop takes every
+        partition's records, so they count together.
+
+        Outside the batch lock: a rebalance blocks ``getmany`` until it is over, and its revocation waits for that
+        lock. A rebalance during the wait gives back what was taken instead, unhandled and uncommitted: whoever
+        holds the partitions next (this member, perhaps) reads it again, as after a hand-over of a finished batch."""
+        held = self.assignment
+        taken = sum(len(records) for records in batches.values())
+        wait = self._processor.linger(taken)
+        pace = self._processor.pace
+        if wait <= 0 or pace is None:
+            return batches
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while taken < min(pace.fill, self._config.max_batch) and not self._stopping and self.assignment is held:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            more = await self._consumer.getmany(
+                timeout_ms=math.ceil(min(left * 1000, self._config.poll_timeout_ms)),
+                max_records=self._config.max_batch - taken,
+            )
+            for tp, records in more.items():
+                batches[tp] = [*batches.get(tp, ()), *records]
+                taken += len(records)
+        if self.assignment is held:
+            return batches
+        self._give_back(batches)
+        return {}
+
+    def _give_back(self, batches: Batches) -> None:
+        """Move the position of each partition still held back to the first record taken, so the next poll reads
+        them again (a partition that moved is read by its new owner from the last commit)."""
+        held = self._consumer.assignment()
+        for tp, records in batches.items():
+            if tp in held:
+                self._consumer.seek(tp, records[0].offset)
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> tuple[TopicPartition, int | None]:
         deliveries = [
@@ -574,6 +620,7 @@ class KafkaBus:
         start: Start = "earliest",
         batch: BatchHandler | None = None,
         broadcast: bool = False,
+        pace: Pace | None = None,
     ) -> KafkaSubscription:
         await self.start()
         processor = RecordProcessor(
@@ -581,6 +628,7 @@ class KafkaBus:
             group=group,
             handler=handler,
             batch=batch,
+            pace=pace,
             policy=self.retry,
             metrics=self.metrics,
             dead_letter=self.publish_record,

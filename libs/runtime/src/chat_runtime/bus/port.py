@@ -14,6 +14,10 @@
   topic alone. When the batch handler raises, the same records are handed to ``handler`` one by one, with the
   retries and dead letters above, so a poison record is isolated and its neighbours are neither lost nor
   applied twice (handlers are idempotent). The offsets are committed once the whole batch is done.
+- Paced batches: a batch subscription may also give a ``Pace``, its store's hint that a write now would wait
+  anyway. Before taking fewer ready records than ``Pace.fill``, the consumer waits until that many are ready or
+  the store would take a write (at most ``Pace.longest``, and not once a stop is requested), then takes every
+  record ready: the records arriving meanwhile share the batch, and the write, instead of the next one.
 - ``publish_all`` publishes several records and returns once every one is durable; records with the same key
   keep the order they were given in.
 """
@@ -42,6 +46,8 @@ DLQ_OFFSET = DLQ_HEADER_OFFSET
 DLQ_GROUP = "dlq.group"
 DLQ_ATTEMPTS = "dlq.attempts"
 DLQ_AT = "dlq.at"
+MAX_LINGER = 0.05
+"""The longest a paced consumer waits for its batch to fill (``Pace``), so a stop waits no longer for it either."""
 
 
 class PoisonRecord(Exception):
@@ -74,6 +80,29 @@ class Outgoing:
     data: Contract
     correlation_id: str | None = None
     key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """A batch handler's hint that its store takes writes at a pace (the messages store's paced inserts).
+
+    With a single busy partition the consumer is the store's only writer: a batch taken the moment the previous
+    one was written holds only what arrived during that write, and then waits in the store for the rest of the
+    store's interval while nothing can join it. A consumer given a pace waits before taking a small batch."""
+
+    pause: Callable[[], float]
+    """Seconds until the store would take the next write; 0 (or less) when it would take one now."""
+    fill: int
+    """Ready records that make a batch worth taking at once (the store's own batch)."""
+    longest: float = MAX_LINGER
+    """The longest wait, whatever ``pause`` says."""
+
+    def linger(self, ready: int) -> float:
+        """How long to wait for more before taking ``ready`` records: 0 when they fill a batch or the store would
+        take a write now."""
+        if ready >= self.fill:
+            return 0.0
+        return min(max(self.pause(), 0.0), self.longest)
 
 
 class Subscription(Protocol):
@@ -135,12 +164,13 @@ class Bus(Protocol):
         start: Start = "earliest",
         batch: BatchHandler | None = None,
         broadcast: bool = False,
+        pace: Pace | None = None,
     ) -> Subscription:
         """Join ``group`` on ``spec``'s topic and start handing records to ``handler`` (or, when given, to
-        ``batch`` a partition's ready records at a time). A group with no committed offsets starts at the oldest
-        retained record, or with ``start="latest"`` at the next new one (fan-out groups that only care about what
-        happens from now on). ``broadcast``: this subscriber alone reads every partition and commits nothing (a
-        gateway's fan-out; ``group`` then only names it)."""
+        ``batch`` a partition's ready records at a time, waiting for more as ``pace`` asks). A group with no
+        committed offsets starts at the oldest retained record, or with ``start="latest"`` at the next new one
+        (fan-out groups that only care about what happens from now on). ``broadcast``: this subscriber alone reads
+        every partition and commits nothing (a gateway's fan-out; ``group`` then only names it)."""
 
 
 async def run_with_retries(

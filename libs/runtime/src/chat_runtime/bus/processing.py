@@ -26,6 +26,7 @@ from chat_runtime.bus.port import (
     DLQ_SOURCE_TOPIC,
     BatchHandler,
     Handler,
+    Pace,
     RetryPolicy,
     run_with_retries,
 )
@@ -74,17 +75,25 @@ class RecordProcessor:
         metrics: BusMetrics,
         dead_letter: Callable[[Record], Awaitable[None]],
         batch: BatchHandler | None = None,
+        pace: Pace | None = None,
     ) -> None:
+        if pace is not None and batch is None:
+            raise ValueError(f"{group} on {spec.name}: a pace is a batch handler's hint, and there is no batch handler")
         self.spec = spec
         self.group = group
         self.handler = handler
         self.batch = batch
+        self.pace = pace
         self.policy = policy
         self.metrics = metrics
         self._dead_letter = dead_letter
         # Label lookups take a lock and a dict walk each: done once here, not for every record.
         self._handler_seconds = metrics.handler_seconds.labels(spec.name, group)
         self._consumed_ok = metrics.consumed.labels(spec.name, group, "ok")
+
+    def linger(self, ready: int) -> float:
+        """Seconds to wait for more records before taking ``ready`` of them (the pace's hint; 0 without one)."""
+        return 0.0 if self.pace is None else self.pace.linger(ready)
 
     async def process_many(
         self, deliveries: Sequence[Delivery], *, partition: int, stopping: Callable[[], bool]

@@ -12,7 +12,9 @@ sends a second arrive (counted over the last 100 ms), a write waits until ``batc
 arriving meanwhile join it. A busy store then gets fewer, larger writes, each cheaper per message than a write of
 one, for a bounded delay (at most the interval); below that rate every write starts at once, so a conversation at
 human speed never waits, and well above it the batch fills while the previous write is in flight, so the fastest
-rates do not wait either.
+rates do not wait either. ``pause()`` tells a caller how long the next write would wait: with one busy partition
+its consumer is the only caller, so it waits that long before taking its next batch (the bus's ``Pace``) and
+brings what arrived meanwhile, instead of a small batch that waits here while nothing can join it.
 
 Every caller keeps the meaning of its own ordered insert. The joined list is ordered too, so when the store refuses
 a document, every caller before it is fully written, the refused document's caller learns how many of its own went
@@ -89,22 +91,36 @@ class GroupInsert:
             self._writer = asyncio.create_task(self._write_all(), name="messages:group-insert")
         return await request.done
 
+    @property
+    def batch(self) -> int:
+        """How many waiting documents start a paced write before its interval is over."""
+        return self._batch
+
+    def pause(self) -> float:
+        """Seconds until the next write would start, 0 when it would start now: until the interval since the
+        previous one is over while sends come fast (paced), else 0. A caller with documents on the way (the
+        consumer of a busy partition) may wait this long to bring them all to that write."""
+        if not self._interval:
+            return 0.0
+        now = time.monotonic()
+        self._forget_arrivals_before(now - RATE_WINDOW)
+        if len(self._arrivals) <= self._busy_count:
+            return 0.0
+        return max(0.0, self._last_start + self._interval - now)
+
     def _count_arrivals(self, documents: int) -> None:
         now = time.monotonic()
         self._arrivals.extend([now] * documents)
-        while self._arrivals and self._arrivals[0] < now - RATE_WINDOW:
-            self._arrivals.popleft()
+        self._forget_arrivals_before(now - RATE_WINDOW)
 
-    def _pause(self) -> float:
-        """How long the next write waits: until the interval since the last one is over, when sends come fast."""
-        if not self._interval or len(self._arrivals) <= self._busy_count:
-            return 0.0
-        return self._last_start + self._interval - time.monotonic()
+    def _forget_arrivals_before(self, moment: float) -> None:
+        while self._arrivals and self._arrivals[0] < moment:
+            self._arrivals.popleft()
 
     async def _write_all(self) -> None:
         try:
             while self._waiting:
-                pause = self._pause()
+                pause = self.pause()
                 if pause > 0 and self._waiting_documents < self._batch:
                     self._filled.clear()
                     # The ones arriving meanwhile join this write. A timeout scope, not wait_for: no task per wait.

@@ -179,6 +179,16 @@ class MongoMessageStore:
         info = await self._db.client.admin.command("buildInfo")
         return "secantusVersion" in info
 
+    def insert_pause(self) -> float:
+        """Seconds until the store would start its next insert of new messages; 0 when it would start one now
+        (``GroupInsert.pause``: only while inserts are paced)."""
+        return self._inserts.pause()
+
+    @property
+    def insert_batch(self) -> int:
+        """How many waiting new messages start a paced insert at once."""
+        return self._inserts.batch
+
     def use_write_concern(self, concern: WriteConcern) -> None:
         """Write with ``concern`` from now on (the service settles it at start, once the server said what it is)."""
         self._db = self._db.with_options(write_concern=concern)

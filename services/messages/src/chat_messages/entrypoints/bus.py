@@ -25,7 +25,7 @@ from chat_messages.service.commands import handle_commands
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomOwner
 from chat_messages.service.projection import apply_room_event, forget_username, keep_username, note_room_event
-from chat_runtime.bus.port import RetryableError
+from chat_runtime.bus.port import Pace, RetryableError
 from chat_runtime.module import BusHandler
 
 CONSUMER_GROUP = "messages"
@@ -130,7 +130,11 @@ class BusEntrypoints:
             await use_case(self.ctx, envelope.data)
 
 
-def bus_handlers(ctx: MessagesContext, owner: RoomOwner, *, instance_id: str) -> Sequence[BusHandler]:
+def bus_handlers(
+    ctx: MessagesContext, owner: RoomOwner, *, instance_id: str, pace: Pace | None = None
+) -> Sequence[BusHandler]:
+    """The service's consumers; ``pace``, the store's pace of inserts, lets a busy room's partition bring the
+    commands that arrive while the store would not write yet to its next batch (chat_runtime.bus.port.Pace)."""
     entry = BusEntrypoints(ctx, owner)
     return (
         BusHandler(spec=ROOMS_EVENTS, group=CONSUMER_GROUP, handler=retry_while_store_is_down(entry.on_room_event)),
@@ -140,6 +144,7 @@ def bus_handlers(ctx: MessagesContext, owner: RoomOwner, *, instance_id: str) ->
             group=CONSUMER_GROUP,
             handler=retry_while_store_is_down(entry.on_command),
             batch=retry_while_store_is_down(entry.on_commands),
+            pace=pace,
         ),
         # What this instance keeps in memory of its rooms is dropped when any instance's projection changes.
         BusHandler(
