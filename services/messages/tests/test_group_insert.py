@@ -187,3 +187,13 @@ async def test_a_paced_group_below_its_threshold_asks_no_caller_to_wait() -> Non
     group = GroupInsert(store.write, writes_per_second=1, pace_above=1_000_000)  # never this busy
     await group.insert(docs("a1"))
     assert group.pause() == 0.0
+
+
+async def test_a_paced_group_asks_no_caller_to_wait_while_several_callers_share_its_writes() -> None:
+    store = Store()
+    group = GroupInsert(store.write, writes_per_second=1 / 30, pace_above=0, batch=1)  # 30 s between writes
+    await asyncio.gather(group.insert(docs("a1")), group.insert(docs("b1")))
+    assert store.writes == [["a1", "b1"]]
+    assert group.pause() == 0.0  # two partitions feed it: the other's inserts fill the next write anyway
+    await group.insert(docs("a2"))  # a full batch: written at once, by this caller alone
+    assert 0.0 < group.pause() <= 30.0

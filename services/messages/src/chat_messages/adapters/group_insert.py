@@ -76,6 +76,8 @@ class GroupInsert:
         self._busy_count = pace_above * RATE_WINDOW
         self._waiting: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
+        self._last_callers = 0
+        """How many callers the latest write joined: more than one means several partitions feed the store."""
 
     async def insert(self, documents: Sequence[Document]) -> Written:
         """Insert ``documents`` in order, with whatever else is waiting; a store error other than a refused
@@ -97,9 +99,17 @@ class GroupInsert:
         return self._batch
 
     def pause(self) -> float:
+        """How long a caller with documents on the way (the consumer of a busy partition) should wait to bring
+        them all to the next write: until that write would start, while this caller is the store's only writer.
+        When the latest write joined several callers, others' inserts fill the writes while this one waits here
+        (they join during the paced write's own wait), and holding a partition back would only delay it: 0."""
+        if self._last_callers > 1:
+            return 0.0
+        return self._paced_wait()
+
+    def _paced_wait(self) -> float:
         """Seconds until the next write would start, 0 when it would start now: until the interval since the
-        previous one is over while sends come fast (paced), else 0. A caller with documents on the way (the
-        consumer of a busy partition) may wait this long to bring them all to that write."""
+        previous one is over while sends come fast (paced), else 0."""
         if not self._interval:
             return 0.0
         now = time.monotonic()
@@ -120,7 +130,7 @@ class GroupInsert:
     async def _write_all(self) -> None:
         try:
             while self._waiting:
-                pause = self.pause()
+                pause = self._paced_wait()
                 if pause > 0 and self._waiting_documents < self._batch:
                     self._filled.clear()
                     # The ones arriving meanwhile join this write. A timeout scope, not wait_for: no task per wait.
@@ -145,6 +155,7 @@ class GroupInsert:
         """Write ``batch`` as one ordered insert; returns the callers that were not attempted."""
         documents = [d for request in batch for d in request.documents]
         self._last_start = time.monotonic()
+        self._last_callers = len(batch)
         try:
             await self._write(documents)
         except BulkWriteError as error:
