@@ -34,8 +34,8 @@ Environment:
     BENCH_SOAK_PARTITIONS         consumers (batched, default 2) or sends in flight (per-send, default 16)
     BENCH_SOAK_LINGER_MS          batched: how long a consumer collects before writing (default 100)
     BENCH_SOAK_BATCH              batched: most messages per write (default 50)
-    BENCH_SOAK_PROBE_ROUNDS       aged/fresh turns after the soak (default 3, per-send 1; 0 skips the probe)
-    BENCH_SOAK_PROBE_SECONDS      seconds of load per turn (default 5)
+    BENCH_SOAK_PROBE_ROUNDS       aged/fresh turns after the soak (default 6, per-send 1; 0 skips the probe)
+    BENCH_SOAK_PROBE_SECONDS      seconds of load per turn (default 8)
     BENCH_SOAK_RESTART            1: then restart the aged server on its data and compare it with the fresh again
     BENCH_SOAK_CLIENT             client options over the service's, "name=value,..." (e.g. retryWrites=true)
     BENCH_SOAK_SERVER_ARGS        more secantusd-py flags (CHAT_INFRA_MONGO_ARGS of the servers it starts)
@@ -157,8 +157,8 @@ class Plan:
             partitions=_env_int("BENCH_SOAK_PARTITIONS", 2 if batched else 16),
             linger=_env_int("BENCH_SOAK_LINGER_MS", 100) / 1000,
             batch=_env_int("BENCH_SOAK_BATCH", 50),
-            probe_rounds=_env_int("BENCH_SOAK_PROBE_ROUNDS", 3 if batched else 1),
-            probe_seconds=float(os.environ.get("BENCH_SOAK_PROBE_SECONDS", "5")),
+            probe_rounds=_env_int("BENCH_SOAK_PROBE_ROUNDS", 6 if batched else 1),
+            probe_seconds=float(os.environ.get("BENCH_SOAK_PROBE_SECONDS", "8")),
             flamegraphs=Path(folder) if folder else None,
         )
 

@@ -13,7 +13,7 @@ from chat_localinfra.config import (
     postgres_url,
 )
 from chat_localinfra.errors import ConfigError
-from chat_localinfra.mongo import MongoServer
+from chat_localinfra.mongo import MongoServer, cache_size
 
 REPO = Path("/repo")
 
@@ -136,6 +136,8 @@ def test_the_mongo_wire_server_runs_standalone_so_it_keeps_no_oplog() -> None:
     assert "--standalone" in MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
 
 
-def test_the_mongo_wire_server_gets_a_cache_that_holds_a_few_hundred_thousand_messages() -> None:
+def test_the_mongo_wire_server_gets_a_quarter_of_the_memory_for_its_cache_between_1_and_2_gib() -> None:
     argv = MongoServer(InfraConfig.from_env({}, repo_root=REPO)).argv()
-    assert argv[argv.index("--cache-size") + 1] == "1G"
+    assert argv[argv.index("--cache-size") + 1] == cache_size()
+    gib = 2**30
+    assert [cache_size(n * gib) for n in (2, 4, 6, 8, 24)] == ["1024M", "1024M", "1536M", "2048M", "2048M"]

@@ -35,6 +35,21 @@ def _base_python() -> str:
     return sys.executable
 
 
+CACHE_MIB_RANGE = (1024, 2048)
+"""The least and the most WiredTiger cache the server gets, in MiB (``cache_size``)."""
+
+
+def cache_size(memory_bytes: int | None = None) -> str:
+    """WiredTiger's cache size flag: a quarter of the machine's memory, within ``CACHE_MIB_RANGE``. The cache grows
+    to this only as data is touched. Data past it costs the server CPU on every insert (bench/soak.py,
+    docs/benchmarks.md): 1,000,000 messages (1.2 GiB) on a 1 GiB cache measured 1.48x the CPU per message of a
+    fresh server, on a 2 GiB one 1.10x; at 256M, 200,000 messages already cost 1.74x."""
+    if memory_bytes is None:
+        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    least, most = CACHE_MIB_RANGE
+    return f"{min(most, max(least, memory_bytes // 4 // 2**20))}M"
+
+
 class MongoServer(Server):
     service = "mongo"
     human_name = "SecantusDB (Mongo wire)"
@@ -92,10 +107,8 @@ class MongoServer(Server):
             str(self.data_dir),
             "--log-level",
             "WARNING",
-            # WiredTiger's cache (it grows to this as data is touched). At 256M a server holding 200,000 messages
-            # spent 1.74x the CPU per message of a fresh one, at 1G 1.27x (bench/soak.py, docs/benchmarks.md).
             "--cache-size",
-            "1G",
+            cache_size(),
             # Not a single-member replica set: nothing here uses change streams or transactions, and a replica
             # set logs every write to an oplog that the server keeps pruning (docs/benchmarks.md). A standalone
             # writes no oplog at all.
