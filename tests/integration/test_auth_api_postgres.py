@@ -35,7 +35,8 @@ from chat_contracts.users import UserRegistered
 from chat_localinfra.smtp import SmtpInbox
 from chat_runtime import postgres
 from chat_runtime.app import build_app
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.outbox import OUTBOX, decode_headers
 from chat_runtime.settings import load_settings
 

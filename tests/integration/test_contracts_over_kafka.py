@@ -13,7 +13,8 @@ from chat_contracts.envelope import Envelope
 from chat_contracts.examples import example
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import TOPICS
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 
 
 @pytest.mark.parametrize("topic", sorted(TOPICS))

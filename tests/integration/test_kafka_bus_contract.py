@@ -12,7 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import Bus, Outgoing, Pace, RetryPolicy, Subscription
 from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract

@@ -18,7 +18,8 @@ from chat_contracts.envelope import Envelope, encode
 from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import UserSessionsRevoked
 from chat_runtime.bus.follow import follower_for
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 
 ADA = uuid.UUID("6f1c2b8e-3d4a-4f5b-8c6d-7e8f9a0b1c2d")
 

@@ -26,7 +26,8 @@ from chat_contracts.envelope import Envelope
 from chat_contracts.topics import ROOMS_EVENTS, TOPICS
 from chat_localinfra import InfraConfig
 from chat_localinfra.kafka import KafkaServer, find_java, render_properties, server_properties
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, admin_options
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, admin_options
 from chat_runtime.settings import ChatSettings
 
 from .product import free_port

@@ -21,7 +21,8 @@ from structlog.testing import capture_logs
 
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import ROOMS_EVENTS, USERS_EVENTS
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 
 SESSION_TIMEOUT_MS = 30_000
 """Far longer than the test takes to look: a member gone at once has left, not timed out."""

@@ -19,7 +19,8 @@ from chat_contracts import messages_events as ev
 from chat_contracts.envelope import Envelope
 from chat_contracts.topics import MESSAGES_COMMANDS, MESSAGES_EVENTS, TOPICS
 from chat_messages.adapters.mongo_store import MongoMessageStore
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 
 from .messages_process import ServiceProcess, publish_room
 

@@ -25,7 +25,8 @@ from chat_messages.settings import MessagesSettings
 from chat_messages.testing.fakes import FakeClock, RecordingPublisher
 from chat_messages.testing.harness import MessagesHarness, serve
 from chat_messages.testing.scenarios import MessagesScenarios
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import RetryPolicy
 from chat_runtime.settings import load_settings

@@ -35,7 +35,8 @@ from chat_contracts.topics import USERS_EVENTS
 from chat_contracts.users import UserRegistered, UserUpdated
 from chat_runtime import postgres
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.port import Bus, Handler, Outgoing, RetryPolicy, Subscription
 from chat_runtime.outbox import OUTBOX, OutboxRelay, enqueue, notify_relay, outbox_table
 

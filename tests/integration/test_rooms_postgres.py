@@ -34,7 +34,8 @@ from chat_rooms.testing.harness import RoomsHarness, TokenMint, serve
 from chat_rooms.testing.scenarios import RoomsScenarios
 from chat_rooms.testing.users_scenarios import UsersScenarios
 from chat_runtime import postgres
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.outbox import OUTBOX, OutboxRelay, decode_headers
 from chat_runtime.settings import load_settings
 from chat_runtime.testing.tokens import TokenMint as RuntimeTokenMint

@@ -16,7 +16,8 @@ from chat_app import compose
 from chat_app.cli import main
 from chat_app.compose import MODULES, LauncherError, build, build_order, kafka_config, make_bus, services_for
 from chat_runtime.bus.inprocess import InProcessBus
-from chat_runtime.bus.kafka import KafkaBus, KafkaSecurity
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaSecurity
 from chat_runtime.settings import ChatSettings, load_settings
 
 

@@ -19,6 +19,7 @@ from chat_runtime.extras import MissingExtra, missing_extra
         ("chat_runtime.alembic_env", "alembic", "postgres"),
         ("chat_runtime.bus.kafka", "aiokafka", "kafka"),
         ("chat_runtime.bus.kafka_follow", "aiokafka", "kafka"),
+        ("chat_runtime.bus.kafka_setup", "aiokafka", "kafka"),
         ("chat_runtime.bus.aiokafka_internals", "aiokafka", "kafka"),
     ],
 )

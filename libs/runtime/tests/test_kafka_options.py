@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from chat_runtime.bus.kafka import KafkaConfig, KafkaSecurity, admin_options, consumer_options, producer_options
+from chat_runtime.bus.kafka_setup import KafkaConfig, KafkaSecurity, admin_options, consumer_options, producer_options
 
 
 def test_a_group_consumer_is_a_static_member_named_after_the_process_and_its_topic() -> None:

@@ -21,7 +21,8 @@ from chat_contracts.topics import TOPICS
 from chat_runtime.app import build_app
 from chat_runtime.bus.follow import TopicFollower, follower_for
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
-from chat_runtime.bus.kafka import KafkaBus, KafkaConfig, KafkaSecurity, ensure_topics
+from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_setup import KafkaConfig, KafkaSecurity, ensure_topics
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import Bus
 from chat_runtime.module import ServiceModule

@@ -18,7 +18,7 @@ import structlog
 from chat_contracts.envelope import Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.follow import decoded
-from chat_runtime.bus.kafka import KafkaConfig, connection_options
+from chat_runtime.bus.kafka_setup import KafkaConfig, connection_options
 from chat_runtime.bus.port import Handler
 from chat_runtime.extras import missing_extra
 
