@@ -571,7 +571,9 @@ def test_every_deployment_probes_healthz_for_liveness_and_readyz_for_readiness()
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz", name
-        assert {port["containerPort"] for port in container["ports"]} == {8000}
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert ports["http"] == 8000, name
+        assert set(ports) <= {"http", "peer"}, "HTTP, and the peer watch's port (test_kustomize_render.py)"
 
 
 def test_every_pod_runs_non_root_read_only_without_privileges_and_with_resources() -> None:

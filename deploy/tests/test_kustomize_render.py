@@ -90,15 +90,17 @@ def _selects(selector: Yaml, labels: dict[str, str]) -> bool:
     return True
 
 
-def _allowed(docs: tuple[Yaml, ...], pod: dict[str, str], *, namespace: dict[str, str] | None, peer: Yaml) -> bool:
+def _allowed(
+    docs: tuple[Yaml, ...], pod: dict[str, str], *, namespace: dict[str, str] | None, peer: Yaml, port: int = PORT
+) -> bool:
     """Whether a NetworkPolicy lets a peer (pods with ``peer`` labels in the same namespace, or any pod of a
-    namespace with ``namespace`` labels) reach port 8000 of a pod with labels ``pod``."""
+    namespace with ``namespace`` labels) reach ``port`` of a pod with labels ``pod``."""
     for policy in _objects(docs, "NetworkPolicy").values():
         if not _selects(policy["spec"]["podSelector"], pod):
             continue
         for rule in policy["spec"].get("ingress", []):
-            ports = {port["port"] for port in rule.get("ports", [{"port": PORT}])}
-            if PORT not in ports:
+            ports = {allowed["port"] for allowed in rule.get("ports", [{"port": port}])}
+            if port not in ports:
                 continue
             for source in rule.get("from", []):
                 by_namespace = "namespaceSelector" in source and "podSelector" not in source
@@ -185,6 +187,25 @@ def test_every_consumer_group_member_is_a_static_member_named_after_its_pod(dire
         }, f"{name}: a name unique per pod, kept across a container restart"
     for config in _objects(docs, "ConfigMap").values():
         assert "CHAT_KAFKA_GROUP_INSTANCE_ID" not in config.get("data", {}), "one value shared by every pod"
+
+
+@pytest.mark.parametrize("directory", RENDERED, ids=IDS)
+def test_every_consumer_group_member_gives_its_peers_an_address_they_may_reach(directory: Path) -> None:
+    docs = _render(directory)
+    deployments = _objects(docs, "Deployment")
+    for name in _group_members():
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = [item["name"] for item in container.get("env", [])]
+        values = {item["name"]: item for item in container.get("env", [])}
+        assert values.get("POD_IP") == {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        assert values.get("CHAT_KAFKA_PEER_ADDRESS") == {"name": "CHAT_KAFKA_PEER_ADDRESS", "value": "$(POD_IP):9095"}
+        assert env.index("POD_IP") < env.index("CHAT_KAFKA_PEER_ADDRESS"), "Kubernetes expands only earlier variables"
+        assert {"name": "peer", "containerPort": 9095} in container["ports"], name
+        if directory in OVERLAYS and _objects(docs, "NetworkPolicy"):
+            pod = _pod_labels(deployments[name])
+            assert _allowed(docs, pod, namespace=None, peer=pod, port=9095), f"{name} -> {name} peer port"
+            others = _pod_labels(deployments["gateway"])
+            assert not _allowed(docs, pod, namespace=None, peer=others, port=9095), f"gateway -> {name} peer port"
 
 
 def _sizing_table() -> dict[str, tuple[str, str, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,11 +20,7 @@ from chat_contracts import rooms as rooms_ev
 from chat_contracts.topics import ROOMS_EVENTS
 from chat_runtime.bus.port import Bus
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from .product import free_port
 
 
 class ServiceProcess:
@@ -34,7 +29,7 @@ class ServiceProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = log
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = datetime.now(UTC)
         """When the latest process was started (wall clock, to compare with the answers' ``occurred_at``)."""

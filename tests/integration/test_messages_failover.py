@@ -1,8 +1,10 @@
 """Two messages service processes share the rooms; one is killed with kill -9 under load. Either it stays dead, and
-the survivor takes over its partitions once the broker ends its session, or it is started again under the same
-static member name, as a pod's restarted container is, and takes its own partitions back without a rebalance.
-Either way every acknowledged message exists exactly once and every room's seq is dense; the test prints the
-longest time each room went without an ack."""
+the survivor takes over its partitions once the broker ends its session; or it stays dead and the survivor's peer
+watch removes it from the group long before its session would end (a session timeout longer than the whole load,
+so only the watch can hand its rooms over); or it is started again under the same static member name, as a pod's
+restarted container is, and takes its own partitions back without a rebalance. Every time, every acknowledged
+message exists exactly once and every room's seq is dense; the test prints the longest time each room went
+without an ack."""
 
 from __future__ import annotations
 
@@ -30,21 +32,32 @@ from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
 
 from .messages_process import ServiceProcess, publish_room
+from .product import free_port
 
 ROOMS = int(os.environ.get("CHAT_FAILOVER_ROOMS", "12"))
 CLIENTS = int(os.environ.get("CHAT_FAILOVER_CLIENTS", "12"))
 """Each client sends to room ``its number % ROOMS``: at least as many clients as rooms."""
 SESSION_TIMEOUT_MS = 6000
+WATCHED_SESSION_TIMEOUT_MS = 60_000
+"""With the peer watch: longer than the load lasts after the kill, so a room of the killed instance that acks
+again was handed over by the watch, not by the broker's session timeout."""
+PEER_EVICTION_MS = 2000
 BEFORE_KILL_SECONDS = 3.0
 AFTER_KILL_SECONDS = SESSION_TIMEOUT_MS / 1000 + 6.0
-"""Load goes on this long after the kill: the session timeout, the rebalance, and acks from the survivor."""
+"""Load goes on this long after the kill: the session timeout (or the eviction time), the rebalance, and acks
+from the survivor."""
 ANSWER_WAIT_SECONDS = 1.0
 """How long a client waits for an answer before sending again with the same client_msg_id."""
 
 
-@pytest.mark.parametrize("restarted", [False, True], ids=["stays-dead", "restarted"])
+@pytest.mark.parametrize(
+    ("restarted", "watched"),
+    [(False, False), (False, True), (True, False)],
+    ids=["stays-dead", "stays-dead-peers-watched", "restarted"],
+)
 async def test_killing_one_of_two_instances_loses_nothing(
     restarted: bool,
+    watched: bool,
     tmp_path: Path,
     kafka_bootstrap: str,
     mongo_url: str,
@@ -54,12 +67,14 @@ async def test_killing_one_of_two_instances_loses_nothing(
     prefix = f"failover-{uuid.uuid4().hex[:8]}."
     config = KafkaConfig(bootstrap=kafka_bootstrap, client_id="failover-test", topic_prefix=prefix, poll_timeout_ms=100)
     await ensure_topics(config, TOPICS.values())
+    session_timeout_ms = WATCHED_SESSION_TIMEOUT_MS if watched else SESSION_TIMEOUT_MS
     env = {
         **os.environ,
         "CHAT_BUS": "kafka",
         "CHAT_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CHAT_KAFKA_TOPIC_PREFIX": prefix,
-        "CHAT_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+        "CHAT_KAFKA_SESSION_TIMEOUT_MS": str(session_timeout_ms),
+        "CHAT_KAFKA_PEER_EVICTION_MS": str(PEER_EVICTION_MS),
         "CHAT_DATA_DIR": str(tmp_path),
         "CHAT_LOG_LEVEL": "warning",
         "CHAT_MESSAGES_MONGO_URL": mongo_url,
@@ -74,6 +89,9 @@ async def test_killing_one_of_two_instances_loses_nothing(
         )
         for n in range(2)
     ]
+    if watched:
+        for instance in instances:
+            instance.env["CHAT_KAFKA_PEER_ADDRESS"] = f"127.0.0.1:{free_port()}"
     client = KafkaBus(config)
     answers: dict[str, Envelope] = {}
     answered = asyncio.Condition()
@@ -181,7 +199,8 @@ async def test_killing_one_of_two_instances_loses_nothing(
         f"\nfailover ({'restarted under its name' if restarted else 'stays dead'}): 2 instances, one killed "
         f"holding {len(held.get('messages-1', ()))} of "
         f"{MESSAGES_COMMANDS.partitions} command partitions; {total} messages acknowledged and stored once, "
-        f"{dict(stats)}; session timeout {SESSION_TIMEOUT_MS / 1000:.1f} s"
+        f"{dict(stats)}; session timeout {session_timeout_ms / 1000:.1f} s"
+        + (f", peers removed after {PEER_EVICTION_MS / 1000:.1f} s without an answer" if watched else "")
     )
     for whose, group in (("the killed instance's", victims), ("the survivor's", set(rooms) - victims)):
         print(
@@ -194,6 +213,11 @@ async def test_killing_one_of_two_instances_loses_nothing(
     if restarted:
         assert held_again == held, "a restarted static member takes back its own partitions, no one else's"
     assert all(acks.get(room) for room in rooms), "every room acked again after the kill"
+    if watched:
+        assert all(any(t > killed_at for t in acks[room]) for room in victims), (
+            "the killed instance's rooms acked again long before its session could time out"
+        )
+        assert "bus.peer_removed" in instances[0].log.read_text(), "the survivor removed the dead peer"
 
 
 def _partition_of(room: uuid.UUID) -> int:

@@ -142,6 +142,8 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
         kafka_sasl_username="chat",
         kafka_sasl_password=SecretStr("pw"),
         kafka_group_instance_id="messages-0",
+        kafka_peer_address="10.1.2.3:9095",
+        kafka_peer_eviction_ms=2500,
     )
 
     config = kafka_config(settings, client_id="chat-messages")
@@ -150,3 +152,4 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
         protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="chat", sasl_password="pw"
     )
     assert config.group_instance_id == "messages-0"
+    assert (config.peer_address, config.peer_eviction_ms, config.watches_peers) == ("10.1.2.3:9095", 2500, True)

@@ -15,14 +15,18 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient, ConnectionGroup
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from aiokafka.errors import IncompatibleBrokerVersion, RequestTimedOutError
+from aiokafka.protocol.admin import DescribeGroupsResponse_v0
 from structlog.testing import capture_logs
 
 from chat_runtime.bus.aiokafka_internals import (
+    DescribedMember,
     LeaveGroupRequestV3,
     LeaveGroupResponseV3,
     StaticLeaveGroup,
     StaticMember,
+    described_members,
     leave_group,
     static_member,
 )
@@ -171,8 +175,30 @@ def test_the_aiokafka_internals_used_still_exist() -> None:
     assert "group_instance_id" in inspect.signature(GroupCoordinator.__init__).parameters
     assert inspect.iscoroutinefunction(GroupCoordinator.close)
     source = inspect.getsource(GroupCoordinator)
-    for attribute in ("self._group_instance_id", "self.generation", "self.member_id", "self.coordinator_id"):
+    for attribute in (
+        "self._group_instance_id",
+        "self.generation",
+        "self.member_id",
+        "self.coordinator_id",
+        "self.group_id",
+    ):
         assert attribute in source, attribute
     consumer_source = inspect.getsource(AIOKafkaConsumer)
     assert "self._coordinator" in consumer_source
     assert "self._client" in consumer_source
+
+
+def test_a_described_group_gives_each_members_subscription_user_data() -> None:
+    subscription = ConsumerProtocolMemberMetadata(0, ["t.messages.commands"], b"card").encode()
+    members = [("m-1", "c", "/10.0.0.2", subscription, b""), ("m-2", "c", "/10.0.0.3", b"\x00", b"")]
+    wire = DescribeGroupsResponse_v0([(0, "t.messages", "Stable", "consumer", "roundrobin", members)]).encode()
+
+    found = described_members(DescribeGroupsResponse_v0.decode(wire), "t.messages")
+
+    assert found == [DescribedMember("m-1", b"card"), DescribedMember("m-2", b"")]
+
+
+def test_a_refused_describe_gives_no_members() -> None:
+    response = DescribeGroupsResponse_v0([(16, "t.messages", "", "", "", [])])  # NOT_COORDINATOR
+
+    assert described_members(response, "t.messages") is None

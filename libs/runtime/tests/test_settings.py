@@ -101,3 +101,14 @@ def test_errors_name_the_environment_variables_to_fix(monkeypatch: pytest.Monkey
 def test_the_secret_never_appears_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAT_DEMO_SIGNING_SECRET", "Zq8" * 16)
     assert "Zq8Zq8" not in repr(load_settings(DemoSettings))
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3:9095", "[fd00::1]:9095", "messages-0.chat.svc:1"])
+def test_a_peer_address_is_a_host_and_a_port(tmp_path: Path, address: str) -> None:
+    assert ChatSettings(data_dir=tmp_path, kafka_peer_address=address).kafka_peer_address == address
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "10.1.2.3:0", "10.1.2.3:70000", "http://pod:9095", "pod:port"])
+def test_anything_else_as_a_peer_address_is_refused(tmp_path: Path, address: str) -> None:
+    with pytest.raises(ValueError, match=r"kafka_peer_address|CHAT_KAFKA_PEER_ADDRESS"):
+        ChatSettings(data_dir=tmp_path, kafka_peer_address=address)

@@ -57,14 +57,25 @@ class ChatSettings(BaseSettings):
     sooner but takes a member that is slow for a moment (a long GC pause, a saturated CPU) for dead and
     rebalances the group. Heartbeats are sent every sixtieth of it (at least 0.1 s): the others learn of a
     rebalance at their next one. A member that dies for good stops its partitions for the session timeout plus one
-    rebalance (0.3–0.5 s measured)."""
+    rebalance (0.3–0.5 s measured), unless its peers remove it sooner (``CHAT_KAFKA_PEER_ADDRESS``)."""
     kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     """This process's lasting name in its consumer groups (static membership), e.g. the pod name (what the
     Kubernetes manifests set for rooms and messages). A graceful stop (SIGTERM: a rollout, a scale-down) leaves the
     groups at once, so its partitions move in one rebalance. After a crash, a process restarted under the same name
     (the container in the same pod) takes its partitions back without a rebalance and without waiting for the
-    session timeout; a crashed process that never comes back leaves them idle for one session timeout. Unset
-    (default): dynamic membership. Each running process needs its own name."""
+    session timeout; a crashed process that never comes back leaves them idle for one session timeout (or until its
+    peers remove it, with ``CHAT_KAFKA_PEER_ADDRESS``). Unset (default): dynamic membership. Each running process
+    needs its own name."""
+    kafka_peer_address: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+    """Where the other instances of this service reach this process (``host:port``: the pod's IP and a port of its
+    own; the Kubernetes manifests set ``$(POD_IP):9095`` for rooms and messages). The process listens there (it
+    accepts connections and closes them), and watches its peers' addresses: a peer whose address has not answered
+    for ``CHAT_KAFKA_PEER_EVICTION_MS`` is removed from the consumer groups, so its partitions move long before its
+    session times out. Unset (default): no listener, and a crashed peer's partitions wait for its session timeout."""
+    kafka_peer_eviction_ms: int = Field(default=3_000, ge=500, le=300_000)
+    """How long a peer's address must fail in a row before its members are removed from the groups; the watch is
+    off unless this is shorter than the session timeout. Longer than a crashed container takes to start again in
+    its pod, so such a restart keeps its partitions without a rebalance."""
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     """How every Kafka client of the product talks to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (sign-in
     without encryption: a private network only) or SASL_SSL (sign-in over TLS: what managed clusters ask for)."""
@@ -113,6 +124,12 @@ class ChatSettings(BaseSettings):
     def _check_kafka_security(self) -> Self:
         for problem in kafka_security_problems(self):
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _check_peer_address(self) -> Self:
+        if self.kafka_peer_address is not None and not 0 < int(self.kafka_peer_address.rpartition(":")[2]) < 65536:
+            raise ValueError(f"CHAT_KAFKA_PEER_ADDRESS: the port of {self.kafka_peer_address} is not 1-65535")
         return self
 
     @model_validator(mode="after")

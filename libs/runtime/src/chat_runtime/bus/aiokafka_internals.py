@@ -4,6 +4,9 @@ aiokafka moves what is used here.
 
 - Waiting for a topic's metadata before joining a group (what ``AIOKafkaConsumer.start()`` itself awaits for a
   topic given to the constructor).
+- Describing a consumer group and removing members of it, for the peer watch (``chat_runtime.bus.kafka_peers``):
+  DescribeGroups through the consumer's connection to the group's coordinator, and LeaveGroup v3 naming the
+  members of a dead peer process.
 - Leaving a consumer group as a static member (KIP-345) on a graceful stop. aiokafka sends LeaveGroup only for a
   dynamic member, and its LeaveGroupRequest has only v0 and v1, which name a member by its id alone. Staying a
   member is right after a crash: a restart under the same name takes the partitions back without a rebalance.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from struct import error as struct_error
 from typing import Any
 
 import structlog
@@ -30,7 +34,9 @@ try:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.client import AIOKafkaClient, ConnectionGroup
     from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
     from aiokafka.errors import KafkaError, for_code
+    from aiokafka.protocol.admin import DescribeGroupsRequest
     from aiokafka.protocol.api import Request, RequestStruct, Response
     from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 except ImportError as missing:
@@ -72,11 +78,20 @@ class LeaveGroupRequestV3(RequestStruct):  # type: ignore[misc]
 
 @dataclass(frozen=True, slots=True)
 class StaticMember:
-    """Who leaves: the group as the broker names it, the member id the broker gave, and the lasting name."""
+    """Who leaves: the group as the broker names it, the member id the broker gave, and the lasting name (None
+    only for a dynamic member that the peer watch removes)."""
 
     group_id: str
     member_id: str
-    group_instance_id: str
+    group_instance_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DescribedMember:
+    """A group member as DescribeGroups tells it: its id, and the user data of its subscription."""
+
+    member_id: str
+    user_data: bytes
 
 
 class StaticLeaveGroup(Request[LeaveGroupRequestV3]):  # type: ignore[misc]
@@ -108,6 +123,58 @@ def static_member(consumer: AIOKafkaConsumer) -> StaticMember | None:
     if instance is None or coordinator.generation <= 0 or not coordinator.member_id:
         return None
     return StaticMember(group_id=coordinator.group_id, member_id=coordinator.member_id, group_instance_id=instance)
+
+
+async def describe_group(consumer: AIOKafkaConsumer, *, timeout: float) -> list[DescribedMember] | None:
+    """The members of ``consumer``'s group, asked of the group's coordinator over the consumer's connection; None
+    while the consumer knows no coordinator (it is joining) or the broker does not answer in time."""
+    coordinator = consumer._coordinator
+    if not isinstance(coordinator, GroupCoordinator) or coordinator.coordinator_id is None:
+        return None
+    try:
+        async with asyncio.timeout(timeout):
+            response = await consumer._client.send(
+                coordinator.coordinator_id,
+                DescribeGroupsRequest([coordinator.group_id]),
+                group=ConnectionGroup.COORDINATION,
+            )
+    except (KafkaError, TimeoutError) as exc:
+        log.debug("bus.group_describe_failed", group=coordinator.group_id, error=f"{type(exc).__name__}: {exc}")
+        return None
+    return described_members(response, coordinator.group_id)
+
+
+def described_members(response: Any, group_id: str) -> list[DescribedMember] | None:
+    """The members in a DescribeGroups response for one group (any version); None if the broker refused."""
+    error_code, _group, _state, _protocol_type, _protocol, members, *_ = response.groups[0]
+    if error_code:
+        log.debug("bus.group_describe_failed", group=group_id, error=_error(error_code))
+        return None
+    return [
+        DescribedMember(member_id=member_id, user_data=_user_data(metadata))
+        for member_id, _client_id, _host, metadata, _assignment in members
+    ]
+
+
+def _user_data(metadata: bytes | None) -> bytes:
+    if not metadata:
+        return b""
+    try:
+        decoded = ConsumerProtocolMemberMetadata.decode(metadata)
+    except (ValueError, struct_error, UnicodeDecodeError):
+        return b""  # another protocol than a consumer's subscription: nothing of ours in it
+    return decoded.user_data or b""
+
+
+async def remove_members(consumer: AIOKafkaConsumer, members: Sequence[StaticMember], *, timeout: float) -> bool | None:
+    """Remove ``members`` (another process's) from ``consumer``'s group, as if they had left; None when the
+    consumer knows no coordinator, else whether the broker removed every one."""
+    coordinator = consumer._coordinator
+    if not isinstance(coordinator, GroupCoordinator) or coordinator.coordinator_id is None or not members:
+        return None
+    return await leave_group(
+        consumer._client, coordinator.coordinator_id, coordinator.group_id, members, timeout=timeout
+    )
 
 
 async def stop_leaving_groups(consumers: Sequence[AIOKafkaConsumer], *, timeout: float = LEAVE_TIMEOUT_SECONDS) -> None:

@@ -25,6 +25,7 @@ from chat_contracts.envelope import Envelope, Record, encode, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime import tracing
 from chat_runtime.bus.aiokafka_internals import stop_leaving_groups, wait_for_topic_metadata
+from chat_runtime.bus.kafka_peers import ConsumerLink, GroupLink, PeerListener, PeerWatch
 from chat_runtime.bus.kafka_setup import KafkaConfig, consumer_options, producer_options
 from chat_runtime.bus.metrics import BusMetrics, LagReading
 from chat_runtime.bus.port import BatchHandler, Handler, NotCaughtUp, Outgoing, Pace, RetryPolicy, Start
@@ -351,6 +352,27 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._subscriptions: list[KafkaSubscription] = []
         self.metrics.watch_lag(self._lag)
+        self._listener = PeerListener(config.peer_address) if config.peer_address is not None else None
+        self._watch = (
+            PeerWatch(
+                own_address=config.peer_address,
+                eviction=config.peer_eviction_ms / 1000,
+                interval=config.peer_probe_interval_ms / 1000,
+                groups=self._group_links,
+            )
+            if config.peer_address is not None and config.watches_peers
+            else None
+        )
+
+    def _group_links(self) -> dict[str, GroupLink]:
+        """One consumer of each group this process is a member of, for the peer watch."""
+        links: dict[str, GroupLink] = {}
+        for subscription in self._subscriptions:
+            if not subscription.broadcast and subscription.group not in links:
+                links[subscription.group] = ConsumerLink(
+                    subscription.consumer, timeout=self.config.peer_probe_interval_ms / 1000
+                )
+        return links
 
     def _lag(self) -> Iterator[LagReading]:
         for subscription in list(self._subscriptions):
@@ -358,6 +380,8 @@ class KafkaBus:
                 yield subscription.group, subscription.topic, partition, lag
 
     async def start(self) -> None:
+        if self._listener is not None:
+            await self._listener.start()  # before any consumer joins a group and tells it the address
         if self._producer is None:
             producer = AIOKafkaProducer(**producer_options(self.config))
             await producer.start()
@@ -366,6 +390,8 @@ class KafkaBus:
     async def stop(self) -> None:
         # Every consumer finishes and commits before any leaves: a process's consumers of one group then leave in
         # one request, and the group rebalances once instead of once per consumer with the others taking part.
+        if self._watch is not None:
+            await self._watch.stop()
         subscriptions = list(reversed(self._subscriptions))
         for subscription in subscriptions:
             await subscription.finish()
@@ -374,9 +400,13 @@ class KafkaBus:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
+        if self._listener is not None:
+            await self._listener.stop()
 
     async def abort(self) -> None:
         """Leave every group without committing what is in flight and close, as a crash would (chaos tests)."""
+        if self._watch is not None:
+            await self._watch.stop()
         for subscription in reversed(self._subscriptions):
             await subscription.abort()
         self._subscriptions.clear()
@@ -488,4 +518,6 @@ class KafkaBus:
         )
         await subscription.start()
         self._subscriptions.append(subscription)
+        if self._watch is not None and not broadcast:
+            self._watch.start()
         return subscription

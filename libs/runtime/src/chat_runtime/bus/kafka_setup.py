@@ -13,6 +13,7 @@ import structlog
 
 from chat_contracts.spec import TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
+from chat_runtime.bus.kafka_peers import CardAssignor, PeerCard
 from chat_runtime.bus.port import Start
 from chat_runtime.extras import missing_extra
 
@@ -79,6 +80,20 @@ class KafkaConfig:
     crashed and does not come back wait a session timeout. Two running processes must never share a name (the
     broker fences the older one)."""
 
+    peer_address: str | None = None
+    """Where this process's peers in its consumer groups reach it (``host:port``, e.g. the pod's IP and a port of
+    its own): the bus listens there, and the peer watch (``chat_runtime.bus.kafka_peers``) removes a peer whose
+    address stops answering, long before its session would time out. None: no listener, no watch."""
+    peer_eviction_ms: int = 3_000
+    """How long a peer's address must fail in a row before its members are removed from the group; the watch is
+    off unless this is shorter than the session timeout."""
+    peer_probe_interval_ms: int = 500
+    """How often the watch describes the groups and connects to each peer (also each connection's time limit)."""
+
+    @property
+    def watches_peers(self) -> bool:
+        return self.peer_address is not None and self.peer_eviction_ms < self.session_timeout_ms
+
     def physical(self, topic: str) -> str:
         return self.topic_prefix + topic
 
@@ -106,8 +121,14 @@ def connection_options(config: KafkaConfig) -> dict[str, Any]:
 
 
 def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Start, broadcast: bool) -> dict[str, Any]:
-    """The arguments of the consumer of ``topic`` for ``group``; a broadcast reader joins no group."""
+    """The arguments of the consumer of ``topic`` for ``group``; a broadcast reader joins no group. A group member
+    of a process with a peer address tells the group where it answers."""
+    strategy: dict[str, Any] = {}
+    if config.peer_address is not None and not broadcast:
+        card = PeerCard(address=config.peer_address, instance=config.member_name(topic))
+        strategy["partition_assignment_strategy"] = (CardAssignor(card),)
     return {
+        **strategy,
         **connection_options(config),
         "group_id": None if broadcast else config.topic_prefix + group,
         "group_instance_id": None if broadcast else config.member_name(topic),
