@@ -4,6 +4,7 @@ are quiet before a measurement."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -49,8 +50,8 @@ QUIET_SHARE = 0.05
 """Share of a core under which a process counts as quiet, unless its resting share raises its floor."""
 REST_MARGIN = 1.5
 REST_SLACK = 0.01
-"""A floor raised by a resting share: half as much again plus 1 % of a core, room for the idle polling and
-heartbeats the product's own clients add to a shared server."""
+"""A floor raised by a resting share: half as much again plus 1 % of a core, room for the second-to-second
+spread of a server at rest."""
 
 
 def quiet_under(share: float, resting: float) -> float:
@@ -98,18 +99,27 @@ async def settle(
     return round(clock() - began, 1)
 
 
-async def at_rest(read: Read, seconds: float, *, sleep: Sleep = asyncio.sleep) -> dict[str, float]:
-    """Share of a core each process of ``read`` uses over ``seconds`` (before the bench puts anything on it)."""
-    before = read()
-    await sleep(seconds)
-    return shares(before, read(), seconds)
+async def at_rest(
+    read: Read, seconds: int, *, sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Share of a core each process of ``read`` uses at rest: the median of ``seconds`` one-second samples, so a
+    broker's periodic housekeeping (a second at 20 % every half minute) does not raise it."""
+    samples: dict[str, list[float]] = {}
+    before, then = read(), clock()
+    for _ in range(seconds):
+        await sleep(1.0)
+        after, now = read(), clock()
+        for name, share in shares(before, after, max(now - then, 1e-3)).items():
+            samples.setdefault(name, []).append(share)
+        before, then = after, now
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 class Meter:
     """CPU seconds of named process trees, read together; ``_busy``/``_total`` are the machine's jiffies.
 
-    ``resting`` is the share of a core each process the bench shares with other work used before the run put
-    anything on it: ``settle`` takes it as that process's floor, the figures still count all its CPU."""
+    ``resting`` is the share of a core each server the bench shares with other work uses while the deployment
+    is up and idle: ``settle`` takes it as that server's floor, the figures still count all its CPU."""
 
     def __init__(self, pids: Callable[[], Mapping[str, int]], *, resting: Mapping[str, float] | None = None) -> None:
         self._pids = pids

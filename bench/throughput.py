@@ -27,7 +27,7 @@ socket per room). Sizes from the environment:
                                           room of their own (0: skip)
     BENCH_TP_SETTLE_SECONDS=600           at most this long, after connecting, for every process to go quiet:
                                           under 5 % of a core for 3 s; the shared Kafka broker (split mode)
-                                          under 1.5 × its share at rest before the deployment started, + 1 %
+                                          under 1.5 × its share with the deployment idle, + 1 % of a core
                                           (bench/meter.py; its CPU still counts in the figures)
     BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
                                           (wall clock: the product's and the Mongo-wire server), and in the
@@ -75,8 +75,8 @@ PASSWORD = "correct horse battery staple 42"
 P99_LIMIT_MS = 100.0
 SHAPES: dict[str, tuple[int, int]] = {"1x50": (1, 50), "20x20": (20, 20), "1x2": (1, 2)}
 """rooms × members; ``1x2`` is the idle latency's: two people, one socket each, nobody else listening."""
-RESTING_SECONDS = 5.0
-"""How long the shared servers' resting CPU is measured before the deployment starts (their settle floors)."""
+RESTING_SECONDS = 10
+"""How long the shared servers' resting CPU (their settle floors) is sampled, with the deployment up and idle."""
 DEFAULT_RATES = {
     "1x50": "25,50,100,200,300,400,500,600,800,1000,1200",
     "20x20": "25,50,100,200,300,400,600,800,1000,1200",
@@ -599,7 +599,7 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
         try:
             if not (urls.postgres_url and urls.mongo_url):
                 raise RuntimeError(f"the stores did not start: {urls}")
-            resting: dict[str, float] = {}
+            shared_pids: dict[str, int] = {}
             if mode == "all":
                 sampled = tmp / "cpu-samples.txt" if sizes.profile_rate is not None else None
                 context = all_in_one(tmp, urls.postgres_url, urls.mongo_url, smtp, sampled=sampled)
@@ -607,14 +607,13 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
                 shared = await asyncio.to_thread(ensure_started, "kafka")
                 if not shared.kafka_bootstrap:
                     raise RuntimeError("Kafka did not start")
-                shared_pids: dict[str, int] = {}
                 for server in status():
                     if server.service == "kafka" and server.running and server.pid is not None:
                         shared_pids["kafka broker"] = server.pid
                 infra_pids.update(shared_pids)
-                resting = await _resting(shared_pids)
                 context = split_mode(tmp, urls.postgres_url, shared.kafka_bootstrap, urls.mongo_url, smtp)
             async with context as deployment:
+                resting = await _resting(shared_pids)
                 load = await Load.start()
                 try:
                     meter = Meter(
@@ -637,15 +636,18 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _resting(shared: Mapping[str, int]) -> dict[str, float]:
-    """Each shared server's share of a core at rest, before the deployment starts; says which settle floors it
-    raised (other work's topics keep a shared Kafka broker above the 5 % that counts as quiet)."""
+    """Each shared server's share of a core with the deployment up and idle, before anyone signed up; says which
+    settle floors it raised. A shared Kafka broker serving the idle product's polls and heartbeats, and other
+    work's topics, stays above the 5 % that counts as quiet for the product's own processes."""
+    if not shared:
+        return {}
     resting = await at_rest(Meter(lambda: shared).read, RESTING_SECONDS)
     floors = raised_floors(resting)
     for name, rest in resting.items():
         verdict = f"it counts as quiet under {floors[name]:.1%}" if name in floors else "no floor raised"
         print(
-            f"  settle: {name} (shared, not started by the bench) used {rest:.1%} of a core at rest over "
-            f"{RESTING_SECONDS:.0f} s; {verdict} (every other process: {QUIET_SHARE:.0%})",
+            f"  settle: {name} (shared, not started by the bench) used {rest:.1%} of a core with the deployment "
+            f"idle (median of {RESTING_SECONDS} s); {verdict} (every other process: {QUIET_SHARE:.0%})",
             flush=True,
         )
     return resting
