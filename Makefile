@@ -62,7 +62,7 @@ test: sync js-deps web browser-deps deploy-deps lint typecheck contracts-check #
 	@$(RUN) pytest
 
 unit: sync deploy-deps ## unit tests only (no servers)
-	@$(RUN) pytest libs services apps clients deploy tests/codebase
+	@$(RUN) pytest libs services apps clients deploy tests/codebase tests/bench
 
 integration: sync js-deps web browser-deps ## integration tests only (real PostgreSQL, Kafka, Mongo-wire server)
 	@$(RUN) pytest tests/integration

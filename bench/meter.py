@@ -1,10 +1,12 @@
-"""CPU seconds of processes (and their descendants) and of the whole machine, read from /proc."""
+"""CPU seconds of processes (and their descendants) and of the whole machine, read from /proc; the wait until they
+are quiet before a measurement."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from bench.serving import cpu_seconds
@@ -44,11 +46,84 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-class Meter:
-    """CPU seconds of named process trees, read together; ``_busy``/``_total`` are the machine's jiffies."""
+QUIET_SHARE = 0.05
+"""Share of a core under which a process counts as quiet, unless its resting share raises its floor."""
+REST_MARGIN = 1.5
+REST_SLACK = 0.01
+"""A floor raised by a resting share: half as much again plus 1 % of a core, room for the second-to-second
+spread of a server at rest."""
 
-    def __init__(self, pids: Callable[[], Mapping[str, int]]) -> None:
+
+def quiet_under(share: float, resting: float) -> float:
+    """The share of a core under which a process counts as quiet: ``share``, or, for a process that was already
+    busier than that at rest (a shared Kafka broker with other work's topics), a margin over its resting share."""
+    return max(share, resting * REST_MARGIN + REST_SLACK)
+
+
+def raised_floors(resting: Mapping[str, float], share: float = QUIET_SHARE) -> dict[str, float]:
+    """The processes whose resting share raises their floor above ``share``, with the floor."""
+    return {name: quiet_under(share, rest) for name, rest in resting.items() if quiet_under(share, rest) > share}
+
+
+def shares(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Share of a core each process used between two reads ``seconds`` apart."""
+    return {name: used / seconds for name, used in spent(before, after).items()}
+
+
+Read = Callable[[], Mapping[str, float]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def settle(
+    read: Read,
+    *,
+    resting: Mapping[str, float] | None = None,
+    share: float = QUIET_SHARE,
+    calm: int = 3,
+    limit: float = 600.0,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Wait until every process of ``read`` is quiet (``quiet_under`` its resting share, if given) ``calm``
+    seconds in a row, or ``limit`` seconds passed; returns the wait."""
+    floors = {name: quiet_under(share, rest) for name, rest in (resting or {}).items()}
+    began = then = clock()
+    quiet = 0
+    before = read()
+    while quiet < calm and clock() - began < limit:
+        await sleep(1.0)
+        after, now = read(), clock()
+        used = shares(before, after, max(now - then, 1e-3))
+        quiet = quiet + 1 if all(s < floors.get(name, share) for name, s in used.items()) else 0
+        before, then = after, now
+    return round(clock() - began, 1)
+
+
+async def at_rest(
+    read: Read, seconds: int, *, sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Share of a core each process of ``read`` uses at rest: the median of ``seconds`` one-second samples, so a
+    broker's periodic housekeeping (a second at 20 % every half minute) does not raise it."""
+    samples: dict[str, list[float]] = {}
+    before, then = read(), clock()
+    for _ in range(seconds):
+        await sleep(1.0)
+        after, now = read(), clock()
+        for name, share in shares(before, after, max(now - then, 1e-3)).items():
+            samples.setdefault(name, []).append(share)
+        before, then = after, now
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+class Meter:
+    """CPU seconds of named process trees, read together; ``_busy``/``_total`` are the machine's jiffies.
+
+    ``resting`` is the share of a core each server the bench shares with other work uses while the deployment
+    is up and idle: ``settle`` takes it as that server's floor, the figures still count all its CPU."""
+
+    def __init__(self, pids: Callable[[], Mapping[str, int]], *, resting: Mapping[str, float] | None = None) -> None:
         self._pids = pids
+        self.resting = dict(resting or {})
 
     def read(self) -> dict[str, float]:
         tree = children_of()
@@ -57,18 +132,9 @@ class Meter:
         found["_busy"], found["_total"] = busy, total
         return found
 
-    async def settle(self, *, share: float = 0.05, calm: int = 3, limit: float = 600.0) -> float:
-        """Wait until every process uses under ``share`` of a core, ``calm`` seconds in a row; returns the wait."""
-        began = time.perf_counter()
-        quiet = 0
-        before = self.read()
-        while quiet < calm and time.perf_counter() - began < limit:
-            await asyncio.sleep(1.0)
-            after = self.read()
-            busy = [after[n] - before.get(n, 0.0) for n in after if not n.startswith("_")]
-            quiet = quiet + 1 if max(busy, default=0.0) < share else 0
-            before = after
-        return round(time.perf_counter() - began, 1)
+    async def settle(self, *, share: float = QUIET_SHARE, calm: int = 3, limit: float = 600.0) -> float:
+        """Wait until every process is quiet ``calm`` seconds in a row (see ``settle``); returns the wait."""
+        return await settle(self.read, resting=self.resting, share=share, calm=calm, limit=limit)
 
 
 def spent(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:

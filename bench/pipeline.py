@@ -48,6 +48,7 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 
 from bench.loadgen import LoadGen
+from bench.meter import settle
 from bench.scenarios import Sources, latency_axis, machine, percentile, save_plot
 from bench.serving import Seat, cpu_seconds, free_port
 from chat_localinfra import InfraConfig, ensure_started, status, stop
@@ -231,18 +232,9 @@ def _infra_pids(*configs: InfraConfig) -> dict[str, int]:
     return found
 
 
-async def _settle(meter: Meter, *, share: float = 0.05, calm: int = 3, limit: float = 900.0) -> float:
-    """Wait until every process uses under ``share`` of a core, ``calm`` seconds in a row; returns the wait."""
-    began = time.perf_counter()
-    quiet = 0
-    before = meter.read()
-    while quiet < calm and time.perf_counter() - began < limit:
-        await asyncio.sleep(1.0)
-        after = meter.read()
-        busy = [after[n] - before.get(n, 0.0) for n in after if not n.startswith("_")]
-        quiet = quiet + 1 if max(busy) < share else 0
-        before = after
-    return round(time.perf_counter() - began, 1)
+async def _settle(meter: Meter, *, limit: float = 900.0) -> float:
+    """Wait until every process is quiet (bench/meter.py's rule), 3 seconds in a row; returns the wait."""
+    return await settle(meter.read, limit=limit)
 
 
 async def _step(loadgen: LoadGen, meter: Meter, rate: int, sizes: Sizes, connections: int) -> dict[str, Any]:
