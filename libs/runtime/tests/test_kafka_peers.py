@@ -124,7 +124,12 @@ def test_the_watch_runs_only_when_eviction_comes_before_the_session_timeout() ->
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("10.1.2.3:9095", ("10.1.2.3", 9095)), ("[fd00::1]:80", ("fd00::1", 80)), ("pod.ns.svc:1", ("pod.ns.svc", 1))],
+    [
+        ("10.1.2.3:9095", ("10.1.2.3", 9095)),
+        ("[fd00::1]:80", ("fd00::1", 80)),
+        ("fd00::1:80", ("fd00::1", 80)),
+        ("pod.ns.svc:1", ("pod.ns.svc", 1)),
+    ],
 )
 def test_addresses_are_host_and_port(address: str, expected: tuple[str, int]) -> None:
     assert split_address(address) == expected

@@ -103,7 +103,7 @@ def test_the_secret_never_appears_in_the_settings_repr(monkeypatch: pytest.Monke
     assert "Zq8Zq8" not in repr(load_settings(DemoSettings))
 
 
-@pytest.mark.parametrize("address", ["10.1.2.3:9095", "[fd00::1]:9095", "messages-0.chat.svc:1"])
+@pytest.mark.parametrize("address", ["10.1.2.3:9095", "[fd00::1]:9095", "fd00::1:9095", "messages-0.chat.svc:1"])
 def test_a_peer_address_is_a_host_and_a_port(tmp_path: Path, address: str) -> None:
     assert ChatSettings(data_dir=tmp_path, kafka_peer_address=address).kafka_peer_address == address
 

@@ -66,12 +66,15 @@ class ChatSettings(BaseSettings):
     session timeout; a crashed process that never comes back leaves them idle for one session timeout (or until its
     peers remove it, with ``CHAT_KAFKA_PEER_ADDRESS``). Unset (default): dynamic membership. Each running process
     needs its own name."""
-    kafka_peer_address: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+    kafka_peer_address: str | None = Field(
+        default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+|[A-Za-z0-9.-]+):[0-9]{1,5}$"
+    )
     """Where the other instances of this service reach this process (``host:port``: the pod's IP and a port of its
-    own; the Kubernetes manifests set ``$(POD_IP):9095`` for rooms and messages). The process listens there (it
-    accepts connections and closes them), and watches its peers' addresses: a peer whose address has not answered
-    for ``CHAT_KAFKA_PEER_EVICTION_MS`` is removed from the consumer groups, so its partitions move long before its
-    session times out. Unset (default): no listener, and a crashed peer's partitions wait for its session timeout."""
+    own; the Kubernetes manifests set ``$(POD_IP):9095`` for rooms and messages; an IPv6 host with or without
+    brackets). The process listens there (it accepts connections and closes them), and watches its peers'
+    addresses: a peer whose address has not answered for ``CHAT_KAFKA_PEER_EVICTION_MS`` is removed from the
+    consumer groups, so its partitions move long before its session times out. Unset (default): no listener, and a
+    crashed peer's partitions wait for its session timeout."""
     kafka_peer_eviction_ms: int = Field(default=3_000, ge=500, le=300_000)
     """How long a peer's address must fail in a row before its members are removed from the groups; the watch is
     off unless this is shorter than the session timeout. Longer than a crashed container takes to start again in
