@@ -129,7 +129,7 @@ class Delivery:
                 continue
             if skip_user is not None and connection.user.sub == skip_user:
                 continue
-            if not droppable and room_id in connection.replaying:
+            if not droppable and connection.replaying and room_id in connection.replaying:
                 connection.replaying[room_id].append((seq, event, payload))
                 continue
             if new and connection.delivered.get(room_id, 0) >= seq:
