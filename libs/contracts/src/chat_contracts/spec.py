@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from chat_contracts.base import Contract
@@ -24,6 +25,8 @@ class TopicSpec:
     payloads: tuple[type[Contract], ...]
     description: str = ""
     payload_types: dict[str, type[Contract]] = field(init=False, repr=False, compare=False)
+    key_fields: dict[type[Contract], str] = field(init=False, repr=False, compare=False)
+    """Each payload's key field, looked up once (``key_of`` runs for every record published)."""
 
     def __post_init__(self) -> None:
         by_type: dict[str, type[Contract]] = {}
@@ -37,6 +40,7 @@ class TopicSpec:
                 raise TypeError(f"{self.name}: {payload.__name__} lacks key field {self.key_field_of(payload)!r}")
             by_type[type_field.default] = payload
         object.__setattr__(self, "payload_types", by_type)
+        object.__setattr__(self, "key_fields", {payload: self.key_field_of(payload) for payload in self.payloads})
 
     @property
     def dlq(self) -> str:
@@ -51,4 +55,12 @@ class TopicSpec:
 
     def key_of(self, data: Contract) -> str:
         """The record key for ``data``: the value of its key field."""
-        return str(getattr(data, self.key_field_of(type(data))))
+        kind = type(data)
+        return key_text(getattr(data, self.key_fields.get(kind) or self.key_field_of(kind)))
+
+
+@lru_cache(maxsize=16_384)
+def key_text(value: object) -> str:
+    """``str(value)``, remembered: a room's or user's UUID keys every record about it, and formatting a UUID as
+    text is Python code, several times dearer than finding it again."""
+    return str(value)

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from chat_gateway.domain.presence import Status
@@ -18,10 +19,13 @@ Replayed = tuple[int, str, dict[str, Any]]
 """An event held back for a socket while its room is replayed: (seq, event name, payload)."""
 
 
+@lru_cache(maxsize=16_384)
 def room_channel(room_id: uuid.UUID) -> str:
+    """The Socket.IO room of a chat room's sockets; remembered, as every event to the room names it."""
     return f"room:{room_id}"
 
 
+@lru_cache(maxsize=16_384)
 def user_channel(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
