@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chat_contracts.base import Contract
-from chat_contracts.envelope import Envelope, Record, decode, encode
+from chat_contracts.envelope import Envelope, Record, decode, encode, encode_later
 from chat_contracts.errors import ContractError
 from chat_contracts.examples import ROOM_ID, all_examples, example
 from chat_contracts.messages_events import MessageCreated
@@ -158,3 +158,32 @@ def test_decoding_rejects_unknown_fields_in_nested_data() -> None:
     with pytest.raises(ContractError) as caught:
         decode(as_record(value), MESSAGES_EVENTS)
     assert caught.value.reason.startswith("invalid_data:")
+
+
+@pytest.mark.parametrize("read_first", ["value", "headers"])
+def test_a_record_encoded_when_read_is_the_record_encode_makes(read_first: str) -> None:
+    payload = example(MessageCreated)
+    spec = topic_for(payload)
+    envelope = Envelope.wrap(payload, source="messages", key=spec.key_of(payload), correlation_id="c-9")
+    trace = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
+
+    later = encode_later(envelope, topic=spec.name, trace=trace)
+    now = encode(envelope, topic=spec.name, trace=trace)
+
+    assert (later.topic, later.key) == (now.topic, now.key)
+    getattr(later, read_first)
+    assert (later.value, later.headers) == (now.value, now.headers)
+    assert later == now
+    assert now == later
+    assert hash(later) == hash(now)
+    assert later.header("correlation_id") == "c-9"
+    assert decode(later, spec) == envelope
+
+
+def test_a_record_encoded_when_read_has_no_other_attributes() -> None:
+    payload = example(MessageCreated)
+    spec = topic_for(payload)
+    later = encode_later(Envelope.wrap(payload, source="messages", key="k"), topic=spec.name)
+
+    with pytest.raises(AttributeError):
+        later.size  # type: ignore[attr-defined]  # noqa: B018

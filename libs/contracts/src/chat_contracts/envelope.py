@@ -141,6 +141,40 @@ def encode(envelope: Envelope, *, topic: str, trace: Sequence[tuple[str, bytes]]
     return Record(topic=topic, key=envelope.key.encode("utf-8"), value=value, headers=headers)
 
 
+def encode_later(envelope: Envelope, *, topic: str, trace: Sequence[tuple[str, bytes]] = ()) -> Record:
+    """The record ``encode`` would make, whose value and headers are made when first read: the in-process bus
+    hands consumers the (frozen) envelope itself, so most of its records are never read as bytes; one that is (a
+    dead letter, a bus that round-trips every record, an inspection) reads exactly what ``encode`` gives."""
+    return _EncodedWhenRead(envelope, topic=topic, trace=tuple(trace))
+
+
+class _EncodedWhenRead(Record):
+    __slots__ = ("_envelope", "_trace")
+
+    def __init__(self, envelope: Envelope, *, topic: str, trace: tuple[tuple[str, bytes], ...]) -> None:
+        object.__setattr__(self, "topic", topic)
+        object.__setattr__(self, "key", envelope.key.encode("utf-8"))
+        object.__setattr__(self, "_envelope", envelope)
+        object.__setattr__(self, "_trace", trace)
+
+    def __eq__(self, other: object) -> bool:
+        # A plain Record with the same fields is the same record (the dataclass's own __eq__ wants one class).
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (self.topic, self.key, self.value, self.headers) == (other.topic, other.key, other.value, other.headers)
+
+    __hash__ = Record.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not set yet: the value and headers, the first time either is read.
+        if name not in ("value", "headers"):
+            raise AttributeError(name)
+        made = encode(self._envelope, topic=self.topic, trace=self._trace)
+        object.__setattr__(self, "value", made.value)
+        object.__setattr__(self, "headers", made.headers)
+        return getattr(made, name)
+
+
 def decode(record: Record, spec: TopicSpec) -> Envelope:
     """Parse and validate a record against its topic's contracts.
 

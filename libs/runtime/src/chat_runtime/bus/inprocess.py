@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from chat_contracts.base import Contract
-from chat_contracts.envelope import Envelope, Record, encode
+from chat_contracts.envelope import Envelope, Record, encode_later
 from chat_contracts.spec import DLQ_SUFFIX, TopicSpec
 from chat_contracts.topics import DLQ_PARTITIONS, TOPICS
 from chat_runtime import tracing
@@ -395,10 +395,12 @@ class InProcessBus:
         )
         spans = tracing.spans()
         if spans is None:
-            await self.broker.append(encode(envelope, topic=spec.name), partitions=spec.partitions, envelope=envelope)
+            await self.broker.append(
+                encode_later(envelope, topic=spec.name), partitions=spec.partitions, envelope=envelope
+            )
         else:
             with spans.publishing([spec.name], [envelope.correlation_id]) as trace:
-                record = encode(envelope, topic=spec.name, trace=trace)
+                record = encode_later(envelope, topic=spec.name, trace=trace)
                 await self.broker.append(record, partitions=spec.partitions, envelope=envelope)
         self.metrics.published.labels(spec.name).inc()
         return envelope
@@ -428,7 +430,7 @@ class InProcessBus:
         by_topic: dict[str, tuple[TopicSpec, list[tuple[Record, Envelope | None]]]] = {}
         for message, envelope in zip(messages, envelopes, strict=True):
             entry = by_topic.setdefault(message.spec.name, (message.spec, []))
-            entry[1].append((encode(envelope, topic=message.spec.name, trace=trace), envelope))
+            entry[1].append((encode_later(envelope, topic=message.spec.name, trace=trace), envelope))
         for spec, items in by_topic.values():
             await self.broker.append_all(items, partitions=spec.partitions)
             self.metrics.published.labels(spec.name).inc(len(items))

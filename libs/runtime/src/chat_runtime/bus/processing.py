@@ -179,7 +179,9 @@ class RecordProcessor:
             "partition": partition,
             "offset": offset,
             "group": self.group,
-            CORRELATION_KEY: record.header("correlation_id") or "-",
+            # The envelope's own when it came decoded (the in-process bus): its record's headers may not be made yet.
+            CORRELATION_KEY: (envelope.correlation_id if envelope is not None else record.header("correlation_id"))
+            or "-",
         }
         # bind/reset rather than two nested context managers: this runs for every record
         bound = dict(bind_contextvars(**context))
