@@ -4,12 +4,14 @@ when the watch removes a peer's members. tests/integration/test_messages_failove
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
+import structlog
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+from structlog.testing import capture_logs
 
 from chat_runtime.bus.aiokafka_internals import DescribedMember, StaticMember
 from chat_runtime.bus.kafka_peers import CardAssignor, PeerCard, PeerListener, PeerWatch, answers, split_address
@@ -18,6 +20,13 @@ from chat_runtime.bus.kafka_setup import KafkaConfig, consumer_options
 OWN = "10.0.0.1:9095"
 PEER = "10.0.0.2:9095"
 OTHER = "10.0.0.3:9095"
+
+
+@pytest.fixture(autouse=True)
+def _default_structlog() -> Iterator[None]:
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 def _member(member_id: str, address: str | None, instance: str | None = None) -> DescribedMember:
@@ -34,12 +43,14 @@ class FakeGroup:
     async def describe(self) -> Sequence[DescribedMember] | None:
         return self.members
 
-    async def remove(self, members: Sequence[StaticMember]) -> bool | None:
+    async def remove(self, members: Sequence[StaticMember]) -> str | None:
         self.removed.append(list(members))
-        if self.removes and self.members is not None:
+        if not self.removes:
+            return "error 25 (UnknownMemberIdError)"
+        if self.members is not None:
             gone = {member.member_id for member in members}
             self.members = [member for member in self.members if member.member_id not in gone]
-        return self.removes
+        return None
 
 
 class Scene:
@@ -238,10 +249,14 @@ async def test_a_removal_the_broker_refused_is_tried_again() -> None:
     scene = Scene({"messages": group})
     scene.up[PEER] = False
 
-    for now in (100.0, 103.0, 103.5):
-        await scene.round_at(now)
+    with capture_logs() as logs:
+        for now in (100.0, 103.0, 103.5):
+            await scene.round_at(now)
 
     assert len(group.removed) == 2
+    failures = [entry for entry in logs if entry["event"] == "bus.peer_remove_failed"]
+    assert [entry["error"] for entry in failures] == ["error 25 (UnknownMemberIdError)"] * 2
+    assert failures[0]["peer"] == PEER
 
 
 async def test_a_group_that_cannot_be_described_does_not_restart_the_count() -> None:

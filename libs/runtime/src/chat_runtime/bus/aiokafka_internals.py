@@ -166,13 +166,13 @@ def _user_data(metadata: bytes | None) -> bytes:
     return decoded.user_data or b""
 
 
-async def remove_members(consumer: AIOKafkaConsumer, members: Sequence[StaticMember], *, timeout: float) -> bool | None:
-    """Remove ``members`` (another process's) from ``consumer``'s group, as if they had left; None when the
-    consumer knows no coordinator, else whether the broker removed every one."""
+async def remove_members(consumer: AIOKafkaConsumer, members: Sequence[StaticMember], *, timeout: float) -> str | None:
+    """Remove ``members`` (another process's) from ``consumer``'s group, as if they had left; None when the broker
+    removed every one, else why not."""
     coordinator = consumer._coordinator
-    if not isinstance(coordinator, GroupCoordinator) or coordinator.coordinator_id is None or not members:
-        return None
-    return await leave_group(
+    if not isinstance(coordinator, GroupCoordinator):
+        return "the consumer is in no group"
+    return await send_leave(
         consumer._client, coordinator.coordinator_id, coordinator.group_id, members, timeout=timeout
     )
 
@@ -213,23 +213,35 @@ async def leave_group(
     """Send LeaveGroup v3 for ``members`` of ``group_id`` to the group's coordinator; whether the broker removed
     every one. Failures are logged, never raised: a member that did not leave does when its session times out."""
     where = {"group": group_id, "members": [member.group_instance_id for member in members]}
-    if coordinator_id is None:
-        log.warning("bus.group_leave_failed", **where, error="the group's coordinator is not known")
+    failed = await send_leave(client, coordinator_id, group_id, members, timeout=timeout)
+    if failed is not None:
+        log.warning("bus.group_leave_failed", **where, error=failed)
         return False
+    log.info("bus.group_left", **where)
+    return True
+
+
+async def send_leave(
+    client: AIOKafkaClient,
+    coordinator_id: int | None,
+    group_id: str,
+    members: Sequence[StaticMember],
+    *,
+    timeout: float,
+) -> str | None:
+    """LeaveGroup v3 for ``members`` of ``group_id``, sent to the group's coordinator; None when the broker removed
+    every one, else why not (never raised)."""
+    if coordinator_id is None:
+        return "the group's coordinator is not known"
     try:
         async with asyncio.timeout(timeout):
             response = await client.send(
                 coordinator_id, StaticLeaveGroup(group_id, members), group=ConnectionGroup.COORDINATION
             )
     except (KafkaError, NotImplementedError, TimeoutError) as exc:
-        log.warning("bus.group_leave_failed", **where, error=f"{type(exc).__name__}: {exc}")
-        return False
+        return f"{type(exc).__name__}: {exc}"
     refused = _refusals(response)
-    if refused:
-        log.warning("bus.group_leave_failed", **where, error=", ".join(refused))
-        return False
-    log.info("bus.group_left", **where)
-    return True
+    return ", ".join(refused) if refused else None
 
 
 def _refusals(response: Any) -> list[str]:

@@ -144,7 +144,8 @@ class GroupLink(Protocol):
 
     async def describe(self) -> Sequence[DescribedMember] | None: ...
 
-    async def remove(self, members: Sequence[StaticMember]) -> bool | None: ...
+    async def remove(self, members: Sequence[StaticMember]) -> str | None:
+        """None when the broker removed every one of ``members``, else why not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ class ConsumerLink:
     async def describe(self) -> Sequence[DescribedMember] | None:
         return await describe_group(self.consumer, timeout=self.timeout)
 
-    async def remove(self, members: Sequence[StaticMember]) -> bool | None:
+    async def remove(self, members: Sequence[StaticMember]) -> str | None:
         return await remove_members(self.consumer, members, timeout=self.timeout)
 
 
@@ -240,16 +241,18 @@ class PeerWatch:
             for group, its in members[address].items():
                 if group in peer.removed:
                     continue
-                removed = await described[group][0].remove(its)
-                if removed:
-                    peer.removed.add(group)  # else the next round tries again
-                log.warning(
-                    "bus.peer_removed" if removed else "bus.peer_remove_failed",
-                    group=group,
-                    peer=address,
-                    members=[member.group_instance_id or member.member_id for member in its],
-                    silent_seconds=round(now - peer.failing_since, 2),
-                )
+                failed = await described[group][0].remove(its)
+                where = {
+                    "group": group,
+                    "peer": address,
+                    "members": [member.group_instance_id or member.member_id for member in its],
+                    "silent_seconds": round(now - peer.failing_since, 2),
+                }
+                if failed is None:
+                    peer.removed.add(group)
+                    log.warning("bus.peer_removed", **where)
+                else:
+                    log.warning("bus.peer_remove_failed", **where, error=failed)  # the next round tries again
         if all(found is not None for _, found in described.values()):
             self._forget(set(addresses))  # a group that could not be described hides no one
 
