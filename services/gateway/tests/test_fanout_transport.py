@@ -80,6 +80,26 @@ async def test_acks_and_broadcasts_of_one_socket_arrive_once_and_in_order(cluste
         assert [m["seq"] for m in client.events("message:new")] == list(range(1, 201))
 
 
+async def test_an_event_waiting_for_its_answer_holds_up_nothing_the_socket_sends_after_it(cluster: Cluster) -> None:
+    # The reader hands each message to python-socketio itself (no task per packet); python-socketio must still run
+    # each event's handler in a task of its own. Nothing answers sends in this cluster, so the send waits.
+    gateway = await cluster.start("gw-a")
+    await cluster.join(ROOM, ADA)
+    ada = await cluster.connect(gateway, ADA)
+    await subscribed(ada)
+    assert gateway.hub.sio.async_handlers
+    pending = ada.sio.call(
+        "message:send", {"room_id": str(ROOM), "client_msg_id": str(uuid.uuid4()), "body": "hi"}, timeout=30
+    )
+    send = asyncio.ensure_future(pending)
+    try:
+        answers = [await ada.call("room:subscribe", {"room_id": str(ROOM)}) for _ in range(3)]
+        assert all(a["ok"] for a in answers)
+        assert not send.done()
+    finally:
+        send.cancel()
+
+
 async def test_a_long_polling_socket_keeps_engineios_own_path_and_gets_every_broadcast(cluster: Cluster) -> None:
     gateway = await cluster.start("gw-a")
     await cluster.join(ROOM, ADA)

@@ -14,6 +14,8 @@ instead (``adapters/ws_frames``):
 - writes made in one turn of the event loop are joined into one ``transport.write`` per socket (a batch of events
   costs a socket one system call, not one per event);
 - the heartbeat is a timer, not a sleeping task;
+- a received message goes to python-socketio from the socket's reader, without a task per packet (python-socketio
+  runs each event's handler in a task of its own, so an event waiting for its ack holds up nothing);
 - a socket's backlog is the bytes its transport has not sent yet;
 - what only the handshake needed is let go once the websocket is up (uvicorn's parsed request and response and
   the scope's header list, python-engineio's WSGI environ and its packet queue): an idle connection holds only
@@ -203,11 +205,20 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             if data is None:
                 return
             try:
-                await self.receive(engineio.packet.Packet(encoded_packet=data))
+                await self._dispatch(engineio.packet.Packet(encoded_packet=data))
             except (engineio.exceptions.UnknownPacketError, ValueError):
                 continue
             except engineio.exceptions.SocketIsClosedError:
                 return
+
+    async def _dispatch(self, pkt: engineio.packet.Packet) -> None:
+        """A packet the client sent. A message goes to the server's handler here, in this reader, not in a task of
+        its own as python-engineio's ``receive`` would make: python-socketio's handler makes a task per event
+        itself, so an event waiting for its ack never holds up the next one."""
+        if pkt.packet_type == engineio.packet.MESSAGE:
+            await self.server._trigger_event("message", self.sid, pkt.data, run_async=False)
+        else:
+            await self.receive(pkt)
 
 
 class _NoQueue:
