@@ -30,17 +30,17 @@ class MessagesSettings(ChatSettings):
     """When a write counts as done, and so when a sender gets its ack: journaled (w:1, j:true), majority
     (w:majority, j:true), or auto: majority on a replica set of several members or a sharded cluster, else
     journaled (docs/messages.md)."""
-    store_writes_per_second: float = Field(default=80.0, ge=0, le=100_000)
+    store_writes_per_second: float = Field(default=50.0, ge=0, le=100_000)
     """Pace the inserts of new messages: while sends arrive faster than ``store_pace_above_per_second``, an insert
     waits until ``store_write_batch`` sends are waiting or 1/this seconds have passed since the previous one
     started (0: no pacing; inserts still join while one is in flight). The store then gets fewer, larger writes,
     each cheaper per message, for a wait of at most 1/this per send under load; a conversation at human speed,
     below the threshold, never waits, and at the highest rates the batch fills while the previous insert is in
-    flight. Measured at 500 msg/s, 20 rooms × 20 (docs/benchmarks.md): a quarter of the store commands and 40 %
-    less CPU per message than without pacing, for a p50 5–7 ms higher (adapters/group_insert.py)."""
+    flight. Measured at 500 msg/s, 20 rooms × 20 (docs/benchmarks.md): a sixth of the store commands and 35–40 %
+    less CPU per message than without pacing, for a p50 about 15 ms higher (adapters/group_insert.py)."""
     store_pace_above_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
     """The rate of sends (over the last 100 ms, this instance) above which inserts are paced."""
-    store_write_batch: int = Field(default=6, ge=1, le=1_000)
+    store_write_batch: int = Field(default=8, ge=1, le=1_000)
     """How many waiting sends start a paced insert before its interval is over."""
 
     # verifying access tokens issued by the auth service
