@@ -1,17 +1,41 @@
-"""Pooled random UUIDs: version 4, never repeated, and a forked child never hands out its parent's."""
+"""Pooled random ids: UUIDs of version 4 that behave as any other, never repeated, and a forked child never hands
+out its parent's."""
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
+import pickle
+import re
 import uuid
 
-from chat_contracts.ids import random_uuid
+from chat_contracts.ids import random_hex, random_uuid
 
 
 def test_ids_are_version_4_and_distinct() -> None:
     made = [random_uuid() for _ in range(20_000)]
     assert len(set(made)) == len(made)
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in made)
+
+
+def test_a_pooled_uuid_is_the_uuid_its_bytes_make() -> None:
+    for made in (random_uuid() for _ in range(2_000)):
+        same = uuid.UUID(bytes=made.bytes, version=4)
+        assert (made == same, hash(made) == hash(same), made.int == same.int, made.is_safe) == (
+            True,
+            True,
+            True,
+            uuid.SafeUUID.unknown,
+        )
+        assert uuid.UUID(str(made)) == made == uuid.UUID(hex=made.hex)
+        assert pickle.loads(pickle.dumps(made)) == made == copy.deepcopy(made)  # noqa: S301 (bytes made here)
+        assert {made: 1}[same] == 1
+
+
+def test_hex_ids_are_32_hex_digits_and_distinct() -> None:
+    made = [random_hex() for _ in range(20_000)]
+    assert len(set(made)) == len(made)
+    assert all(re.fullmatch("[0-9a-f]{32}", h) for h in made)
 
 
 def _child_ids(out: multiprocessing.Queue[list[str]]) -> None:

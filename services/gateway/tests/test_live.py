@@ -15,6 +15,7 @@ from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.topics import MESSAGES_EVENTS, ROOMS_EVENTS, USERS_EVENTS
 from chat_contracts.users import UserSessionsRevoked
+from chat_gateway.adapters import fanout
 from chat_gateway.service.delivery import new_message
 from chat_gateway.service.ports import Membership
 from chat_runtime.bus.inprocess import InProcessBus
@@ -201,8 +202,9 @@ async def test_a_slow_client_misses_typing_first_and_is_ended_rather_than_buffer
     bob_sid = next(sid for sid, c in hub.connections.by_sid.items() if c.user.sub == BOB)
     bob_eio = hub.sio.manager.eio_sid_from_sid(bob_sid, "/")
     backlog = {"value": 50_000}
-    measured = hub.delivery.backlog
-    hub.delivery.backlog = lambda eio_sid: backlog["value"] if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
+    bob_socket = fanout.socket_of(hub.sio.eio, bob_eio)
+    assert bob_socket is not None
+    bob_socket.backlog = lambda: backlog["value"]  # type: ignore[method-assign]  # its client reads no more
 
     await ada.call("typing:start", {"room_id": str(ROOM)})
     await until(lambda: typing_of(eve, ADA) == [True])

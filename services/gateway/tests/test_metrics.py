@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from chat_contracts import messages_events as mev
 from chat_contracts.topics import MESSAGES_EVENTS
+from chat_gateway.adapters import fanout
 from chat_runtime.bus.inprocess import InProcessBus
 
 from .harness import Client, Cluster, Gateway, until
@@ -84,8 +85,9 @@ async def test_deliveries_count_each_socket_written_and_slow_consumers_each_sock
     hub = gateway.hub
     bob_sid = next(sid for sid, c in hub.connections.by_sid.items() if c.user.sub == BOB)
     bob_eio = hub.sio.manager.eio_sid_from_sid(bob_sid, "/")
-    measured = hub.delivery.backlog
-    hub.delivery.backlog = lambda eio_sid: 100_000 if eio_sid == bob_eio else measured(eio_sid)  # type: ignore[method-assign]
+    bob_socket = fanout.socket_of(hub.sio.eio, bob_eio)
+    assert bob_socket is not None
+    bob_socket.backlog = lambda: 100_000  # type: ignore[method-assign]  # its client reads no more
     await bus.publish(MESSAGES_EVENTS, created(2), source="messages")
     await until(lambda: not clients[1].sio.connected)
     assert scraped(gateway, "chat_gateway_slow_consumers_total") == 1

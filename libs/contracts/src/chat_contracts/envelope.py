@@ -28,7 +28,7 @@ from pydantic import (
 
 from chat_contracts.base import Contract
 from chat_contracts.errors import ContractError
-from chat_contracts.ids import random_uuid
+from chat_contracts.ids import random_hex, random_uuid
 
 if TYPE_CHECKING:
     from chat_contracts.spec import TopicSpec
@@ -45,7 +45,7 @@ HEADER_TRACESTATE = "tracestate"
 
 def new_correlation_id() -> str:
     """A fresh correlation id for work that does not continue an existing one."""
-    return random_uuid().hex
+    return random_hex()
 
 
 class Envelope(BaseModel):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import uuid
 from typing import Any, Literal
 
 import structlog
 from structlog.contextvars import bind_contextvars, get_contextvars, merge_contextvars
+
+from chat_contracts.ids import random_hex
 
 CORRELATION_KEY = "correlation_id"
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -66,7 +67,7 @@ def _add_service(service: str) -> Any:
 
 def new_correlation_id() -> str:
     """A fresh correlation id."""
-    return uuid.uuid4().hex
+    return random_hex()
 
 
 def bind_correlation_id(value: str | None) -> str:

@@ -402,7 +402,7 @@ class InProcessBus:
             with spans.publishing([spec.name], [envelope.correlation_id]) as trace:
                 record = encode_later(envelope, topic=spec.name, trace=trace)
                 await self.broker.append(record, partitions=spec.partitions, envelope=envelope)
-        self.metrics.published.labels(spec.name).inc()
+        self.metrics.published_to(spec.name).inc()
         return envelope
 
     async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
@@ -433,7 +433,7 @@ class InProcessBus:
             entry[1].append((encode_later(envelope, topic=message.spec.name, trace=trace), envelope))
         for spec, items in by_topic.values():
             await self.broker.append_all(items, partitions=spec.partitions)
-            self.metrics.published.labels(spec.name).inc(len(items))
+            self.metrics.published_to(spec.name).inc(len(items))
 
     async def publish_record(self, record: Record) -> None:
         """Append an already-encoded record (outbox relays, dead letters)."""

@@ -438,7 +438,7 @@ class KafkaBus:
         else:
             with spans.publishing([spec.name], [envelope.correlation_id]) as trace:
                 await self.publish_record(encode(envelope, topic=spec.name, trace=trace))
-        self.metrics.published.labels(spec.name).inc()
+        self.metrics.published_to(spec.name).inc()
         return envelope
 
     async def publish_all(self, messages: Sequence[Outgoing], *, source: str) -> list[Envelope]:
@@ -460,7 +460,7 @@ class KafkaBus:
             with spans.publishing(topics, [envelope.correlation_id for envelope in envelopes]) as trace:
                 await self._send_all(producer, messages, envelopes, trace=trace)
         for message in messages:
-            self.metrics.published.labels(message.spec.name).inc()
+            self.metrics.published_to(message.spec.name).inc()
         return envelopes
 
     async def _send_all(

@@ -44,8 +44,17 @@ class BusMetrics:
             ["topic", "group"],
             registry=self.registry,
         )
+        self._published: dict[str, Counter] = {}
         self._lag = _ConsumerLag()
         self.registry.register(self._lag)
+
+    def published_to(self, topic: str) -> Counter:
+        """``published`` for ``topic``, looked up once: ``labels`` checks its values and takes a lock on every
+        call, and a command and its events are counted per message."""
+        counter = self._published.get(topic)
+        if counter is None:
+            counter = self._published[topic] = self.published.labels(topic)
+        return counter
 
     def watch_lag(self, source: LagSource) -> None:
         """Read ``source`` at every scrape for ``chat_bus_consumer_lag`` (a bus hands in its consumers' view)."""

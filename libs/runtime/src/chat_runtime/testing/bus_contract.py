@@ -34,6 +34,7 @@ from chat_runtime.testing.bus_harness import (
     consumer_lag,
     make_spec,
     publish_many,
+    published_count,
     settle,
     until_caught_up,
     until_lag,
@@ -354,6 +355,23 @@ class BusContract:
             assert envelope.correlation_id == expected
         assert all(found == sorted(found) for found in by_key.values())
         assert sorted(got.numbers()) == list(range(60))
+
+    async def test_published_records_are_counted_per_topic(self, harness: BusHarness) -> None:
+        first, second = make_spec(), make_spec(partitions=2)
+        await harness.create(first)
+        await harness.create(second)
+        bus = await harness.new_bus()
+        await publish_many(bus, first, 3)
+        await bus.publish_all(
+            [
+                Outgoing(second, Ping(key="k", n=1)),
+                Outgoing(first, Ping(key="k", n=2)),
+                Outgoing(second, Ping(key="j", n=3)),
+            ],
+            source=SOURCE,
+        )
+        await bus.publish(second, Ping(key="k", n=4), source=SOURCE)
+        assert (published_count(bus, first.name), published_count(bus, second.name)) == (4, 3)
 
     async def test_broadcast_subscribers_of_one_name_each_read_every_record(self, harness: BusHarness) -> None:
         spec = make_spec(partitions=3)

@@ -135,6 +135,20 @@ def consumer_lag(bus: Bus, group: str, topic: str) -> int | None:
     return int(sum(values)) if values else None
 
 
+def published_count(bus: Bus, topic: str) -> int:
+    """The bus's ``chat_bus_published_total`` for ``topic``, as a scrape reads it (0: nothing counted)."""
+    metrics = getattr(bus, "metrics", None)
+    assert isinstance(metrics, BusMetrics), "the bus under test keeps its BusMetrics as .metrics"
+    values = [
+        sample.value
+        for metric in metrics.registry.collect()
+        if metric.name == "chat_bus_published"
+        for sample in metric.samples
+        if sample.name == "chat_bus_published_total" and sample.labels["topic"] == topic
+    ]
+    return int(sum(values))
+
+
 async def until_lag(bus: Bus, group: str, topic: str, expected: int, timeout: float = 30.0) -> None:
     """Scrape until the lag of ``group`` on ``topic`` is ``expected``; fail after ``timeout`` saying what it was."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -18,7 +18,7 @@ from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as mev
 from chat_contracts.base import Contract
 from chat_contracts.envelope import Envelope
-from chat_contracts.ids import random_uuid
+from chat_contracts.ids import random_hex
 from chat_contracts.topics import MESSAGES_COMMANDS
 from chat_gateway.service.protocol import Ack, Delete, Edit, Marker, React, Send, fail, ok
 from chat_runtime.bus.port import Bus
@@ -30,14 +30,14 @@ SOURCE = "gateway"
 
 @dataclass(frozen=True, slots=True)
 class CommandEvent:
-    """A socket event that is a command: ``build(payload, user, request_id)`` makes the command, and ``ack`` turns
-    the event that answered it into the socket's ack."""
+    """A socket event that is a command: ``build(payload, user, request_id, room_version)`` makes the command, and
+    ``ack`` turns the event that answered it into the socket's ack."""
 
-    build: Callable[[Any, uuid.UUID, str], Contract]
+    build: Callable[[Any, uuid.UUID, str, int | None], Contract]
     ack: Callable[[Any], Ack]
 
 
-def _send(p: Send, user: uuid.UUID, request_id: str) -> Contract:
+def _send(p: Send, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
     return cmd.SendMessage(
         room_id=p.room_id,
         sender_id=user,
@@ -46,31 +46,49 @@ def _send(p: Send, user: uuid.UUID, request_id: str) -> Contract:
         reply_to=p.reply_to,
         attachment_ids=tuple(p.attachment_ids),
         request_id=request_id,
+        room_version=room_version,
     )
 
 
-def _edit(p: Edit, user: uuid.UUID, request_id: str) -> Contract:
+def _edit(p: Edit, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
     return cmd.EditMessage(
-        room_id=p.room_id, actor_id=user, message_id=p.message_id, body=p.body, request_id=request_id
+        room_id=p.room_id,
+        actor_id=user,
+        message_id=p.message_id,
+        body=p.body,
+        request_id=request_id,
+        room_version=room_version,
     )
 
 
-def _delete(p: Delete, user: uuid.UUID, request_id: str) -> Contract:
-    return cmd.DeleteMessage(room_id=p.room_id, actor_id=user, message_id=p.message_id, request_id=request_id)
+def _delete(p: Delete, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
+    return cmd.DeleteMessage(
+        room_id=p.room_id, actor_id=user, message_id=p.message_id, request_id=request_id, room_version=room_version
+    )
 
 
-def _react(p: React, user: uuid.UUID, request_id: str) -> Contract:
+def _react(p: React, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
     return cmd.ReactToMessage(
-        room_id=p.room_id, actor_id=user, message_id=p.message_id, emoji=p.emoji, action=p.action, request_id=request_id
+        room_id=p.room_id,
+        actor_id=user,
+        message_id=p.message_id,
+        emoji=p.emoji,
+        action=p.action,
+        request_id=request_id,
+        room_version=room_version,
     )
 
 
-def _read(p: Marker, user: uuid.UUID, request_id: str) -> Contract:
-    return cmd.MarkRead(room_id=p.room_id, actor_id=user, up_to_seq=p.seq, request_id=request_id)
+def _read(p: Marker, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
+    return cmd.MarkRead(
+        room_id=p.room_id, actor_id=user, up_to_seq=p.seq, request_id=request_id, room_version=room_version
+    )
 
 
-def _delivered(p: Marker, user: uuid.UUID, request_id: str) -> Contract:
-    return cmd.AcknowledgeDelivery(room_id=p.room_id, actor_id=user, up_to_seq=p.seq, request_id=request_id)
+def _delivered(p: Marker, user: uuid.UUID, request_id: str, room_version: int | None) -> Contract:
+    return cmd.AcknowledgeDelivery(
+        room_id=p.room_id, actor_id=user, up_to_seq=p.seq, request_id=request_id, room_version=room_version
+    )
 
 
 def _versioned(d: Any) -> Ack:
@@ -105,10 +123,10 @@ class Requests:
         user as a member) and answer with its ack, a rejection's, or a coded failure when the bus is unreachable
         or nothing answers in time."""
         route = COMMANDS[event]
-        request_id = random_uuid().hex
+        request_id = random_hex()
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
-        command = route.build(payload, user, request_id).model_copy(update={"room_version": room_version})
+        command = route.build(payload, user, request_id, room_version)
         try:
             # One deadline for handing the command to the bus and hearing the answer.
             async with asyncio.timeout(self.timeout_seconds):

@@ -125,10 +125,11 @@ class Delivery:
         written = 0
         lagging: list[str] = []
         limit = self.settings.buffer_soft_limit_bytes if droppable else self.settings.buffer_hard_limit_bytes
+        by_sid, ending = self.connections.by_sid, self.connections.ending
         for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
-            connection = self.connections.get(sid)
+            connection = by_sid.get(sid)
             socket = fanout.socket_of(eio, eio_sid)
-            if connection is None or socket is None or sid in self.connections.ending:
+            if connection is None or socket is None or sid in ending:
                 continue
             if skip_user is not None and connection.user.sub == skip_user:
                 continue
@@ -137,7 +138,7 @@ class Delivery:
                 continue
             if new and connection.delivered.get(room_id, 0) >= seq:
                 continue
-            if self.backlog(eio_sid) >= limit:
+            if socket.backlog() >= limit:
                 if not droppable:
                     lagging.append(sid)
                 continue
@@ -157,11 +158,6 @@ class Delivery:
             log.warning("gateway.slow_consumer", sid=sid, room_id=str(room_id))
             self.connections.ending.add(sid)
             self.background.spawn(self.end(sid, "slow_consumer"))
-
-    def backlog(self, eio_sid: str) -> int:
-        """Bytes written to a socket and not yet sent to it."""
-        socket = fanout.socket_of(self.sio.eio, eio_sid)
-        return socket.backlog() if socket is not None else 0
 
     # --- room and user events ---------------------------------------------------------------------------------
 
