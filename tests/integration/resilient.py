@@ -32,6 +32,8 @@ class Resilient:
     subscribed_at: float = 0.0
     """When the latest subscribe was answered (``time.perf_counter()``)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reloading: list[int] | None = None
+    """While a reload is read over HTTP: the live messages that came meanwhile, shown after it."""
     closing: bool = False
     reconnecting: asyncio.Task[None] | None = None
 
@@ -51,7 +53,11 @@ class Resilient:
         await self._connect()
 
     async def _on_message(self, data: dict[str, Any]) -> None:
-        if data["room_id"] == self.room_id:
+        if data["room_id"] != self.room_id:
+            return
+        if self.reloading is not None:
+            self.reloading.append(int(data["seq"]))
+        else:
             self.show(int(data["seq"]))
 
     def _lost(self, client: socketio.AsyncClient) -> None:
@@ -78,7 +84,7 @@ class Resilient:
                 continue
             self.subscribed_at = time.perf_counter()
             if answer["recovered"] is False:
-                await self._reload(base)
+                await self._reload(base, up_to=int(answer["seq"]))
             self.ready.set()
             return
 
@@ -92,11 +98,19 @@ class Resilient:
         client.on("disconnect", on_disconnect)
         return client
 
-    async def _reload(self, base: str) -> None:
-        """Too much missed for recovery: page the history over HTTP, as a real client reloads."""
+    async def _reload(self, base: str, *, up_to: int) -> None:
+        """Too much missed for recovery: page the history over HTTP up to the seq the answer gave, as a real client
+        reloads; what came live meanwhile (after that seq) is shown after it."""
         self.reloads += 1
-        for seq in await stored_seqs(base, self.token, self.room_id, after=self.last):
-            self.show(seq)
+        self.reloading = []
+        try:
+            for seq in await stored_seqs(base, self.token, self.room_id, after=self.last):
+                if seq <= up_to:
+                    self.show(seq)
+        finally:
+            held, self.reloading = self.reloading, None
+            for seq in held:
+                self.show(seq)
 
     async def drop(self) -> None:
         """Lose the connection as a flaky network would (the disconnect handler reconnects)."""

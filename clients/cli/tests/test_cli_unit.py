@@ -15,10 +15,14 @@ import pytest
 from chat_cli.api import Api
 from chat_cli.config import DEFAULT_SERVER, Config, default_path, resolve_server
 from chat_cli.errors import Refused
+from chat_cli.interactive import RECOVERY_PAGE, RoomView
 from chat_cli.main import build_parser, run
 from chat_cli.output import Known, Output, format_message, format_rooms, table
 from chat_cli.realtime import AckTimeout, call_with_retry
 from chat_cli.room_state import RoomState
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 ME = "11111111-1111-1111-1111-111111111111"
 BOB = "22222222-2222-2222-2222-222222222222"
@@ -218,7 +222,7 @@ def _tokens(n: int) -> dict[str, Any]:
     return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 900, "user_id": ME}
 
 
-async def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored(tmp_path: Path) -> None:
+async def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_message(tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -496,3 +500,40 @@ async def test_dm_accepts_a_username_in_any_case(tmp_path: Path) -> None:
     assert "user_not_found" in err
     assert "nobody" in err
     assert paths == ["/api/rooms/users/by-username/BOB", "/api/rooms/direct", "/api/rooms/users/by-username/nobody"]
+
+
+# -- reloading after a resubscribe ------------------------------------------------------------------------------
+
+
+class _PagedApi(Api):
+    """History pages from a list of seqs; a live message arrives while the first page is on its way."""
+
+    def __init__(self, config: Config, stored: list[int], live: int) -> None:
+        super().__init__("http://127.0.0.1:9", config)
+        self.stored, self.live = stored, live
+        self.view: Any = None
+        self.asked: list[int] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        after = int(kwargs["params"]["after_seq"])
+        self.asked.append(after)
+        if len(self.asked) == 1:  # the room's next message comes live meanwhile
+            self.view.state.add(_message(self.live))
+        seqs = [seq for seq in self.stored if seq > after][: int(kwargs["params"]["limit"])]
+        return {"items": [_message(seq) for seq in seqs]}
+
+
+async def test_a_reload_pages_up_to_the_answer_by_its_own_cursor_while_live_messages_come(tmp_path: Path) -> None:
+    """``recovered: false`` with seq 250 after last_seq 3: the view pages 4..250 although a live message (251)
+    is shown before the first page is back; going by the newest message shown would stop after one page."""
+
+    config = Config(path=tmp_path / "config.json", access_token="t", access_expires_at=4e9, user_id=ME)
+    api = _PagedApi(config, stored=list(range(1, 252)), live=251)
+    with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
+        view = RoomView(api, {"id": "r", "name": "room"}, transcript=io.StringIO())
+        api.view = view
+        for seq in (1, 2, 3):
+            view.state.add(_message(seq))
+        await view._catch_up(after=3, until=250)
+    assert sorted(view.state.messages) == list(range(1, 252))
+    assert api.asked == [3, 3 + RECOVERY_PAGE, 3 + 2 * RECOVERY_PAGE]

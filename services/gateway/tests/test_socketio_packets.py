@@ -56,6 +56,20 @@ def test_the_server_hooks_the_adapter_overrides_still_exist_with_the_same_parame
     assert "self._handle_event(eio_sid, pkt.namespace, pkt.id" in inspect.getsource(
         socketio.AsyncServer._handle_eio_message
     )
+    # after_answer: the event's handler and its ack run in one call, in the event's task.
+    internal = socketio.AsyncServer._handle_event_internal
+    assert list(inspect.signature(internal).parameters) == [
+        "self",
+        "server",
+        "sid",
+        "eio_sid",
+        "data",
+        "namespace",
+        "id",
+    ]
+    source = inspect.getsource(internal)
+    assert source.index("server._trigger_event(") < source.index("server._send_packet(")
+    assert "self._handle_event_internal, self, sid, eio_sid" in inspect.getsource(socketio.AsyncServer._handle_event)
 
 
 def test_a_packet_reads_type_namespace_and_ack_id_before_its_json() -> None:

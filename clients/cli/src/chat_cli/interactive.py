@@ -347,17 +347,21 @@ class RoomView:
         self._log("-- " + self.state.status(time.monotonic()))
         if ack.get("recovered") is False:
             self.notice("too much was missed to replay; reloading history")
-            await self._catch_up(int(ack.get("seq") or 0))
+            await self._catch_up(after=int(payload.get("last_seq", 0)), until=int(ack.get("seq") or 0))
         if ack.get("changes_recovered") is False:
             await self._load_receipts()
         self._mark_read()
 
-    async def _catch_up(self, until: int) -> None:
-        while self.state.last_seq < until:
+    async def _catch_up(self, *, after: int, until: int) -> None:
+        """Page the history from ``after`` up to ``until`` (the seq the answer gave). The pages go by their own
+        cursor: live messages after ``until`` keep arriving meanwhile, and the newest one shown is not where the
+        history read has got to."""
+        cursor = after
+        while cursor < until:
             page = await self.api.request(
                 "GET",
                 f"/api/messages/rooms/{self.room_id}/messages",
-                params={"after_seq": self.state.last_seq, "order": "oldest", "limit": RECOVERY_PAGE},
+                params={"after_seq": cursor, "order": "oldest", "limit": RECOVERY_PAGE},
             )
             if not page["items"]:
                 return
@@ -365,6 +369,7 @@ class RoomView:
             for message in page["items"]:
                 if self.state.add(message):
                     self._log(self.state.render(message))
+            cursor = max(int(message["seq"]) for message in page["items"])
 
     async def supervise(self) -> None:
         """Stay connected: on every loss, say so once, reconnect with backoff and resubscribe from the last seq."""

@@ -8,11 +8,15 @@ JSON decoder refuses nesting past ``MAX_JSON_DEPTH``, and a packet whose JSON is
 (an array starting with the event's name), still decodes: its type, namespace and ack id come before the JSON in
 the packet text, and its arguments become one ``Undecodable``. ``GuardedServer`` answers such an event with an ack
 ``validation_failed`` when it carries an ack id, and drops it otherwise.
+
+It also runs what a handler asks to happen once its answer is written (``after_answer``), and writes an event to
+one socket at once (``write_now``), in order with everything written to it before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,8 +26,23 @@ import socketio.packet
 
 from chat_contracts.fields import MAX_JSON_DEPTH
 from chat_gateway.adapters import fanout
+from chat_gateway.adapters.ws_frames import event_frame
 
 LIFECYCLE_NAMES: Final = frozenset({"connect", "disconnect", "*"})
+
+_AFTER_ANSWER: ContextVar[list[Callable[[], object]] | None] = ContextVar("after_answer", default=None)
+"""What the event being handled asked to run once its answer is written (see ``after_answer``)."""
+
+
+def after_answer(action: Callable[[], object]) -> None:
+    """Run ``action`` as soon as the answer (ack) of the client event being handled is written to its socket, or
+    once its handler is done when it has no answer to write; before anything else is written to that socket by
+    the handler's task. At once when no client event is being handled (a direct call in a test)."""
+    pending = _AFTER_ANSWER.get()
+    if pending is None:
+        action()
+    else:
+        pending.append(action)
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,28 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             on_frame_too_large=self._frame_too_large,
         )
         await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
+    ) -> None:
+        # python-socketio runs each event in a task of its own, here: the handler, then its ack.
+        pending: list[Callable[[], object]] = []
+        token = _AFTER_ANSWER.set(pending)
+        try:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        finally:
+            _AFTER_ANSWER.reset(token)
+            for action in pending:
+                action()
+
+    def write_now(self, sid: str, event: str, payload: Any) -> None:
+        """Write ``event`` to the socket ``sid`` on the default namespace now, behind what was written to it before
+        (``emit`` writes from a task of its own, so what is written meanwhile may overtake it). Nothing when the
+        socket is gone."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, "/")
+        socket = fanout.socket_of(self.eio, eio_sid) if eio_sid is not None else None
+        if socket is not None:
+            socket.send_frame(event_frame(event, orjson.dumps(payload)))
 
     async def _frame_too_large(self, eio_sid: str) -> None:
         """A websocket frame over the limit: tell the socket (``session:ended``), then it is closed."""
