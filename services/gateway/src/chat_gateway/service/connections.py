@@ -47,9 +47,11 @@ class Connection:
     rooms: set[uuid.UUID] = field(default_factory=set)
     replaying: dict[uuid.UUID, list[Replayed]] = field(default_factory=dict)
     """Rooms being replayed to this socket, with the live events held back meanwhile (see ``service/recovery``)."""
-    delivered: dict[uuid.UUID, int] = field(default_factory=dict)
-    """The highest message seq sent to this socket per room: a re-announced message (a resend answered after a
-    gateway restart, a redelivered event) is never shown twice."""
+    delivered: dict[str, int] = field(default_factory=dict)
+    """The highest message seq sent to this socket per room (by ``room_channel``): a re-announced message (a resend
+    answered after a gateway restart, a redelivered event) is never shown twice. Keyed by the channel's text, which
+    each broadcast has at hand: read for every recipient of every message, a string finds its entry at C speed
+    where a UUID hashes and compares in Python."""
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     """The expiry warning and the expiry of the current access token."""
 
@@ -57,7 +59,7 @@ class Connection:
         """Forget the room (the socket left it, or was removed from it)."""
         self.rooms.discard(room)
         self.replaying.pop(room, None)
-        self.delivered.pop(room, None)
+        self.delivered.pop(room_channel(room), None)
 
 
 class Connections:

@@ -126,7 +126,8 @@ class Delivery:
         lagging: list[str] = []
         limit = self.settings.buffer_soft_limit_bytes if droppable else self.settings.buffer_hard_limit_bytes
         by_sid, ending = self.connections.by_sid, self.connections.ending
-        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, room_channel(room_id)):
+        channel = room_channel(room_id)
+        for sid, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel):
             connection = by_sid.get(sid)
             socket = fanout.socket_of(eio, eio_sid)
             if connection is None or socket is None or sid in ending:
@@ -136,14 +137,14 @@ class Delivery:
             if not droppable and connection.replaying and room_id in connection.replaying:
                 connection.replaying[room_id].append((seq, event, payload))
                 continue
-            if new and connection.delivered.get(room_id, 0) >= seq:
+            if new and connection.delivered.get(channel, 0) >= seq:
                 continue
             if socket.backlog() >= limit:
                 if not droppable:
                     lagging.append(sid)
                 continue
             if new:
-                connection.delivered[room_id] = seq
+                connection.delivered[channel] = seq
             if frame is None:
                 frame = event_frame(event, orjson.dumps(payload))
             # The same frame for every recipient, written to its connection without a task per recipient (as

@@ -80,7 +80,8 @@ class Recovery:
                 self.sio.write_now(connection.sid, event, payload)
                 if event == "message:new":
                     sent = seq
-        connection.delivered[room] = max(sent, connection.delivered.get(room, 0))
+        channel = room_channel(room)
+        connection.delivered[channel] = max(sent, connection.delivered.get(channel, 0))
         return sent
 
     async def unsubscribe(self, connection: Connection, room: uuid.UUID) -> Ack:
