@@ -273,10 +273,12 @@ class RecordingMailer:
 
 
 class FakeClock:
-    """A settable clock, UTC."""
+    """A settable clock, UTC. It starts at the current minute unless told otherwise: what keeps real time beside
+    it (an HTTP client's cookie jar, a browser) must see the cookies it dates as current. A fixed start date made
+    the 14-day refresh cookie expire in the client's jar two weeks later, and the cookie refresh test fail."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+        self.now = start or datetime.now(UTC).replace(second=0, microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now
