@@ -32,8 +32,9 @@ class Resilient:
     subscribed_at: float = 0.0
     """When the latest subscribe was answered (``time.perf_counter()``)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    reloading: list[int] | None = None
-    """While a reload is read over HTTP: the live messages that came meanwhile, shown after it."""
+    held: list[int] | None = None
+    """From a subscribe until its answer is handled (a reload read over HTTP included): the room's messages that
+    came meanwhile, shown after it."""
     closing: bool = False
     reconnecting: asyncio.Task[None] | None = None
 
@@ -55,8 +56,8 @@ class Resilient:
     async def _on_message(self, data: dict[str, Any]) -> None:
         if data["room_id"] != self.room_id:
             return
-        if self.reloading is not None:
-            self.reloading.append(int(data["seq"]))
+        if self.held is not None:
+            self.held.append(int(data["seq"]))
         else:
             self.show(int(data["seq"]))
 
@@ -70,21 +71,31 @@ class Resilient:
             base = self.rng.choice(self.gateways)
             old, self.sio = self.sio, self._fresh()
             await _dispose(old)
+            # The answer is handled after whatever came before it on the socket: hold the room's messages until
+            # then (the next subscribe replays them if this one fails).
+            self.held = []
             try:
                 await self.sio.connect(base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
                 answer = await self.sio.call(
                     "room:subscribe", {"room_id": self.room_id, "last_seq": self.last}, timeout=10
                 )
             except (socketio.exceptions.ConnectionError, socketio.exceptions.TimeoutError, OSError):
+                self.held = None
                 await _dispose(self.sio)
                 await asyncio.sleep(0.2)
                 continue
             if not answer.get("ok"):
+                self.held = None
                 await asyncio.sleep(0.2)
                 continue
             self.subscribed_at = time.perf_counter()
-            if answer["recovered"] is False:
-                await self._reload(base, up_to=int(answer["seq"]))
+            try:
+                if answer["recovered"] is False:
+                    await self._reload(base, up_to=int(answer["seq"]))
+            finally:
+                held, self.held = self.held, None
+                for seq in held:
+                    self.show(seq)
             self.ready.set()
             return
 
@@ -100,16 +111,10 @@ class Resilient:
 
     async def _reload(self, base: str, *, up_to: int) -> None:
         """Too much missed for recovery: page the history over HTTP up to the seq the answer gave, as a real client
-        reloads; what came live meanwhile (after that seq) is shown after it."""
+        reloads (what came live after it is held meanwhile)."""
         self.reloads += 1
-        self.reloading = []
-        try:
-            for seq in await stored_seqs(base, self.token, self.room_id, after=self.last):
-                if seq <= up_to:
-                    self.show(seq)
-        finally:
-            held, self.reloading = self.reloading, None
-            for seq in held:
+        for seq in await stored_seqs(base, self.token, self.room_id, after=self.last):
+            if seq <= up_to:
                 self.show(seq)
 
     async def drop(self) -> None:

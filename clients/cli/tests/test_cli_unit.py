@@ -222,7 +222,7 @@ def _tokens(n: int) -> dict[str, Any]:
     return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 900, "user_id": ME}
 
 
-async def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_message(tmp_path: Path) -> None:
+async def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored(tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

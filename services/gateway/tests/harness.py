@@ -16,6 +16,7 @@ import socketio
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from chat_contracts import messages_events as mev
 from chat_contracts import rooms as rev
 from chat_contracts.topics import ROOMS_EVENTS
 from chat_gateway.bootstrap import bootstrap
@@ -80,6 +81,19 @@ class Client:
         else:
             ErrorAck.model_validate(answer)
         return answer
+
+
+def message_created(room: uuid.UUID, seq: int, sender: uuid.UUID) -> mev.MessageCreated:
+    """The messages service's event for message ``seq`` of ``room`` (its id derived from the seq)."""
+    return mev.MessageCreated(
+        message_id=uuid.UUID(int=seq),
+        room_id=room,
+        seq=seq,
+        sender_id=sender,
+        client_msg_id=f"c-{seq}",
+        body=f"#{seq}",
+        created_at=datetime.now(UTC),
+    )
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from chat_gateway.service.delivery import new_message
 from chat_gateway.service.ports import Membership
 from chat_runtime.bus.inprocess import InProcessBus
 
-from .harness import Client, Cluster, Gateway, until
+from .harness import Client, Cluster, Gateway, message_created, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -330,15 +330,7 @@ async def test_members_hear_of_room_changes_and_a_user_of_being_added_or_invited
 
 
 def created(seq: int, sender: uuid.UUID = ADA) -> mev.MessageCreated:
-    return mev.MessageCreated(
-        message_id=uuid.UUID(int=seq),
-        room_id=ROOM,
-        seq=seq,
-        sender_id=sender,
-        client_msg_id=f"c-{seq}",
-        body=f"#{seq}",
-        created_at=datetime.now(UTC),
-    )
+    return message_created(ROOM, seq, sender)
 
 
 async def test_a_message_re_announced_to_answer_a_resend_is_not_shown_again_even_by_a_fresh_gateway(

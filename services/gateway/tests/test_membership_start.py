@@ -30,7 +30,7 @@ from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.bus.port import NotCaughtUp
 from chat_runtime.settings import load_settings
 
-from .harness import Client, Cluster, until
+from .harness import Client, Cluster, message_created, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -53,15 +53,7 @@ async def publish(cluster: Cluster, data: Contract) -> None:
 
 
 def created(seq: int) -> mev.MessageCreated:
-    return mev.MessageCreated(
-        message_id=uuid.uuid4(),
-        room_id=ROOM,
-        seq=seq,
-        sender_id=ADA,
-        client_msg_id=f"c-{seq}",
-        body=f"#{seq}",
-        created_at=datetime.now(UTC),
-    )
+    return message_created(ROOM, seq, ADA)
 
 
 def joined(user: uuid.UUID, version: int) -> rev.MemberJoined:

@@ -4,14 +4,13 @@ deliveries and slow consumers (scraped from the instance's registry, as ``/metri
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from chat_contracts import messages_events as mev
 from chat_contracts.topics import MESSAGES_EVENTS
 from chat_gateway.adapters import fanout
 from chat_runtime.bus.inprocess import InProcessBus
 
-from .harness import Client, Cluster, Gateway, until
+from .harness import Client, Cluster, Gateway, message_created, until
 
 ADA, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -31,15 +30,7 @@ async def subscribed(client: Client) -> None:
 
 
 def created(seq: int) -> mev.MessageCreated:
-    return mev.MessageCreated(
-        message_id=uuid.UUID(int=seq),
-        room_id=ROOM,
-        seq=seq,
-        sender_id=ADA,
-        client_msg_id=f"c-{seq}",
-        body=f"#{seq}",
-        created_at=datetime.now(UTC),
-    )
+    return message_created(ROOM, seq, ADA)
 
 
 async def test_the_sockets_gauge_follows_connections_and_disconnections(cluster: Cluster) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from chat_gateway.service.delivery import new_message
 from chat_gateway.testing.fakes import MemoryHistory
 from chat_runtime.bus.inprocess import InProcessBus
 
-from .harness import Cluster, Gateway, until
+from .harness import Cluster, Gateway, message_created, until
 from .raw_socket import RawSocket
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
@@ -66,15 +65,7 @@ async def raws() -> AsyncIterator[list[RawSocket]]:
 
 
 def created(seq: int) -> mev.MessageCreated:
-    return mev.MessageCreated(
-        message_id=uuid.UUID(int=seq),
-        room_id=ROOM,
-        seq=seq,
-        sender_id=ADA,
-        client_msg_id=f"c-{seq}",
-        body=f"#{seq}",
-        created_at=datetime.now(UTC),
-    )
+    return message_created(ROOM, seq, ADA)
 
 
 def gated(cluster: Cluster) -> GatedHistory:

@@ -120,33 +120,28 @@ async def until_caught_up(subscription: Subscription, timeout: float = 30.0) -> 
             return
 
 
+def scraped(bus: Bus, sample_name: str, **labels: str) -> list[float]:
+    """The values of the bus's samples called ``sample_name`` with ``labels``, as a scrape reads them."""
+    metrics = getattr(bus, "metrics", None)
+    assert isinstance(metrics, BusMetrics), "the bus under test keeps its BusMetrics as .metrics"
+    return [
+        sample.value
+        for metric in metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
 def consumer_lag(bus: Bus, group: str, topic: str) -> int | None:
     """The bus's ``chat_bus_consumer_lag`` of ``group`` on ``topic``, summed over partitions, as a scrape reads it
     (None: no partition reported)."""
-    metrics = getattr(bus, "metrics", None)
-    assert isinstance(metrics, BusMetrics), "the bus under test keeps its BusMetrics as .metrics"
-    values = [
-        sample.value
-        for metric in metrics.registry.collect()
-        if metric.name == "chat_bus_consumer_lag"
-        for sample in metric.samples
-        if sample.labels["group"] == group and sample.labels["topic"] == topic
-    ]
+    values = scraped(bus, "chat_bus_consumer_lag", group=group, topic=topic)
     return int(sum(values)) if values else None
 
 
 def published_count(bus: Bus, topic: str) -> int:
     """The bus's ``chat_bus_published_total`` for ``topic``, as a scrape reads it (0: nothing counted)."""
-    metrics = getattr(bus, "metrics", None)
-    assert isinstance(metrics, BusMetrics), "the bus under test keeps its BusMetrics as .metrics"
-    values = [
-        sample.value
-        for metric in metrics.registry.collect()
-        if metric.name == "chat_bus_published"
-        for sample in metric.samples
-        if sample.name == "chat_bus_published_total" and sample.labels["topic"] == topic
-    ]
-    return int(sum(values))
+    return int(sum(scraped(bus, "chat_bus_published_total", topic=topic)))
 
 
 async def until_lag(bus: Bus, group: str, topic: str, expected: int, timeout: float = 30.0) -> None:
