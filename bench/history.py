@@ -36,7 +36,7 @@ from chat_localinfra import InfraConfig, ensure_started, stop
 from chat_messages.adapters.mongo_documents import message_document
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.bootstrap import bootstrap
-from chat_messages.domain.model import Member, Message, RoomState
+from chat_messages.domain.model import Member, Message, RoomState, message_id_for
 from chat_messages.settings import MessagesSettings
 from chat_runtime.app import build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
@@ -69,7 +69,7 @@ async def _fill(store: MongoMessageStore, db: Any, room: uuid.UUID, sender: uuid
         documents = [
             message_document(
                 Message(
-                    id=uuid.uuid4(),
+                    id=message_id_for(room, f"b-{seq}"),
                     room_id=room,
                     seq=seq,
                     sender_id=sender,

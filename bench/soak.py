@@ -76,7 +76,7 @@ from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_documents import message_document, to_us
 from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.domain import text
-from chat_messages.domain.model import Message
+from chat_messages.domain.model import Message, message_id_for
 
 Document = dict[str, Any]
 RESULTS = Path(__file__).parent / "results"
@@ -354,7 +354,7 @@ class Load:
         body = f"message {self.sent} " + " ".join(self.rng.choices(WORDS, k=8))
         seq, room.next_seq = room.next_seq, room.next_seq + 1
         return Message(
-            id=uuid.uuid4(),
+            id=message_id_for(room.id, f"soak-{self.sent}"),
             room_id=room.id,
             seq=seq,
             sender_id=self.rng.choice(room.members),

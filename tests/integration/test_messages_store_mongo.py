@@ -36,8 +36,8 @@ from chat_messages.adapters.mongo_store import (
     MongoMessageStore,
     duplicate_key_fields,
 )
-from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState
-from chat_messages.service.ports import MessageStore
+from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState, message_id_for
+from chat_messages.service.ports import InsertOutcome, MessageStore
 from chat_messages.testing.store_contract import StoreContract
 from chat_messages.testing.store_contract.builders import (
     T0,
@@ -99,9 +99,8 @@ async def test_ensure_indexes_creates_the_unique_and_query_indexes_and_can_run_a
             if name != "_id_"
         }
 
-    wanted = {
+    wanted = {  # no client_msg_id index in a new database: the derived message id is unique per client_msg_id
         MESSAGES_BY_SEQ: ([("room_id", 1), ("seq", 1)], True),
-        MESSAGES_BY_CLIENT_MSG_ID: ([("room_id", 1), ("client_msg_id", 1)], True),
         MESSAGES_BY_REPLY: ([("room_id", 1), ("reply_to", 1), ("seq", 1)], False),
         MESSAGES_BY_TOKEN: ([("room_id", 1), ("tokens", 1), ("created_us", -1), ("seq", -1)], False),
     }
@@ -125,11 +124,40 @@ async def test_the_unique_indexes_refuse_duplicates_written_past_the_store(
     messages = client[mongo_database_name]["messages"]
     stored = await messages.find_one({"_id": message.id})
     assert stored is not None
-    with pytest.raises(DuplicateKeyError):
+    with pytest.raises(DuplicateKeyError):  # (room_id, seq)
         await messages.insert_one(stored | {"_id": uuid.uuid4(), "client_msg_id": "other"})
-    with pytest.raises(DuplicateKeyError):
-        await messages.insert_one(stored | {"_id": uuid.uuid4(), "seq": 2})
-    await messages.insert_one(stored | {"_id": uuid.uuid4(), "seq": 2, "client_msg_id": "other"})
+    with pytest.raises(DuplicateKeyError):  # the message id its client_msg_id derives
+        await messages.insert_one(stored | {"seq": 2})
+    await messages.insert_one(
+        stored | {"_id": message_id_for(message.room_id, "other"), "seq": 2, "client_msg_id": "other"}
+    )
+
+
+async def test_a_database_from_before_derived_ids_keeps_its_client_msg_id_index_and_its_messages_stay_unique(
+    client: Client, mongo_database_name: str
+) -> None:
+    # An earlier version made the (room_id, client_msg_id) index and gave messages random ids; a send stored then
+    # and made again after the upgrade must still be refused, and answered by the stored message.
+    db = client[mongo_database_name]
+    legacy_index = next(m for m in INDEXES["messages"] if m.document["name"] == MESSAGES_BY_CLIENT_MSG_ID)
+    await db["messages"].create_indexes([legacy_index])
+    room_id = uuid.uuid4()
+    earlier = replace(a_message(room_id, 1, client_msg_id="sent-before"), id=uuid.uuid4())
+    await db["messages"].insert_one(message_document(earlier))
+    store = MongoMessageStore(db)
+    await store.ensure_indexes()
+    assert MESSAGES_BY_CLIENT_MSG_ID in await db["messages"].index_information()
+
+    again = a_message(room_id, 3, client_msg_id="sent-before")
+    assert await store.insert_messages([a_message(room_id, 2), again]) == InsertOutcome(
+        inserted=1, refused="duplicate_client_msg_id"
+    )
+    assert await store.message_by_client_msg_id(room_id, "sent-before") == earlier
+    later = a_message(room_id, 3, client_msg_id="sent-after")
+    await insert(store, later)
+    assert await store.message_by_client_msg_id(room_id, "sent-after") == later
+    assert await store.insert_message(replace(later, seq=4)) == "duplicate_client_msg_id"
+    assert seqs_of(await store.history(room_id, limit=10, newest_first=False)) == [1, 2, 3]
 
 
 # documents
@@ -222,12 +250,30 @@ def test_a_duplicate_key_error_without_a_key_pattern_is_told_by_its_index_name()
     assert duplicate_key_fields(error("x", keyPattern={"room_id": 1, "seq": 1})) == {"room_id", "seq"}
 
 
-async def test_an_unexplained_duplicate_key_error_is_raised(mongo_store: MongoMessageStore) -> None:
-    # The same id in another room: not this message again, so not a result the port knows.
+async def test_a_client_msg_id_index_made_while_the_store_runs_is_followed(
+    mongo_store: MongoMessageStore, client: Client, mongo_database_name: str
+) -> None:
+    # An instance of an earlier version beside this one (or rolled back to) makes the index and stores a message
+    # with a random id; this store, started on a database without the index, answers a resend with that message.
+    messages = client[mongo_database_name]["messages"]
+    await messages.create_indexes([m for m in INDEXES["messages"] if m.document["name"] == MESSAGES_BY_CLIENT_MSG_ID])
+    room_id = uuid.uuid4()
+    by_older = replace(a_message(room_id, 1, client_msg_id="c-1"), id=uuid.uuid4())
+    await messages.insert_one(message_document(by_older))
+    assert await mongo_store.insert_message(a_message(room_id, 2, client_msg_id="c-1")) == "duplicate_client_msg_id"
+    assert await mongo_store.message_by_client_msg_id(room_id, "c-1") == by_older
+
+
+async def test_an_unexplained_duplicate_key_error_is_raised(
+    mongo_store: MongoMessageStore, client: Client, mongo_database_name: str
+) -> None:
+    # The same id in another room (a document written past the store): not this message again, so not a result
+    # the port knows.
     message = a_message(uuid.uuid4(), 1)
-    await insert(mongo_store, message)
+    elsewhere = replace(message, room_id=uuid.uuid4())
+    await client[mongo_database_name]["messages"].insert_one(message_document(elsewhere))
     with pytest.raises(DuplicateKeyError):
-        await mongo_store.insert_message(replace(a_message(uuid.uuid4(), 1), id=message.id))
+        await mongo_store.insert_message(message)
 
 
 # concurrency
@@ -449,7 +495,7 @@ async def _is_secantus(client: Client) -> bool:
 
 
 async def test_history_last_seq_replies_and_client_msg_id_reads_use_their_indexes(
-    client: Client, mongo_database_name: str, busy_room: uuid.UUID
+    client: Client, mongo_url: str, mongo_database_name: str, busy_room: uuid.UUID
 ) -> None:
     messages = client[mongo_database_name]["messages"]
 
@@ -460,8 +506,18 @@ async def test_history_last_seq_replies_and_client_msg_id_reads_use_their_indexe
 
     replies = messages.find({"room_id": busy_room, "reply_to": uuid.uuid4()}).sort("seq", 1).limit(20)
     assert scans(await replies.explain()) == [f"IXSCAN {MESSAGES_BY_REPLY}"]
-    by_client = messages.find({"room_id": busy_room, "client_msg_id": "client-1"}).limit(1)
-    assert scans(await by_client.explain()) == [f"IXSCAN {MESSAGES_BY_CLIENT_MSG_ID}"]
+    # A client_msg_id is found by the message id it derives, which the filter names first: SecantusDB 0.7 finds
+    # such a document directly (its explain says COLLSCAN all the same), and scans the collection for any other
+    # filter that holds _id.
+    commands = Recorded()
+    watched = mongo.client(mongo_url, event_listeners=[commands])
+    try:
+        found = await MongoMessageStore(watched[mongo_database_name]).message_by_client_msg_id(busy_room, "x-1")
+    finally:
+        await watched.close()
+    assert found is None
+    (asked,) = [c.command for c in commands.sent if c.command_name == "find"]
+    assert list(asked["filter"].items()) == [("_id", message_id_for(busy_room, "x-1")), ("room_id", busy_room)]
 
     last = messages.find({"room_id": busy_room}, {"_id": 0, "seq": 1}).sort("seq", -1).limit(1)
     (scan,) = scans(await last.explain())

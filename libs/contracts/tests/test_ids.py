@@ -9,7 +9,7 @@ import pickle
 import re
 import uuid
 
-from chat_contracts.ids import random_hex, random_uuid
+from chat_contracts.ids import name_uuid, random_hex, random_uuid
 
 
 def test_ids_are_version_4_and_distinct() -> None:
@@ -30,6 +30,18 @@ def test_a_pooled_uuid_is_the_uuid_its_bytes_make() -> None:
         assert uuid.UUID(str(made)) == made == uuid.UUID(hex=made.hex)
         assert pickle.loads(pickle.dumps(made)) == made == copy.deepcopy(made)  # noqa: S301 (bytes made here)
         assert {made: 1}[same] == 1
+
+
+def test_a_name_based_uuid_is_the_one_uuid5_makes() -> None:
+    namespaces = [uuid.uuid4() for _ in range(50)]
+    names = ["", "a", "client-1", "ünï ✓ 𝄞", "x" * 200, *(uuid.uuid4().hex for _ in range(20))]
+    for namespace in namespaces:
+        for name in names:
+            made, same = name_uuid(namespace, name), uuid.uuid5(namespace, name)
+            assert (made, hash(made), made.version, made.variant) == (same, hash(same), 5, uuid.RFC_4122)
+            assert uuid.UUID(str(made)) == made
+            assert pickle.loads(pickle.dumps(made)) == made  # noqa: S301 (bytes made here)
+    assert name_uuid(namespaces[0], "a") != name_uuid(namespaces[1], "a") != name_uuid(namespaces[1], "b")
 
 
 def test_hex_ids_are_32_hex_digits_and_distinct() -> None:

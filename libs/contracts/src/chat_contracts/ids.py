@@ -1,5 +1,5 @@
 """Random identifiers without a system call each: version-4 UUIDs (and hex ids) cut from a pool of ``os.urandom``
-bytes.
+bytes; and name-based (version 5) UUIDs made as fast.
 
 ``uuid.uuid4()`` reads 16 bytes from the kernel for every id; a message makes four or five ids (request, envelopes,
 the message itself), and on a virtual machine each read is a costly system call. The pool reads 256 ids' worth at
@@ -9,6 +9,7 @@ forked child starts a new one, so no two processes or threads hand out the same 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import uuid
@@ -33,9 +34,10 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-_VERSION_4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_VARIANT_AND_VERSION_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
 _VERSION_4_SET = (0x8000 << 48) | (4 << 76)
 """The variant (RFC 4122) and version (4) bits, as ``uuid.UUID(bytes=..., version=4)`` sets them."""
+_VERSION_5_SET = (0x8000 << 48) | (5 << 76)
 _new = object.__new__
 _set = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
@@ -58,7 +60,17 @@ def random_uuid() -> uuid.UUID:
     cost, and a message makes several ids. ``UUID`` keeps its value in two slots, ``int`` and ``is_safe``
     (tests/test_ids.py holds this equal to ``UUID(bytes=..., version=4)``)."""
     made = _new(uuid.UUID)
-    _set(made, "int", (int.from_bytes(_take(16)) & _VERSION_4_CLEAR) | _VERSION_4_SET)
+    _set(made, "int", (int.from_bytes(_take(16)) & _VARIANT_AND_VERSION_CLEAR) | _VERSION_4_SET)
+    _set(made, "is_safe", _UNKNOWN)
+    return made
+
+
+def name_uuid(namespace: uuid.UUID, name: str) -> uuid.UUID:
+    """The name-based (version 5, SHA-1) UUID of ``name`` in ``namespace``: ``uuid.uuid5(namespace, name)``, made
+    as ``random_uuid`` makes its ids (tests/test_ids.py holds the two equal)."""
+    digest = hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest()
+    made = _new(uuid.UUID)
+    _set(made, "int", (int.from_bytes(digest[:16]) & _VARIANT_AND_VERSION_CLEAR) | _VERSION_5_SET)
     _set(made, "is_safe", _UNKNOWN)
     return made
 

@@ -26,10 +26,11 @@ def client(url: str, **overrides: Any) -> AsyncMongoClient[dict[str, Any]]:
     """A MongoDB client with journaled writes (``MessagesModule.start`` settles the service's write concern, see
     ``choose_write_concern``), timezone-aware datetimes and UUIDs stored as standard BSON binary (subtype 4).
 
-    Retryable writes are off: every write of the service is idempotent on its own (unique ``(room_id, seq)`` and
-    ``(room_id, client_msg_id)`` indexes, request ids remembered in the message, ``$max`` markers), and a failed
-    write fails the handler, whose command the bus redelivers. The Mongo-wire server used in development keeps a
-    record of every retryable write for 30 minutes and scans them all on each write (docs/benchmarks.md).
+    Retryable writes are off: every write of the service is idempotent on its own (a unique ``(room_id, seq)``
+    index and message ids derived from the client_msg_id, request ids remembered in the message, ``$max`` markers),
+    and a failed write fails the handler, whose command the bus redelivers. The Mongo-wire server used in
+    development keeps a record of every retryable write for 30 minutes and scans them all on each write
+    (docs/benchmarks.md).
     """
     options: dict[str, Any] = {
         "w": JOURNALED.document["w"],

@@ -46,8 +46,8 @@ from chat_messages.adapters.mongo_queries import (
     unread_window,
 )
 from chat_messages.domain.activity import Activity
-from chat_messages.domain.model import Change, MarkerKind, Markers, Member, Message, RoomState
-from chat_messages.service.ports import InsertOutcome, InsertResult, Refusal
+from chat_messages.domain.model import Change, MarkerKind, Markers, Member, Message, RoomState, message_id_for
+from chat_messages.service.ports import InsertOutcome, InsertResult, Refusal, require_derived_ids
 
 HEAD_WINDOW: Final = 1024
 """Seqs read at once when ``last_seq`` walks from a head document that is behind."""
@@ -122,6 +122,11 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
 }
 """Every secondary index, by collection; ``rooms`` and ``heads`` are read by ``_id`` only."""
 
+KEPT_WHERE_MADE: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_CLIENT_MSG_ID})}
+"""Indexes of earlier versions, kept in a database that has them and not made in a new one: a message's id is
+derived from its room and client_msg_id (``message_id_for``), so the unique ``_id`` holds a room to one message per
+client_msg_id; the index still does for the messages stored before ids were derived (see ``ensure_indexes``)."""
+
 UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_TOKEN})}
 """Indexes the Mongo-wire server used in development never reads, left out there (see ``ensure_indexes``)."""
 
@@ -159,6 +164,8 @@ class MongoMessageStore:
         self._inserts = GroupInsert(
             self._insert_documents, writes_per_second=writes_per_second, pace_above=pace_above, batch=write_batch
         )
+        self._random_ids_stored = False
+        """Whether the database may hold messages stored before ids were derived (it has the client_msg_id index)."""
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist.
@@ -166,14 +173,24 @@ class MongoMessageStore:
         On the Mongo-wire server used in development (SecantusDB) the search index is left out, and dropped if it
         was made before: that server reads no multikey index for a query (a search reads the room's messages
         through an index on ``room_id`` with or without it), while every word of every message cost the insert
-        an index entry (docs/benchmarks.md)."""
+        an index entry (docs/benchmarks.md).
+
+        The ``(room_id, client_msg_id)`` index is made only by earlier versions (``KEPT_WHERE_MADE``). A database
+        that has it keeps it: its older messages have random ids, and a send made again after the upgrade must
+        still be refused by it. Such a database also finds a client_msg_id by that index when the derived id is
+        not stored (``message_by_client_msg_id``)."""
         unused = UNUSED_ON_SECANTUS if await self._on_secantus() else {}
         for collection, models in INDEXES.items():
-            skipped = unused.get(collection, frozenset())
-            await self._db[collection].create_indexes([m for m in models if m.document["name"] not in skipped])
-            present = await self._db[collection].index_information()
-            for name in skipped & present.keys():
+            before = await self._db[collection].index_information()
+            dropped = unused.get(collection, frozenset())
+            kept_only = KEPT_WHERE_MADE.get(collection, frozenset()) - before.keys()
+            await self._db[collection].create_indexes(
+                [m for m in models if m.document["name"] not in dropped | kept_only]
+            )
+            for name in dropped & before.keys():
                 await self._db[collection].drop_index(name)
+            if collection == "messages":
+                self._random_ids_stored = MESSAGES_BY_CLIENT_MSG_ID in before
 
     async def _on_secantus(self) -> bool:
         info = await self._db.client.admin.command("buildInfo")
@@ -382,6 +399,7 @@ class MongoMessageStore:
     async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
         if not messages:
             return InsertOutcome(inserted=0)
+        require_derived_ids(messages)
         written = await self._inserts.insert([message_document(m) for m in messages])
         failure = written.failure
         if failure is None:
@@ -398,27 +416,39 @@ class MongoMessageStore:
 
     async def _refusal(self, message: Message, failure: Mapping[str, Any]) -> Refusal | None:
         """Which uniqueness rule refused ``message``. A stored client_msg_id wins whichever index the server
-        checked first: the message exists, and that is what the caller must learn (the very same message
-        again, after a write whose answer was lost, collides on ``_id`` first)."""
+        checked first: the message exists, and that is what the caller must learn (the same send again collides
+        on ``_id``, and on ``seq`` too when a stale owner gave it the stored one's)."""
         fields = duplicate_key_fields(failure)
         if "client_msg_id" in fields:
+            # Only the index of earlier versions refuses by client_msg_id: one made it after this store started
+            # (an older instance beside this one, or rolled back to), so random ids may be stored from now on.
+            self._random_ids_stored = True
             return "duplicate_client_msg_id"
         if fields & {"seq", "_id"}:
-            stored = await self._c.messages.find_one(
-                {"room_id": message.room_id, "client_msg_id": message.client_msg_id}, {"_id": 1}
-            )
-            if stored is not None:
+            if await self._stored_client_msg_id(message.room_id, message.client_msg_id, {"_id": 1}) is not None:
                 return "duplicate_client_msg_id"
             if "seq" in fields:
                 return "duplicate_seq"
         return None
+
+    async def _stored_client_msg_id(
+        self, room_id: uuid.UUID, client_msg_id: str, projection: Mapping[str, Any]
+    ) -> Document | None:
+        """The stored message of ``client_msg_id`` in the room: by its derived id, then (in a database with
+        messages from before ids were derived) by the client_msg_id index."""
+        doc = await self._c.messages.find_one(
+            {"_id": message_id_for(room_id, client_msg_id), "room_id": room_id}, projection
+        )
+        if doc is None and self._random_ids_stored:
+            doc = await self._c.messages.find_one({"room_id": room_id, "client_msg_id": client_msg_id}, projection)
+        return doc
 
     async def message(self, room_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         doc = await self._c.messages.find_one({"_id": message_id, "room_id": room_id}, _NOT_APPLIED)
         return None if doc is None else message_from(doc)
 
     async def message_by_client_msg_id(self, room_id: uuid.UUID, client_msg_id: str) -> Message | None:
-        doc = await self._c.messages.find_one({"room_id": room_id, "client_msg_id": client_msg_id}, _NOT_APPLIED)
+        doc = await self._stored_client_msg_id(room_id, client_msg_id, _NOT_APPLIED)
         return None if doc is None else message_from(doc)
 
     async def apply_change(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from chat_contracts.ids import name_uuid
+
 History = Literal["shared", "joined"]
 MarkerKind = Literal["read", "delivered"]
 
@@ -23,9 +25,17 @@ class Edit:
     edited_at: datetime
 
 
+def message_id_for(room_id: uuid.UUID, client_msg_id: str) -> uuid.UUID:
+    """A message's id: the name-based UUID of its ``client_msg_id`` in its room (version 5, the room's id as the
+    namespace). The same send made again has the same id, so a store's unique message id is also the rule that a
+    room holds one message per client_msg_id (docs/decisions/0016-message-ids-from-client-msg-id.md)."""
+    return name_uuid(room_id, client_msg_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message. ``seq`` is dense per room; ``version`` grows by one with each edit, deletion or reaction."""
+    """One message. ``seq`` is dense per room; ``version`` grows by one with each edit, deletion or reaction; ``id``
+    is ``message_id_for(room_id, client_msg_id)``."""
 
     id: uuid.UUID
     room_id: uuid.UUID

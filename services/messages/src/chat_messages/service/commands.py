@@ -30,11 +30,10 @@ import structlog
 from chat_contracts import messages_commands as cmd
 from chat_contracts import messages_events as ev
 from chat_contracts.base import Contract
-from chat_contracts.ids import random_uuid
 from chat_contracts.topics import MESSAGES_EVENTS
 from chat_messages.domain import blocks, text
 from chat_messages.domain.errors import Rejection
-from chat_messages.domain.model import Change, MarkerKind, Member, MentionedUser, Message
+from chat_messages.domain.model import Change, MarkerKind, Member, MentionedUser, Message, message_id_for
 from chat_messages.service.attachments import validate_for_send
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomLedger, RoomOwner
@@ -179,7 +178,7 @@ async def _plan(
     seq = next_seqs.get(command.room_id, ledger.next_seq)
     next_seqs[command.room_id] = seq + 1
     send.message = Message(
-        id=random_uuid(),
+        id=message_id_for(command.room_id, command.client_msg_id),
         room_id=command.room_id,
         seq=seq,
         sender_id=command.sender_id,

@@ -15,7 +15,16 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from chat_messages.domain.activity import Activity
-from chat_messages.domain.model import Attachment, Change, MarkerKind, Markers, Member, Message, RoomState
+from chat_messages.domain.model import (
+    Attachment,
+    Change,
+    MarkerKind,
+    Markers,
+    Member,
+    Message,
+    RoomState,
+    message_id_for,
+)
 
 Clock = Callable[[], datetime]
 InsertResult = Literal["inserted", "duplicate_client_msg_id", "duplicate_seq"]
@@ -31,6 +40,16 @@ class InsertOutcome:
     refused: Refusal | None = None
     """Why the next one was not (None when all were): its client_msg_id is stored already (whatever else
     collided), or another message has its seq."""
+
+
+def require_derived_ids(messages: Sequence[Message]) -> None:
+    """Raise ``ValueError`` unless each message's id is ``message_id_for(room_id, client_msg_id)``: a store may hold
+    a room to one message per client_msg_id by its unique message ids alone."""
+    for message in messages:
+        if message.id != message_id_for(message.room_id, message.client_msg_id):
+            raise ValueError(
+                f"message {message.id} of room {message.room_id}: its id is not the one its client_msg_id derives"
+            )
 
 
 class MessageStore(Protocol):
@@ -90,10 +109,12 @@ class MessageStore(Protocol):
         """The room's highest seq, 0 when it has none."""
 
     async def insert_message(self, message: Message) -> InsertResult:
-        """Insert; unique (room_id, client_msg_id) and (room_id, seq) decide the result."""
+        """Insert; unique (room_id, client_msg_id) and (room_id, seq) decide the result. ``ValueError`` for a
+        message whose id is not the one its client_msg_id derives (``require_derived_ids``)."""
 
     async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
-        """Insert in order (one write), stopping at the first message a uniqueness rule refuses."""
+        """Insert in order (one write), stopping at the first message a uniqueness rule refuses; ``ValueError``
+        (nothing written) as ``insert_message``."""
 
     async def advance_heads(self, heads: Mapping[uuid.UUID, int]) -> None:
         """Raise each room's head document to at least the given seq (never lower it); one write."""

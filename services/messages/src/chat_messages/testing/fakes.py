@@ -15,7 +15,7 @@ from chat_contracts.envelope import Envelope
 from chat_contracts.spec import TopicSpec
 from chat_messages.domain.activity import Activity
 from chat_messages.domain.model import Change, Edit, MarkerKind, Markers, Member, Message, RoomState
-from chat_messages.service.ports import InsertOutcome, InsertResult
+from chat_messages.service.ports import InsertOutcome, InsertResult, require_derived_ids
 from chat_runtime.bus.port import Outgoing
 
 APPLIED_KEPT = 64
@@ -125,6 +125,7 @@ class FakeMessageStore:
         return "inserted" if outcome.inserted == 1 else (outcome.refused or "duplicate_seq")
 
     async def insert_messages(self, messages: Sequence[Message]) -> InsertOutcome:
+        require_derived_ids(messages)
         async with self._lock:
             self.writes += 1
             for inserted, message in enumerate(messages):

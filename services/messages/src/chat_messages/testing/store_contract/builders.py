@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from chat_messages.domain.activity import Activity, ActivityKind
-from chat_messages.domain.model import Change, Message
+from chat_messages.domain.model import Change, Message, message_id_for
 from chat_messages.service.ports import MessageStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -34,14 +34,16 @@ def a_message(
     reply_to: uuid.UUID | None = None,
     client_msg_id: str | None = None,
 ) -> Message:
-    """Message ``seq`` of ``room_id``, sent ``seq`` seconds after T0 unless ``at`` says otherwise."""
+    """Message ``seq`` of ``room_id``, sent ``seq`` seconds after T0 unless ``at`` says otherwise; its id is the one
+    its client_msg_id derives."""
     body = f"message {seq}" if body is None else body
+    client_msg_id = client_msg_id or f"client-{seq}-{uuid.uuid4().hex[:8]}"
     return Message(
-        id=uuid.uuid4(),
+        id=message_id_for(room_id, client_msg_id),
         room_id=room_id,
         seq=seq,
         sender_id=sender_id or uuid.uuid4(),
-        client_msg_id=client_msg_id or f"client-{seq}-{uuid.uuid4().hex[:8]}",
+        client_msg_id=client_msg_id,
         body=body,
         created_at=T0 + seq * SECOND if at is None else at,
         tokens=tuple(body.lower().split()) if tokens is None else tuple(tokens),

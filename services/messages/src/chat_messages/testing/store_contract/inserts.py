@@ -8,6 +8,8 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from chat_messages.domain.model import Edit, Member, MentionedUser
 from chat_messages.service.ports import InsertOutcome, MessageStore
 from chat_messages.testing.store_contract.builders import T0, a_message, ids, insert
@@ -73,7 +75,7 @@ class InsertsContract:
         again = a_message(room_id, 2, body="different", client_msg_id="abc")
         assert await store.insert_message(again) == "duplicate_client_msg_id"
         assert await store.message_by_client_msg_id(room_id, "abc") == original
-        assert await store.message(room_id, again.id) is None
+        assert await store.message(room_id, again.id) == original  # the same id: its client_msg_id derives it
         assert await store.last_seq(room_id) == 1
 
     async def test_a_second_message_with_a_stored_seq_is_a_duplicate_seq(self, store: MessageStore) -> None:
@@ -92,9 +94,28 @@ class InsertsContract:
         room_id = uuid.uuid4()
         original = a_message(room_id, 1, client_msg_id="abc")
         await insert(store, original)
-        assert await store.insert_message(replace(original, id=uuid.uuid4())) == "duplicate_client_msg_id"
+        assert await store.insert_message(replace(original, body="again")) == "duplicate_client_msg_id"
         assert await store.insert_message(original) == "duplicate_client_msg_id"
         assert list(await store.history(room_id, limit=10, newest_first=False)) == [original]
+
+    async def test_a_message_whose_id_its_client_msg_id_does_not_derive_is_not_stored(
+        self, store: MessageStore
+    ) -> None:
+        # The unique message id is the (room, client_msg_id) rule: a store may rely on it (a MongoDB database made
+        # since ids were derived has no client_msg_id index).
+        room_id = uuid.uuid4()
+        stored = a_message(room_id, 1, client_msg_id="abc")
+        await insert(store, stored)
+        moved = replace(a_message(room_id, 3), room_id=uuid.uuid4())
+        for wrong in (
+            replace(stored, id=uuid.uuid4(), seq=2),
+            moved,
+            replace(a_message(room_id, 2), client_msg_id="x"),
+        ):
+            with pytest.raises(ValueError, match="derives"):
+                await store.insert_messages([a_message(room_id, 2), wrong])
+        assert [m.seq for m in await store.history(room_id, limit=10, newest_first=False)] == [1]
+        assert await store.last_seq(moved.room_id) == 0
 
     async def test_an_ordered_insert_stores_every_message_in_one_call(self, store: MessageStore) -> None:
         room_id, other = uuid.uuid4(), uuid.uuid4()
