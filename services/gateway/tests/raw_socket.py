@@ -5,6 +5,7 @@ status and websocket close code the gateway answers with."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -79,6 +80,13 @@ class RawSocket:
         self.last_post = posted
         return posted.status_code
 
+    async def send_binary(self, data: bytes) -> int:
+        """An Engine.IO binary message: a binary websocket message, or ``b`` and base64 in a long-polling POST."""
+        if self._ws is not None:
+            await self._ws.send_bytes(data)
+            return 200
+        return await self.send("b" + base64.b64encode(data).decode())
+
     async def ack(self, id: int, timeout: float = 10) -> Any:
         """The data of the first ack with ``id`` (waits for it)."""
         await until(lambda: id in self.acks or self.closed, timeout)
@@ -127,7 +135,7 @@ class RawSocket:
         self.packets.append(packet)
         if packet == "2":  # Engine.IO ping
             asyncio.get_running_loop().create_task(self._pong())
-        elif packet == "1":  # Engine.IO close
+        elif packet == "1" and self._ws is None:  # Engine.IO close (a websocket's close frame follows, with its code)
             self.closed = True
         elif packet.startswith("4"):
             body = packet[1:]

@@ -16,7 +16,14 @@ import socketio
 import socketio.packet
 
 from chat_contracts.fields import MAX_JSON_DEPTH
-from chat_gateway.adapters.socketio_packets import GuardedServer, Packet, Undecodable, UndecodablePayload, loads
+from chat_gateway.adapters.socketio_packets import (
+    GuardedServer,
+    MalformedPacket,
+    Packet,
+    Undecodable,
+    UndecodablePayload,
+    loads,
+)
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -56,6 +63,8 @@ def test_the_server_hooks_the_adapter_overrides_still_exist_with_the_same_parame
     assert "self._handle_event(eio_sid, pkt.namespace, pkt.id" in inspect.getsource(
         socketio.AsyncServer._handle_eio_message
     )
+    # malformed packets: the decode runs inside the message handler, which takes (eio_sid, data).
+    assert list(inspect.signature(socketio.AsyncServer._handle_eio_message).parameters) == ["self", "eio_sid", "data"]
     # after_answer: the event's handler and its ack run in one call, in the event's task.
     internal = socketio.AsyncServer._handle_event_internal
     assert list(inspect.signature(internal).parameters) == [
@@ -100,6 +109,16 @@ def test_a_well_formed_binary_event_still_waits_for_its_attachment() -> None:
     assert (packet.packet_type, packet.attachment_count) == (socketio.packet.BINARY_EVENT, 1)
     assert packet.add_attachment(b"\x00") is True
     assert packet.data == ["message:send", b"\x00"]
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    ["x", "9", '4{"message":"no"}', '51234567890123-["a",{}]', b"\x00\x01", b"2-[]"],
+    ids=["no type", "unknown type", "connect_error", "too many attachments", "bytes", "bytes that start well"],
+)
+def test_a_packet_with_no_type_a_client_sends_is_malformed(encoded: str | bytes) -> None:
+    with pytest.raises(MalformedPacket):
+        Packet(encoded_packet=encoded)
 
 
 def test_a_connect_with_refused_auth_json_carries_no_auth() -> None:

@@ -48,6 +48,8 @@ _POLLED_PACKET_BYTES = 512
 """A long-polling socket's backlog is counted in queued packets; each is taken for this many bytes."""
 MESSAGE_TOO_BIG = 1009
 """RFC 6455's close code for a message too big to process."""
+PROTOCOL_ERROR = 1002
+"""RFC 6455's close code for a protocol error."""
 FRAME_TOO_LARGE = "frame_too_large"
 
 FrameTooLarge = Callable[[str], Awaitable[None]]
@@ -89,6 +91,10 @@ class FastSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             writer.write(frame)
         else:
             self.queue.put_nowait(engineio.packet.Packet(engineio.packet.MESSAGE, frame.message))
+
+    def close_with(self, code: int, reason: str) -> None:
+        """The websocket close code and reason of this socket's coming close (1000 and no reason otherwise)."""
+        self._close_code = (code, reason)
 
     def backlog(self) -> int:
         """Bytes waiting to be sent to the client (estimated from queued packets on long-polling)."""

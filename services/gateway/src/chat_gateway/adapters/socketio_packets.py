@@ -9,6 +9,13 @@ JSON decoder refuses nesting past ``MAX_JSON_DEPTH``, and a packet whose JSON is
 the packet text, and its arguments become one ``Undecodable``. ``GuardedServer`` answers such an event with an ack
 ``validation_failed`` when it carries an ack id, and drops it otherwise.
 
+A packet with no usable type at all (empty, not a digit, a type only a server sends, more attachments than a
+packet may announce) has no ack id to answer either: python-socketio raised in its handler, and python-engineio
+logged a traceback at ERROR for each such message, as often as a client sent one. Here it raises
+``MalformedPacket``, and ``GuardedServer`` ends that socket with ``session:ended`` ``malformed_packet`` and closes
+the connection, as the Node server does with a packet it cannot parse. A binary message that no binary packet
+waits for (the attachment of a binary event refused for its JSON, which was answered already) is dropped.
+
 It also runs what a handler asks to happen once its answer is written (``after_answer``), and writes an event to
 one socket at once (``write_now``), in order with everything written to it before.
 """
@@ -23,10 +30,13 @@ from typing import Any, Final
 import orjson
 import socketio
 import socketio.packet
+import structlog
 
 from chat_contracts.fields import MAX_JSON_DEPTH
 from chat_gateway.adapters import fanout
 from chat_gateway.adapters.ws_frames import event_frame
+
+log = structlog.get_logger("chat.gateway")
 
 LIFECYCLE_NAMES: Final = frozenset({"connect", "disconnect", "*"})
 
@@ -54,6 +64,25 @@ class Undecodable:
 
 class UndecodablePayload(ValueError):
     """A packet's JSON is not JSON, or nests deeper than ``MAX_JSON_DEPTH``."""
+
+
+class MalformedPacket(ValueError):
+    """A packet with no type a client may send, or that cannot be read far enough to find one."""
+
+
+MALFORMED_PACKET: Final = "malformed_packet"
+"""The ``session:ended`` reason of a socket that sent a ``MalformedPacket``."""
+CLIENT_PACKET_TYPES: Final = frozenset(
+    {
+        socketio.packet.CONNECT,
+        socketio.packet.DISCONNECT,
+        socketio.packet.EVENT,
+        socketio.packet.ACK,
+        socketio.packet.BINARY_EVENT,
+        socketio.packet.BINARY_ACK,
+    }
+)
+"""What a client sends (``CONNECT_ERROR`` comes only from a server)."""
 
 
 def loads(text: str, **_: Any) -> Any:
@@ -117,6 +146,10 @@ class Packet(socketio.packet.Packet):  # type: ignore[misc]
                 self.packet_type = socketio.packet.ACK
             self.data = [Undecodable(str(exc))] if self.packet_type == socketio.packet.EVENT else None
             return 0
+        except (ValueError, TypeError) as exc:  # no digit for a type, too many attachments, bytes read as text
+            raise MalformedPacket(f"unreadable packet: {str(exc)[:80]}") from None
+        if self.packet_type not in CLIENT_PACKET_TYPES:
+            raise MalformedPacket(f"packet type {self.packet_type!r} is not one a client sends")
         if self.packet_type in (socketio.packet.EVENT, socketio.packet.BINARY_EVENT) and not (
             isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
         ):
@@ -190,9 +223,32 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _frame_too_large(self, eio_sid: str) -> None:
         """A websocket frame over the limit: tell the socket (``session:ended``), then it is closed."""
+        await self._end_socket(eio_sid, fanout.FRAME_TOO_LARGE)
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        awaited = eio_sid in self._binary_packet
+        if isinstance(data, bytes) and not awaited:
+            # The attachment of a binary event refused for its JSON (answered already), or stray bytes: dropped.
+            return
+        try:
+            if not data and not awaited:  # python-socketio would take it for an event without arguments
+                raise MalformedPacket("an empty packet")
+            await super()._handle_eio_message(eio_sid, data)
+        except MalformedPacket as exc:
+            # As the Node server does: the connection goes too, so a client that ignores the Socket.IO
+            # disconnect cannot keep sending what cannot be read (websocket close code 1002, protocol error).
+            log.info("gateway.malformed_packet", error=str(exc))
+            socket = fanout.socket_of(self.eio, eio_sid)
+            if socket is not None:
+                socket.close_with(fanout.PROTOCOL_ERROR, MALFORMED_PACKET)
+            await self._end_socket(eio_sid, MALFORMED_PACKET)
+            await self.eio.disconnect(eio_sid)
+
+    async def _end_socket(self, eio_sid: str, reason: str) -> None:
+        """Tell the socket why (``session:ended``) and close it; only close it before it joined the namespace."""
         sid = self.manager.sid_from_eio_sid(eio_sid, "/")
         if sid is not None and self._end is not None:
-            await self._end(sid, fanout.FRAME_TOO_LARGE)
+            await self._end(sid, reason)
         else:
             await self.eio.disconnect(eio_sid)
 
