@@ -63,8 +63,10 @@ def test_the_server_hooks_the_adapter_overrides_still_exist_with_the_same_parame
     assert "self._handle_event(eio_sid, pkt.namespace, pkt.id" in inspect.getsource(
         socketio.AsyncServer._handle_eio_message
     )
-    # malformed packets: the decode runs inside the message handler, which takes (eio_sid, data).
+    # malformed packets: the decode runs inside the message handler, which takes (eio_sid, data) and keeps a binary
+    # packet waiting for its attachments by engine.io sid.
     assert list(inspect.signature(socketio.AsyncServer._handle_eio_message).parameters) == ["self", "eio_sid", "data"]
+    assert "if eio_sid in self._binary_packet:" in inspect.getsource(socketio.AsyncServer._handle_eio_message)
     # after_answer: the event's handler and its ack run in one call, in the event's task.
     internal = socketio.AsyncServer._handle_event_internal
     assert list(inspect.signature(internal).parameters) == [
