@@ -576,6 +576,11 @@ async def run_shape(
 
 
 async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
+    # The product's processes run in sessions of their own (so a terminal's Ctrl-C reaches them only through
+    # here): SIGTERM unwinds the run as Ctrl-C does, and every process and server it started is stopped.
+    running = asyncio.current_task()
+    if running is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
     with tempfile.TemporaryDirectory(prefix="chat-bench-tp-") as tmpdir:
         tmp = Path(tmpdir)
         own = InfraConfig.from_env(
@@ -704,7 +709,10 @@ def main() -> None:
     }
     for mode in sizes.modes:
         print(f"throughput, {mode}: shapes {', '.join(sizes.shapes)}", flush=True)
-        report["modes"].append(asyncio.run(run_mode(mode, sizes)))
+        try:
+            report["modes"].append(asyncio.run(run_mode(mode, sizes)))
+        except asyncio.CancelledError:
+            raise SystemExit("throughput: stopped (SIGTERM); every process it started is stopped") from None
     sizes.results.mkdir(parents=True, exist_ok=True)
     (sizes.results / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     text = table(report)
