@@ -33,7 +33,7 @@ from bench.serving import cpu_seconds
 from bench.soak import fresh_server
 from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_documents import message_document
-from chat_messages.adapters.mongo_store import (
+from chat_messages.adapters.mongo_indexes import (
     INDEXES,
     MESSAGES_BY_CLIENT_MSG_ID,
     MESSAGES_BY_REPLY,

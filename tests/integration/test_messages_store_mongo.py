@@ -18,6 +18,14 @@ from pymongo.errors import DuplicateKeyError
 
 from chat_messages.adapters import mongo
 from chat_messages.adapters.mongo_documents import message_document, to_us
+from chat_messages.adapters.mongo_indexes import (
+    INDEXES,
+    MESSAGES_BY_CLIENT_MSG_ID,
+    MESSAGES_BY_REPLY,
+    MESSAGES_BY_SEQ,
+    MESSAGES_BY_TOKEN,
+    duplicate_key_fields,
+)
 from chat_messages.adapters.mongo_queries import (
     SEARCH_SORT,
     count_pipeline,
@@ -27,15 +35,7 @@ from chat_messages.adapters.mongo_queries import (
     unread_rest,
     unread_window,
 )
-from chat_messages.adapters.mongo_store import (
-    INDEXES,
-    MESSAGES_BY_CLIENT_MSG_ID,
-    MESSAGES_BY_REPLY,
-    MESSAGES_BY_SEQ,
-    MESSAGES_BY_TOKEN,
-    MongoMessageStore,
-    duplicate_key_fields,
-)
+from chat_messages.adapters.mongo_store import MongoMessageStore
 from chat_messages.domain.model import Edit, Markers, MentionedUser, Message, RoomState, message_id_for
 from chat_messages.service.ports import InsertOutcome, MessageStore
 from chat_messages.testing.store_contract import StoreContract

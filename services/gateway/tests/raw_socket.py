@@ -8,13 +8,14 @@ import asyncio
 import base64
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
 import httpx
 
-from .harness import until
+from .harness import Gateway, until
 
 Transport = Literal["websocket", "polling"]
 TRANSPORTS: tuple[Transport, ...] = ("websocket", "polling")
@@ -152,3 +153,16 @@ class RawSocket:
             await self._http.post(
                 "/socket.io/", params={"EIO": "4", "transport": "polling", "sid": self.eio_sid}, content=b"3"
             )
+
+
+async def still_served(raw: RawSocket, id: int = 99) -> None:
+    """A well-formed event that is always answered ``ok`` (leaving a room it never joined): the socket works."""
+    await raw.send(f'42{id}["room:unsubscribe",{{"room_id":"{uuid.uuid4()}"}}]')
+    assert (await raw.ack(id))["ok"] is True
+
+
+async def until_gone(gateway: Gateway, user_id: uuid.UUID, raw: RawSocket) -> None:
+    """Until the gateway holds neither the user's connection nor the socket's Engine.IO session."""
+    await until(
+        lambda: user_id not in gateway.hub.connections.by_user and raw.eio_sid not in gateway.hub.sio.eio.sockets
+    )

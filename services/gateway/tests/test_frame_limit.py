@@ -15,7 +15,7 @@ import pytest
 from chat_contracts.fields import MAX_FRAME_BYTES
 
 from .harness import Cluster, Gateway, until
-from .raw_socket import TRANSPORTS, RawSocket, Transport
+from .raw_socket import TRANSPORTS, RawSocket, Transport, still_served, until_gone
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -41,11 +41,6 @@ async def started(cluster: Cluster) -> tuple[Gateway, RawSocket]:
     gateway = await cluster.start("gw-a", max_message_bytes=LIMIT)
     bystander = await RawSocket.open(gateway.base, cluster.token(BOB), "websocket")
     return gateway, bystander
-
-
-async def still_served(raw: RawSocket, id: int = 99) -> None:
-    await raw.send(f'42{id}["room:unsubscribe",{{"room_id":"{ROOM}"}}]')
-    assert (await raw.ack(id))["ok"] is True
 
 
 def ended_for_frame_size(raw: RawSocket) -> bool:
@@ -85,9 +80,7 @@ async def test_an_oversize_long_polling_post_is_answered_413_and_ends_that_socke
         await until(lambda: ended_for_frame_size(ada) and ada.closed)
         assert ada.packets.index('42["session:ended",{"reason":"frame_too_large"}]') < ada.packets.index("41")
         assert 1 not in ada.acks
-        await until(
-            lambda: ADA not in gateway.hub.connections.by_user and ada.eio_sid not in gateway.hub.sio.eio.sockets
-        )
+        await until_gone(gateway, ADA, ada)
         await still_served(bystander)
     finally:
         await ada.close()

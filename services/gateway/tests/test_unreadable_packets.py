@@ -13,10 +13,9 @@ import uuid
 import pytest
 
 from .harness import Cluster, until
-from .raw_socket import TRANSPORTS, RawSocket, Transport
+from .raw_socket import TRANSPORTS, RawSocket, Transport, still_served, until_gone
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
-ROOM = uuid.uuid4()
 
 MALFORMED_TEXT = {
     "empty": "4",
@@ -29,11 +28,6 @@ MALFORMED_TEXT = {
 
 def ended_as_malformed(raw: RawSocket) -> bool:
     return ("session:ended", {"reason": "malformed_packet"}) in raw.events
-
-
-async def still_served(raw: RawSocket, id: int = 99) -> None:
-    await raw.send(f'42{id}["room:unsubscribe",{{"room_id":"{ROOM}"}}]')
-    assert (await raw.ack(id))["ok"] is True
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -51,9 +45,7 @@ async def test_a_packet_without_a_usable_type_ends_that_socket_with_malformed_pa
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
         if transport == "websocket":
             assert (ada.close_code, ada.close_reason) == (1002, "malformed_packet")
-        await until(
-            lambda: ADA not in gateway.hub.connections.by_user and ada.eio_sid not in gateway.hub.sio.eio.sockets
-        )
+        await until_gone(gateway, ADA, ada)
         await still_served(bystander)
     finally:
         await ada.close()

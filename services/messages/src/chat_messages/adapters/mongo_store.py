@@ -1,21 +1,20 @@
 """``MessageStore`` on MongoDB: one atomic single-document operation per method call, no transactions.
 
 The documents it stores and reads are described, written and read back in mongo_documents.py; the filters it runs
-are built in mongo_queries.py. Here: the collections, their indexes, and the store's operations.
+are built in mongo_queries.py. Here: the collections and the store's operations; their indexes are in mongo_indexes.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -34,6 +33,13 @@ from chat_messages.adapters.mongo_documents import (
     message_from,
     pair_id,
     to_us,
+)
+from chat_messages.adapters.mongo_indexes import (
+    INDEXES,
+    KEPT_WHERE_MADE,
+    MESSAGES_BY_CLIENT_MSG_ID,
+    UNUSED_ON_SECANTUS,
+    duplicate_key_fields,
 )
 from chat_messages.adapters.mongo_queries import (
     SEARCH_SORT,
@@ -57,28 +63,8 @@ UPSERT_ATTEMPTS: Final = 5
 USERNAME_ATTEMPTS: Final = 30
 """Tries for an upsert that loses races to concurrent inserts of the same key (each loss means progress)."""
 
-MESSAGES_BY_SEQ: Final = "room_seq"
-MESSAGES_BY_CLIENT_MSG_ID: Final = "room_client_msg_id"
-MESSAGES_BY_REPLY: Final = "room_replies"
-MESSAGES_BY_TOKEN: Final = "room_search"  # noqa: S105 (an index name)
-
 _NOT_APPLIED: Final = {"applied": 0}
 """Projection for reads: the remembered request ids stay in the database."""
-_INDEX_NAME = re.compile(r"index: (\S+)")
-
-
-def duplicate_key_fields(error: DuplicateKeyError | Mapping[str, Any]) -> set[str]:
-    """The fields of the unique index a duplicate-key error (or one write error of a bulk write) names
-    (``keyPattern``, else the index name in the message, for servers that leave ``keyPattern`` out)."""
-    details = (error.details or {}) if isinstance(error, DuplicateKeyError) else error
-    pattern = details.get("keyPattern")
-    if isinstance(pattern, Mapping) and pattern:
-        return set(pattern)
-    named = _INDEX_NAME.search(str(details.get("errmsg", error)))
-    for model in INDEXES["messages"]:
-        if named and model.document["name"] == named.group(1):
-            return set(model.document["key"])
-    return {"_id"} if named and named.group(1) == "_id_" else set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,43 +78,6 @@ class _Collections:
     heads: AsyncCollection[Document]
     """Room → a seq at or below the highest stored (a hint the room's owner raises; ``last_seq`` walks on)."""
     activity: AsyncCollection[Document]
-
-
-INDEXES: Final[dict[str, list[IndexModel]]] = {
-    "messages": [
-        IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)], name=MESSAGES_BY_SEQ, unique=True),
-        IndexModel([("room_id", ASCENDING), ("client_msg_id", ASCENDING)], name=MESSAGES_BY_CLIENT_MSG_ID, unique=True),
-        IndexModel([("room_id", ASCENDING), ("reply_to", ASCENDING), ("seq", ASCENDING)], name=MESSAGES_BY_REPLY),
-        IndexModel(
-            [("room_id", ASCENDING), ("tokens", ASCENDING), ("created_us", DESCENDING), ("seq", DESCENDING)],
-            name=MESSAGES_BY_TOKEN,
-        ),
-    ],
-    "members": [
-        IndexModel([("room_id", ASCENDING), ("user_id", ASCENDING)], name="room_user"),
-        IndexModel([("user_id", ASCENDING), ("room_id", ASCENDING)], name="user_room"),
-    ],
-    "markers": [IndexModel([("room_id", ASCENDING), ("user_id", ASCENDING)], name="room_user")],
-    # Sparse: a user whose username moved to someone else keeps a document without a key.
-    "users": [IndexModel([("username_key", ASCENDING)], name="username_key", unique=True, sparse=True)],
-    # Equality, sort, range: a room's activity is read in room_version order within a window of after_seq.
-    "activity": [
-        IndexModel([("room_id", ASCENDING), ("room_version", ASCENDING), ("after_seq", ASCENDING)], name="room_version")
-    ],
-    "retention": [
-        IndexModel([("days", ASCENDING)], name="days", sparse=True),
-        IndexModel([("purge_us", ASCENDING)], name="purge_us", sparse=True),
-    ],
-}
-"""Every secondary index, by collection; ``rooms`` and ``heads`` are read by ``_id`` only."""
-
-KEPT_WHERE_MADE: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_CLIENT_MSG_ID})}
-"""Indexes of earlier versions, kept in a database that has them and not made in a new one: a message's id is
-derived from its room and client_msg_id (``message_id_for``), so the unique ``_id`` holds a room to one message per
-client_msg_id; the index still does for the messages stored before ids were derived (see ``ensure_indexes``)."""
-
-UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_TOKEN})}
-"""Indexes the Mongo-wire server used in development never reads, left out there (see ``ensure_indexes``)."""
 
 
 HINT_CONCERN: Final = WriteConcern(w=1, j=False)
