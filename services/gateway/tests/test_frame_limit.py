@@ -5,6 +5,7 @@ frame within the limit in characters but over it in bytes was let through."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import pytest
 from chat_contracts.fields import MAX_FRAME_BYTES
 
 from .harness import Cluster, Gateway, until
-from .raw_socket import TRANSPORTS, RawSocket, Transport, still_served, until_gone
+from .raw_socket import SEPARATOR, TRANSPORTS, RawSocket, Transport, still_served, until_gone
 
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
 ROOM = uuid.uuid4()
@@ -84,6 +85,42 @@ async def test_an_oversize_long_polling_post_is_answered_413_and_ends_that_socke
         await still_served(bystander)
     finally:
         await ada.close()
+        await bystander.close()
+
+
+async def test_an_oversize_post_from_a_client_holding_no_poll_is_answered_after_its_next_poll_carries_session_ended(
+    cluster: Cluster,
+) -> None:
+    """The JS client's race: its poll had just been answered when it posted the frame. Its POST must not be answered
+    413 before a poll has carried ``session:ended``, or the client closes its transport on the 413 and never reads
+    why (the answer once went out at once)."""
+    gateway, bystander = await started(cluster)
+    params = {"EIO": "4", "transport": "polling"}
+    finished: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=gateway.base, timeout=30) as http:
+            opened = (await http.get("/socket.io/", params=params)).text
+            params["sid"] = json.loads(opened[1:])["sid"]
+            connect = "40" + json.dumps({"token": cluster.token(ADA)})
+            assert (await http.post("/socket.io/", params=params, content=connect.encode())).status_code == 200
+            assert (await http.get("/socket.io/", params=params)).text.startswith("40{"), "connected; no poll held"
+
+            async def post() -> httpx.Response:
+                answer = await http.post("/socket.io/", params=params, content=frame_of_bytes(LIMIT + 1).encode())
+                finished.append("post")
+                return answer
+
+            posting = asyncio.create_task(post())
+            await until(lambda: ADA not in gateway.hub.connections.by_user)
+            assert not posting.done(), "the POST waits for a poll to carry session:ended"
+            polled = await http.get("/socket.io/", params=params)
+            finished.append("poll")
+            refused = await posting
+        assert finished == ["poll", "post"]
+        assert '42["session:ended",{"reason":"frame_too_large"}]' in polled.text.split(SEPARATOR), polled.text
+        assert (refused.status_code, refused.json()["code"]) == (413, "frame_too_large")
+        await still_served(bystander)
+    finally:
         await bystander.close()
 
 

@@ -8,8 +8,9 @@ its session is closed on the poll the server holds. Here, on either transport, t
 ``session:ended {reason: frame_too_large}`` (the code every Socket.IO client reads the same way) and is then closed:
 
 - websocket: the close frame has code 1009 (message too big) and reason ``frame_too_large``;
-- long-polling: the POST carrying it is answered 413 problem+json ``frame_too_large`` once the poll the server holds
-  has been answered with ``session:ended`` (a client reads that first), and the Engine.IO session is closed.
+- long-polling: the POST carrying it is answered 413 problem+json ``frame_too_large`` once a poll (the one the server
+  holds, or the client's next) has been answered with ``session:ended`` (a client reads that first), and the
+  Engine.IO session is closed.
 
 Sizes are bytes (UTF-8 for text). A POST without a Content-Length is read here, up to the limit, and handed on with
 one, so that python-engineio (which reads only what Content-Length announces) sees its packets.
@@ -32,7 +33,9 @@ log = structlog.get_logger("chat.gateway")
 
 REASON: Final = "frame_too_large"
 POLL_ANSWER_SECONDS: Final = 5.0
-"""The longest an oversize POST's answer waits for the poll that carries ``session:ended`` to be answered."""
+"""The longest an oversize POST's answer waits for a poll answer that carries ``session:ended``."""
+ENDED_PACKET: Final = b'["session:ended"'
+"""How ``session:ended`` starts in a poll answer (a JSON string inside an event escapes its quotes: no false match)."""
 CLOSE_SECONDS: Final = 30.0
 """How long a long-polling session closed for a frame too large may wait for its client's next poll."""
 
@@ -52,8 +55,9 @@ class FrameLimit:
         self.end = end
         self.path = path
         self._closing: set[asyncio.Task[None]] = set()
-        self._polls: dict[str, asyncio.Event] = {}
-        """Engine.IO session → set once the long-polling GET the server holds for it has been answered."""
+        self._told: dict[str, asyncio.Event] = {}
+        """Engine.IO session ended for a frame too large → set once a poll answer carrying its ``session:ended`` has
+        gone out."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
@@ -73,20 +77,15 @@ class FrameLimit:
         if eio_sid is None:
             await self.app(scope, receive, send)
             return
-        answered = asyncio.Event()
-        self._polls[eio_sid] = answered
 
         async def tracked_send(message: Message) -> None:
             await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered.set()
+            told = self._told.get(eio_sid)
+            body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+            if told is not None and ENDED_PACKET in body:
+                told.set()
 
-        try:
-            await self.app(scope, receive, tracked_send)
-        finally:
-            answered.set()
-            if self._polls.get(eio_sid) is answered:
-                del self._polls[eio_sid]
+        await self.app(scope, receive, tracked_send)
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _content_length(scope)
@@ -114,14 +113,17 @@ class FrameLimit:
         log.info("gateway.frame_too_large", transport="polling")
         eio_sid = _query(scope, "sid")
         if eio_sid is not None:
-            await self._end(eio_sid)
-            # The poll the server holds carries session:ended: answer it first, so that a client reads that, not
-            # an error of its POST that would close its transport before it read the poll.
-            poll = self._polls.get(eio_sid)
-            if poll is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(POLL_ANSWER_SECONDS):
-                        await poll.wait()
+            # A poll answer carries session:ended: wait until one has gone out (the poll the server holds, or the
+            # client's next one), so that a client reads that, not an error of its POST that would close its
+            # transport before it polled again.
+            told = self._told[eio_sid] = asyncio.Event()
+            try:
+                if await self._end(eio_sid):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(POLL_ANSWER_SECONDS):
+                            await told.wait()
+            finally:
+                self._told.pop(eio_sid, None)
             # Closing the Engine.IO session waits for the client's next poll to take the close; not this answer.
             closing = asyncio.create_task(self._close_session(eio_sid))
             self._closing.add(closing)
@@ -141,10 +143,13 @@ class FrameLimit:
 
     # --- both -----------------------------------------------------------------------------------------------------
 
-    async def _end(self, eio_sid: str) -> None:
+    async def _end(self, eio_sid: str) -> bool:
+        """End the Socket.IO socket of ``eio_sid``; False if it has none (any more)."""
         sid = self.server.manager.sid_from_eio_sid(eio_sid, "/")
-        if sid is not None:
-            await self.end(sid, REASON)
+        if sid is None:
+            return False
+        await self.end(sid, REASON)
+        return True
 
     async def _close_session(self, eio_sid: str) -> None:
         try:
