@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from bson.binary import Binary, UuidRepresentation
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from chat_messages.adapters import mongo
@@ -50,6 +50,8 @@ from chat_messages.testing.store_contract.builders import (
     ids,
     insert,
 )
+
+from .mongo_commands import Recorded
 
 Client = AsyncMongoClient[dict[str, Any]]
 WRITERS = 20
@@ -101,7 +103,7 @@ async def test_ensure_indexes_creates_the_unique_and_query_indexes_and_can_run_a
 
     wanted = {  # no client_msg_id index in a new database: the derived message id is unique per client_msg_id
         MESSAGES_BY_SEQ: ([("room_id", 1), ("seq", 1)], True),
-        MESSAGES_BY_REPLY: ([("room_id", 1), ("reply_to", 1), ("seq", 1)], False),
+        MESSAGES_BY_REPLY: ([("reply_key", 1)], False),  # sparse: replies only (test_messages_replies_index.py)
         MESSAGES_BY_TOKEN: ([("room_id", 1), ("tokens", 1), ("created_us", -1), ("seq", -1)], False),
     }
     if await _is_secantus(client):  # it reads no multikey index: the search index would only slow inserts
@@ -504,8 +506,8 @@ async def test_history_last_seq_replies_and_client_msg_id_reads_use_their_indexe
     assert scans(window) == [f"IXSCAN {MESSAGES_BY_SEQ}"]
     assert window["executionStats"]["totalKeysExamined"] <= 21
 
-    replies = messages.find({"room_id": busy_room, "reply_to": uuid.uuid4()}).sort("seq", 1).limit(20)
-    assert scans(await replies.explain()) == [f"IXSCAN {MESSAGES_BY_REPLY}"]
+    replies = messages.find({"reply_key": uuid.uuid4(), "room_id": busy_room}).sort("seq", 1).limit(20)
+    assert scans(await replies.hint(MESSAGES_BY_REPLY).explain()) == [f"IXSCAN {MESSAGES_BY_REPLY}"]
     # A client_msg_id is found by the message id it derives, which the filter names first: SecantusDB 0.7 finds
     # such a document directly (its explain says COLLSCAN all the same), and scans the collection for any other
     # filter that holds _id.
@@ -598,22 +600,6 @@ async def test_unread_counts_read_only_the_window_through_the_seq_index(
         {"$match": unread_window(busy_room, after_seq=50, up_to_seq=60)},
         {"$match": unread_window(busy_room, after_seq=50)},
     ]
-
-
-class Recorded(monitoring.CommandListener):
-    """The commands a client sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[monitoring.CommandStartedEvent] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append(event)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 async def test_the_head_catches_up_when_an_insert_stopped_before_moving_it(

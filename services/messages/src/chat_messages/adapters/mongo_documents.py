@@ -63,7 +63,10 @@ def pair_id(room_id: uuid.UUID, user_id: uuid.UUID) -> str:
 
 
 def message_document(message: Message) -> Document:
-    return {
+    """A message as stored. A reply also has a ``reply_key`` (the message it answers, as in ``reply_to``): the
+    sparse replies index has an entry for the documents that have one only (decisions/0017). ``reply_to`` stays on
+    every document, null on a message that answers none, as every earlier version reads it."""
+    document: Document = {
         "_id": message.id,
         "room_id": message.room_id,
         "seq": message.seq,
@@ -84,6 +87,9 @@ def message_document(message: Message) -> Document:
         "reactions": [{"emoji": emoji, "users": list(users)} for emoji, users in message.reactions.items() if users],
         "applied": [],
     }
+    if message.reply_to is not None:
+        document["reply_key"] = message.reply_to
+    return document
 
 
 def message_from(doc: Mapping[str, Any]) -> Message:

@@ -13,7 +13,8 @@ from pymongo.errors import DuplicateKeyError
 
 MESSAGES_BY_SEQ: Final = "room_seq"
 MESSAGES_BY_CLIENT_MSG_ID: Final = "room_client_msg_id"
-MESSAGES_BY_REPLY: Final = "room_replies"
+MESSAGES_BY_REPLY: Final = "replies"
+MESSAGES_BY_REPLY_BEFORE: Final = "room_replies"
 MESSAGES_BY_TOKEN: Final = "room_search"  # noqa: S105 (an index name)
 
 _INDEX_NAME = re.compile(r"index: (\S+)")
@@ -37,7 +38,11 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "messages": [
         IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)], name=MESSAGES_BY_SEQ, unique=True),
         IndexModel([("room_id", ASCENDING), ("client_msg_id", ASCENDING)], name=MESSAGES_BY_CLIENT_MSG_ID, unique=True),
-        IndexModel([("room_id", ASCENDING), ("reply_to", ASCENDING), ("seq", ASCENDING)], name=MESSAGES_BY_REPLY),
+        # Sparse: only a reply has a reply_key (message_document), so a message that answers none has no entry.
+        IndexModel([("reply_key", ASCENDING)], name=MESSAGES_BY_REPLY, sparse=True),
+        IndexModel(
+            [("room_id", ASCENDING), ("reply_to", ASCENDING), ("seq", ASCENDING)], name=MESSAGES_BY_REPLY_BEFORE
+        ),
         IndexModel(
             [("room_id", ASCENDING), ("tokens", ASCENDING), ("created_us", DESCENDING), ("seq", DESCENDING)],
             name=MESSAGES_BY_TOKEN,
@@ -61,10 +66,20 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
 }
 """Every secondary index, by collection; ``rooms`` and ``heads`` are read by ``_id`` only."""
 
-KEPT_WHERE_MADE: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_CLIENT_MSG_ID})}
-"""Indexes of earlier versions, kept in a database that has them and not made in a new one: a message's id is
-derived from its room and client_msg_id (``message_id_for``), so the unique ``_id`` holds a room to one message per
-client_msg_id; the index still does for the messages stored before ids were derived (see ``ensure_indexes``)."""
+KEPT_WHERE_MADE: Final[dict[str, frozenset[str]]] = {
+    "messages": frozenset({MESSAGES_BY_CLIENT_MSG_ID, MESSAGES_BY_REPLY_BEFORE})
+}
+"""Indexes of earlier versions, kept in a database that has them and not made in a new one (see
+``ensure_indexes``):
+
+- ``(room_id, client_msg_id)``: a message's id is derived from its room and client_msg_id (``message_id_for``), so
+  the unique ``_id`` holds a room to one message per client_msg_id; the index still does for the messages stored
+  before ids were derived (decisions/0016).
+- ``(room_id, reply_to, seq)``: every message had an entry in it; the sparse ``reply_key`` index has replies only,
+  but the replies stored before have no ``reply_key`` (decisions/0017)."""
+
+REPLACES: Final[dict[str, str]] = {MESSAGES_BY_REPLY: MESSAGES_BY_REPLY_BEFORE}
+"""Index → the earlier index it replaces: not made in a database that keeps the earlier one."""
 
 UNUSED_ON_SECANTUS: Final[dict[str, frozenset[str]]] = {"messages": frozenset({MESSAGES_BY_TOKEN})}
 """Indexes the Mongo-wire server used in development never reads, left out there (see ``ensure_indexes``)."""

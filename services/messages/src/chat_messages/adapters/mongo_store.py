@@ -38,6 +38,9 @@ from chat_messages.adapters.mongo_indexes import (
     INDEXES,
     KEPT_WHERE_MADE,
     MESSAGES_BY_CLIENT_MSG_ID,
+    MESSAGES_BY_REPLY,
+    MESSAGES_BY_REPLY_BEFORE,
+    REPLACES,
     UNUSED_ON_SECANTUS,
     duplicate_key_fields,
 )
@@ -115,6 +118,9 @@ class MongoMessageStore:
         )
         self._random_ids_stored = False
         """Whether the database may hold messages stored before ids were derived (it has the client_msg_id index)."""
+        self._replies_by_reply_to = False
+        """Whether replies are read by ``reply_to`` (the database has the replies index of every message, so its
+        replies stored before may have no ``reply_key``), not by the sparse ``reply_key`` index."""
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries and the uniqueness rules need; harmless when they exist.
@@ -127,19 +133,25 @@ class MongoMessageStore:
         The ``(room_id, client_msg_id)`` index is made only by earlier versions (``KEPT_WHERE_MADE``). A database
         that has it keeps it: its older messages have random ids, and a send made again after the upgrade must
         still be refused by it. Such a database also finds a client_msg_id by that index when the derived id is
-        not stored (``message_by_client_msg_id``)."""
+        not stored (``message_by_client_msg_id``).
+
+        The ``(room_id, reply_to, seq)`` index is kept the same way, and then the sparse ``reply_key`` index that
+        replaces it (``REPLACES``) is not made: the replies stored before have no ``reply_key``, so such a database
+        reads replies by ``reply_to`` (decisions/0017; docs/operations.md, "Upgrades", moves it to the new one)."""
         unused = UNUSED_ON_SECANTUS if await self._on_secantus() else {}
         for collection, models in INDEXES.items():
             before = await self._db[collection].index_information()
             dropped = unused.get(collection, frozenset())
             kept_only = KEPT_WHERE_MADE.get(collection, frozenset()) - before.keys()
+            replaced_here = {name for name, earlier in REPLACES.items() if earlier in before}
             await self._db[collection].create_indexes(
-                [m for m in models if m.document["name"] not in dropped | kept_only]
+                [m for m in models if m.document["name"] not in dropped | kept_only | replaced_here]
             )
             for name in dropped & before.keys():
                 await self._db[collection].drop_index(name)
             if collection == "messages":
                 self._random_ids_stored = MESSAGES_BY_CLIENT_MSG_ID in before
+                self._replies_by_reply_to = MESSAGES_BY_REPLY_BEFORE in before
 
     async def _on_secantus(self) -> bool:
         info = await self._db.client.admin.command("buildInfo")
@@ -450,11 +462,12 @@ class MongoMessageStore:
     async def replies(self, room_id: uuid.UUID, message_id: uuid.UUID, *, limit: int) -> Sequence[Message]:
         if limit <= 0:
             return []
-        cursor = (
-            self._c.messages.find({"room_id": room_id, "reply_to": message_id}, _NOT_APPLIED)
-            .sort([("seq", ASCENDING)])
-            .limit(limit)
-        )
+        if self._replies_by_reply_to:  # a database from before decisions/0017
+            cursor = self._c.messages.find({"room_id": room_id, "reply_to": message_id}, _NOT_APPLIED)
+        else:  # named: SecantusDB 0.7 plans a collection scan for this filter otherwise
+            cursor = self._c.messages.find({"reply_key": message_id, "room_id": room_id}, _NOT_APPLIED)
+            cursor = cursor.hint(MESSAGES_BY_REPLY)
+        cursor = cursor.sort([("seq", ASCENDING)]).limit(limit)
         return [message_from(doc) async for doc in cursor]
 
     async def search(
