@@ -53,7 +53,10 @@ def _start(_signum: int, _frame: FrameType | None) -> None:
 def _stopper(out: Path) -> Callable[[int, FrameType | None], None]:
     def stop(_signum: int, _frame: FrameType | None) -> None:
         signal.setitimer(signal.ITIMER_PROF, 0, 0)
-        out.write_text("".join(f"{stack} {count}\n" for stack, count in _counts.items()))
+        # Written aside and renamed: the benchmark reads the file as soon as it exists.
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text("".join(f"{stack} {count}\n" for stack, count in _counts.items()))
+        partial.replace(out)
 
     return stop
 
