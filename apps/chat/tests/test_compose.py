@@ -17,7 +17,7 @@ from chat_app.cli import main
 from chat_app.compose import MODULES, LauncherError, build, build_order, kafka_config, make_bus, services_for
 from chat_runtime.bus.inprocess import InProcessBus
 from chat_runtime.bus.kafka import KafkaBus
-from chat_runtime.bus.kafka_setup import KafkaSecurity
+from chat_runtime.bus.kafka_setup import KafkaSecurity, consumer_options
 from chat_runtime.settings import ChatSettings, load_settings
 
 
@@ -144,6 +144,8 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
         kafka_group_instance_id="messages-0",
         kafka_peer_address="10.1.2.3:9095",
         kafka_peer_eviction_ms=2500,
+        kafka_linger_ms=3,
+        kafka_fetch_max_wait_ms=500,
     )
 
     config = kafka_config(settings, client_id="chat-messages")
@@ -153,3 +155,5 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
     )
     assert config.group_instance_id == "messages-0"
     assert (config.peer_address, config.peer_eviction_ms, config.watches_peers) == ("10.1.2.3:9095", 2500, True)
+    assert (config.linger_ms, config.fetch_max_wait_ms) == (3, 500)
+    assert consumer_options(config, topic="t", group="g", start="earliest", broadcast=False)["fetch_max_wait_ms"] == 500

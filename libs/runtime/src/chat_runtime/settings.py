@@ -101,6 +101,12 @@ class ChatSettings(BaseSettings):
     long when the bus is quiet; on a busy bus the records sent while a request is in flight share the next one
     anyway, so 0 costs few requests. Measured in split mode: idle send → receive p50 6.9–8.5 ms at 0 against
     11.9–13.0 ms at 2."""
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=10, le=5_000)
+    """How long the broker holds a consumer's fetch that found nothing new. A fetch is answered as soon as a record
+    arrives, so a moving bus never waits for it; it is how often each idle consumer asks again. Longer costs an idle
+    deployment less (split mode, measured: its services and the broker used 20.5 % of a core at 100 and 12.2 % at
+    500, with throughput unchanged), but the broker answers a connection's requests in order, so what a consumer
+    asks behind a held fetch waits for it, such as the offsets of the partitions it takes over in a rebalance."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     ws_compression: bool = False
