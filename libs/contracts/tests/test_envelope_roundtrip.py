@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,6 +159,37 @@ def test_decoding_rejects_unknown_fields_in_nested_data() -> None:
     with pytest.raises(ContractError) as caught:
         decode(as_record(value), MESSAGES_EVENTS)
     assert caught.value.reason.startswith("invalid_data:")
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("key", "k" * 201),
+        ("source", ""),
+        ("version", 0),
+        ("correlation_id", ""),
+        ("occurred_at", "2025-01-02T03:04:05"),
+    ],
+)
+def test_decoding_rejects_an_envelope_field_that_breaks_the_envelope(field: str, bad: object) -> None:
+    with pytest.raises(ContractError) as caught:
+        decode(as_record(message_created_value(**{field: bad})), MESSAGES_EVENTS)
+    assert caught.value.reason.startswith(f"invalid_envelope: {field}")
+
+
+def test_a_decoded_envelope_is_the_one_validating_its_fields_would_make() -> None:
+    # decode validates every field once and builds the Envelope without validating again: it must equal the
+    # envelope that validation makes, its time in UTC whatever offset the record carried.
+    value = message_created_value(occurred_at="2025-01-02T05:04:05.123456+02:00", correlation_id="c-7")
+
+    decoded = decode(as_record(value), MESSAGES_EVENTS)
+
+    validated = Envelope.model_validate({**value, "data": decoded.data})
+    assert decoded == validated
+    assert decoded.occurred_at == datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    assert decoded.occurred_at.utcoffset() == timedelta(0)
+    assert decoded.model_dump() == validated.model_dump()
+    assert decoded.model_fields_set == validated.model_fields_set
 
 
 @pytest.mark.parametrize("read_first", ["value", "headers"])

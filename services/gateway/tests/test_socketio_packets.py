@@ -11,11 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import engineio.packet
+import orjson
 import pytest
 import socketio
 import socketio.packet
 
 from chat_contracts.fields import MAX_JSON_DEPTH
+from chat_gateway.adapters import fanout
 from chat_gateway.adapters.socketio_packets import (
     GuardedServer,
     MalformedPacket,
@@ -24,6 +27,7 @@ from chat_gateway.adapters.socketio_packets import (
     UndecodablePayload,
     loads,
 )
+from chat_gateway.adapters.ws_frames import Frame, ack_frame, websocket_frame
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -78,8 +82,12 @@ def test_the_server_hooks_the_adapter_overrides_still_exist_with_the_same_parame
         "namespace",
         "id",
     ]
+    # GuardedServer._handle_event_internal does what the library's does (the handler, then an ack of its answer
+    # when the event has an ack id, a tuple answer as several arguments, None as none), writing the ack itself.
     source = inspect.getsource(internal)
     assert source.index("server._trigger_event(") < source.index("server._send_packet(")
+    for step in ("r != self.not_handled and id is not None", "if r is None:", "isinstance(r, tuple)", "packet.ACK"):
+        assert step in source, step
     assert "self._handle_event_internal, self, sid, eio_sid" in inspect.getsource(socketio.AsyncServer._handle_event)
 
 
@@ -143,3 +151,82 @@ def test_nesting_past_the_limit_is_refused_at_any_depth(text: str) -> None:
 
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     assert loads(json.dumps(["[" * 100, {"{": "{" * 100}])) == ["[" * 100, {"{": "{" * 100}]
+
+
+ANSWERS = [
+    {"ok": True, "message_id": "0b9e6c1e-8f1e-4d59-9d5d-7d1f3c2b9a10", "seq": 12},
+    {"ok": False, "error": {"code": "validation_failed", "message": 'é \u2028 "quoted"'}},
+    {"ok": True, "counts": {"👍": 2}, "nested": [[1, 2.5], None]},
+    {"ok": True, "body": "x" * 70_000},  # a frame with a 64-bit length
+]
+
+
+@pytest.mark.parametrize("answer", ANSWERS, ids=["ack", "error", "nested", "long"])
+@pytest.mark.parametrize("ack_id", [0, 7, 123456])
+def test_an_ack_frame_is_what_python_socketio_and_engineio_would_send(answer: dict[str, Any], ack_id: int) -> None:
+    library = Packet(socketio.packet.ACK, namespace="/", id=ack_id, data=[answer]).encode()
+    message = engineio.packet.Packet(engineio.packet.MESSAGE, data=library).encode()
+
+    frame = ack_frame(ack_id, orjson.dumps(answer))
+
+    assert frame.packet == message.encode()
+    assert frame.wire == websocket_frame(message.encode())
+
+
+class _Socket:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send_frame(self, frame: Frame) -> None:
+        self.frames.append(frame.packet)
+
+
+@pytest.mark.parametrize(
+    ("answer", "written", "sent"),
+    [
+        ({"ok": True, "seq": 3}, [b'435[{"ok":true,"seq":3}]'], []),
+        (("a", {"b": 1}), [], ['35["a",{"b":1}]']),
+        (None, [], ["35[]"]),
+        ({"ok": True, "file": b"\x00"}, [], ['61-5[{"ok":true,"file":{"_placeholder":true,"num":0}}]', b"\x00"]),
+    ],
+    ids=["json answer: its frame", "tuple: several arguments", "None: no argument", "binary: a binary ack"],
+)
+async def test_an_event_answer_is_acked_as_python_socketio_would(
+    monkeypatch: pytest.MonkeyPatch, answer: Any, written: list[bytes], sent: list[str | bytes]
+) -> None:
+    server = GuardedServer(refuse=_refuse, async_mode="asgi")
+    socket = _Socket()
+    monkeypatch.setattr(fanout, "socket_of", lambda _eio, eio_sid: socket if eio_sid == "e1" else None)
+    packets: list[str | bytes] = []
+
+    async def send_packet(eio_sid: str, pkt: Any) -> None:
+        assert eio_sid == "e1"
+        encoded = pkt.encode()
+        packets.extend(encoded if isinstance(encoded, list) else [encoded])
+
+    async def handler(sid: str, payload: Any) -> Any:
+        return answer
+
+    monkeypatch.setattr(server, "_send_packet", send_packet)
+    server.on("thing", handler)
+
+    await server._handle_event_internal(server, "s1", "e1", ["thing", {}], "/", 5)
+
+    assert socket.frames == written
+    assert packets == sent
+
+
+async def test_an_event_without_an_ack_id_or_a_handler_is_not_acked(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = GuardedServer(refuse=_refuse, async_mode="asgi")
+    socket = _Socket()
+    monkeypatch.setattr(fanout, "socket_of", lambda _eio, _eio_sid: socket)
+
+    async def handler(sid: str, payload: Any) -> Any:
+        return {"ok": True}
+
+    server.on("thing", handler)
+
+    await server._handle_event_internal(server, "s1", "e1", ["thing", {}], "/", None)
+    await server._handle_event_internal(server, "s1", "e1", ["unknown", {}], "/", 6)
+
+    assert socket.frames == []

@@ -113,6 +113,8 @@ class InProcessBroker:
     ) -> None:
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
+        self._groups_of: dict[str, list[_Group]] = {}
+        """Each topic's groups (``_trim`` reads them at every append and every handled batch)."""
         self._member_ids = itertools.count(1)
         self._max_unconsumed = max_unconsumed_per_partition
         self.roundtrip = roundtrip
@@ -171,7 +173,7 @@ class InProcessBroker:
 
     def _trim(self, topic: str, index: int) -> None:
         part = self._topics[topic][index]
-        groups = [g for (_, t), g in self._groups.items() if t == topic]
+        groups = self._groups_of.get(topic)
         if groups:
             part.trim_below(min(g.committed[index] for g in groups))
         elif len(part.records) > self._max_unconsumed:
@@ -184,6 +186,7 @@ class InProcessBroker:
             offsets = [part.end if start == "latest" else part.base for part in parts]
             state = _Group(name=group, topic=spec.name, committed=offsets)
             self._groups[(group, spec.name)] = state
+            self._groups_of.setdefault(spec.name, []).append(state)
         member_id = next(self._member_ids)
         async with state.lock:
             state.members[member_id] = _Member(member_id, processor)

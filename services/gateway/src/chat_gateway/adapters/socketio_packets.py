@@ -34,7 +34,7 @@ import structlog
 
 from chat_contracts.fields import MAX_JSON_DEPTH
 from chat_gateway.adapters import fanout
-from chat_gateway.adapters.ws_frames import event_frame
+from chat_gateway.adapters.ws_frames import ack_frame, event_frame
 
 log = structlog.get_logger("chat.gateway")
 
@@ -206,11 +206,31 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         pending: list[Callable[[], object]] = []
         token = _AFTER_ANSWER.set(pending)
         try:
-            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+            answer = await server._trigger_event(data[0], namespace, sid, *data[1:])
+            if answer is not self.not_handled and id is not None:
+                await self._send_ack(eio_sid, namespace, id, answer)
         finally:
             _AFTER_ANSWER.reset(token)
             for action in pending:
                 action()
+
+    async def _send_ack(self, eio_sid: str, namespace: str, id: int, answer: Any) -> None:
+        """The ack of an event: an answer of JSON values on the default namespace is encoded once, straight into
+        its frame (python-socketio's packet would search it for binary parts, encode it, then wrap it in an
+        Engine.IO packet); anything else goes python-socketio's way, as a tuple answer's several arguments do."""
+        socket = fanout.socket_of(self.eio, eio_sid)
+        if socket is not None and namespace == "/" and isinstance(answer, dict):
+            try:
+                encoded = orjson.dumps(answer)
+            except TypeError:  # bytes in it: a binary ack
+                pass
+            else:
+                socket.send_frame(ack_frame(id, encoded))
+                return
+        arguments = [] if answer is None else list(answer) if isinstance(answer, tuple) else [answer]
+        await self._send_packet(
+            eio_sid, self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=arguments)
+        )
 
     def write_now(self, sid: str, event: str, payload: Any) -> None:
         """Write ``event`` to the socket ``sid`` on the default namespace now, behind what was written to it before

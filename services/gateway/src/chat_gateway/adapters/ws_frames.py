@@ -46,6 +46,13 @@ def event_frame(event: str, payload_json: bytes) -> Frame:
     return Frame(packet=packet, wire=websocket_frame(packet))
 
 
+def ack_frame(ack_id: int, answer_json: bytes) -> Frame:
+    """The frame of a Socket.IO ack on the default namespace: Engine.IO ``4``, Socket.IO ``3`` (ack), the ack id,
+    then ``[answer]`` as JSON; ``answer_json`` is the answer already encoded."""
+    packet = b"43" + str(ack_id).encode() + b"[" + answer_json + b"]"
+    return Frame(packet=packet, wire=websocket_frame(packet))
+
+
 class FrameWriter:
     """Writes one websocket's frames to its transport, joining what is written in one turn of the loop."""
 
