@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from pymongo.errors import AutoReconnect
 from sqlalchemy.exc import OperationalError
 
-from chat_runtime.app import build_app
+from chat_runtime.app import GC_THRESHOLDS, build_app
 from chat_runtime.bus.inprocess import InProcessBroker, InProcessBus
 from chat_runtime.bus.metrics import BusMetrics
 from chat_runtime.health import ReadinessCheck
@@ -88,6 +89,23 @@ async def client(module: DemoModule) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_modules_start_with_the_app_and_stop_with_it(module: DemoModule, client: httpx.AsyncClient) -> None:
     assert module.events == ["start"]
+
+
+async def test_a_started_app_freezes_what_start_up_made_and_collects_less_often_until_it_stops(
+    module: DemoModule,
+) -> None:
+    registry = CollectorRegistry()
+    app = build_app([module], bus=InProcessBus(InProcessBroker(), metrics=BusMetrics(registry)), registry=registry)
+    made_before = [object()]  # alive when the app starts: frozen, out of the collector's reach
+    gc.set_threshold(700, 10, 10)
+    try:
+        async with LifespanManager(app):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+            assert not any(made_before is tracked for tracked in gc.get_objects())
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.unfreeze()
 
 
 async def test_a_module_route_is_served_under_its_api_prefix(client: httpx.AsyncClient) -> None:

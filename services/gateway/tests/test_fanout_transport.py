@@ -63,6 +63,19 @@ async def test_a_websocket_served_by_uvicorn_is_written_straight_to_its_connecti
     assert socket.backlog() >= 0
 
 
+async def test_an_open_websocket_keeps_nothing_of_its_handshake(cluster: Cluster) -> None:
+    gateway = await cluster.start("gw-a")
+    await cluster.connect(gateway, ADA)
+    protocol = engine_socket(gateway, ADA).writer._protocol
+
+    assert (protocol.request, protocol.response) == (None, None)
+    assert protocol.scope["headers"] == []
+    # websockets' parser holds the request it parsed in a local of its generator while it parses frames.
+    held = protocol.conn.parser.gi_frame.f_locals.get("request")
+    assert held is not None, "websockets no longer keeps the handshake request: the clearing can go"
+    assert list(held.headers.raw_items()) == []
+
+
 async def test_acks_and_broadcasts_of_one_socket_arrive_once_and_in_order(cluster: Cluster) -> None:
     gateway = await cluster.start("gw-a")
     await cluster.join(ROOM, ADA, BOB)

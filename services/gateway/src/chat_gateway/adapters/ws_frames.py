@@ -74,6 +74,11 @@ class FrameWriter:
         if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.transport is None:
             return None
         if protocol.handshake_complete:
+            request = protocol.request
+            if request is not None:
+                # websockets' parser keeps the handshake request for the life of the connection (a local of its
+                # generator): its headers, about 3 KB, are read by nothing once the websocket is up.
+                request.headers.clear()
             protocol.request = None  # type: ignore[assignment]
             protocol.response = None  # type: ignore[assignment]
             headers = protocol.scope.get("headers")
