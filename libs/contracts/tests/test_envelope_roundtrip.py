@@ -178,8 +178,8 @@ def test_decoding_rejects_an_envelope_field_that_breaks_the_envelope(field: str,
 
 
 def test_a_decoded_envelope_is_the_one_validating_its_fields_would_make() -> None:
-    # decode validates every field once and builds the Envelope without validating again: it must equal the
-    # envelope that validation makes, its time in UTC whatever offset the record carried.
+    # decode validates the raw envelope and its data apart, then builds the Envelope from them: it must equal the
+    # envelope that validating the record's fields makes, its time in UTC whatever offset the record carried.
     value = message_created_value(occurred_at="2025-01-02T05:04:05.123456+02:00", correlation_id="c-7")
 
     decoded = decode(as_record(value), MESSAGES_EVENTS)

@@ -284,7 +284,4 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if id is None or sid is None or not self.manager.is_connected(sid, namespace):
             return
-        answer = await self._refuse(sid, code, message)
-        await self._send_packet(
-            eio_sid, self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=[answer])
-        )
+        await self._send_ack(eio_sid, namespace, id, await self._refuse(sid, code, message))
