@@ -559,11 +559,13 @@ async def run_shape(
             row["bus_records_per_message"] = round((records_after - records_before) / acked, 3)
         row["passed"] = _within(row)
         result["steps"].append(row)
+        stamped = row.get("stamped") or {}
         print(
             f"  {shape} {rate:>5}/s: acked {row['acked']}/{row['sent']} {row['refused'] or ''} "
             f"delivered {row['delivered']}/{row['expected']} dup {row['duplicates']} ooo {row['out_of_order']} | "
             f"p50 {row['receive']['p50']} p99 {row['receive']['p99']} p99.9 {row['receive']['p999']} ms | "
-            f"ack p50 {row['ack']['p50']} p99 {row['ack']['p99']} | cpu/msg {row['cpu_ms_per_message_all']} ms "
+            f"ack p50 {row['ack']['p50']} p99 {row['ack']['p99']} | "
+            f"stamped p50 {stamped.get('p50')} p99 {stamped.get('p99')} | cpu/msg {row['cpu_ms_per_message_all']} ms "
             f"{row['cpu_ms_per_message']} | store cmds/msg {row['store_commands_per_message']} {by_kind} | "
             f"machine {row['machine_busy_percent']}% | quiet after {step_settled} s",
             flush=True,
@@ -676,14 +678,18 @@ def table(report: Mapping[str, Any]) -> str:
                 f"### {mode['mode']}, {shape['shape']} ({shape['sockets']} sockets)",
                 "",
                 "| msg/s | acked | delivered | lost | dup | p50 ms | p99 ms | p99.9 ms | ack p50 | ack p99 "
-                "| CPU ms/msg (all but load) | store cmds/msg | bus records/msg | machine busy |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+                "| stamped p50 | stamped p99 | CPU ms/msg (all but load) | store cmds/msg | bus records/msg "
+                "| machine busy |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                "| ---: | ---: |",
             ]
             for r in shape["steps"]:
+                stamped = r.get("stamped") or {}
                 lines.append(
                     f"| {r['rate']} | {r['acked']}/{r['sent']} | {r['delivered']}/{r['expected']} | {r['lost']} "
                     f"| {r['duplicates']} | {r['receive']['p50']} | {r['receive']['p99']} | {r['receive']['p999']} "
-                    f"| {r['ack']['p50']} | {r['ack']['p99']} | {r['cpu_ms_per_message_all']} "
+                    f"| {r['ack']['p50']} | {r['ack']['p99']} | {stamped.get('p50', '')} | {stamped.get('p99', '')} "
+                    f"| {r['cpu_ms_per_message_all']} "
                     f"| {r['store_commands_per_message']} | {r.get('bus_records_per_message', '')} "
                     f"| {r['machine_busy_percent']}% |"
                 )

@@ -12,7 +12,8 @@
 //       sends message:send at `rate` per second on an absolute schedule, rooms in turn and in each room its seats
 //       in turn, then waits until every expected delivery arrived (or nothing arrived for quiet_ms, or limit_ms)
 //       → {"type": "step", sent, acked, refused: {code: n}, expected, delivered, lost, duplicates, out_of_order,
-//          receive: {p50, p90, p99, p999, max}, ack: {…}, seconds, drained_ms}
+//          receive: {p50, p90, p99, p999, max}, ack: {…}, stamped: {…}, seconds, drained_ms}
+//       (stamped: send → the messages service's created_at, read at each room's first seat, once per message)
 //   {"op": "idle", "count": 200, "warmup": 10}
 //       the first two seats of the first room: one sends, waits until the other received it and the ack came,
 //       then the next (after `warmup` uncounted ones) → {"type": "idle", "count", "receive", "ack", "stamped"}
@@ -66,6 +67,9 @@ function onMessage(seat, data) {
     current.delivered += 1;
     current.receive.push(now - Number(stamp));
     current.lastDelivery = now;
+    if (seat.first && typeof data.created_at === "string") {
+      current.stamped.push((epochMicros(data.created_at) - (performance.timeOrigin + Number(stamp)) * 1000) / 1000);
+    }
   }
 }
 
@@ -77,7 +81,7 @@ async function open(seat, index) {
     forceNew: true,
     timeout: 60000,
   });
-  const entry = { socket, room: seat.room, lastSeq: 0 };
+  const entry = { socket, room: seat.room, lastSeq: 0, first: false };
   await new Promise((resolve, reject) => {
     socket.once("connect", resolve);
     socket.once("connect_error", (err) => reject(new Error(`connect: ${err.data?.code ?? err.message}`)));
@@ -117,7 +121,10 @@ async function connect({ seats: wanted, concurrency = 50 }) {
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, wanted.length) }, worker));
-  for (const indices of byRoom.values()) indices.sort((a, b) => a - b);
+  for (const indices of byRoom.values()) {
+    indices.sort((a, b) => a - b);
+    seats[indices[0]].first = true;
+  }
   print({
     type: "connected",
     connected: wanted.length - errors.length,
@@ -152,6 +159,7 @@ async function step({ id, rate, seconds, quiet_ms: quietMs = 3000, limit_ms: lim
     outOfOrder: 0,
     receive: [],
     ack: [],
+    stamped: [],
     lastDelivery: performance.now(),
   };
   current = state;
@@ -206,6 +214,7 @@ async function step({ id, rate, seconds, quiet_ms: quietMs = 3000, limit_ms: lim
     out_of_order: state.outOfOrder,
     receive: percentiles(state.receive),
     ack: percentiles(state.ack),
+    stamped: percentiles(state.stamped),
     send_seconds: sendSeconds,
     drained_ms: performance.now() - drainStart,
   });
