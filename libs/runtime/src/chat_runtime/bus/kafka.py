@@ -3,11 +3,13 @@
 Producer: idempotent, acks=all, so a publish that returned is on every in-sync replica and a retried send is
 not written twice; records wait up to ``linger_ms`` to share a request with others, and ``publish_all`` hands
 a whole batch to the producer before waiting for any of it. Consumers: one AIOKafkaConsumer per subscription,
-auto-commit off; each polled batch is processed partition by partition (partitions concurrently, records of one
-partition in order, all of them at once to a batch handler) and committed after every record in it is handled
-or dead-lettered. A rebalance waits for the batch in flight to finish and commit before partitions move, so a
-clean hand-over re-delivers nothing. A broadcast subscription (every instance reads everything: the gateways'
-fan-out) assigns itself every partition instead of joining a group, so instances never rebalance each other.
+auto-commit off. A group member reads each partition it holds in a lane of its own: the lane takes what its
+partition has ready (all of it at once to a batch handler), handles it in order and queues its offset for a
+commit, while the other lanes go on; one commit at a time carries every lane's offsets. A rebalance waits for
+each lane's batch in flight to finish and its offsets to be committed before partitions move, so a clean
+hand-over re-delivers nothing. A broadcast subscription (every instance reads everything: the gateways'
+fan-out) assigns itself every partition instead of joining a group, so instances never rebalance each other,
+handles each poll's partitions concurrently and commits nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ log = structlog.get_logger("chat.bus.kafka")
 
 Batches = dict[TopicPartition, list[Any]]
 """What one poll took: each partition's consumed records, in offset order."""
+LANE_RETRY_SECONDS = 1.0
+"""How long a lane waits before it reads a batch again whose handling failed outside its handlers."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -50,17 +54,25 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._subscription = subscription
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Completed batches are committed under this lock; waiting for it lets the batch in flight finish
-        # and commit before another member takes its partitions.
         self._subscription.assignment = None
         if revoked and not self._subscription.aborted:
-            async with self._subscription.batch_lock:
-                log.info("bus.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+            await self._subscription.hand_over()
+            log.info("bus.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._subscription.assignment = frozenset(assigned)
-        self._subscription.first_assignment.set()
+        self._subscription.assigned(frozenset(assigned))
         log.info("bus.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+class _Lane:
+    """One held partition's reader: its task, and the lock it holds while it handles a batch (a rebalance waits
+    for it)."""
+
+    __slots__ = ("lock", "task")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
 
 
 class KafkaSubscription:
@@ -86,7 +98,8 @@ class KafkaSubscription:
         self._consumer = AIOKafkaConsumer(
             **consumer_options(config, topic=spec.name, group=group, start=start, broadcast=broadcast)
         )
-        self.batch_lock = asyncio.Lock()
+        if broadcast and processor.pace is not None:
+            raise ValueError(f"{group} on {spec.name}: a broadcast reader takes what each poll gives; it has no pace")
         self.aborted = False
         self.assignment: frozenset[TopicPartition] | None = None
         """The partitions this member holds; None until the group gives it some (or none), and during a
@@ -102,6 +115,13 @@ class KafkaSubscription:
         self._reading_ends: asyncio.Task[None] | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._lanes: dict[TopicPartition, _Lane] = {}
+        """A group member's lane of each partition it holds (or held, until the lane notices it moved)."""
+        self._assignment_changed = asyncio.Event()
+        self._to_commit: dict[TopicPartition, int] = {}
+        """Offsets handled by the lanes and not yet in a commit."""
+        self._commit_lock = asyncio.Lock()
+        self._committing: asyncio.Task[None] | None = None
 
     @property
     def group(self) -> str:
@@ -200,79 +220,206 @@ class KafkaSubscription:
         except KafkaError as exc:  # a metric's input: the lag reported stays what was known
             log.debug("bus.lag_unknown", group=self._group, topic=self._spec.name, error=str(exc))
 
-    async def _learn_heads(self) -> None:
-        """The head and the starting position of each newly held partition; between batches, so the position is
-        where handling stands."""
-        assignment = self.assignment or frozenset()
-        for tp in [tp for tp in self._heads if tp not in assignment]:
-            del self._heads[tp]
-            self._handled.pop(tp, None)
-        new = [tp for tp in assignment if tp not in self._heads]
+    async def _learn_heads(self, new: Sequence[TopicPartition]) -> None:
+        """The head and the starting position of each newly held partition (the consumer's position, unless records
+        of it were already taken: then the first of them)."""
         if not new:
             return
         try:
             for tp in new:
                 self._handled.setdefault(tp, await self._consumer.position(tp))
-            heads = await self._consumer.end_offsets(new)
+            heads = await self._consumer.end_offsets(list(new))
         except IllegalStateError:
             return  # revoked meanwhile: the next assignment is learnt on the next round
         self._heads.update({tp: heads[tp] for tp in new})
 
+    def assigned(self, assignment: frozenset[TopicPartition]) -> None:
+        """The group gave this member ``assignment``: forget the partitions it no longer holds, and open a lane for
+        each new one (the lane of a partition held before goes on)."""
+        self.assignment = assignment
+        self.first_assignment.set()
+        for tp in [tp for tp in {*self._heads, *self._handled} if tp not in assignment]:
+            self._heads.pop(tp, None)
+            self._handled.pop(tp, None)
+        self._open_lanes(assignment)
+        self._assignment_changed.set()
+
+    def _open_lanes(self, assignment: frozenset[TopicPartition]) -> None:
+        """A lane for each held partition that has none."""
+        if self._stopping:
+            return
+        for tp in assignment:
+            if tp not in self._lanes:
+                lane = self._lanes[tp] = _Lane()
+                lane.task = asyncio.create_task(
+                    self._run_lane(tp, lane), name=f"kafka:{self._group}:{self._spec.name}[{tp.partition}]"
+                )
+
+    async def hand_over(self) -> None:
+        """Before partitions move: wait for each lane's batch in flight, then commit what the lanes handled. A lane
+        takes no new batch meanwhile (the assignment it read under is gone)."""
+        self._assignment_changed.set()
+        for lane in list(self._lanes.values()):
+            async with lane.lock:
+                pass
+        await self._commit_pending()
+
     async def _run(self) -> None:
+        if self.broadcast:
+            await self._read_all()
+        else:
+            await self._keep_polling()
+
+    async def _read_all(self) -> None:
+        """A broadcast reader: every partition, each poll's partitions handled concurrently, nothing committed."""
         while not self._stopping:
-            await self._learn_heads()
+            held = self.assignment or frozenset()
+            await self._learn_heads([tp for tp in held if tp not in self._heads])
             batches = await self._consumer.getmany(
                 timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
             )
-            if batches and self._processor.pace is not None:
-                batches = await self._linger(batches)
-            if not batches:
-                continue
-            async with self.batch_lock:
-                results = await asyncio.gather(*(self._handle(tp, records) for tp, records in batches.items()))
-                offsets = {tp: offset for tp, offset in results if offset is not None}
-                if offsets and not self.broadcast:
-                    try:
-                        await self._consumer.commit(offsets)
-                    except CommitFailedError as exc:
-                        # The group moved on; the new owner re-processes from the last commit (at-least-once).
-                        log.warning("bus.commit_failed", error=str(exc))
+            await asyncio.gather(*(self._handle(tp, records) for tp, records in batches.items()))
 
-    async def _linger(self, batches: Batches) -> Batches:
-        """``batches`` and the records that arrive while the processor's pace asks to wait: until they fill a batch,
-        the store would take a write, or a stop is requested (seen within a poll timeout). One loop takes every
-        partition's records, so they count together.
+    async def _keep_polling(self) -> None:
+        """A group member's own task, while its lanes read its partitions. A member that holds none polls here, so
+        that the group does not take it for a stuck one (``max_poll_interval_ms``); what such a poll takes from a
+        partition assigned meanwhile is given back to that partition's lane. On a stop, waits for the lanes to
+        finish their batches, then commits what they handled."""
+        try:
+            while not self._stopping:
+                if self.assignment:
+                    self._assignment_changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._config.poll_timeout_ms / 1000):
+                            await self._assignment_changed.wait()
+                    continue
+                self._give_back(await self._consumer.getmany(timeout_ms=self._config.poll_timeout_ms))
+            await asyncio.gather(*(lane.task for lane in list(self._lanes.values()) if lane.task is not None))
+            await self._commit_pending()
+        except asyncio.CancelledError:
+            await self._drop_lanes()
+            raise
 
-        Outside the batch lock: a rebalance blocks ``getmany`` until it is over, and its revocation waits for that
+    async def _drop_lanes(self) -> None:
+        """Cancel the lanes and the commit in flight, committing nothing more (an abort)."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if self._committing is not None:
+            tasks.append(self._committing)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+        self._to_commit.clear()
+
+    async def _run_lane(self, tp: TopicPartition, lane: _Lane) -> None:
+        """Read, handle and queue the commit of one partition's records, in order, until it moves or a stop."""
+        try:
+            while not self._stopping:
+                held = self.assignment
+                if held is None:  # a rebalance: the next assignment says whether this lane goes on
+                    self._assignment_changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._config.poll_timeout_ms / 1000):
+                            await self._assignment_changed.wait()
+                    continue
+                if tp not in held:
+                    return
+                if await self._read_batch(tp, lane, held):
+                    continue
+                # This failure is the bus's own (handlers' are retried or dead-lettered): a dead letter that could
+                # not be written, say. The partition is read again from where its handling stands.
+                await asyncio.sleep(LANE_RETRY_SECONDS)
+        finally:
+            if self._lanes.get(tp) is lane:
+                del self._lanes[tp]
+
+    async def _read_batch(self, tp: TopicPartition, lane: _Lane, held: frozenset[TopicPartition]) -> bool:
+        """Take the partition's ready records (after the pace's wait) and handle them; False when that failed."""
+        if tp not in self._heads:
+            await self._learn_heads([tp])
+        taken = await self._consumer.getmany(
+            tp, timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+        )
+        records = taken.get(tp)
+        if records and self._processor.pace is not None:
+            records = await self._linger(tp, records, held)
+        if not records:
+            return True
+        async with lane.lock:
+            if self.assignment is not held:
+                self._give_back({tp: records})
+                return True
+            try:
+                _, offset = await self._handle(tp, records)
+            except Exception:
+                log.exception("bus.lane_failed", group=self._group, topic=self._spec.name, partition=tp.partition)
+                if tp in self._handled and tp in self._consumer.assignment():
+                    self._consumer.seek(tp, self._handled[tp])
+                return False
+            if offset is not None:
+                self._commit_soon(tp, offset)
+        return True
+
+    async def _linger(self, tp: TopicPartition, records: list[Any], held: frozenset[TopicPartition]) -> list[Any]:
+        """``records`` and those of the partition that arrive while the processor's pace asks to wait: until they
+        fill a batch, the store would take a write, or a stop is requested (seen within a poll timeout).
+
+        Outside the lane's lock: a rebalance blocks ``getmany`` until it is over, and its revocation waits for that
         lock. A rebalance during the wait gives back what was taken instead, unhandled and uncommitted: whoever
-        holds the partitions next (this member, perhaps) reads it again, as after a hand-over of a finished batch."""
-        held = self.assignment
-        taken = sum(len(records) for records in batches.values())
-        wait = self._processor.linger(taken)
+        holds the partition next (this member, perhaps) reads it again, as after a hand-over of a finished batch."""
         pace = self._processor.pace
+        wait = self._processor.linger(len(records))
         if wait <= 0 or pace is None:
-            return batches
+            return records
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while taken < min(pace.fill, self._config.max_batch) and not self._stopping and self.assignment is held:
+        while len(records) < min(pace.fill, self._config.max_batch) and not self._stopping and self.assignment is held:
             left = deadline - loop.time()
             if left <= 0:
                 break
             more = await self._consumer.getmany(
+                tp,
                 timeout_ms=math.ceil(min(left * 1000, self._config.poll_timeout_ms)),
-                max_records=self._config.max_batch - taken,
+                max_records=self._config.max_batch - len(records),
             )
-            for tp, records in more.items():
-                batches[tp] = [*batches.get(tp, ()), *records]
-                taken += len(records)
+            records = [*records, *more.get(tp, ())]
         if self.assignment is held:
-            return batches
-        self._give_back(batches)
-        return {}
+            return records
+        self._give_back({tp: records})
+        return []
+
+    def _commit_soon(self, tp: TopicPartition, offset: int) -> None:
+        """Queue a lane's handled offset; one commit at a time takes every queued offset."""
+        self._to_commit[tp] = offset
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(
+                self._commit_pending(), name=f"kafka-commit:{self._group}:{self._spec.name}"
+            )
+
+    async def _commit_pending(self) -> None:
+        """Commit the queued offsets, after the commit in flight (if any) is done."""
+        async with self._commit_lock:
+            while self._to_commit:
+                offsets, self._to_commit = self._to_commit, {}
+                try:
+                    await self._consumer.commit(offsets)
+                except CommitFailedError as exc:
+                    # The group moved on; the new owner re-processes from the last commit (at-least-once).
+                    log.warning("bus.commit_failed", error=str(exc))
+                except KafkaError as exc:
+                    # Those of partitions still held are kept for the next commit (a later offset of a partition
+                    # replaces its own); until then a crash re-delivers these records, which handlers take as the
+                    # duplicates they are.
+                    log.warning("bus.commit_failed", error=f"{type(exc).__name__}: {exc}")
+                    held = self._consumer.assignment()
+                    for tp, offset in offsets.items():
+                        if tp in held:
+                            self._to_commit.setdefault(tp, offset)
+                    return
 
     def _give_back(self, batches: Batches) -> None:
-        """Move the position of each partition still held back to the first record taken, so the next poll reads
-        them again (a partition that moved is read by its new owner from the last commit)."""
+        """Move the position of each partition still held back to the first record taken, so the next read of it
+        takes them again (a partition that moved is read by its new owner from the last commit)."""
         held = self._consumer.assignment()
         for tp, records in batches.items():
             if tp in held:
@@ -306,7 +453,7 @@ class KafkaSubscription:
         await stop_leaving_groups([self._consumer])
 
     async def finish(self) -> None:
-        """Stop polling once the batch in flight is handled and committed; the consumer is still a member."""
+        """Stop reading once the batches in flight are handled and committed; the consumer is still a member."""
         self._stopping = True
         if self._task is not None:
             try:

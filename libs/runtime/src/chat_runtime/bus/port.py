@@ -2,6 +2,7 @@
 
 - ``publish`` returns once the record is durably accepted (Kafka: acks=all on an idempotent producer).
 - Records with the same key keep their order for every consumer group.
+- A member's partitions are handled independently: a record still in its handler holds up only its own partition.
 - Every consumer group sees every record; within a group each record goes to one member.
 - At least once: a record's offset is committed only after its handler returned (or after it was
   dead-lettered), so a crash or rebalance re-delivers it. Handlers must therefore be idempotent.

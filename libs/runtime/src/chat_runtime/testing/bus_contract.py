@@ -175,6 +175,35 @@ class BusContract:
         await settle(self.quiet_period)
         assert again.numbers() == [2]
 
+    async def test_a_record_still_in_its_handler_holds_up_only_its_own_partition(self, harness: BusHarness) -> None:
+        spec = make_spec(partitions=2)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        keys = {partition_for(f"k{n}".encode(), 2): f"k{n}" for n in range(20)}
+        got = Collector()
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def batch(envelopes: Sequence[Envelope]) -> None:
+            for envelope in envelopes:
+                await handler(envelope)
+
+        async def handler(envelope: Envelope) -> None:
+            if envelope.key == keys[0]:
+                holding.set()
+                await release.wait()
+            await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-lanes", handler=handler, batch=batch)
+        await bus.publish(spec, Ping(key=keys[0], n=0), source=SOURCE)
+        await asyncio.wait_for(holding.wait(), 30)
+        await bus.publish_all([Outgoing(spec, Ping(key=keys[1], n=n)) for n in (1, 2)], source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 2)
+        assert got.numbers() == [1, 2], "the other partition waited for a record that was not its own"
+        release.set()
+        await got.wait_for(lambda: len(got.seen) >= 3)
+        await settle(self.quiet_period)
+        assert sorted(got.numbers()) == [0, 1, 2]
+
     async def _dead_letter_case(self, harness: BusHarness, bad: Record, expected_reason: str) -> None:
         spec = make_spec(partitions=1)
         await harness.create(spec)
