@@ -76,7 +76,8 @@ class _Lane:
 
 
 class KafkaSubscription:
-    """One consumer-group member: a consumer and the task that polls, dispatches and commits."""
+    """One consumer-group member (or broadcast reader): a consumer, the member's own task, and a lane per held
+    partition (a broadcast reader's task reads and handles every partition itself)."""
 
     def __init__(
         self,
@@ -221,8 +222,8 @@ class KafkaSubscription:
             log.debug("bus.lag_unknown", group=self._group, topic=self._spec.name, error=str(exc))
 
     async def _learn_heads(self, new: Sequence[TopicPartition]) -> None:
-        """The head and the starting position of each newly held partition (the consumer's position, unless records
-        of it were already taken: then the first of them)."""
+        """The head and the starting position of each newly held partition: read before its lane takes a record
+        (a group member) or between polls (a broadcast reader), so the position is where handling stands."""
         if not new:
             return
         try:
