@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
 
-from chat_contracts.envelope import Record, headers_from
+from chat_contracts.envelope import Envelope, Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.kafka import KafkaBus
 from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
-from chat_runtime.bus.port import Bus, Outgoing, Pace, RetryPolicy, Subscription
+from chat_runtime.bus.port import Bus, Outgoing, Pace, PoisonRecord, RetryPolicy, Subscription
 from chat_runtime.testing.bus_contract import BusContract, BusReadinessContract, BusStartContract
 from chat_runtime.testing.bus_harness import SOURCE, Collector, Ping, make_spec, settle
 from chat_runtime.testing.bus_pace_contract import FILL, HOUR, Batches, BusPaceContract
@@ -125,3 +126,36 @@ class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract, BusPaceC
         await settle(self.quiet_period)
         assert joining
         assert sorted(got.numbers()) == [0, 1], "a record taken before the rebalance was handled by both members"
+
+    async def test_a_dead_letter_that_cannot_be_written_is_tried_again_and_the_partition_loses_nothing(
+        self, harness: KafkaHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        bus = await harness.new_bus()
+        assert isinstance(bus, KafkaBus)
+        written = bus.publish_record
+        refused: list[Record] = []
+
+        async def unreachable_once(record: Record) -> None:
+            if not refused:
+                refused.append(record)
+                raise KafkaConnectionError("the dead-letter topic's broker is unreachable")
+            await written(record)
+
+        bus.publish_record = unreachable_once  # type: ignore[method-assign]
+        got = Collector()
+
+        async def handler(envelope: Envelope) -> None:
+            if isinstance(envelope.data, Ping) and envelope.data.n == 0:
+                raise PoisonRecord("never")
+            await got.add(envelope)
+
+        await bus.subscribe(spec, group="g-dlq-unreachable", handler=handler)
+        await bus.publish_all([Outgoing(spec, Ping(key="k", n=n)) for n in range(3)], source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 2)
+        dead = await harness.read_raw(spec.dlq, count=1, timeout=30)
+        await settle(self.quiet_period)
+        assert refused, "the dead letter was never refused: the test did not test the lane's retry"
+        assert got.numbers() == [1, 2]
+        assert [r.value for r in dead] == [refused[0].value]
