@@ -18,6 +18,7 @@ from chat_runtime.extras import MissingExtra, missing_extra
         ("chat_runtime.outbox", "sqlalchemy", "postgres"),
         ("chat_runtime.alembic_env", "alembic", "postgres"),
         ("chat_runtime.bus.kafka", "aiokafka", "kafka"),
+        ("chat_runtime.bus.kafka_consumer", "aiokafka", "kafka"),
         ("chat_runtime.bus.kafka_follow", "aiokafka", "kafka"),
         ("chat_runtime.bus.kafka_setup", "aiokafka", "kafka"),
         ("chat_runtime.bus.aiokafka_internals", "aiokafka", "kafka"),
