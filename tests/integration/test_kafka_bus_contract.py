@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 from chat_contracts.envelope import Envelope, Record, headers_from
 from chat_contracts.spec import TopicSpec
 from chat_runtime.bus.kafka import KafkaBus
+from chat_runtime.bus.kafka_consumer import KafkaSubscription
 from chat_runtime.bus.kafka_setup import KafkaConfig, ensure_topics
 from chat_runtime.bus.partitioner import partition_for
 from chat_runtime.bus.port import Bus, Outgoing, Pace, PoisonRecord, RetryPolicy, Subscription
@@ -22,6 +25,7 @@ from chat_runtime.testing.bus_harness import SOURCE, Collector, Ping, make_spec,
 from chat_runtime.testing.bus_pace_contract import FILL, HOUR, Batches, BusPaceContract
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.1)
+HOUR_MS = 3_600_000
 
 
 class KafkaHarness:
@@ -36,8 +40,9 @@ class KafkaHarness:
         self.buses: list[KafkaBus] = []
         self.topics: list[str] = []
 
-    async def new_bus(self) -> Bus:
-        bus = KafkaBus(self.config, retry=FAST_RETRY)
+    async def new_bus(self, **config: Any) -> Bus:
+        """A started bus; ``config`` replaces fields of the harness's ``KafkaConfig`` (``commit_interval_ms``)."""
+        bus = KafkaBus(replace(self.config, **config), retry=FAST_RETRY)
         await bus.start()
         self.buses.append(bus)
         return bus
@@ -159,3 +164,83 @@ class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract, BusPaceC
         assert refused, "the dead letter was never refused: the test did not test the lane's retry"
         assert got.numbers() == [1, 2]
         assert [r.value for r in dead] == [refused[0].value]
+
+    async def test_a_crash_re_delivers_what_was_handled_since_the_last_commit_and_a_stop_commits_at_once(
+        self, harness: KafkaHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        first = Collector()
+        subscription = await (await harness.new_bus(commit_interval_ms=HOUR_MS)).subscribe(
+            spec, group="g-commit-interval", handler=first.add
+        )
+        commits = _count_commits(subscription)
+        await _one_batch_each(producer, spec, first, count=5)
+        await settle(1.0)
+        assert commits == [1], "after the first batch's commit, the next waits for the interval"
+        await subscription.abort()
+
+        second = Collector()
+        restarted = await (await harness.new_bus(commit_interval_ms=HOUR_MS)).subscribe(
+            spec, group="g-commit-interval", handler=second.add
+        )
+        await second.wait_for(lambda: len(second.seen) >= 4)
+        await settle(self.quiet_period)
+        assert second.numbers() == [1, 2, 3, 4], "the records handled since the last commit, and only those"
+        await restarted.stop()  # commits at once, interval or not
+
+        third = Collector()
+        await (await harness.new_bus()).subscribe(spec, group="g-commit-interval", handler=third.add)
+        await producer.publish(spec, Ping(key="k", n=5), source=SOURCE)
+        await third.wait_for(lambda: len(third.seen) >= 1)
+        await settle(self.quiet_period)
+        assert third.numbers() == [5]
+
+    async def test_what_waited_for_the_commit_interval_is_committed_once_it_is_over(
+        self, harness: KafkaHarness
+    ) -> None:
+        spec = make_spec(partitions=1)
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        first = Collector()
+        subscription = await (await harness.new_bus(commit_interval_ms=1_000)).subscribe(
+            spec, group="g-commit-later", handler=first.add
+        )
+        commits = _count_commits(subscription)
+        await _one_batch_each(producer, spec, first, count=5)
+        assert commits[:1] == [1]
+        async with asyncio.timeout(10):
+            while commits[-1] != 5:
+                await asyncio.sleep(0.05)
+        assert commits == [1, 5], "the four later batches share one commit"
+        await subscription.abort()
+
+        second = Collector()
+        await (await harness.new_bus()).subscribe(spec, group="g-commit-later", handler=second.add)
+        await producer.publish(spec, Ping(key="k", n=5), source=SOURCE)
+        await second.wait_for(lambda: len(second.seen) >= 1)
+        await settle(self.quiet_period)
+        assert second.numbers() == [5], "a crash after the timed commit re-delivers nothing"
+
+
+def _count_commits(subscription: Subscription) -> list[int]:
+    """The offset each commit of a one-partition subscription carried, in order (filled as it commits)."""
+    assert isinstance(subscription, KafkaSubscription)
+    consumer = subscription.consumer
+    real = consumer.commit
+    carried: list[int] = []
+
+    async def commit(offsets: Any = None) -> None:
+        carried.extend(offsets.values())
+        await real(offsets)
+
+    consumer.commit = commit
+    return carried
+
+
+async def _one_batch_each(producer: Bus, spec: TopicSpec, got: Collector, *, count: int) -> None:
+    """Publish ``count`` records one at a time, each once the one before it was handled (a batch each)."""
+    for n in range(count):
+        await producer.publish(spec, Ping(key="k", n=n), source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) > n)  # noqa: B023 - awaited before n moves on

@@ -2,11 +2,11 @@
 
 A group member reads each partition it holds in a lane of its own: the lane takes what its partition has ready
 (all of it at once to a batch handler), handles it in order and queues its offset for a commit, while the other
-lanes go on; one commit at a time carries every lane's offsets. A rebalance waits for each lane's batch in
-flight to finish and its offsets to be committed before partitions move, so a clean hand-over re-delivers
-nothing. A broadcast subscription (every instance reads everything: the gateways' fan-out) assigns itself every
-partition instead of joining a group, so instances never rebalance each other, handles each poll's partitions
-concurrently and commits nothing.
+lanes go on; one commit at a time carries every lane's offsets, at most one per ``commit_interval_ms``. A
+rebalance and a stop wait for each lane's batch in flight to finish and commit its offsets at once before
+partitions move, so a clean hand-over re-delivers nothing. A broadcast subscription (every instance reads
+everything: the gateways' fan-out) assigns itself every partition instead of joining a group, so instances never
+rebalance each other, handles each poll's partitions concurrently and commits nothing.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ class KafkaSubscription:
         """Offsets handled by the lanes and not yet in a commit."""
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
+        self._last_commit = -math.inf
+        """When the latest commit started (event loop time)."""
 
     @property
     def group(self) -> str:
@@ -289,6 +291,8 @@ class KafkaSubscription:
                 self._give_back(await self._consumer.getmany(timeout_ms=self._config.poll_timeout_ms))
             await asyncio.gather(*(lane.task for lane in list(self._lanes.values()) if lane.task is not None))
             await self._commit_pending()
+            if self._committing is not None:  # waiting for its turn, with nothing left to commit
+                self._committing.cancel()
         except asyncio.CancelledError:
             await self._drop_lanes()
             raise
@@ -382,33 +386,56 @@ class KafkaSubscription:
         return []
 
     def _commit_soon(self, tp: TopicPartition, offset: int) -> None:
-        """Queue a lane's handled offset; one commit at a time takes every queued offset."""
+        """Queue a lane's handled offset; one commit at a time takes every queued offset, at most one per commit
+        interval."""
         self._to_commit[tp] = offset
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(
-                self._commit_pending(), name=f"kafka-commit:{self._group}:{self._spec.name}"
+                self._commit_in_turn(), name=f"kafka-commit:{self._group}:{self._spec.name}"
             )
 
+    async def _commit_in_turn(self) -> None:
+        """Commit the queued offsets once the commit interval since the previous commit is over, until none are
+        queued; a failed commit leaves them to the next lane's turn."""
+        loop = asyncio.get_running_loop()
+        while self._to_commit:
+            wait = self._last_commit + self._config.commit_interval_ms / 1000 - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with self._commit_lock:
+                if not await self._commit_queued():
+                    return
+
     async def _commit_pending(self) -> None:
-        """Commit the queued offsets, after the commit in flight (if any) is done."""
+        """Commit the queued offsets now (a rebalance, a stop), after the commit in flight (if any) is done."""
         async with self._commit_lock:
             while self._to_commit:
-                offsets, self._to_commit = self._to_commit, {}
-                try:
-                    await self._consumer.commit(offsets)
-                except CommitFailedError as exc:
-                    # The group moved on; the new owner re-processes from the last commit (at-least-once).
-                    log.warning("bus.commit_failed", error=str(exc))
-                except KafkaError as exc:
-                    # Those of partitions still held are kept for the next commit (a later offset of a partition
-                    # replaces its own); until then a crash re-delivers these records, which handlers take as the
-                    # duplicates they are.
-                    log.warning("bus.commit_failed", error=f"{type(exc).__name__}: {exc}")
-                    held = self._consumer.assignment()
-                    for tp, offset in offsets.items():
-                        if tp in held:
-                            self._to_commit.setdefault(tp, offset)
+                if not await self._commit_queued():
                     return
+
+    async def _commit_queued(self) -> bool:
+        """One commit of every queued offset (the caller holds the commit lock); False when the broker could not
+        take it and those of partitions still held are queued again."""
+        if not self._to_commit:
+            return True
+        offsets, self._to_commit = self._to_commit, {}
+        self._last_commit = asyncio.get_running_loop().time()
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on; the new owner re-processes from the last commit (at-least-once).
+            log.warning("bus.commit_failed", error=str(exc))
+        except KafkaError as exc:
+            # Those of partitions still held are kept for the next commit (a later offset of a partition replaces
+            # its own); until then a crash re-delivers these records, which handlers take as the duplicates they
+            # are.
+            log.warning("bus.commit_failed", error=f"{type(exc).__name__}: {exc}")
+            held = self._consumer.assignment()
+            for tp, offset in offsets.items():
+                if tp in held:
+                    self._to_commit.setdefault(tp, offset)
+            return False
+        return True
 
     def _give_back(self, batches: Batches) -> None:
         """Move the position of each partition still held back to the first record taken, so the next read of it

@@ -65,6 +65,9 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     fetch_max_wait_ms: int = 100
     """How long the broker holds a fetch that found nothing new (it answers at once when something arrives)."""
+    commit_interval_ms: int = 200
+    """How often at most a group member commits its handled offsets (0: after every batch); a rebalance and a stop
+    commit at once."""
     linger_ms: int = 0
     """How long the producer waits for more records to share a request: a little latency for fewer requests."""
     topic_prefix: str = ""
