@@ -168,60 +168,58 @@ class TestKafkaBus(BusContract, BusStartContract, BusReadinessContract, BusPaceC
     async def test_a_crash_re_delivers_what_was_handled_since_the_last_commit_and_a_stop_commits_at_once(
         self, harness: KafkaHarness
     ) -> None:
-        spec = make_spec(partitions=1)
-        await harness.create(spec)
-        producer = await harness.new_bus()
-        first = Collector()
-        subscription = await (await harness.new_bus(commit_interval_ms=HOUR_MS)).subscribe(
-            spec, group="g-commit-interval", handler=first.add
-        )
-        commits = _count_commits(subscription)
-        await _one_batch_each(producer, spec, first, count=5)
+        group = "g-commit-interval"
+        spec, producer, subscription, commits = await _five_batches(harness, group=group, commit_interval_ms=HOUR_MS)
         await settle(1.0)
         assert commits == [1], "after the first batch's commit, the next waits for the interval"
         await subscription.abort()
 
-        second = Collector()
+        again = Collector()
         restarted = await (await harness.new_bus(commit_interval_ms=HOUR_MS)).subscribe(
-            spec, group="g-commit-interval", handler=second.add
+            spec, group=group, handler=again.add
         )
-        await second.wait_for(lambda: len(second.seen) >= 4)
+        await again.wait_for(lambda: len(again.seen) >= 4)
         await settle(self.quiet_period)
-        assert second.numbers() == [1, 2, 3, 4], "the records handled since the last commit, and only those"
+        assert again.numbers() == [1, 2, 3, 4], "the records handled since the last commit, and only those"
         await restarted.stop()  # commits at once, interval or not
-
-        third = Collector()
-        await (await harness.new_bus()).subscribe(spec, group="g-commit-interval", handler=third.add)
-        await producer.publish(spec, Ping(key="k", n=5), source=SOURCE)
-        await third.wait_for(lambda: len(third.seen) >= 1)
-        await settle(self.quiet_period)
-        assert third.numbers() == [5]
+        await self._a_new_member_starts_after_the_five(harness, producer, spec, group)
 
     async def test_what_waited_for_the_commit_interval_is_committed_once_it_is_over(
         self, harness: KafkaHarness
     ) -> None:
-        spec = make_spec(partitions=1)
-        await harness.create(spec)
-        producer = await harness.new_bus()
-        first = Collector()
-        subscription = await (await harness.new_bus(commit_interval_ms=1_000)).subscribe(
-            spec, group="g-commit-later", handler=first.add
-        )
-        commits = _count_commits(subscription)
-        await _one_batch_each(producer, spec, first, count=5)
+        group = "g-commit-later"
+        spec, producer, subscription, commits = await _five_batches(harness, group=group, commit_interval_ms=1_000)
         assert commits[:1] == [1]
         async with asyncio.timeout(10):
             while commits[-1] != 5:
                 await asyncio.sleep(0.05)
         assert commits == [1, 5], "the four later batches share one commit"
-        await subscription.abort()
+        await subscription.abort()  # a crash after the timed commit re-delivers nothing
+        await self._a_new_member_starts_after_the_five(harness, producer, spec, group)
 
-        second = Collector()
-        await (await harness.new_bus()).subscribe(spec, group="g-commit-later", handler=second.add)
+    async def _a_new_member_starts_after_the_five(
+        self, harness: KafkaHarness, producer: Bus, spec: TopicSpec, group: str
+    ) -> None:
+        got = Collector()
+        await (await harness.new_bus()).subscribe(spec, group=group, handler=got.add)
         await producer.publish(spec, Ping(key="k", n=5), source=SOURCE)
-        await second.wait_for(lambda: len(second.seen) >= 1)
+        await got.wait_for(lambda: len(got.seen) >= 1)
         await settle(self.quiet_period)
-        assert second.numbers() == [5], "a crash after the timed commit re-delivers nothing"
+        assert got.numbers() == [5]
+
+    async def test_a_broadcast_reader_holding_a_long_fetch_gets_a_record_as_soon_as_it_is_published(
+        self, harness: KafkaHarness
+    ) -> None:
+        spec = make_spec(partitions=3)
+        await harness.create(spec)
+        producer = await harness.new_bus()
+        reader = await harness.new_bus(broadcast_fetch_max_wait_ms=30_000)
+        got = Collector()
+        await reader.subscribe(spec, group="g-held-fetch", handler=got.add, start="latest", broadcast=True)
+        await settle(1.0)  # its first fetch is held by the broker by now
+        await producer.publish(spec, Ping(key="k", n=1), source=SOURCE)
+        await got.wait_for(lambda: len(got.seen) >= 1, timeout=15)  # the held fetch would end after 30 s
+        assert got.numbers() == [1]
 
 
 def _count_commits(subscription: Subscription) -> list[int]:
@@ -239,8 +237,20 @@ def _count_commits(subscription: Subscription) -> list[int]:
     return carried
 
 
-async def _one_batch_each(producer: Bus, spec: TopicSpec, got: Collector, *, count: int) -> None:
-    """Publish ``count`` records one at a time, each once the one before it was handled (a batch each)."""
-    for n in range(count):
+async def _five_batches(
+    harness: KafkaHarness, *, group: str, commit_interval_ms: int
+) -> tuple[TopicSpec, Bus, Subscription, list[int]]:
+    """A member of ``group`` on a new one-partition topic, with that commit interval, that handled five records (0 to
+    4) one batch each; returns the topic, a producer, the member's subscription and the offsets its commits carried
+    (filled as it commits)."""
+    spec = make_spec(partitions=1)
+    await harness.create(spec)
+    producer = await harness.new_bus()
+    got = Collector()
+    member = await harness.new_bus(commit_interval_ms=commit_interval_ms)
+    subscription = await member.subscribe(spec, group=group, handler=got.add)
+    commits = _count_commits(subscription)
+    for n in range(5):
         await producer.publish(spec, Ping(key="k", n=n), source=SOURCE)
         await got.wait_for(lambda: len(got.seen) > n)  # noqa: B023 - awaited before n moves on
+    return spec, producer, subscription, commits

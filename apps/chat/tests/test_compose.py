@@ -147,6 +147,7 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
         kafka_linger_ms=3,
         kafka_fetch_max_wait_ms=500,
         kafka_commit_interval_ms=750,
+        kafka_broadcast_fetch_max_wait_ms=900,
     )
 
     config = kafka_config(settings, client_id="chat-messages")
@@ -158,3 +159,4 @@ def test_the_settings_reach_the_bus_config(tmp_path: Path) -> None:
     assert (config.peer_address, config.peer_eviction_ms, config.watches_peers) == ("10.1.2.3:9095", 2500, True)
     assert (config.linger_ms, config.fetch_max_wait_ms, config.commit_interval_ms) == (3, 500, 750)
     assert consumer_options(config, topic="t", group="g", start="earliest", broadcast=False)["fetch_max_wait_ms"] == 500
+    assert consumer_options(config, topic="t", group="g", start="latest", broadcast=True)["fetch_max_wait_ms"] == 900

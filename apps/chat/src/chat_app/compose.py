@@ -76,6 +76,7 @@ def kafka_config(settings: ChatSettings, *, client_id: str) -> KafkaConfig:
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 60),
         linger_ms=settings.kafka_linger_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        broadcast_fetch_max_wait_ms=settings.kafka_broadcast_fetch_max_wait_ms,
         commit_interval_ms=settings.kafka_commit_interval_ms,
         group_instance_id=settings.kafka_group_instance_id,
         peer_address=settings.kafka_peer_address,

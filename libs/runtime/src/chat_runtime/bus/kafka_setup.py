@@ -65,6 +65,9 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     fetch_max_wait_ms: int = 100
     """How long the broker holds a fetch that found nothing new (it answers at once when something arrives)."""
+    broadcast_fetch_max_wait_ms: int = 500
+    """The same for a broadcast reader, which joins no group: nothing it sends waits behind its held fetch for a
+    rebalance, so it can ask less often."""
     commit_interval_ms: int = 200
     """How often at most a group member commits its handled offsets (0: after every batch); a rebalance and a stop
     commit at once."""
@@ -141,7 +144,7 @@ def consumer_options(config: KafkaConfig, *, topic: str, group: str, start: Star
         "session_timeout_ms": config.session_timeout_ms,
         "heartbeat_interval_ms": config.heartbeat_interval_ms,
         "max_poll_interval_ms": config.max_poll_interval_ms,
-        "fetch_max_wait_ms": config.fetch_max_wait_ms,
+        "fetch_max_wait_ms": config.broadcast_fetch_max_wait_ms if broadcast else config.fetch_max_wait_ms,
         "isolation_level": "read_committed",
     }
 
