@@ -68,7 +68,7 @@ function onMessage(seat, data) {
     current.receive.push(now - Number(stamp));
     current.lastDelivery = now;
     if (seat.first && typeof data.created_at === "string") {
-      current.stamped.push((epochMicros(data.created_at) - (performance.timeOrigin + Number(stamp)) * 1000) / 1000);
+      current.stamped.push(stampedMs(data.created_at, Number(stamp)));
     }
   }
 }
@@ -220,6 +220,12 @@ async function step({ id, rate, seconds, quiet_ms: quietMs = 3000, limit_ms: lim
   });
 }
 
+// Milliseconds from a send at `sentAt` (performance.now()) to the messages service's created_at (same machine, same
+// clock).
+function stampedMs(createdAt, sentAt) {
+  return (epochMicros(createdAt) - (performance.timeOrigin + sentAt) * 1000) / 1000;
+}
+
 // Microseconds since the epoch of an ISO instant with microseconds (Date.parse keeps milliseconds only).
 function epochMicros(iso) {
   const match = /\.(\d+)Z$/.exec(iso);
@@ -235,13 +241,12 @@ async function idle({ count = 200, id = "idle", warmup = 10 }) {
   const stamped = [];
   for (let i = -warmup; i < count; i += 1) {
     const sentAt = performance.now();
-    const sentWall = (performance.timeOrigin + sentAt) * 1000;
     const received = new Promise((resolve) => {
       const handler = (data) => {
         if (data?.client_msg_id === `${id}-${i}`) {
           b.socket.off("message:new", handler);
           // The messages service stamps created_at after its checks, before the insert (same machine, same clock).
-          stamped.push((epochMicros(data.created_at) - sentWall) / 1000);
+          stamped.push(stampedMs(data.created_at, sentAt));
           resolve(performance.now() - sentAt);
         }
       };
