@@ -102,15 +102,17 @@ class ChatSettings(BaseSettings):
     anyway, so 0 costs few requests. Measured in split mode: idle send → receive p50 6.9–8.5 ms at 0 against
     11.9–13.0 ms at 2."""
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=10, le=5_000)
-    """How long the broker holds a consumer's fetch that found nothing new. A fetch is answered as soon as a record
-    arrives, so a moving bus never waits for it; it is how often each idle consumer asks again. Longer costs an idle
-    deployment less (split mode, measured: its services and the broker used 20.5 % of a core at 100 and 12.2 % at
-    500, with throughput unchanged), but the broker answers a connection's requests in order, so what a consumer
-    asks behind a held fetch waits for it, such as the offsets of the partitions it takes over in a rebalance."""
+    """How long the broker holds a consumer-group member's fetch that found nothing new (broadcast readers: below).
+    A fetch is answered as soon as a record arrives, so a moving bus never waits for it; it is how often each idle
+    consumer asks again. Longer costs an idle deployment less (split mode, measured: its services and the broker
+    used 20.5 % of a core at 100 and 12.2 % at 500, with throughput unchanged), but the broker answers a
+    connection's requests in order, so what a consumer asks behind a held fetch waits for it, such as the offsets
+    of the partitions it takes over in a rebalance."""
     kafka_broadcast_fetch_max_wait_ms: int = Field(default=500, ge=10, le=5_000)
-    """The same for a broadcast reader (every instance reads everything: the gateways' fan-out), which joins no
-    consumer group. A fetch is still answered as soon as a record arrives; the broker answers a connection's
-    requests in order, but such a reader sends nothing that a rebalance waits for, so it can ask less often."""
+    """The same for a broadcast reader (every instance reads everything: the gateways' fan-out, the messages
+    service's view of room changes), which joins no consumer group. A fetch is still answered as soon as a record
+    arrives; the broker answers a connection's requests in order, but such a reader sends nothing that a rebalance
+    waits for, so it can ask less often."""
     kafka_commit_interval_ms: int = Field(default=200, ge=0, le=10_000)
     """How often at most a consumer-group member commits the offsets it has handled (0: after every batch). A
     rebalance and a stop commit at once, so a clean hand-over re-delivers nothing; a member that crashes
