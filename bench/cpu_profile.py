@@ -4,9 +4,10 @@ the wall clock.
 py-spy is the profiler of record (``uv run --with py-spy py-spy record …``), but on these virtual machines it cannot
 tell a waiting thread from a running one, so its samples are wall-clock samples: a process that waits for a busy
 core shows that wait as time in whatever it was doing. This sampler counts only CPU time: ``ITIMER_PROF`` fires
-after every millisecond of the process's own CPU (user and system), and the handler records the main thread's
-stack at that moment. C code (uvloop, pydantic-core, orjson, system calls) is counted to the Python line that
-called it.
+after the process's own CPU (user and system) advances, and the handler records the main thread's stack at that
+moment. It asks for every millisecond, but the kernel counts a process's CPU in ticks (4 ms on this machine), so a
+sample stands for about one tick; the shares hold, the counts are not milliseconds. C code (uvloop,
+pydantic-core, orjson, system calls) is counted to the Python line that called it.
 
     python -m bench.cpu_profile OUT.txt up --external …    # chat's own arguments after the output path
 

@@ -29,9 +29,12 @@ socket per room). Sizes from the environment:
                                           under 5 % of a core for 3 s; the shared Kafka broker (split mode)
                                           under 1.5 × its share with the deployment idle, + 1 % of a core
                                           (bench/meter.py; its CPU still counts in the figures)
-    BENCH_TP_PROFILE=                     a rate at which to profile: py-spy flame graphs of every Python process
-                                          (wall clock: the product's and the Mongo-wire server), and in the
-                                          all-in-one mode the CPU-time sampler of bench/cpu_profile.py too
+    BENCH_TP_PROFILE=                     a rate at which to profile: the CPU-time sampler of bench/cpu_profile.py
+                                          in each of the product's processes (both modes), and py-spy flame
+                                          graphs of every Python process (wall clock: the product's and the
+                                          Mongo-wire server)
+    BENCH_TP_WALL_PROFILE=1               0: the CPU-time samplers only (py-spy on seven processes of split mode
+                                          takes much of the machine, which distorts what it measures)
     BENCH_TP_ENV=                         settings for the product's processes, "NAME=value,..." (A/B runs of
                                           a setting, e.g. CHAT_KAFKA_LINGER_MS=0)
     BENCH_RESULTS=bench/results           throughput.json, throughput.md
@@ -62,7 +65,7 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 from sqlalchemy import make_url
 
-from bench import flame
+from bench import step_profile
 from bench.meter import QUIET_SHARE, Meter, at_rest, machine_share, raised_floors, spent
 from bench.scenarios import machine
 from bench.serving import free_port
@@ -122,6 +125,7 @@ class Sizes:
     profile_rate: int | None = field(
         default_factory=lambda: int(os.environ["BENCH_TP_PROFILE"]) if os.environ.get("BENCH_TP_PROFILE") else None
     )
+    wall_profile: bool = field(default_factory=lambda: os.environ.get("BENCH_TP_WALL_PROFILE", "1") != "0")
 
     def rates(self, shape: str) -> list[int]:
         return [int(x) for x in _list(f"BENCH_TP_RATES_{shape}", DEFAULT_RATES[shape])]
@@ -193,6 +197,8 @@ class Deployment:
     logs: list[Path]
     metrics: list[str]
     """Base URLs of every process that serves /metrics."""
+    cpu_samples: dict[str, Path] = field(default_factory=dict)
+    """Process name → where its CPU-time sampler writes (bench/cpu_profile.py), for the processes run under one."""
 
 
 def _spawn(
@@ -264,7 +270,13 @@ async def all_in_one(
     try:
         await _ready(base, process, log)
         yield Deployment(
-            gateways=[base], pids={"chat up": process.pid}, inbox=inbox, mongo_url=mongo_url, logs=[log], metrics=[base]
+            gateways=[base],
+            pids={"chat up": process.pid},
+            inbox=inbox,
+            mongo_url=mongo_url,
+            logs=[log],
+            metrics=[base],
+            cpu_samples={"chat up": sampled} if sampled is not None else {},
         )
     finally:
         await _terminate(process)
@@ -272,12 +284,21 @@ async def all_in_one(
 
 @asynccontextmanager
 async def split_mode(
-    tmp: Path, postgres_url: str, kafka: str, mongo_url: str, smtp: tuple[str, int, SmtpInbox]
+    tmp: Path,
+    postgres_url: str,
+    kafka: str,
+    mongo_url: str,
+    smtp: tuple[str, int, SmtpInbox],
+    *,
+    sampled: Path | None = None,
 ) -> AsyncIterator[Deployment]:
+    """The split deployment; with ``sampled`` (a directory), each service under the CPU-time sampler."""
     from tests.integration.split import run_split
 
     database = f"tp_{secrets.token_hex(4)}"
-    async with run_split(tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=_product_env()) as split:
+    async with run_split(
+        tmp, postgres_url, kafka, mongo_url, database, smtp, extra_env=_product_env(), cpu_samples=sampled
+    ) as split:
         yield Deployment(
             gateways=split.gateways,
             pids={name: child.process.pid for name, child in split.children.items()},
@@ -285,6 +306,9 @@ async def split_mode(
             mongo_url=mongo_url,
             logs=[child.log_path for child in split.children.values()],
             metrics=[child.base for child in split.children.values()],
+            cpu_samples={
+                name: child.cpu_samples for name, child in split.children.items() if child.cpu_samples is not None
+            },
         )
 
 
@@ -403,61 +427,6 @@ def _within(row: Mapping[str, Any]) -> bool:
     )
 
 
-async def _profile(
-    deployment: Deployment, infra: Mapping[str, int], sizes: Sizes, label: str
-) -> list[tuple[asyncio.subprocess.Process, Path]]:
-    """py-spy recording every Python process of the run (collapsed stacks) for the length of one step."""
-    uvx = shutil.which("uvx") or str(Path.home() / ".local" / "bin" / "uvx")
-    sizes.results.mkdir(parents=True, exist_ok=True)
-    targets = {**deployment.pids, **{k: v for k, v in infra.items() if k == "mongo server"}}
-    started = []
-    if "chat up" in deployment.pids:
-        os.kill(deployment.pids["chat up"], signal.SIGUSR1)  # the CPU-time sampler starts (bench/cpu_profile.py)
-    for name, pid in targets.items():
-        out = sizes.results / f"profile-{label}-{name.replace(' ', '-')}.txt"
-        command = [uvx, "py-spy", "record", "--pid", str(pid), "--duration", str(int(sizes.seconds)), "--rate", "250"]
-        process = await asyncio.create_subprocess_exec(
-            *command, "--format", "raw", "--output", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        started.append((process, out))
-    await asyncio.sleep(1.0)  # py-spy attaches before the load starts
-    return started
-
-
-async def _cpu_profile(deployment: Deployment, out: Path, rate: int) -> None:
-    """Stop the CPU-time sampler of ``chat up`` and keep its stacks and flame graph in the results."""
-    pid = deployment.pids.get("chat up")
-    if pid is None:
-        return
-    samples = deployment.logs[0].parent / "cpu-samples.txt"
-    os.kill(pid, signal.SIGUSR2)
-    for _ in range(100):
-        if await asyncio.to_thread(samples.exists):
-            await asyncio.to_thread(_keep_cpu_profile, samples, out, rate)
-            return
-        await asyncio.sleep(0.1)
-
-
-def _keep_cpu_profile(samples: Path, out: Path, rate: int) -> None:
-    text = samples.read_text()
-    out.write_text(text)
-    stacks = flame.parse(text.splitlines())
-    title = f"all-in-one at {rate} msg/s: CPU time (bench/cpu_profile.py)"
-    out.with_suffix(".svg").write_text(flame.svg(stacks, title))
-    out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
-
-
-def _render(profiles: list[tuple[asyncio.subprocess.Process, Path]], title: str) -> None:
-    for _process, out in profiles:
-        if out.exists():
-            parsed = flame.parse(out.read_text().splitlines())
-            # chat up and the services work on their event loop's thread; the Mongo-wire server in a thread per
-            # client connection
-            stacks = flame.busy_threads(parsed) if "mongo" in out.stem else flame.main_thread(parsed)
-            out.with_suffix(".svg").write_text(flame.svg(stacks, f"{title}: {out.stem}"))
-            out.with_suffix(".summary.txt").write_text(flame.summary(stacks, top=40) + "\n")
-
-
 async def run_idle(deployment: Deployment, load: Load, meter: Meter, tokens: list[str], sizes: Sizes) -> dict[str, Any]:
     """The idle latency: two people in a room of their own, one socket each, one message at a time."""
     opened = await load.call({"op": "connect", "seats": await seats_for(deployment, tokens, "1x2")})
@@ -519,8 +488,17 @@ async def run_shape(
         commands_before = await store_commands(deployment.mongo_url)
         records_before = await bus_records(deployment)
         cpu_before = meter.read()
-        profilers = (
-            await _profile(deployment, infra, sizes, f"{mode}-{shape}-{rate}") if rate == sizes.profile_rate else []
+        profiling = rate == sizes.profile_rate
+        label = f"{mode}-{shape}-{rate}"
+        # every Python process of the run: the product's and the Mongo-wire server
+        profiled = {**deployment.pids, **{k: v for k, v in infra.items() if k == "mongo server"}}
+        sampled = deployment.cpu_samples
+        recordings = (
+            await step_profile.start(
+                profiled, sampled, results=sizes.results, label=label, seconds=sizes.seconds, wall=sizes.wall_profile
+            )
+            if profiling
+            else []
         )
         began = time.perf_counter()
         row = await load.call(
@@ -535,11 +513,9 @@ async def run_shape(
         )
         elapsed = time.perf_counter() - began
         cpu_after = meter.read()
-        for profiler, _out in profilers:
-            await profiler.wait()
-        if profilers:
-            _render(profilers, f"{mode} {shape} at {rate} msg/s (py-spy, wall clock)")
-            await _cpu_profile(deployment, sizes.results / f"cpu-{mode}-{shape}-{rate}-chat-up.txt", rate)
+        if profiling:
+            title = f"{mode} {shape} at {rate} msg/s"
+            await step_profile.finish(recordings, profiled, sampled, results=sizes.results, label=label, title=title)
         by_kind = commands_between(commands_before, await store_commands(deployment.mongo_url))
         commands = sum(by_kind.values())
         records_after = await bus_records(deployment)
@@ -618,7 +594,10 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
                     if server.service == "kafka" and server.running and server.pid is not None:
                         shared_pids["kafka broker"] = server.pid
                 infra_pids.update(shared_pids)
-                context = split_mode(tmp, urls.postgres_url, shared.kafka_bootstrap, urls.mongo_url, smtp)
+                sampled = tmp / "cpu-samples" if sizes.profile_rate is not None else None
+                context = split_mode(
+                    tmp, urls.postgres_url, shared.kafka_bootstrap, urls.mongo_url, smtp, sampled=sampled
+                )
             async with context as deployment:
                 resting = await _resting(shared_pids)
                 load = await Load.start()

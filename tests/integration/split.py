@@ -53,6 +53,8 @@ class Child:
     log_file: IO[bytes]
     env: dict[str, str] = field(default_factory=dict, repr=False)
     tmp_path: Path | None = None
+    cpu_samples: Path | None = None
+    """Where the process's CPU-time sampler writes (bench/cpu_profile.py), when it runs under one."""
     stopped_on_purpose: bool = False
     killed: bool = False
     listening_after: float | None = None
@@ -132,7 +134,7 @@ class Split:
         assert old.tmp_path is not None
         old.log_path.rename(old.log_path.with_suffix(f".{int(time.time() * 1000)}.log"))
         began = time.perf_counter()
-        child = _spawn(name, old.target, old.port, env, old.tmp_path)
+        child = _spawn(name, old.target, old.port, env, old.tmp_path, cpu_samples=old.cpu_samples)
         self.children[name] = child
         async with httpx.AsyncClient(timeout=2) as probe, asyncio.timeout(START_TIMEOUT_SECONDS):
             await _ready(child, probe, began)
@@ -161,10 +163,13 @@ def _distinct_ports(count: int) -> list[int]:
     return ports
 
 
-def _spawn(name: str, target: str, port: int, env: dict[str, str], tmp_path: Path) -> Child:
+def _spawn(
+    name: str, target: str, port: int, env: dict[str, str], tmp_path: Path, *, cpu_samples: Path | None = None
+) -> Child:
     log_path = tmp_path / f"{name}.log"
     log_file = log_path.open("wb")
-    command = [sys.executable, "-m", "chat_app", "serve", "--target", target, "--host", "127.0.0.1"]
+    module = ["bench.cpu_profile", str(cpu_samples)] if cpu_samples is not None else ["chat_app"]
+    command = [sys.executable, "-m", *module, "serve", "--target", target, "--host", "127.0.0.1"]
     process = subprocess.Popen(
         [*command, "--port", str(port)],
         env=env,
@@ -182,6 +187,7 @@ def _spawn(name: str, target: str, port: int, env: dict[str, str], tmp_path: Pat
         log_file=log_file,
         env=env,
         tmp_path=tmp_path,
+        cpu_samples=cpu_samples,
     )
 
 
@@ -247,9 +253,12 @@ async def run_split(
     mongo_database_name: str,
     smtp_server: tuple[str, int, SmtpInbox],
     extra_env: Mapping[str, str] | None = None,
+    cpu_samples: Path | None = None,
 ) -> AsyncIterator[Split]:
     """The split deployment on the given servers (the ``split`` fixture, or a test's own Kafka broker); ``extra_env``
-    adds to or overrides the services' configuration (the pipeline benchmark's limits)."""
+    adds to or overrides the services' configuration (the pipeline benchmark's limits). With ``cpu_samples`` (a
+    directory), each service runs under the CPU-time sampler of bench/cpu_profile.py, which writes
+    ``<name>.txt`` there when told to (the throughput benchmark's profiles)."""
     suffix = secrets.token_hex(4)
     names = ["auth", "rooms", "messages", *GATEWAYS]
     ports = dict(zip(names, _distinct_ports(len(names)), strict=True))
@@ -269,8 +278,9 @@ async def run_split(
         "CHAT_BUS": "kafka",
         "CHAT_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CHAT_KAFKA_TOPIC_PREFIX": topic_prefix,
-        # Heartbeats every 0.8 s instead of 2 s: the messages service's consumers share one group, and each one
-        # that joins at start-up costs the others a rebalance they only notice at their next heartbeat.
+        # Heartbeats every 0.1 s (a sixtieth of the session, floored at 0.1 s: compose.kafka_config) instead of
+        # 1/6 s: the messages service's consumers share one group, and each one that joins at start-up costs the
+        # others a rebalance they only notice at their next heartbeat.
         "CHAT_KAFKA_SESSION_TIMEOUT_MS": "4000",
         "CHAT_LOG_FORMAT": "json",
         "CHAT_LOG_LEVEL": "info",
@@ -316,6 +326,8 @@ async def run_split(
     try:
         await create_topics(ChatSettings(bus="kafka", kafka_bootstrap=kafka_bootstrap, kafka_topic_prefix=topic_prefix))
         startup["topics"] = time.perf_counter() - began
+        if cpu_samples is not None:
+            await asyncio.to_thread(cpu_samples.mkdir, parents=True, exist_ok=True)
         for name in names:
             # A lasting name per process, as a pod's name: a restarted service takes its place in its consumer
             # groups at once (static membership, docs/reliability.md).
@@ -323,7 +335,8 @@ async def run_split(
             if name in GATEWAYS:
                 own["CHAT_GATEWAY_INSTANCE_ID"] = instance_ids[name]
             target = "gateway" if name in GATEWAYS else name
-            children[name] = _spawn(name, target, ports[name], own, tmp_path)
+            samples = cpu_samples / f"{name}.txt" if cpu_samples is not None else None
+            children[name] = _spawn(name, target, ports[name], own, tmp_path, cpu_samples=samples)
         spawned = time.perf_counter()
         async with httpx.AsyncClient(timeout=2) as probe:
             try:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -112,6 +112,41 @@ async def test_a_batch_of_sends_costs_one_store_write_and_one_publish(tmp_path: 
     assert [getattr(a, "request_id", None) for a in answers] == [c.request_id for c in commands]
     assert seqs(answers) == list(range(2, 22))
     assert stored_seqs(setting.store, room) == list(range(1, 22))
+
+
+async def test_a_batch_over_several_rooms_numbers_each_room_on_its_own_in_one_write(tmp_path: Path) -> None:
+    setting = Setting(tmp_path)
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    rooms = [await setting.room(ada, bob) for _ in range(3)]
+    writes = setting.store.writes
+    commands = [send(rooms[i % 3], (ada, bob)[i % 2], f"m{i}") for i in range(9)]
+    answers = await setting.batch(commands)  # the ledgers and memberships of the three rooms, read together
+    assert setting.store.writes - writes == 1
+    assert [(a.room_id, a.seq) for a in answers if isinstance(a, ev.MessageCreated)] == [
+        (rooms[i % 3], i // 3 + 1) for i in range(9)
+    ]
+    assert [stored_seqs(setting.store, room) for room in rooms] == [[1, 2, 3]] * 3
+
+
+async def test_a_batch_of_one_room_is_answered_without_a_task_of_its_own(tmp_path: Path) -> None:
+    setting = Setting(tmp_path)
+    ada = uuid.uuid4()
+    room = await setting.room(ada)
+    await setting.batch([send(room, ada, "warm-up")])
+    made: list[str] = []
+
+    def counted(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(counted)
+    try:
+        answers = await setting.batch([send(room, ada, "a"), send(room, ada, "b")])
+    finally:
+        loop.set_task_factory(None)
+    assert seqs(answers) == [2, 3]
+    assert made == []
 
 
 async def test_a_resend_inside_a_batch_is_answered_by_the_stored_message_and_its_seq_goes_to_the_next(

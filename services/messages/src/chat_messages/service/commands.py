@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import structlog
 
@@ -48,6 +48,7 @@ Command = (
 Correlated: TypeAlias = tuple[Command, str]
 """A command and its correlation id, which its answer carries on."""
 MAX_SEQ_RETRIES = 50
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -83,7 +84,7 @@ async def handle_commands(ctx: MessagesContext, owner: RoomOwner, commands: Sequ
     for lock in locks:  # in one order, so two batches never wait for each other in a circle
         await lock.acquire()
     try:
-        await asyncio.gather(*(owner.load_members(ledgers[room_id], users) for room_id, users in actors.items()))
+        await _together([owner.load_members(ledgers[room_id], users) for room_id, users in actors.items()])
         for data, correlation_id in commands:
             ledger = ledgers[data.room_id]
             if isinstance(data, cmd.SendMessage):
@@ -124,8 +125,16 @@ async def _ledgers(
     for data in commands:
         seen_at[data.room_id] = max(seen_at.get(data.room_id, 0), data.room_version or 0)
         actors.setdefault(data.room_id, set()).add(_actor(data))
-    found = await asyncio.gather(*(owner.ledger(room_id, seen_at=version) for room_id, version in seen_at.items()))
+    found = await _together([owner.ledger(room_id, seen_at=version) for room_id, version in seen_at.items()])
     return {ledger.room_id: ledger for ledger in found}, actors
+
+
+async def _together(awaitables: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather``, but one awaitable (a batch of one room: the usual case) is awaited in place: gather would
+    make it a task of its own, two per message, and a turn of the event loop each."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    return list(await asyncio.gather(*awaitables))
 
 
 def _actor(data: Command) -> uuid.UUID:
