@@ -104,14 +104,12 @@ class Measured:
     rest_ms_per_s: float
 
 
-async def _measure(
-    run: Callable[[], Awaitable[None]], rest: Callable[[], Awaitable[None]], sizes: Sizes, broker: int
-) -> Measured:
+async def _measure(run: Callable[[], Awaitable[None]], sizes: Sizes, broker: int) -> Measured:
     cpu, broker_cpu = process_cpu(), cpu_seconds(broker)
     await run()
     used, broker_used = process_cpu() - cpu, cpu_seconds(broker) - broker_cpu
     rest_cpu = process_cpu()
-    await rest()
+    await asyncio.sleep(REST_SECONDS)  # the clients connected and idle
     return Measured(
         client_ms=used * 1000 / sizes.records,
         broker_ms=broker_used * 1000 / sizes.records,
@@ -176,7 +174,7 @@ async def with_aiokafka(bootstrap: str, topic: str, sizes: Sizes, broker: int) -
             await everything.wait()
             await reader
 
-        return await _measure(run, lambda: asyncio.sleep(REST_SECONDS), sizes, broker)
+        return await _measure(run, sizes, broker)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -242,7 +240,7 @@ async def with_confluent(bootstrap: str, topic: str, sizes: Sizes, broker: int) 
             await paced(sizes.records, sizes.rate, send)
             await everything.wait()
 
-        return await _measure(run, lambda: asyncio.sleep(REST_SECONDS), sizes, broker)
+        return await _measure(run, sizes, broker)
     finally:
         stopping.set()
         for thread in threads:

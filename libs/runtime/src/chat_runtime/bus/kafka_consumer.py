@@ -26,6 +26,7 @@ from chat_runtime.bus.kafka_setup import KafkaConfig, consumer_options
 from chat_runtime.bus.port import NotCaughtUp, Start
 from chat_runtime.bus.processing import Delivery, RecordProcessor
 from chat_runtime.extras import missing_extra
+from chat_runtime.together import together
 
 try:
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -273,7 +274,7 @@ class KafkaSubscription:
             batches = await self._consumer.getmany(
                 timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
             )
-            await asyncio.gather(*(self._handle(tp, records) for tp, records in batches.items()))
+            await together([self._handle(tp, records) for tp, records in batches.items()])
 
     async def _keep_polling(self) -> None:
         """A group member's own task, while its lanes read its partitions. A member that holds none polls here, so

@@ -19,11 +19,10 @@ seq and is numbered again; no seq is ever skipped or used twice.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias
 
 import structlog
 
@@ -38,6 +37,7 @@ from chat_messages.service.attachments import validate_for_send
 from chat_messages.service.context import MessagesContext
 from chat_messages.service.owner import RoomLedger, RoomOwner
 from chat_runtime.bus.port import Outgoing
+from chat_runtime.together import together
 
 log = structlog.get_logger("chat.messages")
 
@@ -48,7 +48,6 @@ Command = (
 Correlated: TypeAlias = tuple[Command, str]
 """A command and its correlation id, which its answer carries on."""
 MAX_SEQ_RETRIES = 50
-T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -84,7 +83,7 @@ async def handle_commands(ctx: MessagesContext, owner: RoomOwner, commands: Sequ
     for lock in locks:  # in one order, so two batches never wait for each other in a circle
         await lock.acquire()
     try:
-        await _together([owner.load_members(ledgers[room_id], users) for room_id, users in actors.items()])
+        await together([owner.load_members(ledgers[room_id], users) for room_id, users in actors.items()])
         for data, correlation_id in commands:
             ledger = ledgers[data.room_id]
             if isinstance(data, cmd.SendMessage):
@@ -125,16 +124,8 @@ async def _ledgers(
     for data in commands:
         seen_at[data.room_id] = max(seen_at.get(data.room_id, 0), data.room_version or 0)
         actors.setdefault(data.room_id, set()).add(_actor(data))
-    found = await _together([owner.ledger(room_id, seen_at=version) for room_id, version in seen_at.items()])
+    found = await together([owner.ledger(room_id, seen_at=version) for room_id, version in seen_at.items()])
     return {ledger.room_id: ledger for ledger in found}, actors
-
-
-async def _together(awaitables: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """``asyncio.gather``, but one awaitable (a batch of one room: the usual case) is awaited in place: gather would
-    make it a task of its own, two per message, and a turn of the event loop each."""
-    if len(awaitables) == 1:
-        return [await awaitables[0]]
-    return list(await asyncio.gather(*awaitables))
 
 
 def _actor(data: Command) -> uuid.UUID:
