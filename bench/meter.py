@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from bench.serving import cpu_seconds
+from bench.serving import CLOCK_TICKS, cpu_seconds
 
 
 def children_of() -> dict[int, list[int]]:
@@ -36,6 +36,20 @@ def tree_cpu(pid: int, tree: dict[int, list[int]]) -> float:
         except (OSError, IndexError, ValueError):
             continue
         stack.extend(tree.get(current, []))
+    return total
+
+
+def compiler_cpu(pid: int, proc: Path = Path("/proc")) -> float:
+    """CPU seconds of a JVM's JIT compiler threads (``C1 CompilerThre…``, ``C2 CompilerThre…``) still running."""
+    total = 0.0
+    for task in (proc / str(pid) / "task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if "CompilerThre" in name:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
 
 

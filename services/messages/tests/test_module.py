@@ -83,6 +83,45 @@ async def test_the_commands_consumer_follows_the_pace_of_the_stores_inserts(tmp_
         await unreachable.close()
 
 
+@pytest.mark.parametrize(
+    ("bus", "writes", "paced"),
+    [
+        ("inprocess", None, 50.0),  # all-in-one: paced by default
+        ("kafka", None, 0.0),  # split mode: not paced by default
+        ("kafka", "20", 20.0),  # a chosen pace holds on either bus
+        ("inprocess", "0", 0.0),
+        ("kafka", "auto", 0.0),
+    ],
+)
+async def test_the_store_paces_inserts_by_default_on_the_in_process_bus_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus: str, writes: str | None, paced: float
+) -> None:
+    monkeypatch.setenv("CHAT_BUS", bus)
+    if writes is not None:
+        monkeypatch.setenv("CHAT_MESSAGES_STORE_WRITES_PER_SECOND", writes)
+    settings = load_settings(MessagesSettings, data_dir=tmp_path)
+    assert settings.paced_writes_per_second() == paced
+    unreachable = mongo.client("mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
+    module = bootstrap(
+        settings, bus=InProcessBus(InProcessBroker()), mongo_client=unreachable, jwks=StaticJwksSource({"keys": []})
+    )
+    try:
+        commands = [handler for handler in module.bus_handlers() if handler.spec.name == MESSAGES_COMMANDS.name]
+        # an unpaced store gives its consumer no pace: it never waits before taking a small batch
+        assert (commands[0].pace is not None) == (paced > 0)
+    finally:
+        await unreachable.close()
+
+
+@pytest.mark.parametrize("writes", ["-1", "fast", "100001"])
+def test_a_pace_that_is_neither_auto_nor_a_rate_in_range_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, writes: str
+) -> None:
+    monkeypatch.setenv("CHAT_MESSAGES_STORE_WRITES_PER_SECOND", writes)
+    with pytest.raises(SettingsError, match="CHAT_MESSAGES_STORE_WRITES_PER_SECOND"):
+        load_settings(MessagesSettings)
+
+
 def test_the_in_memory_store_sets_no_pace(tmp_path: Path) -> None:
     settings = load_settings(MessagesSettings, data_dir=tmp_path)
     ctx = build_context(

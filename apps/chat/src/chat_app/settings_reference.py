@@ -160,13 +160,24 @@ def _default(cls: type[ChatSettings], name: str, info: FieldInfo) -> str:
 
 
 def _type(info: FieldInfo) -> str:
-    annotation = info.annotation
+    return _describe(info.annotation, list(info.metadata))
+
+
+def _describe(annotation: Any, metadata: list[Any]) -> str:
+    """A setting's type in words, with its bounds; each member of a union on its own (``number, ≥ 0 or `auto```)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        for item in extra:
+            metadata = [*metadata, *(item.metadata if isinstance(item, FieldInfo) else [item])]
+        return _describe(base, metadata)
     parts = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(parts) == 1:
-        annotation = parts[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        if len(parts) == 1:
+            return _describe(parts[0], metadata)
+        return " or ".join(_describe(part, metadata) for part in parts)
     if typing.get_origin(annotation) is typing.Literal:
-        text = " \\| ".join(f"`{_render_value(arg)}`" for arg in typing.get_args(annotation))
-    elif annotation is SecretStr:
+        return " \\| ".join(f"`{_render_value(arg)}`" for arg in typing.get_args(annotation))
+    if annotation is SecretStr:
         text = "secret"
     elif typing.get_origin(annotation) is list:
         text = "JSON list"
@@ -177,7 +188,7 @@ def _type(info: FieldInfo) -> str:
     else:
         text = str(annotation)
     bounds = []
-    for meta in info.metadata:
+    for meta in metadata:
         if isinstance(meta, Ge):
             bounds.append(f"≥ {meta.ge}")
         elif isinstance(meta, Gt):

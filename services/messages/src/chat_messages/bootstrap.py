@@ -102,10 +102,10 @@ class MessagesModule:
         )
 
     def _insert_pace(self) -> Pace | None:
-        """The store's pace of inserts, for the commands consumer: MongoDB's paced inserts (the in-memory store
-        writes at once)."""
+        """The store's pace of inserts, for the commands consumer: MongoDB's paced inserts (unpaced inserts, on
+        Kafka by default, and the in-memory store write at once)."""
         store = self.context.store
-        if not isinstance(store, MongoMessageStore):
+        if not isinstance(store, MongoMessageStore) or not store.inserts_paced:
             return None
         return Pace(store.insert_pause, fill=store.insert_batch)
 
@@ -181,7 +181,7 @@ def bootstrap(
         settings,
         store=MongoMessageStore(
             db,
-            writes_per_second=settings.store_writes_per_second,
+            writes_per_second=settings.paced_writes_per_second(),
             pace_above=settings.store_pace_above_per_second,
             write_batch=settings.store_write_batch,
         ),

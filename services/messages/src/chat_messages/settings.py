@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chat_contracts.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_MAX_BYTES_CEILING
 from chat_messages.domain.moderation import validate_patterns
-from chat_runtime.settings import ChatSettings
+from chat_runtime.settings import BusKind, ChatSettings
 
 WriteConcernChoice = Literal["auto", "journaled", "majority"]
 """When MongoDB acknowledges the service's writes (``chat_messages.adapters.mongo.write_concern_for``)."""
+
+
+AUTO_WRITES_PER_SECOND: dict[BusKind, float] = {"inprocess": 50.0, "kafka": 0.0}
+"""The store's paced writes a second when ``store_writes_per_second`` is auto, by bus."""
 
 
 class MessagesSettings(ChatSettings):
@@ -30,18 +34,28 @@ class MessagesSettings(ChatSettings):
     """When a write counts as done, and so when a sender gets its ack: journaled (w:1, j:true), majority
     (w:majority, j:true), or auto: majority on a replica set of several members or a sharded cluster, else
     journaled (docs/messages.md)."""
-    store_writes_per_second: float = Field(default=50.0, ge=0, le=100_000)
+    store_writes_per_second: Annotated[float, Field(ge=0, le=100_000)] | Literal["auto"] = "auto"
     """Pace the inserts of new messages: while sends arrive faster than ``store_pace_above_per_second``, an insert
     waits until ``store_write_batch`` sends are waiting or 1/this seconds have passed since the previous one
     started (0: no pacing; inserts still join while one is in flight). The store then gets fewer, larger writes,
     each cheaper per message, for a wait of at most 1/this per send under load; a conversation at human speed,
     below the threshold, never waits, and at the highest rates the batch fills while the previous insert is in
-    flight. Measured at 500 msg/s, 20 rooms × 20 (docs/benchmarks.md): a sixth of the store commands and 35–40 %
-    less CPU per message than without pacing, for a p50 about 15 ms higher (adapters/group_insert.py)."""
+    flight. auto (default): 50 on the in-process bus (all-in-one), 0 on Kafka (split mode). Measured
+    (docs/benchmarks.md): all-in-one at 500 msg/s, 20 rooms × 20, pacing gave a sixth of the store commands and
+    35–40 % less CPU per message, for a p50 about 15 ms higher; in split mode, where each send already crosses
+    two Kafka hops and a fetch brings the sends that arrived meanwhile to one insert, it gave the same store
+    CPU per message at 300 msg/s for twice the latency, and the highest rate within p99 ≤ 100 ms fell from
+    300–400 to 200 (adapters/group_insert.py)."""
     store_pace_above_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
     """The rate of sends (over the last 100 ms, this instance) above which inserts are paced."""
     store_write_batch: int = Field(default=8, ge=1, le=1_000)
     """How many waiting sends start a paced insert before its interval is over."""
+
+    def paced_writes_per_second(self) -> float:
+        """``store_writes_per_second`` with auto resolved for this process's bus."""
+        if self.store_writes_per_second == "auto":
+            return AUTO_WRITES_PER_SECOND[self.bus]
+        return self.store_writes_per_second
 
     # verifying access tokens issued by the auth service
     auth_issuer: str = "http://127.0.0.1:8000/api/auth"

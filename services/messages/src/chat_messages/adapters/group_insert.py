@@ -94,6 +94,11 @@ class GroupInsert:
         return await request.done
 
     @property
+    def paced(self) -> bool:
+        """Whether writes are paced at all (``writes_per_second`` > 0)."""
+        return self._interval > 0
+
+    @property
     def batch(self) -> int:
         """How many waiting documents start a paced write before its interval is over."""
         return self._batch

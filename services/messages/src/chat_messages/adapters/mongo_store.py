@@ -163,6 +163,11 @@ class MongoMessageStore:
         return self._inserts.pause()
 
     @property
+    def inserts_paced(self) -> bool:
+        """Whether inserts of new messages are paced (``writes_per_second`` > 0)."""
+        return self._inserts.paced
+
+    @property
     def insert_batch(self) -> int:
         """How many waiting new messages start a paced insert at once."""
         return self._inserts.batch
