@@ -42,10 +42,12 @@ class MessagesSettings(ChatSettings):
     below the threshold, never waits, and at the highest rates the batch fills while the previous insert is in
     flight. auto (default): 50 on the in-process bus (all-in-one), 0 on Kafka (split mode). Measured
     (docs/benchmarks.md): all-in-one at 500 msg/s, 20 rooms × 20, pacing gave a sixth of the store commands and
-    35–40 % less CPU per message, for a p50 about 15 ms higher; in split mode, where each send already crosses
-    two Kafka hops and a fetch brings the sends that arrived meanwhile to one insert, it gave the same store
-    CPU per message at 300 msg/s for twice the latency, and the highest rate within p99 ≤ 100 ms fell from
-    300–400 to 200 (adapters/group_insert.py)."""
+    35–40 % less CPU per message, for a p50 about 15 ms higher. In split mode, where each send already crosses
+    two Kafka hops and a fetch brings the sends that arrived meanwhile to one insert, the store's CPU per message
+    at 300 msg/s was the same either way; over six interleaved pairs at 20 × 20 the unpaced code reached the
+    same highest rate within p99 ≤ 100 ms or a higher one in every pair (higher in four: 300, 400 and 400
+    against 200, and 200 against none), for about a tenth more CPU per message over every process
+    (adapters/group_insert.py)."""
     store_pace_above_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
     """The rate of sends (over the last 100 ms, this instance) above which inserts are paced."""
     store_write_batch: int = Field(default=8, ge=1, le=1_000)
