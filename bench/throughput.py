@@ -57,12 +57,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
@@ -70,7 +70,8 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import make_url
 
 from bench import step_profile
-from bench.meter import QUIET_SHARE, Meter, at_rest, compiler_cpu, machine_share, raised_floors, spent
+from bench.broker_warm_up import BROKER, warm_broker_if_asked
+from bench.meter import QUIET_SHARE, Meter, at_rest, machine_share, raised_floors, spent
 from bench.scenarios import machine
 from bench.serving import free_port
 from chat_localinfra import InfraConfig, ensure_started, status, stop
@@ -447,7 +448,7 @@ async def run_idle(
     opened = await load.call({"op": "connect", "seats": await seats_for(deployment, tokens, "1x2")})
     if opened["failed"]:
         raise RuntimeError(f"{opened['failed']} sockets failed to connect: {opened['errors']}")
-    warmed = await _warm_broker_if_asked(load, meter, infra, broker_rounds, "idle")
+    warmed = await warm_broker_if_asked(load, meter, infra, broker_rounds, "idle")
     print(f"  idle: quiet after {await meter.settle(limit=sizes.settle)} s", flush=True)
     idle: dict[str, Any] = await load.call({"op": "idle", "count": sizes.idle, "id": f"idle{secrets.token_hex(2)}"})
     idle["broker_warm_up"] = [asdict(r) for r in warmed]
@@ -480,75 +481,6 @@ async def warm_up(load: Load, sockets: int) -> None:
     )
 
 
-BROKER = "kafka broker"
-BROKER_WARM_RATE = 200
-BROKER_WARM_SECONDS = 5.0
-BROKER_COMPILING = 0.10
-"""The warm-up ends after a round in which the broker's JIT compiler threads took under this share of its CPU."""
-
-
-@dataclass(frozen=True)
-class WarmUpRound:
-    broker_ms_per_message: float
-    compiler_share: float
-
-
-class Steps(Protocol):
-    async def call(self, command: Mapping[str, Any], timeout: float = 900) -> dict[str, Any]: ...
-
-
-async def warm_broker(
-    load: Steps, read: Callable[[], Mapping[str, float]], compiled: Callable[[], float], rounds: int
-) -> list[WarmUpRound]:
-    """Unmeasured rounds of sends (split mode, before the first measurement) until the Kafka broker's JVM has compiled
-    its hot paths: until its JIT compiler threads take under ``BROKER_COMPILING`` of its CPU in a round, at most
-    ``rounds``. ``read`` gives the CPU seconds of each process (``Meter.read``), ``compiled`` those of the broker's
-    compiler threads.
-
-    A broker that has just started (a fresh machine, or ``make infra-down``) spends several times its settled CPU
-    per request for its first tens of thousands of requests, half of it or more in the compiler threads. Measured
-    2026-12-06 on a restarted broker, split 20 × 20: 5.9, 3.4 and 2.5 ms per message at 100 msg/s in three runs in a
-    row, 2.8, 2.1 and 1.3 at 200/s, and 200/s failed (p99 283 and 276 ms) until the third run passed it (92 ms).
-    A deployed broker runs for weeks; steps on a cold one would count its compiler as the product's cost."""
-    done: list[WarmUpRound] = []
-    for _ in range(rounds):
-        before, compiled_before = read(), compiled()
-        row = await load.call(
-            {
-                "op": "step",
-                "id": f"b{secrets.token_hex(3)}",
-                "rate": BROKER_WARM_RATE,
-                "seconds": BROKER_WARM_SECONDS,
-                "quiet_ms": 1000,
-                "limit_ms": 60000,
-            }
-        )
-        used = spent(before, read()).get(BROKER, 0.0)
-        compiling = compiled() - compiled_before
-        done.append(
-            WarmUpRound(
-                broker_ms_per_message=round(used / max(1, row["acked"]) * 1000, 3),
-                compiler_share=round(compiling / used, 3) if used > 0 else 0.0,
-            )
-        )
-        if done[-1].compiler_share < BROKER_COMPILING:
-            break
-    return done
-
-
-async def _warm_broker_if_asked(
-    load: Load, meter: Meter, infra: Mapping[str, int], rounds: int, label: str
-) -> list[WarmUpRound]:
-    """``warm_broker`` when the run has a Kafka broker and ``rounds`` asks for a warm-up; prints each round."""
-    if not rounds or BROKER not in infra:
-        return []
-    broker = infra[BROKER]
-    warmed = await warm_broker(load, meter.read, lambda: compiler_cpu(broker), rounds)
-    figures = ", ".join(f"{r.broker_ms_per_message} ms ({r.compiler_share:.0%} compiling)" for r in warmed)
-    print(f"  {label}: the Kafka broker's warm-up, CPU per message by round: {figures}", flush=True)
-    return warmed
-
-
 async def run_shape(
     deployment: Deployment,
     load: Load,
@@ -567,7 +499,7 @@ async def run_shape(
         raise RuntimeError(f"{opened['failed']} sockets failed to connect: {opened['errors']}")
     print(f"  {shape}: {opened['connected']} sockets connected and subscribed in {opened['seconds']:.1f} s", flush=True)
     await warm_up(load, opened["connected"])
-    warmed = await _warm_broker_if_asked(load, meter, infra, broker_rounds, shape)
+    warmed = await warm_broker_if_asked(load, meter, infra, broker_rounds, shape)
     settled = await meter.settle(limit=sizes.settle)
     print(f"  {shape}: quiet after {settled} s", flush=True)
     result: dict[str, Any] = {
@@ -686,7 +618,7 @@ async def run_mode(mode: str, sizes: Sizes) -> dict[str, Any]:
                     raise RuntimeError("Kafka did not start")
                 for server in status():
                     if server.service == "kafka" and server.running and server.pid is not None:
-                        shared_pids["kafka broker"] = server.pid
+                        shared_pids[BROKER] = server.pid
                 infra_pids.update(shared_pids)
                 sampled = tmp / "cpu-samples" if sizes.profile_rate is not None else None
                 context = split_mode(

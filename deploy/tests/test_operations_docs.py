@@ -54,3 +54,8 @@ def test_check_mode_fails_on_a_stale_document_and_write_mode_fixes_it(tmp_path: 
     assert main(["--write", str(stale)]) == 0
     assert main(["--check", str(stale)]) == 0
     assert "`CHAT_GATEWAY_INSTANCE_ID`" in stale.read_text(encoding="utf-8")
+
+
+def test_a_setting_that_is_a_bounded_number_or_a_word_shows_both_with_the_numbers_bounds() -> None:
+    row = next(line for line in render().splitlines() if "`CHAT_MESSAGES_STORE_WRITES_PER_SECOND`" in line)
+    assert row.startswith("| `CHAT_MESSAGES_STORE_WRITES_PER_SECOND` | `auto` | number, ≥ 0, ≤ 100000 or `auto` |")

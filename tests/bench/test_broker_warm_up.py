@@ -1,6 +1,6 @@
-"""The Kafka broker's warm-up before split mode's first step (bench/throughput.py ``warm_broker``): unmeasured rounds
-until the broker's JIT compiler threads take under a tenth of its CPU; and how their CPU is read (bench/meter.py
-``compiler_cpu``). Fake rounds and a fake /proc: no broker, no load generator."""
+"""The Kafka broker's warm-up before split mode's first measurement (bench/broker_warm_up.py ``warm_broker``):
+unmeasured rounds until the broker's JIT compiler threads take under a tenth of its CPU; and how their CPU is read
+(bench/meter.py ``compiler_cpu``). Fake rounds and a fake /proc: no broker, no load generator."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.broker_warm_up import BROKER, WarmUpRound, warm_broker
 from bench.meter import compiler_cpu
 from bench.serving import CLOCK_TICKS
-from bench.throughput import BROKER, WarmUpRound, warm_broker
 
 
 class Broker:

@@ -164,7 +164,7 @@ def _type(info: FieldInfo) -> str:
 
 
 def _describe(annotation: Any, metadata: list[Any]) -> str:
-    """A setting's type in words, with its bounds; each member of a union on its own (``number, ≥ 0 or `auto```)."""
+    """A setting's type in words, with its bounds; each member of a union on its own, e.g. "number, ≥ 0 or `auto`"."""
     if typing.get_origin(annotation) is typing.Annotated:
         base, *extra = typing.get_args(annotation)
         for item in extra:
