@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from bench.serving import CLOCK_TICKS, cpu_seconds
+from bench.serving import cpu_seconds, stat_cpu_seconds
 
 
 def children_of() -> dict[int, list[int]]:
@@ -47,9 +47,8 @@ def compiler_cpu(pid: int, proc: Path = Path("/proc")) -> float:
             stat = (task / "stat").read_text()
         except OSError:
             continue
-        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
-        if "CompilerThre" in name:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if "CompilerThre" in stat[stat.index("(") + 1 : stat.rindex(")")]:
+            total += stat_cpu_seconds(stat)
     return total
 
 

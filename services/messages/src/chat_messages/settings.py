@@ -53,12 +53,6 @@ class MessagesSettings(ChatSettings):
     store_write_batch: int = Field(default=8, ge=1, le=1_000)
     """How many waiting sends start a paced insert before its interval is over."""
 
-    def paced_writes_per_second(self) -> float:
-        """``store_writes_per_second`` with auto resolved for this process's bus."""
-        if self.store_writes_per_second == "auto":
-            return AUTO_WRITES_PER_SECOND[self.bus]
-        return self.store_writes_per_second
-
     # verifying access tokens issued by the auth service
     auth_issuer: str = "http://127.0.0.1:8000/api/auth"
     auth_audience: str = "chat"
@@ -96,3 +90,9 @@ class MessagesSettings(ChatSettings):
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         return validate_patterns(value)
+
+    def paced_writes_per_second(self) -> float:
+        """``store_writes_per_second`` with auto resolved for this process's bus."""
+        if self.store_writes_per_second == "auto":
+            return AUTO_WRITES_PER_SECOND[self.bus]
+        return self.store_writes_per_second
