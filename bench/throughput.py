@@ -20,8 +20,8 @@ socket per room). Sizes from the environment:
 
     BENCH_TP_MODES=all,split
     BENCH_TP_SHAPES=1x50,20x20
-    BENCH_TP_RATES_1x50=25,50,100,200,300,400,500,600,800,1000,1200
-    BENCH_TP_RATES_20x20=25,50,100,200,300,400,600,800,1000,1200
+    BENCH_TP_RATES_1x50=25,50,100,200,300,400,500,600,800,1000,1200,1600,2000
+    BENCH_TP_RATES_20x20=25,50,100,200,300,400,600,800,1000,1200,1600,2000
     BENCH_TP_SECONDS=8                    sending time per step
     BENCH_TP_IDLE=200                     sequential messages for the idle latency, between two people in a
                                           room of their own (0: skip)
@@ -86,8 +86,8 @@ SHAPES: dict[str, tuple[int, int]] = {"1x50": (1, 50), "20x20": (20, 20), "1x2":
 RESTING_SECONDS = 10
 """How long the shared servers' resting CPU (their settle floors) is sampled, with the deployment up and idle."""
 DEFAULT_RATES = {
-    "1x50": "25,50,100,200,300,400,500,600,800,1000,1200",
-    "20x20": "25,50,100,200,300,400,600,800,1000,1200",
+    "1x50": "25,50,100,200,300,400,500,600,800,1000,1200,1600,2000",
+    "20x20": "25,50,100,200,300,400,600,800,1000,1200,1600,2000",
 }
 
 LIMITS = {
