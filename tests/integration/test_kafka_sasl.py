@@ -94,7 +94,8 @@ async def sasl_broker(tmp_path: Path, kafka_bootstrap: str) -> AsyncIterator[Sas
     properties = tmp_path / "server.properties"
     properties.write_text(render_properties(_properties(port=port, controller_port=controller_port, home=tmp_path)))
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    format_storage = [java, log4j, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id]
+    # One id in 64 starts with "-": given as a separate argument, the StorageTool reads it as an option and stops.
+    format_storage = [java, log4j, "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
     await asyncio.to_thread(
         subprocess.run, [*format_storage, "-c", str(properties)], check=True, capture_output=True, timeout=120
     )

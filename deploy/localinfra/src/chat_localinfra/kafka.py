@@ -224,8 +224,7 @@ class KafkaServer(Server):
                 self._classpath(),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one form for any id, even one that starts with "-"
                 "-c",
                 str(self.properties_path),
             ],
